@@ -1,0 +1,41 @@
+# airflow-provider-cronium: the two commands a new user runs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RECORDS ?= dags_templates/records
+
+.PHONY: demo test venv system lint pytest bench clean
+
+demo: venv
+	@echo "== Validating the example Cronium records in $(RECORDS)"
+	$(BIN)/cronium-airflow validate $(RECORDS)
+	@echo "== The Airflow DAGs they build"
+	$(BIN)/cronium-airflow plan $(RECORDS)
+
+test: venv system lint pytest
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+system:
+	bash scripts/install-system.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy cronium_provider
+
+pytest: venv
+	$(BIN)/python -m pytest
+
+bench: venv system
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

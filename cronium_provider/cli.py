@@ -1,0 +1,92 @@
+"""The ``cronium-airflow`` command: validate records and show the DAGs they would build.
+
+Neither command touches Airflow's database or the network. Secret values found in records (env var
+values, server keys and passwords) are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from cronium_provider.plan.build import build_plan
+from cronium_provider.records.validation import RecordSet, load_records
+
+
+def _summary(records: RecordSet) -> dict[str, Any]:
+    return {
+        "valid": {
+            "events": sorted(records.events),
+            "workflows": sorted(records.workflows),
+            "servers": sorted(records.servers),
+        },
+        "errors": [e.to_json() for e in records.errors],
+        "ok": records.ok,
+    }
+
+
+def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    records = load_records(args.paths)
+    if args.json:
+        json.dump(_summary(records), out, indent=2)
+        out.write("\n")
+        return 0 if records.ok else 1
+    counts = f"{len(records.events)} events, {len(records.workflows)} workflows, {len(records.servers)} servers valid"
+    if records.ok:
+        out.write(f"OK: {counts}\n")
+        return 0
+    for error in records.errors:
+        out.write(f"{error}\n")
+    out.write(f"{len(records.errors)} problem(s) found; {counts}\n")
+    return 1
+
+
+def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
+    records = load_records(args.paths)
+    plan = build_plan(records)
+    data = plan.to_json()
+    data["errors"] = [e.to_json() for e in records.errors]
+    if args.json:
+        json.dump(data, out, indent=2)
+        out.write("\n")
+    else:
+        for dag in plan.dags:
+            schedule = dag.schedule.cron or (
+                f"every {dag.schedule.interval_seconds}s" if dag.schedule.interval_seconds else "manual"
+            )
+            state = "paused" if dag.is_paused else "active"
+            out.write(f"{dag.dag_id}  [{state}, {schedule}]  {dag.name}\n")
+            for task in dag.tasks:
+                out.write(f"  {task.task_id:<20} {task.operator:<14} {task.trigger_rule:<12} {task.display_name}\n")
+        for skipped in plan.not_built:
+            out.write(f"{skipped.dag_id}  not built: {skipped.reason}\n")
+        for error in records.errors:
+            out.write(f"error: {error}\n")
+    return 0 if records.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cronium-airflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    validate = sub.add_parser("validate", help="check Cronium record files; exit 1 when any is invalid")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="record files or folders")
+    validate.add_argument("--json", action="store_true", help="machine-readable output")
+    validate.set_defaults(func=cmd_validate)
+    plan = sub.add_parser("plan", help="show the Airflow DAGs the records would build")
+    plan.add_argument("paths", nargs="+", metavar="PATH", help="record files or folders")
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.set_defaults(func=cmd_plan)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args, out or sys.stdout)
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

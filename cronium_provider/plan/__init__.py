@@ -1,0 +1,1 @@
+"""The plan layer: records -> pure-data DAG specs, with no Airflow import."""

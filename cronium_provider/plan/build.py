@@ -1,0 +1,210 @@
+"""Build the plan from validated records: one DAG per buildable event and workflow."""
+
+from __future__ import annotations
+
+import re
+
+from cronium_provider.plan.models import DagPlan, EdgePlan, Plan, SkippedRecord, TaskPlan
+from cronium_provider.plan.schedule import UNIT_SECONDS, plan_schedule
+from cronium_provider.records.models import (
+    SCRIPT_TYPES,
+    ConditionalActionType,
+    ConnectionType,
+    Event,
+    EventStatus,
+    EventTriggerType,
+    EventType,
+    Workflow,
+    WorkflowTriggerType,
+)
+from cronium_provider.records.validation import RecordSet
+
+BUILT_STATUSES = (EventStatus.ACTIVE, EventStatus.PAUSED)
+DEFAULT_RETRY_DELAY_SECONDS = 30
+
+ACTION_LISTS = (
+    # (event attribute, task id prefix, trigger rule after the run, label)
+    ("always_events", "always", "all_done", "always"),
+    ("success_events", "on_success", "all_success", "on success"),
+    ("fail_events", "on_failure", "all_failed", "on failure"),
+    ("condition_events", "on_condition", "all_success", "on condition"),
+)
+ACTION_CONNECTION = {
+    "always": ConnectionType.ALWAYS,
+    "on_success": ConnectionType.ON_SUCCESS,
+    "on_failure": ConnectionType.ON_FAILURE,
+    "on_condition": ConnectionType.ON_CONDITION,
+}
+# Provisional single-parent rules; the workflow issue replaces them with Cronium's exact semantics.
+CONNECTION_RULE = {
+    ConnectionType.ALWAYS: "all_done",
+    ConnectionType.ON_SUCCESS: "all_success",
+    ConnectionType.ON_FAILURE: "all_failed",
+    ConnectionType.ON_CONDITION: "all_success",
+}
+
+_TASK_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def event_dag_id(event_id: int) -> str:
+    return f"cronium_event_{event_id}"
+
+
+def workflow_dag_id(workflow_id: int) -> str:
+    return f"cronium_workflow_{workflow_id}"
+
+
+def node_task_id(node_id: str) -> str:
+    return "node_" + _TASK_ID_UNSAFE.sub("_", node_id)
+
+
+def _operator_for(event: Event) -> str:
+    if event.type in SCRIPT_TYPES:
+        return "script"
+    if event.type is EventType.HTTP_REQUEST:
+        return "http_request"
+    return "tool_action"
+
+
+def event_task(event: Event, task_id: str, trigger_rule: str = "all_success") -> TaskPlan:
+    """The task that runs one event (its own DAG's ``run`` task, or a workflow node)."""
+    details: dict[str, object] = {}
+    if event.type is EventType.HTTP_REQUEST:
+        details = {
+            "method": (event.http_method or "GET").upper(),
+            "url": event.http_url,
+            "header_names": [h.key for h in event.http_headers],
+            "has_body": bool(event.http_body),
+        }
+    elif event.type is EventType.TOOL_ACTION and event.tool_action_config is not None:
+        cfg = event.tool_action_config
+        details = {"tool_type": cfg.tool_type, "action_id": cfg.action_id, "tool_id": cfg.tool_id}
+    return TaskPlan(
+        task_id=task_id,
+        display_name=event.name,
+        operator=_operator_for(event),
+        event_id=event.id,
+        event_type=event.type.value,
+        trigger_rule=trigger_rule,
+        retries=event.retries,
+        retry_delay_seconds=DEFAULT_RETRY_DELAY_SECONDS,
+        execution_timeout_seconds=event.timeout_value * UNIT_SECONDS[event.timeout_unit],
+        run_location=event.run_location.value,
+        server_ids=tuple(event.server_ids),
+        env_keys=tuple(v.key for v in event.env_vars),
+        details=details,
+    )
+
+
+def _action_tasks(event: Event) -> tuple[list[TaskPlan], list[EdgePlan]]:
+    tasks: list[TaskPlan] = []
+    edges: list[EdgePlan] = []
+    for attribute, prefix, rule, label in ACTION_LISTS:
+        for index, action in enumerate(getattr(event, attribute)):
+            if action.type is ConditionalActionType.NONE:
+                continue
+            task_id = f"{prefix}_{index}"
+            if action.type is ConditionalActionType.SCRIPT:
+                operator = "trigger_event"
+                display = f"{label}: run event {action.target_event_id}"
+                details: dict[str, object] = {"target_dag_id": event_dag_id(action.target_event_id or 0)}
+            else:
+                operator = "send_message"
+                display = f"{label}: message via tool {action.tool_id}"
+                details = {"tool_id": action.tool_id}
+            tasks.append(
+                TaskPlan(task_id=task_id, display_name=display, operator=operator, trigger_rule=rule, details=details)
+            )
+            edges.append(EdgePlan("run", task_id, ACTION_CONNECTION[prefix].value))
+    return tasks, edges
+
+
+def _skipped(kind: str, dag_id: str, record_id: int, status: EventStatus, source: str) -> SkippedRecord:
+    return SkippedRecord(
+        dag_id=dag_id,
+        kind=kind,
+        record_id=record_id,
+        status=status.value,
+        reason=f"status {status.value}: only ACTIVE and PAUSED records become DAGs",
+        source=source,
+    )
+
+
+def plan_event(event: Event, source: str) -> DagPlan:
+    schedule = plan_schedule(
+        scheduled=event.trigger_type is EventTriggerType.SCHEDULE,
+        number=event.schedule_number,
+        unit=event.schedule_unit,
+        custom=event.custom_schedule,
+        start_time=event.start_time,
+    )
+    action_tasks, action_edges = _action_tasks(event)
+    return DagPlan(
+        dag_id=event_dag_id(event.id),
+        kind="event",
+        record_id=event.id,
+        name=event.name,
+        description=event.description,
+        tags=("cronium", *[t for t in event.tags if t != "cronium"]),
+        status=event.status.value,
+        is_paused=event.status is not EventStatus.ACTIVE,
+        schedule=schedule,
+        source=source,
+        tasks=(event_task(event, "run"), *action_tasks),
+        edges=tuple(action_edges),
+    )
+
+
+def plan_workflow(workflow: Workflow, events: dict[int, Event], source: str) -> DagPlan:
+    schedule = plan_schedule(
+        scheduled=workflow.trigger_type is WorkflowTriggerType.SCHEDULE,
+        number=workflow.schedule_number,
+        unit=workflow.schedule_unit,
+        custom=workflow.custom_schedule,
+        start_time=workflow.start_time,
+    )
+    incoming: dict[str, list[ConnectionType]] = {}
+    for conn in workflow.connections:
+        incoming.setdefault(conn.target, []).append(conn.connection_type)
+    tasks = []
+    for node in workflow.nodes:
+        kinds = incoming.get(node.id, [])
+        rule = CONNECTION_RULE[kinds[0]] if len(set(kinds)) == 1 else ("all_success" if not kinds else "all_done")
+        tasks.append(event_task(events[node.event_id], node_task_id(node.id), rule))
+    edges = tuple(
+        EdgePlan(node_task_id(c.source), node_task_id(c.target), c.connection_type.value) for c in workflow.connections
+    )
+    return DagPlan(
+        dag_id=workflow_dag_id(workflow.id),
+        kind="workflow",
+        record_id=workflow.id,
+        name=workflow.name,
+        description=workflow.description,
+        tags=("cronium", "cronium-workflow", *[t for t in workflow.tags if t not in ("cronium", "cronium-workflow")]),
+        status=workflow.status.value,
+        is_paused=workflow.status is not EventStatus.ACTIVE,
+        schedule=schedule,
+        source=source,
+        tasks=tuple(tasks),
+        edges=edges,
+    )
+
+
+def build_plan(records: RecordSet) -> Plan:
+    """The plan for every valid record; DRAFT and ARCHIVED records are listed, not built."""
+    plan = Plan()
+    for event_id in sorted(records.events):
+        event = records.events[event_id]
+        source = records.origin("event", event_id)
+        if event.status in BUILT_STATUSES:
+            plan.dags.append(plan_event(event, source))
+        else:
+            plan.not_built.append(_skipped("event", event_dag_id(event_id), event_id, event.status, source))
+    for wf_id in sorted(records.workflows):
+        wf = records.workflows[wf_id]
+        source = records.origin("workflow", wf_id)
+        if wf.status in BUILT_STATUSES:
+            plan.dags.append(plan_workflow(wf, records.events, source))
+        else:
+            plan.not_built.append(_skipped("workflow", workflow_dag_id(wf_id), wf_id, wf.status, source))
+    return plan

@@ -1,0 +1,151 @@
+"""Cronium schedules -> Airflow schedules, as pure data (no Airflow import).
+
+Cronium fires ``every n MINUTES`` on minutes 0, n, 2n... of each hour, ``every n HOURS`` on hours 0, n,
+2n... at :00, ``every n DAYS`` every n days at midnight and ``every n SECONDS`` every n seconds; a
+``customSchedule`` cron string wins. node-schedule also takes a 6-field cron whose first field is seconds;
+it is converted when an Airflow schedule can say the same thing exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from croniter import croniter
+
+from cronium_provider.records.models import TimeUnit
+
+UNIT_SECONDS = {
+    TimeUnit.SECONDS: 1,
+    TimeUnit.MINUTES: 60,
+    TimeUnit.HOURS: 3600,
+    TimeUnit.DAYS: 86400,
+}
+
+
+class ScheduleError(ValueError):
+    """A schedule that cannot become an Airflow schedule; ``field`` names the record field."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class SchedulePlan:
+    """What the DAG's ``schedule`` becomes: a cron expression, a fixed interval, or nothing."""
+
+    kind: Literal["cron", "interval", "none"]
+    cron: str | None = None
+    interval_seconds: int | None = None
+    start_date: str | None = None
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _cron_is_valid(expression: str) -> bool:
+    try:
+        return bool(croniter.is_valid(expression))
+    except Exception:  # croniter raises several types for odd input
+        return False
+
+
+def convert_custom_schedule(text: str) -> SchedulePlan:
+    """Turn a Cronium ``customSchedule`` into a cron or interval plan, or raise ScheduleError."""
+    fields = text.split()
+    if len(fields) == 5:
+        if not _cron_is_valid(text):
+            raise ScheduleError(
+                "customSchedule",
+                f"'{text}' is not a valid cron expression (5 fields: minute hour day month weekday)",
+            )
+        return SchedulePlan(kind="cron", cron=" ".join(fields))
+    if len(fields) == 6:
+        seconds, rest = fields[0], " ".join(fields[1:])
+        if not _cron_is_valid(rest):
+            raise ScheduleError(
+                "customSchedule",
+                f"'{text}' is not a valid cron expression (6 fields: second minute hour day month weekday)",
+            )
+        if seconds in ("0", "00"):
+            return SchedulePlan(kind="cron", cron=rest, note="6-field cron with seconds 0 converted")
+        every = _every_n_seconds(seconds)
+        if every is not None and rest == "* * * * *":
+            return SchedulePlan(
+                kind="interval",
+                interval_seconds=every,
+                note=f"6-field cron '{text}' converted to every {every} seconds",
+            )
+        raise ScheduleError(
+            "customSchedule",
+            f"'{text}' fires on seconds '{seconds}', which an Airflow schedule cannot express exactly; "
+            "use seconds 0, or '*/n * * * * *' with n dividing 60",
+        )
+    raise ScheduleError(
+        "customSchedule",
+        f"'{text}' has {len(fields)} fields; expected 5 (minute hour day month weekday) or 6 (second first)",
+    )
+
+
+def _every_n_seconds(field: str) -> int | None:
+    if field == "*":
+        return 1
+    if field.startswith("*/") and field[2:].isdigit():
+        n = int(field[2:])
+        if 0 < n < 60 and 60 % n == 0:
+            return n
+    return None
+
+
+def recurring_schedule(number: int, unit: TimeUnit) -> SchedulePlan:
+    """``every number unit`` aligned as Cronium aligns it."""
+    if unit is TimeUnit.MINUTES and number < 60:
+        return SchedulePlan(kind="cron", cron="* * * * *" if number == 1 else f"*/{number} * * * *")
+    if unit is TimeUnit.HOURS and number < 24:
+        return SchedulePlan(kind="cron", cron="0 * * * *" if number == 1 else f"0 */{number} * * *")
+    if unit is TimeUnit.DAYS and number == 1:
+        return SchedulePlan(kind="cron", cron="0 0 * * *")
+    seconds = number * UNIT_SECONDS[unit]
+    note = None
+    if unit is TimeUnit.SECONDS:
+        note = (
+            "runs every few seconds depend on the scheduler loop; Airflow's scheduler checks about "
+            "once a second and each run has start-up cost, so intervals under ~30 s are approximate"
+        )
+    return SchedulePlan(kind="interval", interval_seconds=seconds, note=note)
+
+
+def parse_start_time(text: str) -> datetime:
+    """ISO time -> aware datetime (UTC when the text carries no offset)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ScheduleError(
+            "startTime", f"'{text}' is not an ISO 8601 time (for example 2026-01-31T09:00:00Z)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def plan_schedule(
+    *,
+    scheduled: bool,
+    number: int,
+    unit: TimeUnit,
+    custom: str | None,
+    start_time: str | None,
+) -> SchedulePlan:
+    """The schedule of one event or workflow; ``scheduled`` is False for MANUAL (and WEBHOOK) triggers."""
+    start = parse_start_time(start_time).isoformat() if start_time else None
+    if not scheduled:
+        return SchedulePlan(kind="none", start_date=start)
+    base = convert_custom_schedule(custom) if custom else recurring_schedule(number, unit)
+    return SchedulePlan(
+        kind=base.kind,
+        cron=base.cron,
+        interval_seconds=base.interval_seconds,
+        start_date=start,
+        note=base.note,
+    )

@@ -1,0 +1,1 @@
+"""Cronium records: typed models, the file record source and validation."""

@@ -1,0 +1,377 @@
+"""Validate raw records into typed ones, finding every problem: types, enums, references, cycles, ids.
+
+A bad record is left out and reported; every good record still loads. Messages never carry the value of
+a secret field (env var values, server keys and passwords).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from cronium_provider.plan.schedule import ScheduleError, plan_schedule
+from cronium_provider.records.errors import RecordError
+from cronium_provider.records.models import (
+    MODEL_BY_KIND,
+    CroniumModel,
+    Event,
+    EventTriggerType,
+    Server,
+    Workflow,
+    WorkflowTriggerType,
+)
+from cronium_provider.records.source import RawRecord, read_records
+
+SECRET_FIELDS = frozenset({"value", "sshKey", "password", "envVars"})
+
+
+@dataclass
+class RecordSet:
+    """The valid records, by id, and every error found while loading."""
+
+    events: dict[int, Event] = field(default_factory=dict)
+    workflows: dict[int, Workflow] = field(default_factory=dict)
+    servers: dict[int, Server] = field(default_factory=dict)
+    errors: list[RecordError] = field(default_factory=list)
+    origins: dict[tuple[str, int], str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def origin(self, kind: str, record_id: int) -> str:
+        return self.origins.get((kind, record_id), "?")
+
+
+def _loc_to_field(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + part
+    return text
+
+
+def _is_secret(loc: tuple[int | str, ...]) -> bool:
+    names = {p for p in loc if isinstance(p, str)}
+    if "envVars" in names and "key" not in names:
+        return True
+    return bool(names & {"sshKey", "password"})
+
+
+def _pydantic_errors(raw: RawRecord, exc: ValidationError) -> list[RecordError]:
+    out: list[RecordError] = []
+    for item in exc.errors(include_url=False):
+        loc = tuple(item.get("loc", ()))
+        message = str(item.get("msg", "invalid"))
+        field_name = _loc_to_field(loc)
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        if not field_name and ": " in message and message.split(": ", 1)[0].isidentifier():
+            field_name, message = message.split(": ", 1)
+        value = item.get("input")
+        if (
+            item.get("type") in ("enum", "literal_error", "int_parsing", "bool_parsing", "string_type", "int_type")
+            and not _is_secret(loc)
+            and isinstance(value, str | int | float | bool)
+            and len(str(value)) <= 60
+        ):
+            message = f"{message}; got {value!r}"
+        if item.get("type") == "missing":
+            message = "is required"
+        out.append(RecordError(raw.path, message, raw.kind, _display_id(raw), field_name or None))
+    return out
+
+
+def _display_id(raw: RawRecord) -> int | str:
+    rid = raw.record_id
+    if isinstance(rid, int | str) and not isinstance(rid, bool):
+        return rid
+    return f"at {raw.position}"
+
+
+def _schedule_errors(raw: RawRecord, model: Event | Workflow) -> list[RecordError]:
+    scheduled = model.trigger_type in (EventTriggerType.SCHEDULE, WorkflowTriggerType.SCHEDULE)
+    try:
+        plan_schedule(
+            scheduled=scheduled,
+            number=model.schedule_number,
+            unit=model.schedule_unit,
+            custom=model.custom_schedule,
+            start_time=model.start_time,
+        )
+    except ScheduleError as exc:
+        return [RecordError(raw.path, str(exc), raw.kind, model.id, exc.field)]
+    return []
+
+
+def _validate_one(raw: RawRecord) -> tuple[CroniumModel | None, list[RecordError]]:
+    model_cls = MODEL_BY_KIND[raw.kind]
+    try:
+        model = model_cls.model_validate(raw.data)
+    except ValidationError as exc:
+        return None, _pydantic_errors(raw, exc)
+    if isinstance(model, Event | Workflow):
+        errors = _schedule_errors(raw, model)
+        if errors:
+            return None, errors
+    return model, []
+
+
+def find_cycles(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> list[list[str]]:
+    """Every strongly connected group of nodes that forms a cycle, each as a closed path of node ids."""
+    graph: dict[str, list[str]] = {n: [] for n in nodes}
+    for src, dst in edges:
+        graph.setdefault(src, []).append(dst)
+        graph.setdefault(dst, [])
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+    counter = 0
+
+    for start in graph:
+        if start in index:
+            continue
+        work: list[tuple[str, int]] = [(start, 0)]
+        while work:
+            node, child = work.pop()
+            if child == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            children = graph[node]
+            if child < len(children):
+                work.append((node, child + 1))
+                nxt = children[child]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if low[node] == index[node]:
+                group: list[str] = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                if len(group) > 1 or node in graph[node]:
+                    groups.append(_cycle_path(graph, set(group)))
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return groups
+
+
+def _cycle_path(graph: dict[str, list[str]], group: set[str]) -> list[str]:
+    """A closed walk through a strongly connected group, starting at its smallest node."""
+    start = min(group)
+    if start in graph[start]:
+        return [start, start]
+    # breadth-first search for the shortest way back to start, inside the group
+    parents: dict[str, str] = {}
+    frontier = [start]
+    seen = {start}
+    while frontier:
+        nxt_frontier: list[str] = []
+        for node in frontier:
+            for child in graph[node]:
+                if child not in group:
+                    continue
+                if child == start:
+                    path = [node]
+                    while path[-1] != start:
+                        path.append(parents[path[-1]])
+                    return [start, *reversed(path[:-1]), start]
+                if child not in seen:
+                    seen.add(child)
+                    parents[child] = node
+                    nxt_frontier.append(child)
+        frontier = nxt_frontier
+    return sorted(group)
+
+
+def _workflow_errors(path: str, wf: Workflow, events: set[int]) -> list[RecordError]:
+    errors: list[RecordError] = []
+    node_ids: list[str] = []
+    seen: set[str] = set()
+    for i, node in enumerate(wf.nodes):
+        if node.id in seen:
+            errors.append(RecordError(path, f"duplicate node id '{node.id}'", "workflow", wf.id, f"nodes[{i}].id"))
+        seen.add(node.id)
+        node_ids.append(node.id)
+        if node.event_id not in events:
+            errors.append(
+                RecordError(
+                    path,
+                    f"node '{node.id}' points at event {node.event_id}, which is not among the valid events",
+                    "workflow",
+                    wf.id,
+                    f"nodes[{i}].eventId",
+                )
+            )
+    edges: list[tuple[str, str]] = []
+    for i, conn in enumerate(wf.connections):
+        for end in ("source", "target"):
+            ref = getattr(conn, end)
+            if ref not in seen:
+                errors.append(
+                    RecordError(
+                        path,
+                        f"connection {end} '{ref}' is not a node of this workflow",
+                        "workflow",
+                        wf.id,
+                        f"connections[{i}].{end}",
+                    )
+                )
+        if conn.source == conn.target:
+            errors.append(
+                RecordError(
+                    path,
+                    f"self-loop: node '{conn.source}' connects to itself",
+                    "workflow",
+                    wf.id,
+                    f"connections[{i}]",
+                )
+            )
+        else:
+            edges.append((conn.source, conn.target))
+    for cycle in find_cycles(node_ids, edges):
+        errors.append(
+            RecordError(
+                path,
+                "cycle through nodes " + " -> ".join(f"'{n}'" for n in cycle) + "; workflows must be acyclic",
+                "workflow",
+                wf.id,
+                "connections",
+            )
+        )
+    return errors
+
+
+def _event_errors(path: str, event: Event, events: set[int], servers: set[int]) -> list[RecordError]:
+    errors: list[RecordError] = []
+    if event.server_id is not None and event.server_id not in servers:
+        errors.append(
+            RecordError(path, f"server {event.server_id} is not among the valid servers", "event", event.id, "serverId")
+        )
+    for i, ref in enumerate(event.servers):
+        if ref.id not in servers:
+            errors.append(
+                RecordError(path, f"server {ref.id} is not among the valid servers", "event", event.id, f"servers[{i}]")
+            )
+    lists = {
+        "alwaysEvents": event.always_events,
+        "successEvents": event.success_events,
+        "failEvents": event.fail_events,
+        "conditionEvents": event.condition_events,
+    }
+    for name, actions in lists.items():
+        for i, action in enumerate(actions):
+            if action.type.value == "SCRIPT":
+                if action.target_event_id is None:
+                    errors.append(
+                        RecordError(
+                            path, "a SCRIPT action needs targetEventId", "event", event.id, f"{name}[{i}].targetEventId"
+                        )
+                    )
+                elif action.target_event_id not in events:
+                    errors.append(
+                        RecordError(
+                            path,
+                            f"targets event {action.target_event_id}, which is not among the valid events",
+                            "event",
+                            event.id,
+                            f"{name}[{i}].targetEventId",
+                        )
+                    )
+            elif action.type.value == "SEND_MESSAGE" and action.tool_id is None:
+                errors.append(
+                    RecordError(path, "a SEND_MESSAGE action needs toolId", "event", event.id, f"{name}[{i}].toolId")
+                )
+    return errors
+
+
+def validate_records(raws: Iterable[RawRecord], errors: list[RecordError] | None = None) -> RecordSet:
+    """Typed records from raw ones, with duplicate, reference and cycle checks across the whole set."""
+    result = RecordSet(errors=list(errors or []))
+    typed: dict[str, dict[int, tuple[str, Any]]] = {"event": {}, "workflow": {}, "server": {}}
+    for raw in raws:
+        model, problems = _validate_one(raw)
+        if model is None:
+            result.errors.extend(problems)
+            continue
+        record_id: int = model.id  # type: ignore[attr-defined]
+        bucket = typed[raw.kind]
+        if record_id in bucket:
+            first_path = bucket[record_id][0]
+            result.errors.append(
+                RecordError(
+                    raw.path,
+                    f"duplicate id: {raw.kind} {record_id} is already defined in {first_path}",
+                    raw.kind,
+                    record_id,
+                    "id",
+                )
+            )
+            continue
+        bucket[record_id] = (raw.path, model)
+
+    for server_id, (path, server) in typed["server"].items():
+        result.servers[server_id] = server
+        result.origins[("server", server_id)] = path
+
+    # Events may reference each other through SCRIPT actions; drop bad ones until the set is stable.
+    candidates = dict(typed["event"])
+    while True:
+        ids = set(candidates)
+        bad: dict[int, list[RecordError]] = {}
+        for event_id, (path, event) in candidates.items():
+            problems = _event_errors(path, event, ids, set(result.servers))
+            if problems:
+                bad[event_id] = problems
+        if not bad:
+            break
+        for event_id, problems in bad.items():
+            result.errors.extend(problems)
+            del candidates[event_id]
+    for event_id, (path, event) in candidates.items():
+        result.events[event_id] = event
+        result.origins[("event", event_id)] = path
+
+    for wf_id, (path, wf) in typed["workflow"].items():
+        problems = _workflow_errors(path, wf, set(result.events))
+        if wf.override_event_servers:
+            for i, server_id in enumerate(wf.override_server_ids):
+                if server_id not in result.servers:
+                    problems.append(
+                        RecordError(
+                            path,
+                            f"server {server_id} is not among the valid servers",
+                            "workflow",
+                            wf_id,
+                            f"overrideServerIds[{i}]",
+                        )
+                    )
+        if problems:
+            result.errors.extend(problems)
+            continue
+        result.workflows[wf_id] = wf
+        result.origins[("workflow", wf_id)] = path
+    return result
+
+
+def load_records(paths: Iterable[str | Path]) -> RecordSet:
+    """Read and validate every record under ``paths``."""
+    path_list = list(paths)
+    raws, errors = read_records(path_list)
+    return validate_records(raws, errors)

@@ -1,0 +1,123 @@
+"""`cronium-airflow validate` and `plan --json`, run as the installed console script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.conftest import EXAMPLES, venv_bin
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([venv_bin("cronium-airflow"), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_validate_examples_exits_zero() -> None:
+    proc = run_cli("validate", str(EXAMPLES))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("OK: 8 events, 1 workflows, 2 servers valid")
+
+
+def test_validate_reports_every_error_and_exits_one(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps({"kind": "event", "id": 3, "name": "x", "type": "PERL"}))
+    (tmp_path / "b.yaml").write_text("kind: event\nid: 4\nname: y\ntype: BASH\nscheduleUnit: WEEKS\n")
+    human = run_cli("validate", str(tmp_path))
+    assert human.returncode == 1
+    assert f"{tmp_path / 'a.json'}: event 3: field type: " in human.stdout
+    assert f"{tmp_path / 'b.yaml'}: event 4: field scheduleUnit: " in human.stdout
+    machine = run_cli("validate", "--json", str(tmp_path))
+    assert machine.returncode == 1
+    data = json.loads(machine.stdout)
+    assert data["ok"] is False
+    assert sorted((e["record_id"], e["field"]) for e in data["errors"]) == [(3, "type"), (4, "scheduleUnit")]
+
+
+def test_plan_json_describes_the_dags(tmp_path: Path) -> None:
+    proc = run_cli("plan", str(EXAMPLES), "--json")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert plan["version"] == 1
+    dags = {d["dag_id"]: d for d in plan["dags"]}
+    assert set(dags) == {f"cronium_event_{i}" for i in range(1, 8)} | {"cronium_workflow_1"}
+    assert [n["dag_id"] for n in plan["not_built"]] == ["cronium_event_8"]
+    http = dags["cronium_event_4"]
+    assert http["is_paused"] is True
+    assert http["schedule"]["kind"] == "cron" and http["schedule"]["cron"] == "*/15 * * * *"
+    cleanup = dags["cronium_event_6"]
+    assert cleanup["schedule"]["cron"] == "30 2 * * *"
+    assert cleanup["schedule"]["start_date"] == "2026-01-01T00:00:00+00:00"
+    assert [(e["upstream"], e["downstream"], e["connection_type"]) for e in cleanup["edges"]] == [
+        ("run", "always_0", "ALWAYS"),
+        ("run", "on_failure_0", "ON_FAILURE"),
+    ]
+    flow = dags["cronium_workflow_1"]
+    assert [t["task_id"] for t in flow["tasks"]] == [
+        "node_fetch",
+        "node_total",
+        "node_report",
+        "node_failure",
+        "node_cleanup",
+    ]
+    assert {(e["upstream"], e["downstream"], e["connection_type"]) for e in flow["edges"]} == {
+        ("node_fetch", "node_total", "ON_SUCCESS"),
+        ("node_total", "node_report", "ON_CONDITION"),
+        ("node_total", "node_failure", "ON_FAILURE"),
+        ("node_total", "node_cleanup", "ALWAYS"),
+    }
+    fetch = flow["tasks"][0]
+    assert fetch["display_name"] == "Fetch orders"
+    assert fetch["execution_timeout_seconds"] == 120 and fetch["retries"] == 1
+    assert fetch["env_keys"] == ["ORDERS_REGION"]
+
+
+def test_no_secret_reaches_cli_output(tmp_path: Path) -> None:
+    (tmp_path / "r.json").write_text(
+        json.dumps(
+            {
+                "events": [
+                    {
+                        "id": 1,
+                        "name": "e",
+                        "type": "BASH",
+                        "status": "ACTIVE",
+                        "content": "echo",
+                        "runLocation": "REMOTE",
+                        "serverId": 1,
+                        "envVars": [{"key": "API_KEY", "value": "sk-live-very-secret"}],
+                    },
+                    {
+                        "id": 2,
+                        "name": "bad",
+                        "type": "BASH",
+                        "envVars": [{"key": "X", "value": {"v": "nested-secret"}}],
+                    },
+                ],
+                "servers": [
+                    {
+                        "id": 1,
+                        "name": "s",
+                        "address": "127.0.0.2",
+                        "password": "server-pass-secret",
+                        "sshKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nkey-material-secret\n",
+                    }
+                ],
+            }
+        )
+    )
+    outputs = [
+        run_cli("validate", str(tmp_path)),
+        run_cli("validate", "--json", str(tmp_path)),
+        run_cli("plan", str(tmp_path)),
+        run_cli("plan", "--json", str(tmp_path)),
+    ]
+    text = "".join(p.stdout + p.stderr for p in outputs)
+    assert "API_KEY" in text  # keys are shown, values never
+    for secret in ("sk-live-very-secret", "nested-secret", "server-pass-secret", "key-material-secret"):
+        assert secret not in text
+
+
+def test_missing_path_is_an_error() -> None:
+    proc = run_cli("validate", "/nonexistent/records")
+    assert proc.returncode == 1
+    assert "/nonexistent/records: no such file or folder" in proc.stdout
