@@ -1,0 +1,71 @@
+"""Cronium variables kept in Airflow Variables, under a key prefix (``cronium_`` by default).
+
+Values are stored as JSON so that every type round-trips exactly; a Variable whose text is not JSON (set
+by hand in the UI, say) reads as a string. With ``scope_by_owner`` each event owner gets its own
+namespace (``cronium_<userId>_<key>``), as Cronium keeps variables per user.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from contextlib import suppress
+from typing import Any
+
+from cronium_provider.executors.protocol import VariableChange
+
+DEFAULT_PREFIX = "cronium_"
+_OWNER_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class VariableNamespace:
+    """Maps Cronium variable names to Airflow Variable keys, and reads and writes them."""
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX, owner: str | int | None = None, scope_by_owner: bool = False):
+        if scope_by_owner and owner is not None and str(owner) != "":
+            prefix = f"{prefix}{_OWNER_UNSAFE.sub('_', str(owner))}_"
+        self.prefix = prefix
+
+    def airflow_key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    @staticmethod
+    def decode(text: Any) -> Any:
+        if not isinstance(text, str):
+            return text
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every variable of this namespace as it is now (the run's view at start)."""
+        from airflow.sdk import Variable
+
+        values: dict[str, Any] = {}
+        for key in list(Variable.keys(prefix=self.prefix)):
+            name = key[len(self.prefix) :]
+            if not name:
+                continue
+            raw = Variable.get(key, default=None)
+            if raw is not None:
+                values[name] = self.decode(raw)
+        return values
+
+    def apply(self, changes: Iterable[VariableChange]) -> list[str]:
+        """Apply sets and deletes; returns a line per change for the task log (names, never values)."""
+        from airflow.sdk import Variable
+
+        done: list[str] = []
+        for change in changes:
+            key = self.airflow_key(change.key)
+            if change.op == "set":
+                Variable.set(key, json.dumps(change.value, ensure_ascii=False))
+                done.append(f"set {key}")
+            else:
+                # deleting a variable that does not exist is not an error in Cronium
+                with suppress(Exception):
+                    Variable.delete(key)
+                done.append(f"deleted {key}")
+        return done

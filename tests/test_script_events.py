@@ -1,0 +1,409 @@
+"""Script events in isolated containers, run by real Airflow (``dag.test()``) against real Docker.
+
+Each test writes a DAG file with one ``CroniumScriptOperator`` into the dags folder, runs it, and checks
+what a user sees: task state, XComs, Airflow Variables and the task log. After every test no container
+and no run folder (anonymous volume) of the project is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import airflow_env, venv_bin
+from tests.support.airflow_run import (
+    DagRunResult,
+    delete_variables,
+    load_dag_module,
+    run_dag,
+    set_variable,
+    variable,
+    write_dag_file,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.airflow]
+
+
+def _cronium_containers(client: Any) -> list[Any]:
+    return client.containers.list(all=True, filters={"label": "org.cronium.run=true"})
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind(docker_client, airflow_db):
+    volumes_before = {v.id for v in docker_client.volumes.list()}
+    yield
+    deadline = time.monotonic() + 10
+    while _cronium_containers(docker_client) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _cronium_containers(docker_client) == [], "a script container was left behind"
+    leftover = {v.id for v in docker_client.volumes.list()} - volumes_before
+    assert leftover == set(), f"run folder volumes left behind: {leftover}"
+
+
+def script_dag(language: str, script: str, **operator_args: Any) -> tuple[Any, str]:
+    """Write a DAG file running ``script``; returns the DAG object and its id."""
+    dag_id = f"script_{language.lower()}_{uuid.uuid4().hex[:8]}"
+    timeout = operator_args.pop("timeout_seconds", 120)
+    args = ", ".join(f"{k}={v!r}" for k, v in operator_args.items())
+    source = textwrap.dedent(
+        f"""
+        import datetime
+        import pendulum
+        from airflow.sdk import DAG
+        from cronium_provider.operators.script import CroniumScriptOperator
+
+        with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC")) as dag:
+            CroniumScriptOperator(
+                task_id="run",
+                language={language!r},
+                script={script!r},
+                execution_timeout=datetime.timedelta(seconds={timeout}),
+                {args}
+            )
+        """
+    )
+    path = write_dag_file(f"{dag_id}.py", source)
+    return load_dag_module(path).dag, dag_id
+
+
+_CAPFD: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _task_logs(capfd):
+    """Every run in this module reads the task logs from the console output."""
+    _CAPFD.append(capfd)
+    yield
+    _CAPFD.pop()
+
+
+def run_script(language: str, script: str, conf: dict[str, Any] | None = None, **operator_args: Any) -> DagRunResult:
+    dag, _ = script_dag(language, script, **operator_args)
+    return run_dag(dag, conf, capfd=_CAPFD[-1])
+
+
+@pytest.fixture
+def prefix() -> Any:
+    """A private Variable prefix per test, cleaned afterwards."""
+    value = f"cronium_t{uuid.uuid4().hex[:6]}_"
+    yield value
+    delete_variables(value)
+
+
+CURRENT_API = {
+    "PYTHON": """
+data = cronium.input()
+print("hello from python", data["name"])
+seen = cronium.getVariable("counter")
+cronium.setVariable("counter", seen + 1)
+cronium.setVariable("profile", {"name": data["name"], "tags": ["a", "ü"], "nested": {"ok": True}})
+cronium.deleteVariable("obsolete")
+cronium.setCondition(data["flag"])
+cronium.output({"greeting": "hi " + data["name"], "seen": seen, "event": cronium.event()["name"],
+                "condition": cronium.getCondition(), "missing": cronium.getVariable("nope")})
+""",
+    "NODEJS": """
+const data = cronium.input();
+console.log("hello from node", data.name);
+const seen = cronium.getVariable("counter");
+cronium.setVariable("counter", seen + 1);
+cronium.setVariable("profile", {name: data.name, tags: ["a", "ü"], nested: {ok: true}});
+cronium.deleteVariable("obsolete");
+cronium.setCondition(data.flag);
+cronium.output({greeting: "hi " + data.name, seen, event: cronium.event().name,
+                condition: cronium.getCondition(), missing: cronium.getVariable("nope")});
+""",
+    "BASH": """
+name=$(cronium_input | sed -E 's/.*"name": *"([^"]*)".*/\\1/')
+echo "hello from bash $name"
+seen=$(cronium_getVariable counter)
+cronium_increment_variable counter
+cronium_setVariable profile "$name"
+cronium_delete_variable obsolete
+cronium_setCondition true
+missing=$(cronium_getVariable nope || echo none)
+event=$(cronium_event | sed -E 's/.*"name": *"([^"]*)".*/\\1/')
+cond=$(cronium_getCondition)
+cronium_output "{\\"greeting\\": \\"hi $name\\", \\"seen\\": $seen, \\"event\\": \\"$event\\", \\
+\\"condition\\": $cond, \\"missing\\": \\"$missing\\"}"
+""",
+}
+
+
+@pytest.mark.parametrize("language", ["PYTHON", "NODEJS", "BASH"])
+def test_script_reads_input_variables_and_writes_output_condition(language: str, prefix: str) -> None:
+    set_variable(f"{prefix}counter", "41")
+    set_variable(f"{prefix}obsolete", json.dumps("old"))
+    result = run_script(
+        language,
+        CURRENT_API[language],
+        conf={"name": "Zoë", "flag": True},
+        event={"id": 12, "name": "Greeter", "userId": "u1"},
+        variable_prefix=prefix,
+    )
+    assert result.state == "success", result.log_text()[-3000:]
+    assert result.xcom("run") == {
+        "greeting": "hi Zoë",
+        "seen": 41,
+        "event": "Greeter",
+        "condition": True,
+        "missing": None if language != "BASH" else "none",
+    }
+    assert result.xcom("run", "condition") is True
+    assert json.loads(variable(f"{prefix}counter")) == 42
+    expected_profile = "Zoë" if language == "BASH" else {"name": "Zoë", "tags": ["a", "ü"], "nested": {"ok": True}}
+    assert json.loads(variable(f"{prefix}profile")) == expected_profile
+    assert variable(f"{prefix}obsolete") is None
+    assert f"hello from {language.lower().replace('nodejs', 'node')} Zoë" in result.log_text()
+    metrics = result.xcom("run", "metrics")
+    assert metrics["exit_code"] == 0 and metrics["duration_seconds"] > 0
+    assert any(line.startswith("cronium summary: exit 0 in") for line in result.log_text().splitlines())
+
+
+LEGACY_API = {
+    "PYTHON": """
+import cronium
+data = cronium.input()
+n = cronium.get_variable("runs") or 0
+cronium.set_variable("runs", n + 1)
+cronium.set_condition(n >= 1)
+cronium.output({"runs": n + 1, "had": cronium.get_condition(), "input": data})
+""",
+    "NODEJS": """
+const cronium = require('cronium');
+(async () => {
+  const data = await cronium.input();
+  const n = (await cronium.getVariable("runs")) || 0;
+  await cronium.setVariable("runs", n + 1);
+  await cronium.setCondition(n >= 1);
+  await cronium.output({runs: n + 1, had: await cronium.getCondition(), input: data});
+})();
+""",
+    "BASH": """
+if cronium_variable_exists runs; then n=$(cronium_get_variable runs); else n=0; fi
+cronium_increment_variable runs 1
+cronium_set_variable note "set by legacy bash"
+if [ "$n" -ge 1 ]; then cronium_set_condition yes; else cronium_set_condition off; fi
+cronium.output "{\\"runs\\": $((n + 1)), \\"had\\": $(cronium.getCondition), \\"input\\": $(cronium.input)}"
+""",
+}
+
+
+@pytest.mark.parametrize("language", ["PYTHON", "NODEJS", "BASH"])
+def test_scripts_written_for_other_cronium_generations_run(language: str, prefix: str) -> None:
+    set_variable(f"{prefix}runs", "2")
+    result = run_script(language, LEGACY_API[language], conf={"k": [1, 2]}, variable_prefix=prefix)
+    assert result.state == "success", result.log_text()[-3000:]
+    assert result.xcom("run") == {"runs": 3, "had": True, "input": {"k": [1, 2]}}
+    assert result.xcom("run", "condition") is True
+    assert json.loads(variable(f"{prefix}runs")) == 3
+
+
+def test_output_lines_reach_the_task_log_while_the_script_runs() -> None:
+    result = run_script("BASH", "for i in $(seq 1 10); do echo tick $i; sleep 0.5; done")
+    assert result.state == "success"
+    ticks = [r for r in result.logs if "[stdout] tick" in r.message]
+    assert [r.message.split("[stdout] tick ")[1].split()[0] for r in ticks] == [str(i) for i in range(1, 11)]
+    done = next(r for r in result.logs if "cronium summary" in r.message)
+    assert done.at - ticks[0].at >= 4.0, "the first line arrived only when the script ended"
+    assert ticks[1].at - ticks[0].at >= 0.3
+
+
+def test_no_output_is_not_an_error_and_stderr_tail_is_in_the_failure() -> None:
+    quiet = run_script("PYTHON", "print('nothing to hand over')")
+    assert quiet.state == "success"
+    assert quiet.xcom("run") is None
+    failing = run_script("BASH", "echo first >&2; echo 'disk full at /data' >&2; exit 3")
+    assert failing.state == "failed"
+    text = failing.log_text()
+    assert "The script exited with code 3" in text and "disk full at /data" in text
+
+
+def test_variable_changes_apply_even_when_the_script_then_fails(prefix: str) -> None:
+    result = run_script(
+        "PYTHON", "cronium.setVariable('progress', 'half'); raise SystemExit(2)", variable_prefix=prefix
+    )
+    assert result.state == "failed"
+    assert json.loads(variable(f"{prefix}progress")) == "half"
+
+
+def test_malformed_output_file_fails_with_the_file_named() -> None:
+    result = run_script("BASH", 'printf "{not json" > "$CRONIUM_RUN_DIR/output.json"')
+    assert result.state == "failed"
+    assert "output.json" in result.log_text() and "not valid JSON" in result.log_text()
+
+
+def test_large_unicode_output_round_trips() -> None:
+    script = "cronium.output({'blob': 'é✓' * 2_000_000, 'n': [1, {'deep': [None, True]}]})"
+    result = run_script("PYTHON", script)
+    assert result.state == "success"
+    out = result.xcom("run")
+    assert len(out["blob"]) == 4_000_000 and out["blob"][:4] == "é✓é✓" and out["n"] == [1, {"deep": [None, True]}]
+
+
+def test_environment_holds_only_the_event_env_and_cronium_variables() -> None:
+    script = "import json, os; cronium.output(dict(os.environ))"
+    result = run_script("PYTHON", script, environment={"GREETING": "hello-env-value"}, event={"id": 5, "name": "E"})
+    assert result.state == "success"
+    env = result.xcom("run")
+    assert env["GREETING"] == "hello-env-value"
+    assert env["CRONIUM_EVENT_ID"] == "5"
+    extra = {k for k in env if not k.startswith("CRONIUM_")} - {
+        "GREETING",
+        "PATH",
+        "HOSTNAME",
+        "HOME",
+        "LANG",
+        "TMPDIR",
+        "PYTHONPATH",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONUNBUFFERED",
+        "PYTHONIOENCODING",
+    }
+    assert extra == set()
+
+
+# -- isolation suite -----------------------------------------------------------------------------------
+
+
+def test_isolation_no_airflow_configuration_or_fernet_key(airflow_home: Path) -> None:
+    fernet = os.environ["AIRFLOW__CORE__FERNET_KEY"]
+    script = textwrap.dedent(
+        f"""
+        import os
+        found = {{k: v for k, v in os.environ.items() if k.startswith("AIRFLOW")}}
+        cfg = []
+        for root in ("/cronium", "/tmp", "/home", "/root", "/etc", "/opt", "/usr/local", "/var"):
+            for folder, _dirs, names in os.walk(root):
+                cfg += [os.path.join(folder, n) for n in names if n in ("airflow.cfg", "airflow.db")]
+        cronium.output({{"airflow_env": found, "cfg": cfg, "home": os.path.exists({str(airflow_home)!r}),
+                         "all": "\\n".join(os.environ.values())}})
+        """
+    )
+    result = run_script("PYTHON", script)
+    assert result.state == "success", result.log_text()[-2000:]
+    out = result.xcom("run")
+    assert out["airflow_env"] == {} and out["cfg"] == [] and out["home"] is False
+    assert fernet not in out["all"]
+
+
+def test_isolation_no_network() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    script = textwrap.dedent(
+        f"""
+        import socket, os
+        try:
+            socket.create_connection(("127.0.0.1", {port}), timeout=2)
+            reached = True
+        except OSError as e:
+            reached = False
+        cronium.output({{"reached": reached, "interfaces": sorted(os.listdir("/sys/class/net"))}})
+        """
+    )
+    try:
+        result = run_script("PYTHON", script)
+    finally:
+        listener.close()
+    assert result.state == "success"
+    assert result.xcom("run") == {"reached": False, "interfaces": ["lo"]}
+
+
+def test_isolation_read_only_root_and_uid_1000() -> None:
+    script = textwrap.dedent(
+        """
+        id -u > /tmp/uid
+        if touch /should-not-exist 2>/dev/null; then root=writable; else root=read-only; fi
+        if touch /tmp/ok; then tmp=writable; fi
+        cronium_output "{\\"uid\\": $(cat /tmp/uid), \\"root\\": \\"$root\\", \\"tmp\\": \\"$tmp\\"}"
+        """
+    )
+    result = run_script("BASH", script)
+    assert result.state == "success"
+    assert result.xcom("run") == {"uid": 1000, "root": "read-only", "tmp": "writable"}
+
+
+def test_isolation_fork_bomb_is_stopped_by_the_process_limit() -> None:
+    script = textwrap.dedent(
+        """
+        import os, time
+        children = 0
+        error = None
+        try:
+            while children < 5000:
+                pid = os.fork()
+                if pid == 0:
+                    time.sleep(30)
+                    os._exit(0)
+                children += 1
+        except OSError as e:
+            error = e.strerror
+        cronium.output({"children": children, "error": error})
+        """
+    )
+    result = run_script("PYTHON", script, pids=50, timeout_seconds=60)
+    assert result.state == "success", result.log_text()[-2000:]
+    out = result.xcom("run")
+    assert out["children"] < 50
+    assert out["error"] == "Resource temporarily unavailable"
+
+
+def test_isolation_memory_hog_fails_with_out_of_memory() -> None:
+    script = "blocks = []\nwhile True:\n    blocks.append(bytearray(8 * 1024 * 1024))\n"
+    result = run_script("PYTHON", script, memory_mb=64)
+    assert result.state == "failed"
+    assert "ran out of memory (limit 64 MB)" in result.log_text()
+
+
+def test_limits_above_cronium_caps_are_refused() -> None:
+    from cronium_provider.operators.script import CroniumScriptOperator
+
+    with pytest.raises(ValueError, match="memory_mb 4096 must be between 16 and 2048"):
+        CroniumScriptOperator(task_id="x", language="BASH", script="true", memory_mb=4096)
+
+
+def test_timeout_stops_the_container() -> None:
+    started = time.monotonic()
+    result = run_script("BASH", "echo start; sleep 120", timeout_seconds=4)
+    assert result.state == "failed"
+    assert time.monotonic() - started < 60
+    assert "start" in result.log_text()
+
+
+def test_killing_the_task_stops_the_container(docker_client, airflow_home: Path) -> None:
+    _, dag_id = script_dag("BASH", "echo started; sleep 300")
+    proc = subprocess.Popen(
+        [venv_bin("airflow"), "dags", "test", dag_id],
+        env=airflow_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(proc.stdout or []), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while not _cronium_containers(docker_client):
+        assert time.monotonic() < deadline, "the script container never started:\n" + "".join(output)[-3000:]
+        assert proc.poll() is None, "".join(output)[-3000:]
+        time.sleep(0.2)
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    reader.join(timeout=5)
+    text = "".join(output)
+    assert "stopping the script's container" in text, text[-3000:]
+    assert _cronium_containers(docker_client) == []
