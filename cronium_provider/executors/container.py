@@ -250,7 +250,6 @@ class ContainerExecutor:
             duration = time.monotonic() - started
             state = self.client.inspect_container(container_id)["State"]
             results, problem = self._collect(container_id)
-            sampler.join(timeout=0.2)
             return ScriptRun(
                 exit_code=exit_code,
                 duration_seconds=duration,
