@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median, private_airflow_home, report  # noqa: E402
+from common import median, private_airflow_home, report
 
 SCRIPT = "echo start; for i in 1 2 3 4 5; do echo line $i; done; echo done"
 IMAGE = "cronium-runtime:1"
@@ -66,7 +66,7 @@ def main() -> int:
     dags = {"cronium": module.cronium_dag, "docker": module.docker_dag}
     task: dict[str, list[float]] = {"cronium": [], "docker": []}
     wall: dict[str, list[float]] = {"cronium": [], "docker": []}
-    for name, dag in dags.items():  # warm-up: image cache, imports, first serialisation
+    for dag in dags.values():  # warm-up: image cache, imports, first serialisation
         dag.test()
     for i in range(args.runs):
         order = ["cronium", "docker"] if i % 2 == 0 else ["docker", "cronium"]

@@ -93,3 +93,12 @@ def sshd_binary() -> str:
         missing("openssh-server", "sshd not found; `make test` installs Debian's openssh-server")
     assert path is not None
     return path
+
+
+@pytest.fixture(autouse=True)
+def _remove_dag_files() -> Iterator[None]:
+    """DAG files a test wrote into the dags folder go away with it (``dag.test()`` parses the whole folder)."""
+    yield
+    from tests.support.airflow_run import remove_written_dag_files
+
+    remove_written_dag_files()

@@ -50,6 +50,7 @@ def test_plan_json_describes_the_dags(tmp_path: Path) -> None:
     assert [(e["upstream"], e["downstream"], e["connection_type"]) for e in cleanup["edges"]] == [
         ("run", "always_0", "ALWAYS"),
         ("run", "on_failure_0", "ON_FAILURE"),
+        ("run", "result", "RESULT"),
     ]
     flow = dags["cronium_workflow_1"]
     assert [t["task_id"] for t in flow["tasks"]] == [

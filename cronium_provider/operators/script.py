@@ -16,6 +16,8 @@ from airflow.sdk.exceptions import AirflowException
 
 from cronium_provider.executors.container import ContainerExecutor, ContainerLimits, ScriptJob, ScriptRun
 from cronium_provider.executors.protocol import LANGUAGES, ScriptResults
+from cronium_provider.operators.base import check_max_executions, run_input
+from cronium_provider.secrets import resolve_event_env
 from cronium_provider.variables import DEFAULT_PREFIX, VariableNamespace
 
 DEFAULT_IMAGE = "cronium-runtime:1"
@@ -55,7 +57,7 @@ class CroniumScriptOperator(BaseOperator):
     changes are applied to Airflow Variables (``cronium_<key>`` by default) even when the script fails.
 
     :param language: ``BASH``, ``PYTHON`` or ``NODEJS``.
-    :param script: the script text (templated).
+    :param script: the script text (not templated).
     :param event: the event's metadata, handed to ``cronium.event()`` (id, name, type, userId, ...).
     :param input_data: the script's ``cronium.input()``; default: the DAG run's ``conf`` (templated).
     :param environment: environment variables for the script (templated; values are masked in logs).
@@ -69,10 +71,16 @@ class CroniumScriptOperator(BaseOperator):
     :param docker_url: the Docker daemon's URL; default ``[cronium] docker_url`` or the local socket.
     :param variable_prefix: the Airflow Variable key prefix for Cronium variables.
     :param scope_variables_by_owner: give each event owner (``event['userId']``) its own variables.
+    :param event_env_keys: the event's env var names; values come from the Airflow Variables
+        ``cronium_env_<eventId>_<KEY>``, else from the record file ``records_source`` (read at run time).
+    :param records_source: the record file of the event, for env var values not kept in Variables.
+    :param max_executions: Cronium's ``maxExecutions`` (0 = unlimited); runs past it are skipped.
+    :param execution_count: Cronium's ``executionCount``, added to the DAG's runs for that limit.
     """
 
-    template_fields: Sequence[str] = ("script", "input_data", "environment", "image")
-    template_fields_renderers = {"script": "bash", "input_data": "json", "environment": "json"}
+    # The script is never templated: Cronium scripts are code whose braces mean nothing to Jinja.
+    template_fields: Sequence[str] = ("input_data", "environment", "image")
+    template_fields_renderers = {"input_data": "json", "environment": "json"}
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -93,6 +101,10 @@ class CroniumScriptOperator(BaseOperator):
         docker_url: str | None = None,
         variable_prefix: str = DEFAULT_PREFIX,
         scope_variables_by_owner: bool = False,
+        event_env_keys: Sequence[str] = (),
+        records_source: str | None = None,
+        max_executions: int = 0,
+        execution_count: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -111,16 +123,16 @@ class CroniumScriptOperator(BaseOperator):
         self.docker_url = docker_url
         self.variable_prefix = variable_prefix
         self.scope_variables_by_owner = scope_variables_by_owner
+        self.event_env_keys = list(event_env_keys)
+        self.records_source = records_source
+        self.max_executions = max_executions
+        self.execution_count = execution_count
         self._executor: ContainerExecutor | None = None
         self._killed = False
 
     # -- gathering -----------------------------------------------------------------------------
     def _input(self, context: Any) -> Any:
-        if self.input_data is not None:
-            return self.input_data
-        dag_run = context.get("dag_run")
-        conf = getattr(dag_run, "conf", None) if dag_run is not None else None
-        return dict(conf) if conf else {}
+        return run_input(context, self.input_data)
 
     def _event_json(self, context: Any) -> dict[str, Any]:
         ti = context.get("ti")
@@ -145,6 +157,8 @@ class CroniumScriptOperator(BaseOperator):
         env = {str(k): str(v) for k, v in self.environment.items()}
         for name, variable_key in self.secret_environment.items():
             env[name] = str(Variable.get(variable_key))
+        if self.event_env_keys:
+            env.update(resolve_event_env(self.event.get("id"), self.event_env_keys, self.records_source))
         for value in env.values():
             if value:
                 mask_secret(value)
@@ -164,6 +178,7 @@ class CroniumScriptOperator(BaseOperator):
         self.log.info("[%s] %s", stream, line)
 
     def execute(self, context: Any) -> Any:
+        check_max_executions(context, self.max_executions, self.execution_count)
         namespace = VariableNamespace(
             self.variable_prefix, owner=self.event.get("userId"), scope_by_owner=self.scope_variables_by_owner
         )

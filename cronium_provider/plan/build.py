@@ -112,10 +112,18 @@ def _action_tasks(event: Event) -> tuple[list[TaskPlan], list[EdgePlan]]:
                 operator = "send_message"
                 display = f"{label}: message via tool {action.tool_id}"
                 details = {"tool_id": action.tool_id}
+            if prefix == "on_condition":
+                details["condition_of"] = "run"
             tasks.append(
                 TaskPlan(task_id=task_id, display_name=display, operator=operator, trigger_rule=rule, details=details)
             )
             edges.append(EdgePlan("run", task_id, ACTION_CONNECTION[prefix].value))
+    if any(t.trigger_rule in ("all_done", "all_failed") for t in tasks):
+        # a failure handled by an action must still fail the run, as it does in Cronium
+        tasks.append(
+            TaskPlan(task_id="result", display_name="event result", operator="event_result", trigger_rule="all_done")
+        )
+        edges.append(EdgePlan("run", "result", "RESULT"))
     return tasks, edges
 
 

@@ -101,21 +101,43 @@ def _every_n_seconds(field: str) -> int | None:
 
 
 def recurring_schedule(number: int, unit: TimeUnit) -> SchedulePlan:
-    """``every number unit`` aligned as Cronium aligns it."""
-    if unit is TimeUnit.MINUTES and number < 60:
-        return SchedulePlan(kind="cron", cron="* * * * *" if number == 1 else f"*/{number} * * * *")
-    if unit is TimeUnit.HOURS and number < 24:
-        return SchedulePlan(kind="cron", cron="0 * * * *" if number == 1 else f"0 */{number} * * *")
-    if unit is TimeUnit.DAYS and number == 1:
-        return SchedulePlan(kind="cron", cron="0 0 * * *")
-    seconds = number * UNIT_SECONDS[unit]
-    note = None
+    """``every number unit`` aligned as Cronium aligns it (see the README's schedule table)."""
     if unit is TimeUnit.SECONDS:
-        note = (
-            "runs every few seconds depend on the scheduler loop; Airflow's scheduler checks about "
-            "once a second and each run has start-up cost, so intervals under ~30 s are approximate"
+        if number % 60 == 0:
+            return recurring_schedule(number // 60, TimeUnit.MINUTES)
+        return SchedulePlan(
+            kind="interval",
+            interval_seconds=number,
+            note=(
+                "second-level schedules depend on Airflow's scheduler loop (about once a second) and each "
+                "run's start-up cost; intervals under ~30 s are approximate"
+            ),
         )
-    return SchedulePlan(kind="interval", interval_seconds=seconds, note=note)
+    if unit is TimeUnit.MINUTES:
+        if number < 60:
+            return SchedulePlan(kind="cron", cron="* * * * *" if number == 1 else f"*/{number} * * * *")
+        if number % 60 == 0:
+            return recurring_schedule(number // 60, TimeUnit.HOURS)
+    if unit is TimeUnit.HOURS:
+        if number < 24:
+            return SchedulePlan(kind="cron", cron="0 * * * *" if number == 1 else f"0 */{number} * * *")
+        if number % 24 == 0:
+            return recurring_schedule(number // 24, TimeUnit.DAYS)
+    if unit is TimeUnit.DAYS:
+        if number == 1:
+            return SchedulePlan(kind="cron", cron="0 0 * * *")
+        if number < 31:
+            return SchedulePlan(
+                kind="cron",
+                cron=f"0 0 */{number} * *",
+                note=f"every {number} days at midnight, counted from the 1st of each month",
+            )
+    seconds = number * UNIT_SECONDS[unit]
+    return SchedulePlan(
+        kind="interval",
+        interval_seconds=seconds,
+        note=f"every {number} {unit.value.lower()} from the first run; not aligned to the clock",
+    )
 
 
 def parse_start_time(text: str) -> datetime:

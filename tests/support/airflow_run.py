@@ -107,10 +107,20 @@ def run_dag(dag: Any, conf: dict[str, Any] | None = None, capfd: Any = None) -> 
     return DagRunResult(dag.dag_id, dag_run.run_id, state, states, xcoms, logs, started, finished)
 
 
+WRITTEN_DAG_FILES: list[Path] = []
+
+
 def write_dag_file(name: str, source: str) -> Path:
+    """Write a DAG file into the dags folder; the test session removes it after the test."""
     path = dags_folder() / name
     path.write_text(source)
+    WRITTEN_DAG_FILES.append(path)
     return path
+
+
+def remove_written_dag_files() -> None:
+    while WRITTEN_DAG_FILES:
+        WRITTEN_DAG_FILES.pop().unlink(missing_ok=True)
 
 
 def variable(key: str) -> Any:

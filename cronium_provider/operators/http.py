@@ -1,0 +1,126 @@
+"""The operator for Cronium HTTP_REQUEST events, through the Airflow HTTP provider's hook."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow.providers.http.hooks.http import HttpHook
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+
+from cronium_provider.operators.base import check_max_executions
+
+DEFAULT_TIMEOUT_SECONDS = 30
+ERROR_BODY_CHARS = 500
+
+
+class CroniumRequestHook(HttpHook):
+    """``HttpHook`` for the absolute URLs Cronium events carry; the connection is optional.
+
+    Without a connection the event's URL is used as is; with one, its extras (proxies, TLS verification,
+    certificates, headers) apply to the request.
+    """
+
+    def __init__(self, method: str, http_conn_id: str | None = None) -> None:
+        super().__init__(method=method, http_conn_id=http_conn_id or "")
+
+    def get_connection(self, conn_id: str | None) -> Any:  # type: ignore[override]
+        if conn_id:
+            return super().get_connection(conn_id)
+        from airflow.sdk import Connection
+
+        return Connection(conn_id="cronium_http_request", conn_type="http")
+
+    def url_from_endpoint(self, endpoint: str | None) -> str:
+        if endpoint and urlsplit(endpoint).scheme in ("http", "https"):
+            return endpoint
+        return str(super().url_from_endpoint(endpoint))
+
+
+def _parse_body(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+class CroniumHttpOperator(BaseOperator):
+    """
+    Send a Cronium HTTP_REQUEST event's request.
+
+    The XCom ``return_value`` is the parsed JSON body, or ``{status, headers, body}`` when the answer is not
+    JSON. An answer outside 2xx fails the task with the status and the start of the body.
+
+    :param method: HTTP method (GET, POST, PUT, PATCH, DELETE, HEAD).
+    :param url: absolute URL.
+    :param headers: ``[(name, value), ...]`` or ``{name: value}``.
+    :param body: request body text; JSON text is sent as ``application/json`` unless a Content-Type is
+        given.
+    :param timeout: seconds before the request is abandoned (Cronium's default: 30).
+    :param http_conn_id: an optional Airflow HTTP connection whose extras (proxy, TLS) apply.
+    """
+
+    # Record content is sent as written: Cronium bodies and URLs are not Jinja templates.
+    template_fields: Sequence[str] = ()
+    ui_color = "#fdf2e9"
+
+    def __init__(
+        self,
+        *,
+        method: str = "GET",
+        url: str,
+        headers: Any = None,
+        body: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        http_conn_id: str | None = None,
+        max_executions: int = 0,
+        execution_count: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.method = method.upper()
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeout = timeout
+        self.http_conn_id = http_conn_id
+        self.max_executions = max_executions
+        self.execution_count = execution_count
+
+    def _header_dict(self) -> dict[str, str]:
+        if not self.headers:
+            return {}
+        if isinstance(self.headers, dict):
+            return {str(k): str(v) for k, v in self.headers.items()}
+        return {str(k): str(v) for k, v in self.headers}
+
+    def execute(self, context: Any) -> Any:
+        check_max_executions(context, self.max_executions, self.execution_count)
+        headers = self._header_dict()
+        data: Any = None
+        if self.body and self.method not in ("GET", "HEAD"):
+            data = self.body.encode("utf-8")
+            if _parse_body(self.body) is not None and not any(k.lower() == "content-type" for k in headers):
+                headers["Content-Type"] = "application/json"
+        hook = CroniumRequestHook(self.method, self.http_conn_id)
+        self.log.info("%s %s", self.method, self.url)
+        response = hook.run(
+            endpoint=self.url,
+            data=data,
+            headers=headers,
+            extra_options={"timeout": self.timeout, "check_response": False},
+        )
+        text = response.text
+        self.log.info("HTTP %s, %d byte(s)", response.status_code, len(response.content))
+        if not 200 <= response.status_code < 300:
+            raise AirflowException(
+                f"{self.method} {self.url} answered HTTP {response.status_code} {response.reason}: "
+                f"{text[:ERROR_BODY_CHARS]}"
+            )
+        parsed = _parse_body(text) if text.strip() else None
+        if parsed is not None:
+            return parsed
+        return {"status": response.status_code, "headers": dict(response.headers), "body": text}

@@ -1,0 +1,1 @@
+"""The render layer: a finished plan -> Airflow DAG objects."""

@@ -1,0 +1,153 @@
+"""Render a finished plan into Airflow DAG objects: the only layer that builds DAGs.
+
+Rendering reads nothing but the plan and the validated records: no network, no metadata database, no
+Variables. Secret values (env vars) are never put into a DAG: operators get the keys and read the values
+at run time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, BaseOperator, Param
+
+from cronium_provider.operators.actions import (
+    CroniumEventResultOperator,
+    CroniumNotSupportedOperator,
+    CroniumTriggerEventOperator,
+)
+from cronium_provider.operators.http import CroniumHttpOperator
+from cronium_provider.operators.script import CroniumScriptOperator
+from cronium_provider.plan.models import DagPlan, Plan, TaskPlan
+from cronium_provider.plan.schedule import SchedulePlan
+from cronium_provider.records.models import Event
+from cronium_provider.records.validation import RecordSet
+
+DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
+INPUT_PARAM = "input"
+
+
+def airflow_schedule(schedule: SchedulePlan) -> str | timedelta | None:
+    if schedule.kind == "cron":
+        return schedule.cron
+    if schedule.kind == "interval" and schedule.interval_seconds:
+        return timedelta(seconds=schedule.interval_seconds)
+    return None
+
+
+def _event_metadata(event: Event) -> dict[str, Any]:
+    """What ``cronium.event()`` returns: the record without its script, secrets or bookkeeping."""
+    return {
+        "id": event.id,
+        "name": event.name,
+        "description": event.description,
+        "type": event.type.value,
+        "status": event.status.value,
+        "userId": event.user_id,
+        "tags": list(event.tags),
+        "runLocation": event.run_location.value,
+        "triggerType": event.trigger_type.value,
+        "timeoutValue": event.timeout_value,
+        "timeoutUnit": event.timeout_unit.value,
+        "retries": event.retries,
+    }
+
+
+def _common(task: TaskPlan) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "task_id": task.task_id,
+        "task_display_name": task.display_name,
+        "trigger_rule": task.trigger_rule,
+        "retries": task.retries,
+        "retry_delay": timedelta(seconds=task.retry_delay_seconds),
+    }
+    if task.execution_timeout_seconds:
+        args["execution_timeout"] = timedelta(seconds=task.execution_timeout_seconds)
+    return args
+
+
+def render_event_task(task: TaskPlan, event: Event, source: str, *, event_dag: bool) -> BaseOperator:
+    """The operator that runs one event (its DAG's ``run`` task, or a workflow node)."""
+    args = _common(task)
+    if event_dag:
+        args["max_executions"] = event.max_executions
+        args["execution_count"] = event.execution_count
+    if task.operator == "script":
+        return CroniumScriptOperator(
+            language=event.type.value,
+            script=event.content or "",
+            event=_event_metadata(event),
+            event_env_keys=list(task.env_keys),
+            records_source=source,
+            **args,
+        )
+    if task.operator == "http_request":
+        return CroniumHttpOperator(
+            method=event.http_method or "GET",
+            url=event.http_url or "",
+            headers=[(h.key, h.value) for h in event.http_headers],
+            body=event.http_body,
+            **args,
+        )
+    args.pop("max_executions", None)
+    args.pop("execution_count", None)
+    return CroniumNotSupportedOperator(feature="TOOL_ACTION events", **args)
+
+
+def render_action_task(task: TaskPlan) -> BaseOperator:
+    args = {"task_id": task.task_id, "task_display_name": task.display_name, "trigger_rule": task.trigger_rule}
+    condition_of = task.details.get("condition_of")
+    if task.operator == "trigger_event":
+        return CroniumTriggerEventOperator(
+            trigger_dag_id=str(task.details["target_dag_id"]),
+            condition_of=condition_of,
+            **args,
+        )
+    if task.operator == "event_result":
+        return CroniumEventResultOperator(**args)
+    return CroniumNotSupportedOperator(feature="SEND_MESSAGE conditional actions", condition_of=condition_of, **args)
+
+
+def _dag(plan: DagPlan) -> DAG:
+    start = datetime.fromisoformat(plan.schedule.start_date) if plan.schedule.start_date else DEFAULT_START
+    doc = plan.description or ""
+    if plan.schedule.note:
+        doc += f"\n\nSchedule note: {plan.schedule.note}"
+    return DAG(
+        dag_id=plan.dag_id,
+        dag_display_name=plan.name,
+        description=(plan.description or plan.name)[:200],
+        doc_md=doc or None,
+        schedule=airflow_schedule(plan.schedule),
+        start_date=start,
+        catchup=False,
+        max_active_runs=plan.max_active_runs,
+        is_paused_upon_creation=plan.is_paused,
+        tags=list(plan.tags),
+        params={INPUT_PARAM: Param({}, type=["object", "null"], description="cronium.input() for this run")},
+    )
+
+
+def render_event_dag(plan: DagPlan, records: RecordSet) -> DAG:
+    event = records.events[plan.record_id]
+    source = records.origin("event", plan.record_id)
+    with _dag(plan) as dag:
+        tasks: dict[str, BaseOperator] = {}
+        for task in plan.tasks:
+            if task.event_id is not None:
+                tasks[task.task_id] = render_event_task(task, event, source, event_dag=True)
+            else:
+                tasks[task.task_id] = render_action_task(task)
+        for edge in plan.edges:
+            tasks[edge.upstream] >> tasks[edge.downstream]
+    return dag
+
+
+def render_plan(plan: Plan, records: RecordSet) -> dict[str, DAG]:
+    """Every DAG of the plan, by dag id. Workflow DAGs are rendered by the workflow renderer."""
+    dags: dict[str, DAG] = {}
+    for dag_plan in plan.dags:
+        if dag_plan.kind == "event":
+            dags[dag_plan.dag_id] = render_event_dag(dag_plan, records)
+    return dags

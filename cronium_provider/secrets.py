@@ -1,0 +1,53 @@
+"""Event env var values: secrets kept in Airflow Variables, read only at run time and masked.
+
+An event's env var ``KEY`` lives in the Airflow Variable ``cronium_env_<eventId>_<KEY>``
+(``cronium-airflow env push`` puts it there). A record file that still carries the value inline is read at
+run time as a fallback, so the value never enters a DAG object, the serialized DAG or the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+ENV_VARIABLE_PREFIX = "cronium_env_"
+
+
+def env_variable_key(event_id: Any, key: str) -> str:
+    return f"{ENV_VARIABLE_PREFIX}{event_id}_{key}"
+
+
+def inline_event_env(records_source: str, event_id: Any) -> dict[str, str]:
+    """The env var values written in the record file itself (empty when the event is not there)."""
+    from cronium_provider.records.validation import load_records
+
+    records = load_records([records_source])
+    event = records.events.get(int(event_id)) if event_id is not None else None
+    if event is None:
+        return {}
+    return {item.key: item.value.get_secret_value() for item in event.env_vars}
+
+
+def resolve_event_env(event_id: Any, keys: Iterable[str], records_source: str | None) -> dict[str, str]:
+    """Values for the event's env var ``keys``; raises naming the Variable to set when one is missing."""
+    from airflow.sdk import Variable
+    from airflow.sdk.log import mask_secret
+
+    values: dict[str, str] = {}
+    inline: dict[str, str] | None = None
+    for key in keys:
+        value = Variable.get(env_variable_key(event_id, key), default=None)
+        if value is None and records_source:
+            if inline is None:
+                inline = inline_event_env(records_source, event_id)
+            value = inline.get(key)
+        if value is None:
+            raise ValueError(
+                f"event {event_id}: env var {key} has no value; set the Airflow Variable "
+                f"{env_variable_key(event_id, key)} (cronium-airflow env push does it from record files)"
+            )
+        text = str(value)
+        if text:
+            mask_secret(text)
+        values[key] = text
+    return values

@@ -1,0 +1,306 @@
+"""The event DAG factory: the template DAG file over record folders, run by real Airflow.
+
+Each test writes Cronium records into a folder, copies ``dags_templates/cronium_dags.py`` into the dags
+folder with ``CRONIUM_RECORDS_DIR`` pointing at them, and runs the DAGs it builds with ``dag.test()``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, airflow_env
+from tests.support.airflow_run import DagRunResult, load_dag_module, run_dag, write_dag_file
+from tests.support.http_receiver import HttpReceiver, json_answer, text_answer
+
+TEMPLATE = REPO / "dags_templates" / "cronium_dags.py"
+_ids = itertools.count(int(uuid.uuid4().int % 10_000) * 1000 + 100_000)
+
+
+def new_id() -> int:
+    """Event ids unique across the session: dag ids (and their run history) never collide."""
+    return next(_ids)
+
+
+class Factory:
+    """A records folder plus the template DAG file reading it."""
+
+    def __init__(self, folder: Path, capfd: Any, monkeypatch: pytest.MonkeyPatch):
+        self.folder = folder
+        self.capfd = capfd
+        self.monkeypatch = monkeypatch
+        self.events: list[dict[str, Any]] = []
+
+    def event(self, **fields: Any) -> dict[str, Any]:
+        record = {"id": new_id(), "name": "event", "type": "BASH", "status": "ACTIVE", "content": "true", **fields}
+        self.events.append(record)
+        return record
+
+    def load(self) -> Any:
+        (self.folder / "events.json").write_text(json.dumps({"events": self.events}))
+        self.monkeypatch.setenv("CRONIUM_RECORDS_DIR", str(self.folder))
+        path = write_dag_file(f"cronium_dags_{uuid.uuid4().hex[:8]}.py", TEMPLATE.read_text())
+        return load_dag_module(path)
+
+    def run(self, module: Any, event: dict[str, Any], conf: dict[str, Any] | None = None) -> DagRunResult:
+        return run_dag(getattr(module, f"cronium_event_{event['id']}"), conf, capfd=self.capfd)
+
+
+@pytest.fixture
+def factory(tmp_path: Path, capfd, monkeypatch, airflow_db) -> Factory:
+    folder = tmp_path / "records"
+    folder.mkdir()
+    return Factory(folder, capfd, monkeypatch)
+
+
+def dag_runs(dag_id: str) -> list[Any]:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        runs = session.query(DagRun).filter(DagRun.dag_id == dag_id).all()
+        session.expunge_all()
+        return runs
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(
+    ("conf", "expected"),
+    [({"input": {"who": "form"}}, {"who": "form"}), ({"who": "cli", "n": 2}, {"who": "cli", "n": 2}), (None, {})],
+)
+def test_bash_event_with_manual_input(factory: Factory, conf, expected) -> None:
+    event = factory.event(
+        name="Echo input",
+        description="Echoes its input back.",
+        tags=["ops"],
+        content='echo "got $(cronium_input)"; cronium_output "$(cronium_input)"',
+        retries=2,
+        timeoutValue=2,
+        timeoutUnit="MINUTES",
+    )
+    module = factory.load()
+    dag = getattr(module, f"cronium_event_{event['id']}")
+    assert dag.tags == {"cronium", "ops"} and dag.doc_md == "Echoes its input back."
+    task = dag.get_task("run")
+    assert task.task_display_name == "Echo input"
+    assert task.retries == 2 and task.execution_timeout.total_seconds() == 120
+    result = factory.run(module, event, conf)
+    assert result.state == "success", result.log_text()[-3000:]
+    assert result.xcom("run") == expected
+    assert f"got {json.dumps(expected, separators=(',', ':'))}" in result.log_text()
+
+
+@pytest.fixture
+def http_server() -> Iterator[HttpReceiver]:
+    receiver = HttpReceiver(
+        routes={
+            "GET /items": lambda r: json_answer({"items": [1, 2, 3]}),
+            "POST /items": lambda r: json_answer({"created": r.json()}, status=201),
+            "GET /hello": lambda r: text_answer("hello, world"),
+            "GET /broken": lambda r: text_answer("database is down: " + "x" * 2000, status=500),
+        }
+    ).start()
+    yield receiver
+    receiver.stop()
+
+
+def test_http_request_events(factory: Factory, http_server: HttpReceiver) -> None:
+    get_json = factory.event(
+        type="HTTP_REQUEST", httpMethod="GET", httpUrl=f"{http_server.url}/items", httpHeaders={"X-Trace": "t-1"}
+    )
+    post_json = factory.event(
+        type="HTTP_REQUEST",
+        httpMethod="POST",
+        httpUrl=f"{http_server.url}/items",
+        httpHeaders=[{"key": "X-Trace", "value": "t-2"}],
+        httpBody='{"name": "widget"}',
+    )
+    get_text = factory.event(type="HTTP_REQUEST", httpMethod="GET", httpUrl=f"{http_server.url}/hello")
+    broken = factory.event(type="HTTP_REQUEST", httpMethod="GET", httpUrl=f"{http_server.url}/broken")
+    module = factory.load()
+
+    result = factory.run(module, get_json)
+    assert result.state == "success" and result.xcom("run") == {"items": [1, 2, 3]}
+    assert http_server.requests[-1].headers["X-Trace"] == "t-1"
+
+    result = factory.run(module, post_json)
+    assert result.state == "success" and result.xcom("run") == {"created": {"name": "widget"}}
+    sent = http_server.requests[-1]
+    assert sent.method == "POST" and sent.json() == {"name": "widget"}
+    assert sent.headers["Content-Type"] == "application/json" and sent.headers["X-Trace"] == "t-2"
+
+    result = factory.run(module, get_text)
+    assert result.state == "success"
+    out = result.xcom("run")
+    assert out["status"] == 200 and out["body"] == "hello, world"
+    assert out["headers"]["Content-Type"].startswith("text/plain")
+
+    result = factory.run(module, broken)
+    assert result.state == "failed"
+    assert "answered HTTP 500" in result.log_text() and "database is down: xxx" in result.log_text()
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(
+    ("script", "run_state", "expected"),
+    [
+        (
+            "cronium_setCondition true",
+            "success",
+            {
+                "always_0": "success",
+                "on_success_0": "success",
+                "on_failure_0": "skipped",
+                "on_condition_0": "success",
+                "result": "success",
+            },
+        ),
+        (
+            "cronium_setCondition false",
+            "success",
+            {
+                "always_0": "success",
+                "on_success_0": "success",
+                "on_failure_0": "skipped",
+                "on_condition_0": "skipped",
+                "result": "success",
+            },
+        ),
+        (
+            "echo failing >&2; exit 1",
+            "failed",
+            {
+                "always_0": "success",
+                "on_success_0": "upstream_failed",
+                "on_failure_0": "success",
+                "on_condition_0": "upstream_failed",
+                "result": "failed",
+            },
+        ),
+    ],
+)
+def test_conditional_actions(factory: Factory, script: str, run_state: str, expected: dict[str, str]) -> None:
+    targets = {kind: factory.event(name=f"target {kind}") for kind in ("always", "success", "fail", "condition")}
+    event = factory.event(
+        name="With actions",
+        content=script,
+        alwaysEvents=[{"type": "SCRIPT", "targetEventId": targets["always"]["id"]}],
+        successEvents=[{"type": "SCRIPT", "targetEventId": targets["success"]["id"]}],
+        failEvents=[{"type": "SCRIPT", "targetEventId": targets["fail"]["id"]}],
+        conditionEvents=[{"type": "SCRIPT", "targetEventId": targets["condition"]["id"]}],
+    )
+    module = factory.load()
+    result = factory.run(module, event)
+    assert result.task_states["run"] == run_state
+    assert {k: v for k, v in result.task_states.items() if k != "run"} == expected
+    assert result.state == ("success" if run_state == "success" else "failed")
+    triggered = {kind: len(dag_runs(f"cronium_event_{t['id']}")) for kind, t in targets.items()}
+    assert triggered == {
+        "always": 1,
+        "success": int(expected["on_success_0"] == "success"),
+        "fail": int(expected["on_failure_0"] == "success"),
+        "condition": int(expected["on_condition_0"] == "success"),
+    }
+    for run in dag_runs(f"cronium_event_{targets['always']['id']}"):
+        assert not run.conf  # a SCRIPT action runs the target with no input
+
+
+@pytest.mark.docker
+def test_send_message_action_is_planned_and_fails_clearly(factory: Factory) -> None:
+    event = factory.event(failEvents=[{"type": "SEND_MESSAGE", "toolId": 3, "message": "it failed"}], content="exit 4")
+    module = factory.load()
+    dag = getattr(module, f"cronium_event_{event['id']}")
+    assert dag.get_task("on_failure_0").task_display_name == "on failure: message via tool 3"
+    result = factory.run(module, event)
+    assert result.task_states["on_failure_0"] == "failed"
+    assert "SEND_MESSAGE conditional actions is not yet supported" in result.log_text()
+
+
+@pytest.mark.docker
+def test_max_executions_stops_further_runs(factory: Factory) -> None:
+    event = factory.event(maxExecutions=3, executionCount=1, content="cronium_output '{\"ran\": true}'")
+    module = factory.load()
+    first = factory.run(module, event)
+    second = factory.run(module, event)
+    third = factory.run(module, event)
+    assert [first.task_states["run"], second.task_states["run"], third.task_states["run"]] == [
+        "success",
+        "success",
+        "skipped",
+    ]
+    assert third.xcom("run") is None
+    assert "maxExecutions 3 reached (3 execution(s) so far)" in third.log_text()
+
+
+@pytest.mark.docker
+def test_env_var_values_reach_the_script_but_never_the_dag(factory: Factory) -> None:
+    secret = f"s3cret-{uuid.uuid4().hex}"
+    event = factory.event(
+        envVars=[{"key": "API_TOKEN", "value": secret}],
+        content='cronium_output "{\\"len\\": ${#API_TOKEN}, \\"head\\": \\"${API_TOKEN:0:6}\\"}"',
+    )
+    module = factory.load()
+    dag = getattr(module, f"cronium_event_{event['id']}")
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    assert secret not in json.dumps(DagSerialization.to_dict(dag), default=str)
+    result = factory.run(module, event)
+    assert result.state == "success", result.log_text()[-2000:]
+    assert result.xcom("run") == {"len": len(secret), "head": "s3cret"}
+    assert secret not in result.log_text()
+
+
+def test_status_decides_pause_state_and_whether_a_dag_exists(factory: Factory) -> None:
+    active = factory.event(status="ACTIVE")
+    paused = factory.event(status="PAUSED")
+    draft = factory.event(status="DRAFT")
+    archived = factory.event(status="ARCHIVED")
+    module = factory.load()
+    assert getattr(module, f"cronium_event_{active['id']}").is_paused_upon_creation is False
+    assert getattr(module, f"cronium_event_{paused['id']}").is_paused_upon_creation is True
+    for record in (draft, archived):
+        assert not hasattr(module, f"cronium_event_{record['id']}")
+    dag = getattr(module, f"cronium_event_{active['id']}")
+    assert dag.max_active_runs == 1 and dag.catchup is False
+
+
+def test_a_broken_record_hides_no_good_dag(tmp_path: Path) -> None:
+    """As the DAG processor does: a fresh process fills a DagBag from the dags folder."""
+    folder = tmp_path / "records"
+    folder.mkdir()
+    good = [
+        {"kind": "event", "id": i, "name": f"e{i}", "type": "BASH", "status": "ACTIVE", "content": "true"}
+        for i in range(1, 21)
+    ]
+    for record in good:
+        (folder / f"event-{record['id']}.json").write_text(json.dumps(record))
+    (folder / "zz-broken.yaml").write_text("kind: event\nid: 99\nname: broken\ntype: BASH\nscheduleUnit: WEEKS\n")
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "cronium_dags.py").write_text(TEMPLATE.read_text())
+    code = (
+        "import json, sys; from airflow.dag_processing.dagbag import DagBag; "
+        f"bag = DagBag(dag_folder={str(dags)!r}); "
+        "print('RESULT ' + json.dumps({'dags': sorted(bag.dags), 'errors': bag.import_errors}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=airflow_env(CRONIUM_RECORDS_DIR=str(folder)),
+    )
+    output = proc.stdout + proc.stderr
+    [line] = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    result = json.loads(line[len("RESULT ") :])
+    assert result["dags"] == sorted(f"cronium_event_{i}" for i in range(1, 21))
+    assert result["errors"] == {}
+    assert f"{folder / 'zz-broken.yaml'}: event 99: field scheduleUnit:" in output

@@ -1,0 +1,119 @@
+"""Cronium schedules -> Airflow schedules: the plan's mapping, and the run times Airflow derives from it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cronium_provider.plan.build import build_plan
+from cronium_provider.records.validation import load_records
+
+BASE = {"kind": "event", "name": "s", "type": "BASH", "content": "true", "status": "ACTIVE", "triggerType": "SCHEDULE"}
+
+# (record fields, expected plan schedule (kind, cron, interval seconds), paused, built)
+CASES: list[tuple[dict[str, Any], tuple[str, str | None, int | None], bool, bool]] = [
+    ({"scheduleNumber": 1, "scheduleUnit": "MINUTES"}, ("cron", "* * * * *", None), False, True),
+    ({"scheduleNumber": 15, "scheduleUnit": "MINUTES"}, ("cron", "*/15 * * * *", None), False, True),
+    ({"scheduleNumber": 120, "scheduleUnit": "MINUTES"}, ("cron", "0 */2 * * *", None), False, True),
+    ({"scheduleNumber": 90, "scheduleUnit": "MINUTES"}, ("interval", None, 5400), False, True),
+    ({"scheduleNumber": 1, "scheduleUnit": "HOURS"}, ("cron", "0 * * * *", None), False, True),
+    ({"scheduleNumber": 6, "scheduleUnit": "HOURS"}, ("cron", "0 */6 * * *", None), False, True),
+    ({"scheduleNumber": 48, "scheduleUnit": "HOURS"}, ("cron", "0 0 */2 * *", None), False, True),
+    ({"scheduleNumber": 1, "scheduleUnit": "DAYS"}, ("cron", "0 0 * * *", None), False, True),
+    ({"scheduleNumber": 3, "scheduleUnit": "DAYS"}, ("cron", "0 0 */3 * *", None), False, True),
+    ({"scheduleNumber": 30, "scheduleUnit": "SECONDS"}, ("interval", None, 30), False, True),
+    ({"scheduleNumber": 120, "scheduleUnit": "SECONDS"}, ("cron", "*/2 * * * *", None), False, True),
+    ({"customSchedule": "30 2 * * 1-5", "scheduleUnit": "HOURS"}, ("cron", "30 2 * * 1-5", None), False, True),
+    ({"customSchedule": "0 */5 * * * *"}, ("cron", "*/5 * * * *", None), False, True),
+    ({"customSchedule": "*/10 * * * * *"}, ("interval", None, 10), False, True),
+    ({"triggerType": "MANUAL", "customSchedule": "0 0 * * *"}, ("none", None, None), False, True),
+    ({"status": "PAUSED", "scheduleNumber": 5, "scheduleUnit": "MINUTES"}, ("cron", "*/5 * * * *", None), True, True),
+    ({"status": "DRAFT"}, ("cron", "* * * * *", None), True, False),
+    ({"status": "ARCHIVED"}, ("cron", "* * * * *", None), True, False),
+]
+
+
+def _plan(tmp_path: Path, fields: dict[str, Any]) -> dict[str, Any]:
+    (tmp_path / "e.json").write_text(json.dumps({**BASE, "id": 1, **fields}))
+    records = load_records([tmp_path])
+    assert records.ok, [str(e) for e in records.errors]
+    data = build_plan(records).to_json()
+    return data
+
+
+@pytest.mark.parametrize(("fields", "schedule", "paused", "built"), CASES)
+def test_schedule_table(tmp_path: Path, fields, schedule, paused, built) -> None:
+    plan = _plan(tmp_path, fields)
+    if not built:
+        assert plan["dags"] == []
+        assert plan["not_built"][0]["status"] == fields["status"]
+        return
+    [dag] = plan["dags"]
+    got = (dag["schedule"]["kind"], dag["schedule"]["cron"], dag["schedule"]["interval_seconds"])
+    assert got == schedule
+    assert dag["is_paused"] is paused
+    assert dag["max_active_runs"] == 1 and dag["catchup"] is False
+
+
+def test_start_time_becomes_the_start_date(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, {"startTime": "2026-05-01T08:30:00+02:00", "scheduleNumber": 1, "scheduleUnit": "HOURS"})
+    assert plan["dags"][0]["schedule"]["start_date"] == "2026-05-01T08:30:00+02:00"
+
+
+def _next_runs(fields: dict[str, Any], tmp_path: Path, count: int = 3) -> list[datetime]:
+    """The first ``count`` run times Airflow's own timetable gives the rendered DAG."""
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import TimeRestriction
+
+    from cronium_provider.render.dags import render_plan
+
+    (tmp_path / "e.json").write_text(json.dumps({**BASE, "id": 1, **fields}))
+    records = load_records([tmp_path])
+    dag = render_plan(build_plan(records), records)["cronium_event_1"]
+    timetable = coerce_to_core_timetable(dag.timetable)
+    restriction = TimeRestriction(earliest=dag.start_date, latest=None, catchup=True)
+    runs: list[datetime] = []
+    last = None
+    for _ in range(count):
+        info = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
+        assert info is not None
+        runs.append(info.run_after)
+        last = info.data_interval
+    return runs
+
+
+START = "2026-03-01T10:07:00Z"
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"scheduleNumber": 15, "scheduleUnit": "MINUTES"}, ["10:15", "10:30", "10:45"]),
+        ({"scheduleNumber": 6, "scheduleUnit": "HOURS"}, ["12:00", "18:00", "00:00"]),
+        ({"scheduleNumber": 1, "scheduleUnit": "DAYS"}, ["00:00", "00:00", "00:00"]),
+        ({"scheduleNumber": 45, "scheduleUnit": "SECONDS"}, ["10:07:00", "10:07:45", "10:08:30"]),
+        ({"customSchedule": "30 2 * * 1-5"}, ["02:30", "02:30", "02:30"]),
+        ({"customSchedule": "0 */20 * * * *"}, ["10:20", "10:40", "11:00"]),
+        ({"scheduleNumber": 90, "scheduleUnit": "MINUTES"}, ["10:07", "11:37", "13:07"]),
+    ],
+)
+def test_next_run_times_from_airflows_timetable(tmp_path: Path, fields, expected) -> None:
+    runs = _next_runs({**fields, "startTime": START}, tmp_path)
+    fmt = "%H:%M:%S" if len(expected[0]) == 8 else "%H:%M"
+    assert [r.astimezone(UTC).strftime(fmt) for r in runs] == expected
+    assert all(r >= datetime(2026, 3, 1, 10, 7, tzinfo=UTC) for r in runs)  # never before startTime
+    assert runs == sorted(runs)
+
+
+def test_weekday_cron_skips_the_weekend(tmp_path: Path) -> None:
+    runs = _next_runs({"customSchedule": "30 2 * * 1-5", "startTime": "2026-03-06T03:00:00Z"}, tmp_path)
+    assert [r.strftime("%a %d") for r in runs] == ["Mon 09", "Tue 10", "Wed 11"]  # Fri 6 03:00 -> Monday
+
+
+def test_days_schedule_fires_at_midnight_every_n_days(tmp_path: Path) -> None:
+    runs = _next_runs({"scheduleNumber": 3, "scheduleUnit": "DAYS", "startTime": START}, tmp_path, count=4)
+    assert [r.strftime("%d %H:%M") for r in runs] == ["04 00:00", "07 00:00", "10 00:00", "13 00:00"]
