@@ -1,7 +1,7 @@
 """Event env var values: secrets kept in Airflow Variables, read only at run time and masked.
 
 An event's env var ``KEY`` lives in the Airflow Variable ``cronium_env_<eventId>_<KEY>``
-(``cronium-airflow env push`` puts it there). A record file that still carries the value inline is read at
+(``airflow variables set`` puts it there). A record file that still carries the value inline is read at
 run time as a fallback, so the value never enters a DAG object, the serialized DAG or the plan.
 """
 
@@ -44,7 +44,7 @@ def resolve_event_env(event_id: Any, keys: Iterable[str], records_source: str | 
         if value is None:
             raise ValueError(
                 f"event {event_id}: env var {key} has no value; set the Airflow Variable "
-                f"{env_variable_key(event_id, key)} (cronium-airflow env push does it from record files)"
+                f"{env_variable_key(event_id, key)}"
             )
         text = str(value)
         if text:
