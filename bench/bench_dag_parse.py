@@ -91,6 +91,61 @@ def make_events(count: int, seed: int = 7) -> list[dict[str, Any]]:
     return events
 
 
+def tool_common(task: Any, kind: str) -> str:
+    text = f"task_id={task.task_id!r}, task_display_name={task.display_name!r}, trigger_rule={task.trigger_rule!r}"
+    if kind == "workflow":
+        text += f", workflow_incoming={task.details['incoming']!r}"
+    return text
+
+
+def make_workflows(count: int, size: int, seed: int = 11) -> dict[str, Any]:
+    """``count`` workflows of ``size`` nodes over a shared pool of events, every connection type used."""
+    rng = random.Random(seed)
+    events = [e for e in make_events(300, seed) if e["type"] != "TOOL_ACTION"]
+    for e in events:
+        e.pop("successEvents", None), e.pop("alwaysEvents", None), e.pop("conditionEvents", None)
+    kinds = ["ALWAYS", "ON_SUCCESS", "ON_SUCCESS", "ON_FAILURE", "ON_CONDITION"]
+    workflows = []
+    for w in range(1, count + 1):
+        nodes = [
+            {
+                "id": f"n{k}",
+                "type": "eventNode",
+                "position": {"x": k, "y": 0},
+                "data": {"eventId": rng.choice(events)["id"]},
+            }
+            for k in range(size)
+        ]
+        edges = []
+        for k in range(1, size):
+            parent = rng.randrange(0, k)
+            edges.append(
+                {
+                    "id": f"e{k}",
+                    "source": f"n{parent}",
+                    "target": f"n{k}",
+                    "data": {"connectionType": rng.choice(kinds)},
+                }
+            )
+            if k > 3 and k % 4 == 0:  # a merge
+                other = rng.randrange(0, k)
+                if other != parent:
+                    edges.append(
+                        {"id": f"m{k}", "source": f"n{other}", "target": f"n{k}", "data": {"connectionType": "ALWAYS"}}
+                    )
+        workflows.append(
+            {
+                "id": w,
+                "name": f"workflow {w}",
+                "status": "ACTIVE",
+                "triggerType": "MANUAL",
+                "nodes": nodes,
+                "edges": edges,
+            }
+        )
+    return {"events": [dict(e, status="DRAFT") for e in events], "workflows": workflows}
+
+
 def handwritten_source(records_dir: Path) -> str:
     """The same DAGs, written out as literal operator calls (the baseline a user would maintain by hand)."""
     from cronium_provider.plan.build import build_plan
@@ -106,11 +161,11 @@ def handwritten_source(records_dir: Path) -> str:
         "from cronium_provider.operators.http import CroniumHttpOperator",
         "from cronium_provider.operators.actions import (CroniumEventResultOperator, "
         "CroniumNotSupportedOperator, CroniumTriggerEventOperator)",
+        "from cronium_provider.operators.workflow import CroniumWorkflowResultOperator",
         "UTC = datetime.timezone.utc",
         "",
     ]
     for dag in plan.dags:
-        event = records.events[dag.record_id]
         schedule = airflow_schedule(dag.schedule)
         schedule_src = (
             f"datetime.timedelta(seconds={schedule.total_seconds():.0f})"
@@ -134,23 +189,32 @@ def handwritten_source(records_dir: Path) -> str:
             common = (
                 f"task_id={task.task_id!r}, task_display_name={task.display_name!r}, trigger_rule={task.trigger_rule!r}"
             )
-            if task.event_id is not None:
+            event = records.events[task.event_id] if task.event_id is not None else None
+            if event is not None:
                 common += (
                     f", retries={task.retries}, retry_delay=datetime.timedelta(seconds={task.retry_delay_seconds}), "
                     f"execution_timeout=datetime.timedelta(seconds={task.execution_timeout_seconds})"
                 )
-            if task.operator == "script":
+                if dag.kind == "event":
+                    common += f", max_executions={event.max_executions}, execution_count={event.execution_count}"
+                else:
+                    common += f", workflow_incoming={task.details['incoming']!r}"
+            if task.operator == "workflow_result":
+                line = (
+                    f"CroniumWorkflowResultOperator(task_id={task.task_id!r}, task_display_name={task.display_name!r}, "
+                    f"node_task_ids={task.details['nodes']!r}, leaf_task_ids={task.details['leaves']!r}, "
+                    f"result_rule={task.details['result_rule']!r})"
+                )
+            elif task.operator == "script":
                 line = (
                     f"CroniumScriptOperator({common}, language={event.type.value!r}, script={event.content!r}, "
                     f"event={_event_metadata(event)!r}, event_env_keys={list(task.env_keys)!r}, "
-                    f"records_source={records.origin('event', event.id)!r}, "
-                    f"max_executions={event.max_executions}, execution_count={event.execution_count})"
+                    f"records_source={records.origin('event', event.id)!r})"
                 )
             elif task.operator == "http_request":
                 line = (
                     f"CroniumHttpOperator({common}, method={event.http_method!r}, url={event.http_url!r}, "
-                    f"headers={[(h.key, h.value) for h in event.http_headers]!r}, body={event.http_body!r}, "
-                    f"max_executions={event.max_executions}, execution_count={event.execution_count})"
+                    f"headers={[(h.key, h.value) for h in event.http_headers]!r}, body={event.http_body!r})"
                 )
             elif task.operator == "trigger_event":
                 line = (
@@ -160,7 +224,7 @@ def handwritten_source(records_dir: Path) -> str:
             elif task.operator == "event_result":
                 line = f"CroniumEventResultOperator({common})"
             elif task.operator == "tool_action":
-                line = f"CroniumNotSupportedOperator({common}, feature='TOOL_ACTION events')"
+                line = f"CroniumNotSupportedOperator({tool_common(task, dag.kind)}, feature='TOOL_ACTION events')"
             else:
                 line = f"CroniumNotSupportedOperator({common}, feature='SEND_MESSAGE conditional actions')"
             out.append(f"    {var} = {line}")
@@ -230,14 +294,27 @@ def compare(title: str, records: dict[str, Any], runs: int, generator: Any) -> b
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--workflows", type=int, default=1000)
+    parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", choices=["events", "workflows"], default=None)
     args = parser.parse_args()
-    ok = compare(
-        f"Template DAG file vs hand-written DAG file, {args.events} events, median of {args.runs} parses",
-        {"events": make_events(args.events)},
-        args.runs,
-        handwritten_source,
-    )
+    ok = True
+    if args.only in (None, "events"):
+        ok &= compare(
+            f"Template DAG file vs hand-written DAG file, {args.events} events, median of {args.runs} parses",
+            {"events": make_events(args.events)},
+            args.runs,
+            handwritten_source,
+        )
+    if args.only in (None, "workflows"):
+        ok &= compare(
+            f"Template DAG file vs hand-written DAG file, {args.workflows} workflows of {args.nodes} nodes, "
+            f"median of {args.runs} parses",
+            make_workflows(args.workflows, args.nodes),
+            args.runs,
+            handwritten_source,
+        )
     return 0 if ok else 1
 
 

@@ -59,13 +59,21 @@ def test_plan_json_describes_the_dags(tmp_path: Path) -> None:
         "node_report",
         "node_failure",
         "node_cleanup",
+        "workflow_result",
     ]
     assert {(e["upstream"], e["downstream"], e["connection_type"]) for e in flow["edges"]} == {
         ("node_fetch", "node_total", "ON_SUCCESS"),
         ("node_total", "node_report", "ON_CONDITION"),
         ("node_total", "node_failure", "ON_FAILURE"),
         ("node_total", "node_cleanup", "ALWAYS"),
+        ("node_report", "workflow_result", "RESULT"),
+        ("node_failure", "workflow_result", "RESULT"),
+        ("node_cleanup", "workflow_result", "RESULT"),
     }
+    rules = {e["downstream"]: e["rule"] for e in flow["edges"] if e["upstream"] == "node_total"}
+    assert rules["node_report"] == "only when the parent set its condition to true"
+    total = next(t for t in flow["tasks"] if t["task_id"] == "node_total")
+    assert total["trigger_rule"] == "all_done" and total["details"]["incoming"] == [["node_fetch", "ON_SUCCESS"]]
     fetch = flow["tasks"][0]
     assert fetch["display_name"] == "Fetch orders"
     assert fetch["execution_timeout_seconds"] == 120 and fetch["retries"] == 1

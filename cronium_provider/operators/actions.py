@@ -9,6 +9,8 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
+from cronium_provider.operators.workflow import incoming_pairs, node_input
+
 FAILED_STATES = frozenset({"failed", "upstream_failed"})
 
 
@@ -41,13 +43,23 @@ class CroniumNotSupportedOperator(BaseOperator):
 
     ui_color = "#f4cccc"
 
-    def __init__(self, *, feature: str, condition_of: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        feature: str,
+        condition_of: str | None = None,
+        workflow_incoming: Sequence[Sequence[str]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.feature = feature
         self.condition_of = condition_of
+        self.workflow_incoming = incoming_pairs(workflow_incoming)
 
     def execute(self, context: Any) -> Any:
         require_condition(context, self.condition_of)
+        if self.workflow_incoming is not None:
+            node_input(context, self.workflow_incoming)
         raise AirflowException(f"{self.feature} is not yet supported by airflow-provider-cronium")
 
 

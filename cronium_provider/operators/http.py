@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from cronium_provider.operators.base import check_max_executions
+from cronium_provider.operators.workflow import incoming_pairs, node_input
 
 DEFAULT_TIMEOUT_SECONDS = 30
 ERROR_BODY_CHARS = 500
@@ -78,6 +79,7 @@ class CroniumHttpOperator(BaseOperator):
         http_conn_id: str | None = None,
         max_executions: int = 0,
         execution_count: int = 0,
+        workflow_incoming: Sequence[Sequence[str]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -89,6 +91,7 @@ class CroniumHttpOperator(BaseOperator):
         self.http_conn_id = http_conn_id
         self.max_executions = max_executions
         self.execution_count = execution_count
+        self.workflow_incoming = incoming_pairs(workflow_incoming)
 
     def _header_dict(self) -> dict[str, str]:
         if not self.headers:
@@ -99,6 +102,8 @@ class CroniumHttpOperator(BaseOperator):
 
     def execute(self, context: Any) -> Any:
         check_max_executions(context, self.max_executions, self.execution_count)
+        if self.workflow_incoming is not None:
+            node_input(context, self.workflow_incoming)  # skips the node when a connection is unsatisfied
         headers = self._header_dict()
         data: Any = None
         if self.body and self.method not in ("GET", "HEAD"):

@@ -17,6 +17,7 @@ from airflow.sdk.exceptions import AirflowException
 from cronium_provider.executors.container import ContainerExecutor, ContainerLimits, ScriptJob, ScriptRun
 from cronium_provider.executors.protocol import LANGUAGES, ScriptResults
 from cronium_provider.operators.base import check_max_executions, run_input
+from cronium_provider.operators.workflow import incoming_pairs, node_input
 from cronium_provider.secrets import resolve_event_env
 from cronium_provider.variables import DEFAULT_PREFIX, VariableNamespace
 
@@ -76,6 +77,8 @@ class CroniumScriptOperator(BaseOperator):
     :param records_source: the record file of the event, for env var values not kept in Variables.
     :param max_executions: Cronium's ``maxExecutions`` (0 = unlimited); runs past it are skipped.
     :param execution_count: Cronium's ``executionCount``, added to the DAG's runs for that limit.
+    :param workflow_incoming: as a workflow node, its incoming connections ``[(parent task id, type)]``:
+        the node runs only when all are satisfied, and its input comes from its parents.
     """
 
     # The script is never templated: Cronium scripts are code whose braces mean nothing to Jinja.
@@ -105,6 +108,7 @@ class CroniumScriptOperator(BaseOperator):
         records_source: str | None = None,
         max_executions: int = 0,
         execution_count: int = 0,
+        workflow_incoming: Sequence[Sequence[str]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -127,11 +131,14 @@ class CroniumScriptOperator(BaseOperator):
         self.records_source = records_source
         self.max_executions = max_executions
         self.execution_count = execution_count
+        self.workflow_incoming = incoming_pairs(workflow_incoming)
         self._executor: ContainerExecutor | None = None
         self._killed = False
 
     # -- gathering -----------------------------------------------------------------------------
     def _input(self, context: Any) -> Any:
+        if self.workflow_incoming is not None:
+            return node_input(context, self.workflow_incoming)
         return run_input(context, self.input_data)
 
     def _event_json(self, context: Any) -> dict[str, Any]:
@@ -179,6 +186,7 @@ class CroniumScriptOperator(BaseOperator):
 
     def execute(self, context: Any) -> Any:
         check_max_executions(context, self.max_executions, self.execution_count)
+        script_input = self._input(context)  # a workflow node not reached is skipped here
         namespace = VariableNamespace(
             self.variable_prefix, owner=self.event.get("userId"), scope_by_owner=self.scope_variables_by_owner
         )
@@ -188,7 +196,7 @@ class CroniumScriptOperator(BaseOperator):
             language=self.language,
             script=self.script,
             image=image,
-            input=self._input(context),
+            input=script_input,
             event=self._event_json(context),
             variables=namespace.snapshot(),
             environment=self._environment(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from cronium_provider.plan.models import DagPlan, EdgePlan, Plan, SkippedRecord, TaskPlan
 from cronium_provider.plan.schedule import UNIT_SECONDS, plan_schedule
@@ -35,12 +36,13 @@ ACTION_CONNECTION = {
     "on_failure": ConnectionType.ON_FAILURE,
     "on_condition": ConnectionType.ON_CONDITION,
 }
-# Provisional single-parent rules; the workflow issue replaces them with Cronium's exact semantics.
-CONNECTION_RULE = {
-    ConnectionType.ALWAYS: "all_done",
-    ConnectionType.ON_SUCCESS: "all_success",
-    ConnectionType.ON_FAILURE: "all_failed",
-    ConnectionType.ON_CONDITION: "all_success",
+WORKFLOW_RESULT_TASK = "workflow_result"
+# How each connection type decides, in words (the plan's edge ``rule``); enforced by the node itself.
+CONNECTION_RULES = {
+    "ALWAYS": "after the parent ends, whatever its result",
+    "ON_SUCCESS": "only when the parent succeeded",
+    "ON_FAILURE": "only when the parent failed",
+    "ON_CONDITION": "only when the parent set its condition to true",
 }
 
 _TASK_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -117,13 +119,14 @@ def _action_tasks(event: Event) -> tuple[list[TaskPlan], list[EdgePlan]]:
             tasks.append(
                 TaskPlan(task_id=task_id, display_name=display, operator=operator, trigger_rule=rule, details=details)
             )
-            edges.append(EdgePlan("run", task_id, ACTION_CONNECTION[prefix].value))
+            kind = ACTION_CONNECTION[prefix].value
+            edges.append(EdgePlan("run", task_id, kind, CONNECTION_RULES[kind]))
     if any(t.trigger_rule in ("all_done", "all_failed") for t in tasks):
         # a failure handled by an action must still fail the run, as it does in Cronium
         tasks.append(
             TaskPlan(task_id="result", display_name="event result", operator="event_result", trigger_rule="all_done")
         )
-        edges.append(EdgePlan("run", "result", "RESULT"))
+        edges.append(EdgePlan("run", "result", "RESULT", "after the event has ended; fails the run if it failed"))
     return tasks, edges
 
 
@@ -164,6 +167,8 @@ def plan_event(event: Event, source: str) -> DagPlan:
 
 
 def plan_workflow(workflow: Workflow, events: dict[int, Event], source: str) -> DagPlan:
+    """Nodes become ``node_<id>`` tasks; a node with parents waits for all of them (``all_done``) and then
+    checks Cronium's connection rules itself; a final ``workflow_result`` step records every node."""
     schedule = plan_schedule(
         scheduled=workflow.trigger_type is WorkflowTriggerType.SCHEDULE,
         number=workflow.schedule_number,
@@ -171,17 +176,42 @@ def plan_workflow(workflow: Workflow, events: dict[int, Event], source: str) -> 
         custom=workflow.custom_schedule,
         start_time=workflow.start_time,
     )
-    incoming: dict[str, list[ConnectionType]] = {}
+    incoming: dict[str, list[tuple[str, str]]] = {}
     for conn in workflow.connections:
-        incoming.setdefault(conn.target, []).append(conn.connection_type)
+        incoming.setdefault(conn.target, []).append((node_task_id(conn.source), conn.connection_type.value))
+    sources = {conn.source for conn in workflow.connections}
     tasks = []
     for node in workflow.nodes:
-        kinds = incoming.get(node.id, [])
-        rule = CONNECTION_RULE[kinds[0]] if len(set(kinds)) == 1 else ("all_success" if not kinds else "all_done")
-        tasks.append(event_task(events[node.event_id], node_task_id(node.id), rule))
-    edges = tuple(
-        EdgePlan(node_task_id(c.source), node_task_id(c.target), c.connection_type.value) for c in workflow.connections
+        parents = incoming.get(node.id, [])
+        task = event_task(events[node.event_id], node_task_id(node.id), "all_done" if parents else "all_success")
+        details = {**task.details, "node_id": node.id, "incoming": [list(p) for p in parents]}
+        if workflow.override_event_servers:
+            details["server_ids"] = list(workflow.override_server_ids)
+        tasks.append(replace(task, details=details))
+    leaves = [node_task_id(n.id) for n in workflow.nodes if n.id not in sources]
+    tasks.append(
+        TaskPlan(
+            task_id=WORKFLOW_RESULT_TASK,
+            display_name="workflow result",
+            operator="workflow_result",
+            trigger_rule="all_done",
+            details={
+                "result_rule": workflow.result_rule,
+                "nodes": [node_task_id(n.id) for n in workflow.nodes],
+                "leaves": leaves,
+            },
+        )
     )
+    edges = [
+        EdgePlan(
+            node_task_id(c.source),
+            node_task_id(c.target),
+            c.connection_type.value,
+            CONNECTION_RULES[c.connection_type.value],
+        )
+        for c in workflow.connections
+    ]
+    edges += [EdgePlan(leaf, WORKFLOW_RESULT_TASK, "RESULT", "after every node has ended") for leaf in leaves]
     return DagPlan(
         dag_id=workflow_dag_id(workflow.id),
         kind="workflow",
@@ -194,7 +224,7 @@ def plan_workflow(workflow: Workflow, events: dict[int, Event], source: str) -> 
         schedule=schedule,
         source=source,
         tasks=tuple(tasks),
-        edges=edges,
+        edges=tuple(edges),
     )
 
 

@@ -33,7 +33,8 @@ class TaskPlan:
 class EdgePlan:
     upstream: str
     downstream: str
-    connection_type: str  # ALWAYS | ON_SUCCESS | ON_FAILURE | ON_CONDITION
+    connection_type: str  # ALWAYS | ON_SUCCESS | ON_FAILURE | ON_CONDITION (RESULT: the result step)
+    rule: str = ""  # when the downstream task runs, in words
 
 
 @dataclass(frozen=True)

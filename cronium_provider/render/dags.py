@@ -19,6 +19,7 @@ from cronium_provider.operators.actions import (
 )
 from cronium_provider.operators.http import CroniumHttpOperator
 from cronium_provider.operators.script import CroniumScriptOperator
+from cronium_provider.operators.workflow import CroniumWorkflowResultOperator
 from cronium_provider.plan.models import DagPlan, Plan, TaskPlan
 from cronium_provider.plan.schedule import SchedulePlan
 from cronium_provider.records.models import Event
@@ -73,6 +74,8 @@ def render_event_task(task: TaskPlan, event: Event, source: str, *, event_dag: b
     if event_dag:
         args["max_executions"] = event.max_executions
         args["execution_count"] = event.execution_count
+    else:
+        args["workflow_incoming"] = task.details.get("incoming", [])
     if task.operator == "script":
         return CroniumScriptOperator(
             language=event.type.value,
@@ -92,11 +95,17 @@ def render_event_task(task: TaskPlan, event: Event, source: str, *, event_dag: b
         )
     args.pop("max_executions", None)
     args.pop("execution_count", None)
+    for key in ("retries", "retry_delay", "execution_timeout"):
+        args.pop(key, None)
     return CroniumNotSupportedOperator(feature="TOOL_ACTION events", **args)
 
 
 def render_action_task(task: TaskPlan) -> BaseOperator:
-    args = {"task_id": task.task_id, "task_display_name": task.display_name, "trigger_rule": task.trigger_rule}
+    args: dict[str, Any] = {
+        "task_id": task.task_id,
+        "task_display_name": task.display_name,
+        "trigger_rule": task.trigger_rule,
+    }
     condition_of = task.details.get("condition_of")
     if task.operator == "trigger_event":
         return CroniumTriggerEventOperator(
@@ -144,10 +153,34 @@ def render_event_dag(plan: DagPlan, records: RecordSet) -> DAG:
     return dag
 
 
+def render_workflow_dag(plan: DagPlan, records: RecordSet) -> DAG:
+    """One task per node (``node_<id>``), one edge per connection, and the ``workflow_result`` step."""
+    with _dag(plan) as dag:
+        tasks: dict[str, BaseOperator] = {}
+        for task in plan.tasks:
+            if task.operator == "workflow_result":
+                tasks[task.task_id] = CroniumWorkflowResultOperator(
+                    task_id=task.task_id,
+                    task_display_name=task.display_name,
+                    node_task_ids=task.details["nodes"],
+                    leaf_task_ids=task.details["leaves"],
+                    result_rule=task.details["result_rule"],
+                )
+                continue
+            assert task.event_id is not None
+            event = records.events[task.event_id]
+            tasks[task.task_id] = render_event_task(
+                task, event, records.origin("event", task.event_id), event_dag=False
+            )
+        for edge in plan.edges:
+            tasks[edge.upstream] >> tasks[edge.downstream]
+    return dag
+
+
 def render_plan(plan: Plan, records: RecordSet) -> dict[str, DAG]:
-    """Every DAG of the plan, by dag id. Workflow DAGs are rendered by the workflow renderer."""
+    """Every DAG of the plan, by dag id."""
     dags: dict[str, DAG] = {}
     for dag_plan in plan.dags:
-        if dag_plan.kind == "event":
-            dags[dag_plan.dag_id] = render_event_dag(dag_plan, records)
+        render = render_event_dag if dag_plan.kind == "event" else render_workflow_dag
+        dags[dag_plan.dag_id] = render(dag_plan, records)
     return dags
