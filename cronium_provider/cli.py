@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from cronium_provider.plan.build import build_plan
@@ -68,6 +69,30 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if records.ok else 1
 
 
+def cmd_servers_sync(args: argparse.Namespace, out: TextIO) -> int:
+    from cronium_provider.servers import ServerCredentials, parse_id_paths, sync_servers
+
+    records = load_records(args.paths)
+    for error in records.errors:
+        out.write(f"error: {error}\n")
+    try:
+        creds = ServerCredentials(
+            key_files=parse_id_paths(args.key_file, "--key-file"),
+            password_files=parse_id_paths(args.password_file, "--password-file"),
+            known_hosts=Path(args.known_hosts) if args.known_hosts else None,
+            skip_host_key_check=frozenset(args.no_host_key_check),
+        )
+    except ValueError as exc:
+        out.write(f"error: {exc}\n")
+        return 2
+    if not records.servers:
+        out.write("no valid server records found\n")
+        return 1
+    for line in sync_servers(records, creds, pool_slots=args.pool_size):
+        out.write(line + "\n")
+    return 0 if records.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cronium-airflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +104,25 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("paths", nargs="+", metavar="PATH", help="record files or folders")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     plan.set_defaults(func=cmd_plan)
+    servers = sub.add_parser("servers", help="Cronium servers as Airflow SSH connections")
+    servers_sub = servers.add_subparsers(dest="servers_command", required=True)
+    sync = servers_sub.add_parser(
+        "sync", help="create or update the SSH connection and pool of every server record (needs Airflow's database)"
+    )
+    sync.add_argument("paths", nargs="+", metavar="PATH", help="record files or folders")
+    sync.add_argument("--key-file", action="append", default=[], metavar="ID=PATH", help="private key of a server")
+    sync.add_argument("--password-file", action="append", default=[], metavar="ID=PATH", help="password of a server")
+    sync.add_argument("--known-hosts", metavar="FILE", help="known_hosts file holding the servers' host keys")
+    sync.add_argument(
+        "--no-host-key-check",
+        action="append",
+        type=int,
+        default=[],
+        metavar="ID",
+        help="skip host key checking for this server (explicit opt-in)",
+    )
+    sync.add_argument("--pool-size", type=int, default=5, help="runs at once per server (default 5, as Cronium)")
+    sync.set_defaults(func=cmd_servers_sync)
     return parser
 
 

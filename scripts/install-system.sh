@@ -10,6 +10,8 @@ command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-serve
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "[system] installing Debian packages: ${need[*]}"
   apt-get update -qq

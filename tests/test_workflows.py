@@ -6,6 +6,7 @@ every node, the input each node received (nodes echo their input in their output
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from pathlib import Path
@@ -13,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.test_event_dags import TEMPLATE, new_id
 from tests.support.airflow_run import DagRunResult, load_dag_module, run_dag, write_dag_file
+from tests.test_event_dags import TEMPLATE, new_id
 
 pytestmark = [pytest.mark.docker, pytest.mark.airflow]
 
@@ -41,20 +42,42 @@ class WorkflowBuilder:
 
     def node(self, node_id: str, script: str) -> str:
         event_id = new_id()
-        self.events.append({"id": event_id, "name": f"event {node_id}", "type": "BASH", "status": "ACTIVE",
-                            "content": script, "timeoutValue": 60})
-        self.nodes.append({"id": node_id, "type": "eventNode", "position": {"x": 0, "y": 0},
-                           "data": {"eventId": event_id, "label": node_id}})
+        self.events.append(
+            {
+                "id": event_id,
+                "name": f"event {node_id}",
+                "type": "BASH",
+                "status": "ACTIVE",
+                "content": script,
+                "timeoutValue": 60,
+            }
+        )
+        self.nodes.append(
+            {
+                "id": node_id,
+                "type": "eventNode",
+                "position": {"x": 0, "y": 0},
+                "data": {"eventId": event_id, "label": node_id},
+            }
+        )
         return node_id
 
     def connect(self, source: str, target: str, kind: str = "ALWAYS") -> None:
-        self.edges.append({"id": f"{source}-{target}", "source": source, "target": target,
-                           "data": {"connectionType": kind}})
+        self.edges.append(
+            {"id": f"{source}-{target}", "source": source, "target": target, "data": {"connectionType": kind}}
+        )
 
     def run(self, conf: dict[str, Any] | None = None, **workflow: Any) -> WorkflowRun:
         workflow_id = new_id()
-        record = {"id": workflow_id, "name": "matrix", "status": "ACTIVE", "triggerType": "MANUAL",
-                  "nodes": self.nodes, "edges": self.edges, **workflow}
+        record = {
+            "id": workflow_id,
+            "name": "matrix",
+            "status": "ACTIVE",
+            "triggerType": "MANUAL",
+            "nodes": self.nodes,
+            "edges": self.edges,
+            **workflow,
+        }
         (self.folder / "bundle.json").write_text(json.dumps({"events": self.events, "workflows": [record]}))
         self.monkeypatch.setenv("CRONIUM_RECORDS_DIR", str(self.folder))
         module = load_dag_module(write_dag_file(f"cronium_wf_{uuid.uuid4().hex[:8]}.py", TEMPLATE.read_text()))
@@ -68,7 +91,7 @@ class WorkflowRun:
 
     @property
     def states(self) -> dict[str, str | None]:
-        return {k[len("node_"):]: v for k, v in self.result.task_states.items() if k.startswith("node_")}
+        return {k[len("node_") :]: v for k, v in self.result.task_states.items() if k.startswith("node_")}
 
     def input_of(self, node: str) -> Any:
         output = self.result.xcom(f"node_{node}")
@@ -156,25 +179,32 @@ def test_always_after_success_after_failure_and_below_a_skipped_node(wf: Workflo
     wf.connect("ok", "never", "ON_FAILURE")
     wf.connect("never", "below_never", "ALWAYS")
     run = wf.run()
-    assert run.states == {"ok": "success", "after_ok": "success", "bad": "failed", "after_bad": "success",
-                          "never": "skipped", "below_never": "skipped"}
+    assert run.states == {
+        "ok": "success",
+        "after_ok": "success",
+        "bad": "failed",
+        "after_bad": "success",
+        "never": "skipped",
+        "below_never": "skipped",
+    }
 
 
 def test_skip_propagates_down_a_long_branch_while_a_parallel_branch_completes(wf: WorkflowBuilder) -> None:
     wf.node("root", ok("root"))
     chain = ["b1", "b2", "b3", "b4", "b5"]
-    for name in chain + ["p1", "p2", "p3"]:
+    for name in [*chain, "p1", "p2", "p3"]:
         wf.node(name, ok(name))
     wf.connect("root", "b1", "ON_FAILURE")
-    for a, b in zip(chain, chain[1:], strict=False):
+    for a, b in itertools.pairwise(chain):
         wf.connect(a, b, "ALWAYS")
     wf.connect("root", "p1", "ON_SUCCESS")
     wf.connect("p1", "p2", "ON_SUCCESS")
     wf.connect("p2", "p3", "ALWAYS")
     run = wf.run()
     assert {n: run.states[n] for n in chain} == dict.fromkeys(chain, "skipped")
-    assert {n: run.states[n] for n in ("root", "p1", "p2", "p3")} == dict.fromkeys(("root", "p1", "p2", "p3"),
-                                                                                 "success")
+    assert {n: run.states[n] for n in ("root", "p1", "p2", "p3")} == dict.fromkeys(
+        ("root", "p1", "p2", "p3"), "success"
+    )
     assert run.input_of("p3")["node"] == "p2"
     assert run.result.state == "success"
 
@@ -218,7 +248,7 @@ def test_run_result_under_each_rule(wf: WorkflowBuilder, rule: str, state: str) 
 def test_a_fifty_node_workflow_runs(wf: WorkflowBuilder) -> None:
     names = [f"n{i:02d}" for i in range(50)]
     for name in names:
-        wf.node(name, f'cronium_output "{{\\"count\\": $(( $(cronium_input | tr -cd 0-9 | sed "s/^$/0/") + 1 ))}}"')
+        wf.node(name, 'cronium_output "{\\"count\\": $(( $(cronium_input | tr -cd 0-9 | sed "s/^$/0/") + 1 ))}"')
     for i in range(1, 50):
         wf.connect(names[(i - 1) // 2], names[i], "ON_SUCCESS")  # a binary tree, 6 levels deep
     run = wf.run({"count": 0})

@@ -23,6 +23,7 @@ from cronium_provider.executors.protocol import (
     ScriptResults,
     build_run_files,
     read_results,
+    run_folder_tar,
     script_command,
     script_environment,
 )
@@ -102,27 +103,6 @@ class ScriptRun:
             "oom_killed": self.oom_killed,
             "image": image,
         }
-
-
-def _tar_of(files: Mapping[str, bytes], uid: int = 1000, gid: int = 1000) -> bytes:
-    """A tar of the run folder's files, owned by the script's user; directories first."""
-    buffer = io.BytesIO()
-    now = time.time()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        dirs = sorted({"/".join(p.split("/")[:i]) for p in files for i in range(1, p.count("/") + 1)})
-        for name in [".", *dirs]:
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.DIRTYPE
-            info.mode = 0o700
-            info.uid, info.gid, info.mtime = uid, gid, now
-            tar.addfile(info)
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o600
-            info.uid, info.gid, info.mtime = uid, gid, now
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def _file_from_tar(chunks: Iterable[bytes]) -> bytes:
@@ -233,7 +213,7 @@ class ContainerExecutor:
         files = build_run_files(job.language, job.script, input=job.input, event=job.event, variables=job.variables)
         container_id = self.create(job)
         try:
-            self.client.put_archive(container_id, RUN_DIR, _tar_of(files))
+            self.client.put_archive(container_id, RUN_DIR, run_folder_tar(files, uid=1000, gid=1000))
             splitter = _LineSplitter(self.on_line)
             stream = self.client.attach(container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True)
             started = time.monotonic()

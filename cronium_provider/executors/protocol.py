@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import io
 import json
+import tarfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -29,6 +32,7 @@ __all__ = [
     "collect_result_files",
     "helpers_root",
     "read_results",
+    "run_folder_tar",
     "script_command",
     "script_environment",
     "write_run_folder",
@@ -283,6 +287,26 @@ def _safe_relative(name: str) -> PurePosixPath:
     if relative.is_absolute() or not relative.parts or ".." in relative.parts:
         raise ValueError(f"run folder paths must be relative and stay inside it: {name!r}")
     return relative
+
+
+def run_folder_tar(files: Mapping[str, bytes], uid: int = 0, gid: int = 0) -> bytes:
+    """The run folder as a tar stream: the folder itself and sub-folders 0700, files 0600, owned by
+    ``uid``/``gid`` (what a Docker ``put_archive`` keeps; ``tar --no-same-owner`` on a server ignores it)."""
+    buffer = io.BytesIO()
+    now = time.time()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        folders = sorted({"/".join(p.split("/")[:i]) for p in files for i in range(1, p.count("/") + 1)})
+        for name in [".", *folders]:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o700, now
+            info.uid, info.gid = uid, gid
+            tar.addfile(info)
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(str(_safe_relative(name)))
+            info.size, info.mode, info.mtime = len(data), 0o600, now
+            info.uid, info.gid = uid, gid
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def write_run_folder(path: Path, files: Mapping[str, bytes]) -> None:

@@ -18,6 +18,7 @@ from cronium_provider.operators.actions import (
     CroniumTriggerEventOperator,
 )
 from cronium_provider.operators.http import CroniumHttpOperator
+from cronium_provider.operators.remote import CroniumRemoteScriptOperator, server_conn_id
 from cronium_provider.operators.script import CroniumScriptOperator
 from cronium_provider.operators.workflow import CroniumWorkflowResultOperator
 from cronium_provider.plan.models import DagPlan, Plan, TaskPlan
@@ -27,6 +28,7 @@ from cronium_provider.records.validation import RecordSet
 
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 INPUT_PARAM = "input"
+SERVER_POOL_PREFIX = "cronium_server_"
 
 
 def airflow_schedule(schedule: SchedulePlan) -> str | timedelta | None:
@@ -68,7 +70,19 @@ def _common(task: TaskPlan) -> dict[str, Any]:
     return args
 
 
-def render_event_task(task: TaskPlan, event: Event, source: str, *, event_dag: bool) -> BaseOperator:
+def _servers(task: TaskPlan, records: RecordSet) -> list[dict[str, str]]:
+    """The event's servers (or the workflow's override) as ``{name, conn_id}``."""
+    ids = task.details.get("server_ids") or list(task.server_ids)
+    servers = []
+    for server_id in ids:
+        server = records.servers[int(server_id)]
+        servers.append({"name": server.name, "conn_id": server.connection_id or server_conn_id(server.id)})
+    return servers
+
+
+def render_event_task(
+    task: TaskPlan, event: Event, source: str, *, event_dag: bool, records: RecordSet | None = None
+) -> BaseOperator:
     """The operator that runs one event (its DAG's ``run`` task, or a workflow node)."""
     args = _common(task)
     if event_dag:
@@ -76,6 +90,19 @@ def render_event_task(task: TaskPlan, event: Event, source: str, *, event_dag: b
         args["execution_count"] = event.execution_count
     else:
         args["workflow_incoming"] = task.details.get("incoming", [])
+    if task.operator == "script" and event.run_location.value == "REMOTE" and records is not None:
+        servers = _servers(task, records)
+        if len(servers) == 1:
+            args["pool"] = SERVER_POOL_PREFIX + str(task.details.get("server_ids", task.server_ids)[0])
+        return CroniumRemoteScriptOperator(
+            servers=servers,
+            language=event.type.value,
+            script=event.content or "",
+            event=_event_metadata(event),
+            event_env_keys=list(task.env_keys),
+            records_source=source,
+            **args,
+        )
     if task.operator == "script":
         return CroniumScriptOperator(
             language=event.type.value,
@@ -145,7 +172,7 @@ def render_event_dag(plan: DagPlan, records: RecordSet) -> DAG:
         tasks: dict[str, BaseOperator] = {}
         for task in plan.tasks:
             if task.event_id is not None:
-                tasks[task.task_id] = render_event_task(task, event, source, event_dag=True)
+                tasks[task.task_id] = render_event_task(task, event, source, event_dag=True, records=records)
             else:
                 tasks[task.task_id] = render_action_task(task)
         for edge in plan.edges:
@@ -170,7 +197,7 @@ def render_workflow_dag(plan: DagPlan, records: RecordSet) -> DAG:
             assert task.event_id is not None
             event = records.events[task.event_id]
             tasks[task.task_id] = render_event_task(
-                task, event, records.origin("event", task.event_id), event_dag=False
+                task, event, records.origin("event", task.event_id), event_dag=False, records=records
             )
         for edge in plan.edges:
             tasks[edge.upstream] >> tasks[edge.downstream]

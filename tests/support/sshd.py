@@ -9,6 +9,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+TEST_USER = "cronium-ssh"
+
+
+def ensure_test_user(name: str = TEST_USER) -> str:
+    """An unprivileged login for the test servers, with a plain shell set-up (as on a real server).
+
+    Logging in as root would run root's own shell start-up files on every SSH command, which on a
+    developer machine can take longer than the work being measured.
+    """
+    if subprocess.run(["id", "-u", name], capture_output=True).returncode != 0:
+        # password "*": no password login, but not a locked account (sshd refuses locked ones)
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", "--password", "*", name], check=True)
+    return name
+
 
 def _keygen(path: Path, kind: str = "ed25519") -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(path)], check=True)
@@ -47,9 +61,14 @@ class TestSSHServer:
             _keygen(self.host_key_path)
         if not self.client_key_path.exists():
             _keygen(self.client_key_path)
-        authorized = self.workdir / "authorized_keys"
+        # sshd reads authorized_keys as the logging-in user: keep it where that user can read it
+        keys_dir = Path("/tmp/cronium-test-sshd") / f"{self.address}-{self.port}"
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(keys_dir.parent, 0o755)
+        os.chmod(keys_dir, 0o755)
+        authorized = keys_dir / "authorized_keys"
         authorized.write_text(self.client_key_path.with_suffix(".pub").read_text())
-        os.chmod(authorized, 0o600)
+        os.chmod(authorized, 0o644)
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         config = self.workdir / "sshd_config"
         config.write_text(

@@ -1,0 +1,211 @@
+"""Run one script on one server over one SSH connection, speaking the runtime-helper file protocol.
+
+The connection (a paramiko ``SSHClient``, e.g. from the SSH provider's ``SSHHook``) serves the upload,
+the run and the download. Files go to a private folder (mode 700) made by ``mktemp -d``; the script's
+environment is written to a file in it (mode 600) instead of the command line, so other users of the
+server cannot read it from ``ps``. The script runs in its own process group so that a timeout or a kill
+can stop all of it (SIGTERM, then SIGKILL 5 s later); the folder is removed in every outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import select
+import shlex
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cronium_provider.executors.container import ScriptRun, _LineSplitter
+from cronium_provider.executors.protocol import (
+    RESULT_FILES,
+    ProtocolError,
+    ScriptResults,
+    build_run_files,
+    read_results,
+    run_folder_tar,
+    script_command,
+    script_environment,
+)
+
+INTERPRETERS = {"BASH": "bash", "PYTHON": "python3", "NODEJS": "node"}
+KILL_GRACE_SECONDS = 5
+LineCallback = Callable[[str, str], None]
+
+
+class RemoteRunError(RuntimeError):
+    """The script could not be run on the server (not a failure of the script itself)."""
+
+
+def _run_bytes(client: Any, command: str, timeout: float = 60) -> tuple[int, bytes, str]:
+    """A short helper command on the same connection; returns (status, stdout bytes, stderr text)."""
+    _stdin, stdout, stderr = client.exec_command(command, timeout=timeout)
+    out = stdout.read()
+    err = stderr.read().decode("utf-8", "replace")
+    return stdout.channel.recv_exit_status(), out, err
+
+
+def _run(client: Any, command: str, timeout: float = 30) -> tuple[int, str, str]:
+    status, out, err = _run_bytes(client, command, timeout)
+    return status, out.decode("utf-8", "replace"), err
+
+
+def _env_file(env: Mapping[str, str]) -> bytes:
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()).encode("utf-8")
+
+
+class SSHScriptExecutor:
+    """Runs scripts on one server through an open paramiko ``SSHClient``."""
+
+    def __init__(self, client: Any, server: str, on_line: LineCallback | None = None):
+        self.client = client
+        self.server = server
+        self.on_line: LineCallback = on_line or (lambda stream, line: None)
+        self.run_dir: str | None = None
+        self._stopping = threading.Event()
+
+    def _prepare(self, language: str, files: Mapping[str, bytes], env: Callable[[str], Mapping[str, str]]) -> str:
+        """One round trip: check the interpreter, make the private folder, unpack the run's files into it."""
+        name = INTERPRETERS[language]
+        command = (
+            f"command -v {name} >/dev/null 2>&1 || {{ echo 'missing interpreter' >&2; exit 127; }}; "
+            "command -v tar >/dev/null 2>&1 || { echo 'missing tar' >&2; exit 126; }; "
+            'umask 077; d=$(mktemp -d /tmp/cronium-run.XXXXXXXX) || exit 125; echo "$d"; '
+            'tar --no-same-owner -x -f - -C "$d" || { rm -rf -- "$d"; exit 124; }'
+        )
+        channel = self.client.get_transport().open_session()
+        channel.exec_command(command)
+        run_dir = ""
+        while "\n" not in run_dir and not channel.exit_status_ready():
+            chunk = channel.recv(4096)
+            if not chunk:
+                break
+            run_dir += chunk.decode("utf-8", "replace")
+        run_dir = run_dir.strip()
+        if run_dir.startswith("/tmp/cronium-run."):
+            self.run_dir = run_dir
+            payload = {**files, ".env": _env_file(env(run_dir))}
+            channel.sendall(run_folder_tar(payload))
+            channel.shutdown_write()
+        status = channel.recv_exit_status()
+        error = channel.recv_stderr(65536).decode("utf-8", "replace").strip()
+        channel.close()
+        if status == 127:
+            raise RemoteRunError(f"{self.server}: the interpreter '{name}' for {language} scripts is not installed")
+        if status != 0 or not self.run_dir:
+            raise RemoteRunError(f"{self.server}: cannot prepare the run folder (status {status}): {error}")
+        return run_dir
+
+    def _collect_and_remove(self, run_dir: str) -> dict[str, bytes]:
+        """One round trip: the result files as a tar on stdout, then the folder is removed."""
+        names = " ".join(RESULT_FILES)
+        command = (
+            f'cd {shlex.quote(run_dir)} && {{ for f in {names}; do [ -f "$f" ] && echo "$f"; done | '
+            f"tar -c -f - -T - ; }}; cd / && rm -rf -- {shlex.quote(run_dir)}"
+        )
+        status, out, err = _run_bytes(self.client, command)
+        self.run_dir = None
+        if status != 0:
+            raise RemoteRunError(f"{self.server}: cannot read the result files: {err.strip()}")
+        found: dict[str, bytes] = {}
+        if out:
+            with tarfile.open(fileobj=io.BytesIO(out)) as tar:
+                for member in tar.getmembers():
+                    handle = tar.extractfile(member)
+                    if handle is not None and member.name in RESULT_FILES:
+                        found[member.name] = handle.read()
+        return found
+
+    def run(
+        self,
+        language: str,
+        script: str,
+        *,
+        input: Any,
+        event: Mapping[str, Any],
+        variables: Mapping[str, Any],
+        environment: Mapping[str, str],
+    ) -> ScriptRun:
+        files = build_run_files(language, script, input=input, event=event, variables=variables)
+        run_dir = self._prepare(language, files, lambda folder: {**environment, **script_environment(language, folder)})
+        try:
+            argv = " ".join(shlex.quote(a) for a in script_command(language, run_dir))
+            inner = f"echo $$ > {run_dir}/.pid; set -a; . {run_dir}/.env; set +a; cd {run_dir} && exec {argv}"
+            # -w: when setsid has to fork (the login shell leads its group), wait and pass on the exit status
+            command = f"setsid -w sh -c {shlex.quote(inner)}"
+            started = time.monotonic()
+            try:
+                exit_code, stderr_tail = self._stream(command)
+            except BaseException:  # timeout or kill while the script runs: stop it before the folder goes
+                self.stop()
+                raise
+            duration = time.monotonic() - started
+            results: ScriptResults | None
+            problem: ProtocolError | None = None
+            found = self._collect_and_remove(run_dir)
+            try:
+                results = read_results(found)
+            except ProtocolError as exc:
+                problem = exc
+                try:
+                    results = read_results({k: v for k, v in found.items() if k == "variables.log"})
+                except ProtocolError:
+                    results = None
+            return ScriptRun(
+                exit_code=exit_code,
+                duration_seconds=duration,
+                peak_memory_bytes=None,
+                oom_killed=False,
+                results=results,
+                protocol_error=problem,
+                stderr_tail=stderr_tail,
+                container_id=f"{self.server}:{run_dir}",
+            )
+        finally:
+            self.cleanup()
+
+    def _stream(self, command: str) -> tuple[int, list[str]]:
+        transport = self.client.get_transport()
+        channel = transport.open_session()
+        channel.exec_command(command)
+        splitter = _LineSplitter(self.on_line)
+        while True:
+            readable, _, _ = select.select([channel], [], [], 0.05)
+            if readable or channel.recv_ready() or channel.recv_stderr_ready():
+                while channel.recv_ready():
+                    splitter.feed("stdout", channel.recv(65536))
+                while channel.recv_stderr_ready():
+                    splitter.feed("stderr", channel.recv_stderr(65536))
+            if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                break
+            if channel.closed and not channel.recv_ready() and not channel.recv_stderr_ready():
+                break
+        splitter.close()
+        exit_code = channel.recv_exit_status()
+        channel.close()
+        return exit_code, list(splitter.stderr_tail)
+
+    def stop(self) -> None:
+        """SIGTERM the run's process group, SIGKILL it 5 s later if anything is left (Cronium's way)."""
+        run_dir = self.run_dir
+        if not run_dir:
+            return
+        self._stopping.set()
+        group = f"-$(cat {run_dir}/.pid)"
+        with contextlib.suppress(Exception):
+            _run(
+                self.client,
+                f"[ -f {run_dir}/.pid ] && {{ kill -TERM -- {group} 2>/dev/null; "
+                f"for i in $(seq 1 {KILL_GRACE_SECONDS * 10}); do kill -0 -- {group} 2>/dev/null || exit 0; "
+                f"sleep 0.1; done; kill -KILL -- {group} 2>/dev/null; }}; true",
+                timeout=KILL_GRACE_SECONDS + 10,
+            )
+
+    def cleanup(self) -> None:
+        run_dir, self.run_dir = self.run_dir, None
+        if run_dir and run_dir.startswith("/tmp/cronium-run."):
+            with contextlib.suppress(Exception):
+                _run(self.client, f"rm -rf -- {shlex.quote(run_dir)}")

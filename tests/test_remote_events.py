@@ -1,0 +1,361 @@
+"""Remote script events over SSH, against real sshd processes on 127.0.0.2, 127.0.0.3, ... .
+
+Each server is a real OpenSSH daemon started by the tests, with its own host key, on its own loopback
+address; the events run through real Airflow (``dag.test()``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import airflow_env, venv_bin
+from tests.support.airflow_run import (
+    DagRunResult,
+    delete_variables,
+    load_dag_module,
+    run_dag,
+    set_variable,
+    write_dag_file,
+)
+from tests.support.airflow_run import variable as airflow_variable
+from tests.support.sshd import TEST_USER, TestSSHServer, ensure_test_user
+from tests.test_script_events import CURRENT_API, LEGACY_API
+
+pytestmark = [pytest.mark.ssh, pytest.mark.airflow]
+
+
+@pytest.fixture(scope="module")
+def servers(sshd_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[TestSSHServer]]:
+    """Eight sshd servers on 127.0.0.2 .. 127.0.0.9, sharing one client key."""
+    base = tmp_path_factory.mktemp("sshd")
+    user = ensure_test_user()
+    started: list[TestSSHServer] = []
+    shared_key = base / "client_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(shared_key)], check=True)
+    try:
+        for i in range(8):
+            work = base / f"srv{i}"
+            work.mkdir()
+            for suffix in ("", ".pub"):
+                (work / f"client_key{suffix}").write_bytes(Path(f"{shared_key}{suffix}").read_bytes())
+            (work / "client_key").chmod(0o600)
+            started.append(TestSSHServer(sshd_binary, work, address=f"127.0.0.{i + 2}", port=2222, user=user).start())
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+def conn_env(name: str, server: TestSSHServer, **extra: Any) -> tuple[str, str]:
+    data = {
+        "conn_type": "ssh",
+        "host": server.address,
+        "port": server.port,
+        "login": server.user,
+        "extra": json.dumps({**server.connection_uri_extra(), "look_for_keys": "false", **extra}),
+    }
+    return f"AIRFLOW_CONN_{name.upper()}", json.dumps(data)
+
+
+@pytest.fixture
+def connect(monkeypatch) -> Any:
+    def _connect(servers: list[TestSSHServer], **extra: Any) -> list[dict[str, str]]:
+        out = []
+        for i, server in enumerate(servers):
+            conn_id = f"cronium_test_srv_{uuid.uuid4().hex[:6]}"
+            key, value = conn_env(conn_id, server, **extra)
+            monkeypatch.setenv(key, value)
+            out.append({"name": chr(ord("a") + i), "conn_id": conn_id})
+        return out
+
+    return _connect
+
+
+_CAPFD: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _task_logs(capfd, airflow_db):
+    _CAPFD.append(capfd)
+    yield
+    _CAPFD.pop()
+
+
+def remote_dag(language: str, script: str, servers: list[dict[str, str]], **operator_args: Any) -> Any:
+    dag_id = f"remote_{language.lower()}_{uuid.uuid4().hex[:8]}"
+    timeout = operator_args.pop("timeout_seconds", 120)
+    args = "".join(f", {k}={v!r}" for k, v in operator_args.items())
+    source = textwrap.dedent(
+        f"""
+        import datetime
+        import pendulum
+        from airflow.sdk import DAG
+        from cronium_provider.operators.remote import CroniumRemoteScriptOperator
+
+        with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC")) as dag:
+            CroniumRemoteScriptOperator(
+                task_id="run", language={language!r}, script={script!r}, servers={servers!r},
+                execution_timeout=datetime.timedelta(seconds={timeout}){args}
+            )
+        """
+    )
+    return load_dag_module(write_dag_file(f"{dag_id}.py", source)).dag
+
+
+def run_remote(language: str, script: str, servers: list[dict[str, str]], conf: Any = None, **kw: Any) -> DagRunResult:
+    return run_dag(remote_dag(language, script, servers, **kw), conf, capfd=_CAPFD[-1])
+
+
+def leftovers() -> tuple[list[str], str]:
+    folders = sorted(str(p) for p in Path("/tmp").glob("cronium-run.*"))
+    procs = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return folders, "\n".join(line for line in procs.splitlines() if "cronium-run." in line)
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_on_the_servers() -> Iterator[None]:
+    yield
+    deadline = time.monotonic() + 10
+    while any(leftovers()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    folders, procs = leftovers()
+    assert folders == [] and procs == "", f"left on the server: {folders} {procs}"
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    value = f"cronium_r{uuid.uuid4().hex[:6]}_"
+    yield value
+    delete_variables(value)
+
+
+@pytest.mark.parametrize("language", ["PYTHON", "NODEJS", "BASH"])
+def test_helpers_behave_over_ssh_as_in_containers(servers, connect, prefix, language: str) -> None:
+    set_variable(f"{prefix}counter", "41")
+    set_variable(f"{prefix}obsolete", json.dumps("old"))
+    result = run_remote(
+        language,
+        CURRENT_API[language],
+        connect(servers[:1]),
+        conf={"name": "Zoë", "flag": True},
+        event={"id": 12, "name": "Greeter", "userId": "u1"},
+        variable_prefix=prefix,
+    )
+    assert result.state == "success", result.log_text()[-3000:]
+    assert result.xcom("run") == {
+        "greeting": "hi Zoë",
+        "seen": 41,
+        "event": "Greeter",
+        "condition": True,
+        "missing": None if language != "BASH" else "none",
+    }, result.log_text()[-4000:]
+    assert result.xcom("run", "condition") is True
+    assert json.loads(airflow_variable(f"{prefix}counter")) == 42
+    assert airflow_variable(f"{prefix}obsolete") is None
+    assert f"[a stdout] hello from {language.lower().replace('nodejs', 'node')} Zoë" in result.log_text()
+
+
+@pytest.mark.parametrize("language", ["PYTHON", "NODEJS", "BASH"])
+def test_other_generations_run_over_ssh(servers, connect, prefix, language: str) -> None:
+    set_variable(f"{prefix}runs", "2")
+    result = run_remote(
+        language, LEGACY_API[language], connect(servers[:1]), conf={"k": [1, 2]}, variable_prefix=prefix
+    )
+    assert result.state == "success", result.log_text()[-3000:]
+    assert result.xcom("run") == {"runs": 3, "had": True, "input": {"k": [1, 2]}}
+
+
+def test_many_servers_run_in_parallel_each_with_its_own_output(servers, connect) -> None:
+    targets = connect(servers)
+    script = 'sleep 2; cronium_output "{\\"server\\": \\"$CRONIUM_SERVER\\"}"'
+    started = time.monotonic()
+    result = run_remote("BASH", script, targets)
+    elapsed = time.monotonic() - started
+    assert result.state == "success", result.log_text()[-3000:]
+    names = [t["name"] for t in targets]
+    assert result.xcom("run") == {n: {"server": n} for n in names}
+    assert result.xcom("run", "status") == "SUCCESS"
+    assert elapsed < 2 * 8 / 2, f"8 servers x 2 s took {elapsed:.1f} s: not parallel"
+
+
+def test_one_server_down_is_partial_all_down_is_failure(servers, connect, sshd_binary, tmp_path) -> None:
+    spare = [
+        TestSSHServer(sshd_binary, tmp_path / f"s{i}", address=f"127.0.0.{20 + i}", port=2222, user=TEST_USER).start()
+        for i in range(3)
+    ]
+    try:
+        targets = connect(spare)
+        spare[1].stop()
+        result = run_remote("BASH", 'cronium_output "{\\"on\\": \\"$CRONIUM_SERVER\\"}"', targets)
+        assert result.state == "success"
+        assert result.xcom("run", "status") == "PARTIAL"
+        assert result.xcom("run", "failed_servers") == ["b"]
+        assert result.xcom("run") == {"a": {"on": "a"}, "b": None, "c": {"on": "c"}}
+        assert "b: connection refused" in result.log_text()
+        for server in spare:
+            server.stop()
+        result = run_remote("BASH", "true", targets)
+        assert result.state == "failed"
+        assert "FAILURE: 3 of 3 server(s) failed" in result.log_text()
+    finally:
+        for server in spare:
+            server.stop()
+
+
+def test_partial_can_be_made_a_failure(servers, connect, sshd_binary, tmp_path) -> None:
+    spare = TestSSHServer(sshd_binary, tmp_path / "down", address="127.0.0.30", port=2222, user=TEST_USER).start()
+    targets = connect([servers[0], spare])
+    spare.stop()
+    result = run_remote("BASH", "true", targets, fail_on_partial=True)
+    assert result.state == "failed"
+    assert "PARTIAL: 1 of 2 server(s) failed" in result.log_text()
+
+
+def test_a_retry_reruns_only_the_failed_servers(servers, connect) -> None:
+    tag = uuid.uuid4().hex[:8]
+    script = textwrap.dedent(
+        f"""
+        f=/tmp/cronium-test-{tag}-$CRONIUM_SERVER.count
+        echo run >> "$f"
+        if [ "$CRONIUM_SERVER" = b ] && [ "$(wc -l < "$f")" -lt 2 ]; then echo "b fails once" >&2; exit 1; fi
+        cronium_output "{{\\"tries\\": $(wc -l < "$f")}}"
+        """
+    )
+    import datetime
+
+    result = run_remote(
+        "BASH", script, connect(servers[:3]), retries=1, retry_delay=datetime.timedelta(seconds=1), fail_on_partial=True
+    )
+    counts = {n: len(Path(f"/tmp/cronium-test-{tag}-{n}.count").read_text().split()) for n in "abc"}
+    for n in "abc":
+        Path(f"/tmp/cronium-test-{tag}-{n}.count").unlink()
+    assert result.state == "success", result.log_text()[-3000:]
+    assert counts == {"a": 1, "b": 2, "c": 1}
+    assert result.xcom("run") == {"a": {"tries": 1}, "b": {"tries": 2}, "c": {"tries": 1}}
+
+
+def test_a_changed_host_key_is_refused(servers, connect, tmp_path) -> None:
+    other = tmp_path / "other_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    wrong = " ".join(other.with_suffix(".pub").read_text().split()[:2])
+    result = run_remote("BASH", "echo ran-$((40 + 2))", connect(servers[:1], host_key=wrong))
+    assert result.state == "failed"
+    assert "host key has CHANGED" in result.log_text()
+    assert "ran-42" not in result.log_text()
+
+
+def test_wrong_credentials_give_a_clear_error(servers, connect, tmp_path) -> None:
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    result = run_remote("BASH", "true", connect(servers[:1], key_file=str(stranger)))
+    assert result.state == "failed"
+    assert "a: authentication failed" in result.log_text()
+
+
+def test_missing_interpreter_is_named(servers, connect, monkeypatch) -> None:
+    import cronium_provider.executors.ssh as ssh
+
+    monkeypatch.setitem(ssh.INTERPRETERS, "NODEJS", "node-does-not-exist")
+    # the interpreter name is what the server is asked for; a missing one must be named in the error
+    result = run_remote("NODEJS", "console.log(1)", connect(servers[:1]))
+    assert result.state == "failed"
+    assert "the interpreter 'node-does-not-exist' for NODEJS scripts is not installed" in result.log_text()
+
+
+def test_timeout_stops_every_remote_process_and_removes_the_folder(servers, connect) -> None:
+    tag = uuid.uuid4().hex[:8]
+    script = f"(sleep 300; echo orphan-{tag}) & sleep 300"
+    started = time.monotonic()
+    result = run_remote("BASH", script, connect(servers[:2]), timeout_seconds=3)
+    assert result.state == "failed"
+    assert time.monotonic() - started < 60
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert f"orphan-{tag}" not in ps and "sleep 300" not in ps
+    assert sorted(Path("/tmp").glob("cronium-run.*")) == []
+
+
+def test_servers_sync_creates_working_connections_and_leaks_no_secret(servers, tmp_path, airflow_db) -> None:
+    server = servers[0]
+    secret_password = f"pw-{uuid.uuid4().hex}"
+    records = tmp_path / "records"
+    records.mkdir()
+    (records / "servers.json").write_text(
+        json.dumps(
+            {
+                "servers": [
+                    {
+                        "id": 901,
+                        "name": "sync-a",
+                        "address": server.address,
+                        "port": server.port,
+                        "username": TEST_USER,
+                    },
+                    {
+                        "id": 902,
+                        "name": "sync-b",
+                        "address": servers[1].address,
+                        "port": servers[1].port,
+                        "username": TEST_USER,
+                        "password": secret_password,
+                    },
+                ]
+            }
+        )
+    )
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(
+        f"[{server.address}]:{server.port} {server.host_public_key}\n"
+        f"[{servers[1].address}]:{servers[1].port} {servers[1].host_public_key}\n"
+    )
+    key_text = server.client_key_path.read_text()
+    proc = subprocess.run(
+        [
+            venv_bin("cronium-airflow"),
+            "servers",
+            "sync",
+            str(records),
+            "--key-file",
+            f"901={server.client_key_path}",
+            "--key-file",
+            f"902={servers[1].client_key_path}",
+            "--known-hosts",
+            str(known_hosts),
+            "--pool-size",
+            "3",
+        ],
+        env=airflow_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "connection cronium_server_901 created" in output and "pool cronium_server_901 with 3 slot(s)" in output
+    assert "remove password from that record" in output
+    plan = subprocess.run(
+        [venv_bin("cronium-airflow"), "plan", "--json", str(records)], capture_output=True, text=True, env=airflow_env()
+    )
+    for text in (output, plan.stdout + plan.stderr):
+        assert secret_password not in text
+        assert "PRIVATE KEY" not in text and key_text.strip().splitlines()[1] not in text
+    assert json.loads((records / "servers.json").read_text())["servers"][1]["password"] == secret_password
+
+    from airflow.models.pool import Pool
+
+    assert Pool.get_pool("cronium_server_901").slots == 3
+    result = run_remote(
+        "BASH",
+        'cronium_output "{\\"on\\": \\"$CRONIUM_SERVER\\"}"',
+        [{"name": "sync-a", "conn_id": "cronium_server_901"}, {"name": "sync-b", "conn_id": "cronium_server_902"}],
+    )
+    assert result.xcom("run") == {"sync-a": {"on": "sync-a"}, "sync-b": {"on": "sync-b"}}, result.log_text()[-3000:]
+    assert secret_password not in result.log_text()
