@@ -59,6 +59,8 @@ def test_plan_json_describes_the_dags(tmp_path: Path) -> None:
         "node_report",
         "node_failure",
         "node_cleanup",
+        "node_cleanup__always_0",
+        "node_cleanup__on_failure_0",
         "workflow_result",
     ]
     assert {(e["upstream"], e["downstream"], e["connection_type"]) for e in flow["edges"]} == {
@@ -69,6 +71,8 @@ def test_plan_json_describes_the_dags(tmp_path: Path) -> None:
         ("node_report", "workflow_result", "RESULT"),
         ("node_failure", "workflow_result", "RESULT"),
         ("node_cleanup", "workflow_result", "RESULT"),
+        ("node_cleanup", "node_cleanup__always_0", "ALWAYS"),
+        ("node_cleanup", "node_cleanup__on_failure_0", "ON_FAILURE"),
     }
     rules = {e["downstream"]: e["rule"] for e in flow["edges"] if e["upstream"] == "node_total"}
     assert rules["node_report"] == "only when the parent set its condition to true"

@@ -214,14 +214,14 @@ def test_conditional_actions(factory: Factory, script: str, run_state: str, expe
 
 
 @pytest.mark.docker
-def test_send_message_action_is_planned_and_fails_clearly(factory: Factory) -> None:
+def test_send_message_action_without_its_tool_connection_fails_naming_it(factory: Factory) -> None:
     event = factory.event(failEvents=[{"type": "SEND_MESSAGE", "toolId": 3, "message": "it failed"}], content="exit 4")
     module = factory.load()
     dag = getattr(module, f"cronium_event_{event['id']}")
     assert dag.get_task("on_failure_0").task_display_name == "on failure: message via tool 3"
     result = factory.run(module, event)
     assert result.task_states["on_failure_0"] == "failed"
-    assert "SEND_MESSAGE conditional actions is not yet supported" in result.log_text()
+    assert "cronium_tool_3" in result.log_text()
 
 
 @pytest.mark.docker

@@ -12,7 +12,6 @@ import json
 import os
 import random
 import select
-import shutil
 import smtplib
 import socket
 import subprocess
@@ -57,7 +56,7 @@ from cronium_provider.resilience import (
     store_from_url,
     strategy_for,
 )
-from tests.conftest import REPO, missing
+from tests.conftest import REPO
 
 T0 = 1_000_000.0  # fake clocks start here
 
@@ -91,53 +90,6 @@ def requests_http_error(status: int) -> requests.HTTPError:
 
 # --------------------------------------------------------------------------------------------------------------------
 # Stores: a real redis-server per session, a fresh SQLite file per test.
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        missing("redis-server", "binary not on PATH (Debian: apt-get install redis-server)")
-    try:
-        import redis
-    except ImportError as exc:  # pragma: no cover - a test dependency
-        missing("redis (Python client)", str(exc))
-    workdir = tmp_path_factory.mktemp("redis")
-    port = _free_port()
-    log = (workdir / "redis.log").open("w")
-    command = [str(binary), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
-    command += ["--dir", str(workdir), "--protected-mode", "yes"]
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url, socket_timeout=1)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            if client.ping():
-                break
-        except redis.ConnectionError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"redis-server did not start: {(workdir / 'redis.log').read_text()[-2000:]}")
-        time.sleep(0.05)
-    client.close()
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -40,7 +40,7 @@ class WorkflowBuilder:
         self.nodes: list[dict[str, Any]] = []
         self.edges: list[dict[str, Any]] = []
 
-    def node(self, node_id: str, script: str) -> str:
+    def node(self, node_id: str, script: str, **event_fields: Any) -> str:
         event_id = new_id()
         self.events.append(
             {
@@ -50,6 +50,7 @@ class WorkflowBuilder:
                 "status": "ACTIVE",
                 "content": script,
                 "timeoutValue": 60,
+                **event_fields,
             }
         )
         self.nodes.append(
@@ -91,7 +92,9 @@ class WorkflowRun:
 
     @property
     def states(self) -> dict[str, str | None]:
-        return {k[len("node_") :]: v for k, v in self.result.task_states.items() if k.startswith("node_")}
+        return {
+            k[len("node_") :]: v for k, v in self.result.task_states.items() if k.startswith("node_") and "__" not in k
+        }
 
     def input_of(self, node: str) -> Any:
         output = self.result.xcom(f"node_{node}")

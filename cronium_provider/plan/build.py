@@ -98,14 +98,18 @@ def event_task(event: Event, task_id: str, trigger_rule: str = "all_success") ->
     )
 
 
-def _action_tasks(event: Event) -> tuple[list[TaskPlan], list[EdgePlan]]:
+def _action_tasks(
+    event: Event, source: str = "run", incoming: list[list[str]] | None = None
+) -> tuple[list[TaskPlan], list[EdgePlan]]:
+    """The event's conditional actions as tasks after ``source`` (its ``run`` task, or its workflow node)."""
     tasks: list[TaskPlan] = []
     edges: list[EdgePlan] = []
+    task_prefix = "" if source == "run" else f"{source}__"
     for attribute, prefix, rule, label in ACTION_LISTS:
         for index, action in enumerate(getattr(event, attribute)):
             if action.type is ConditionalActionType.NONE:
                 continue
-            task_id = f"{prefix}_{index}"
+            task_id = f"{task_prefix}{prefix}_{index}"
             if action.type is ConditionalActionType.SCRIPT:
                 operator = "trigger_event"
                 display = f"{label}: run event {action.target_event_id}"
@@ -113,15 +117,24 @@ def _action_tasks(event: Event) -> tuple[list[TaskPlan], list[EdgePlan]]:
             else:
                 operator = "send_message"
                 display = f"{label}: message via tool {action.tool_id}"
-                details = {"tool_id": action.tool_id}
+                details = {
+                    "tool_id": action.tool_id,
+                    "message": action.message or "",
+                    "email_addresses": action.email_addresses,
+                    "email_subject": action.email_subject,
+                    "event_id": event.id,
+                    "condition_source": source,
+                }
+                if incoming is not None:
+                    details["event_incoming"] = incoming
             if prefix == "on_condition":
-                details["condition_of"] = "run"
+                details["condition_of"] = source
             tasks.append(
                 TaskPlan(task_id=task_id, display_name=display, operator=operator, trigger_rule=rule, details=details)
             )
             kind = ACTION_CONNECTION[prefix].value
-            edges.append(EdgePlan("run", task_id, kind, CONNECTION_RULES[kind]))
-    if any(t.trigger_rule in ("all_done", "all_failed") for t in tasks):
+            edges.append(EdgePlan(source, task_id, kind, CONNECTION_RULES[kind]))
+    if source == "run" and any(t.trigger_rule in ("all_done", "all_failed") for t in tasks):
         # a failure handled by an action must still fail the run, as it does in Cronium
         tasks.append(
             TaskPlan(task_id="result", display_name="event result", operator="event_result", trigger_rule="all_done")
@@ -189,6 +202,13 @@ def plan_workflow(workflow: Workflow, events: dict[int, Event], source: str) -> 
             details["server_ids"] = list(workflow.override_server_ids)
         tasks.append(replace(task, details=details))
     leaves = [node_task_id(n.id) for n in workflow.nodes if n.id not in sources]
+    action_edges: list[EdgePlan] = []
+    for node in workflow.nodes:  # Cronium fires an event's conditional actions when it runs as a node too
+        node_task = node_task_id(node.id)
+        node_parents: list[list[str]] = [list(p) for p in incoming.get(node.id, [])]
+        node_actions, node_edges = _action_tasks(events[node.event_id], node_task, node_parents)
+        tasks.extend(node_actions)
+        action_edges.extend(node_edges)
     tasks.append(
         TaskPlan(
             task_id=WORKFLOW_RESULT_TASK,
@@ -211,6 +231,7 @@ def plan_workflow(workflow: Workflow, events: dict[int, Event], source: str) -> 
         )
         for c in workflow.connections
     ]
+    edges += action_edges
     edges += [EdgePlan(leaf, WORKFLOW_RESULT_TASK, "RESULT", "after every node has ended") for leaf in leaves]
     return DagPlan(
         dag_id=workflow_dag_id(workflow.id),

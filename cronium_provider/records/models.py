@@ -127,6 +127,13 @@ class ToolActionConfig(CroniumModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     output_mapping: dict[str, Any] | None = None
 
+    @model_validator(mode="after")
+    def _supported(self) -> ToolActionConfig:
+        from cronium_provider.tools.actions import check_supported
+
+        check_supported(self.tool_type, self.action_id)
+        return self
+
 
 def _json_text_to_object(value: Any) -> Any:
     """Cronium stores some objects as JSON text; accept both forms."""

@@ -14,12 +14,12 @@ from airflow.sdk import DAG, BaseOperator, Param
 
 from cronium_provider.operators.actions import (
     CroniumEventResultOperator,
-    CroniumNotSupportedOperator,
     CroniumTriggerEventOperator,
 )
 from cronium_provider.operators.http import CroniumHttpOperator
 from cronium_provider.operators.remote import CroniumRemoteScriptOperator, server_conn_id
 from cronium_provider.operators.script import CroniumScriptOperator
+from cronium_provider.operators.tools import CroniumSendMessageOperator, CroniumToolActionOperator
 from cronium_provider.operators.workflow import CroniumWorkflowResultOperator
 from cronium_provider.plan.models import DagPlan, Plan, TaskPlan
 from cronium_provider.plan.schedule import SchedulePlan
@@ -120,14 +120,19 @@ def render_event_task(
             body=event.http_body,
             **args,
         )
-    args.pop("max_executions", None)
-    args.pop("execution_count", None)
-    for key in ("retries", "retry_delay", "execution_timeout"):
-        args.pop(key, None)
-    return CroniumNotSupportedOperator(feature="TOOL_ACTION events", **args)
+    config = event.tool_action_config
+    assert config is not None  # validation guarantees it for TOOL_ACTION events
+    return CroniumToolActionOperator(
+        tool_type=config.tool_type,
+        action_id=config.action_id,
+        tool_id=config.tool_id,
+        parameters=config.parameters,
+        event=_event_metadata(event),
+        **args,
+    )
 
 
-def render_action_task(task: TaskPlan) -> BaseOperator:
+def render_action_task(task: TaskPlan, records: RecordSet) -> BaseOperator:
     args: dict[str, Any] = {
         "task_id": task.task_id,
         "task_display_name": task.display_name,
@@ -142,7 +147,18 @@ def render_action_task(task: TaskPlan) -> BaseOperator:
         )
     if task.operator == "event_result":
         return CroniumEventResultOperator(**args)
-    return CroniumNotSupportedOperator(feature="SEND_MESSAGE conditional actions", condition_of=condition_of, **args)
+    details = task.details
+    return CroniumSendMessageOperator(
+        tool_id=details["tool_id"],
+        message=str(details.get("message") or ""),
+        email_addresses=details.get("email_addresses"),
+        email_subject=details.get("email_subject"),
+        event=_event_metadata(records.events[int(details["event_id"])]),
+        condition_of=condition_of,
+        condition_source=details.get("condition_source"),
+        event_incoming=details.get("event_incoming"),
+        **args,
+    )
 
 
 def _dag(plan: DagPlan) -> DAG:
@@ -174,7 +190,7 @@ def render_event_dag(plan: DagPlan, records: RecordSet) -> DAG:
             if task.event_id is not None:
                 tasks[task.task_id] = render_event_task(task, event, source, event_dag=True, records=records)
             else:
-                tasks[task.task_id] = render_action_task(task)
+                tasks[task.task_id] = render_action_task(task, records)
         for edge in plan.edges:
             tasks[edge.upstream] >> tasks[edge.downstream]
     return dag
@@ -194,7 +210,9 @@ def render_workflow_dag(plan: DagPlan, records: RecordSet) -> DAG:
                     result_rule=task.details["result_rule"],
                 )
                 continue
-            assert task.event_id is not None
+            if task.event_id is None:  # a node's conditional action
+                tasks[task.task_id] = render_action_task(task, records)
+                continue
             event = records.events[task.event_id]
             tasks[task.task_id] = render_event_task(
                 task, event, records.origin("event", task.event_id), event_dag=False, records=records

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    received_at: float = 0.0
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -41,7 +43,8 @@ class HttpReceiver:
         class Handler(BaseHTTPRequestHandler):
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                request = Request(self.command, self.path, dict(self.headers.items()), self.rfile.read(length))
+                body = self.rfile.read(length)
+                request = Request(self.command, self.path, dict(self.headers.items()), body, time.time())
                 receiver.requests.append(request)
                 route = receiver.routes.get(f"{self.command} {self.path.split('?')[0]}")
                 status, headers, body = route(request) if route else (404, {}, b"no such route")

@@ -1,0 +1,1 @@
+"""Cronium tool actions: templates, validation and delivery through the Airflow providers."""

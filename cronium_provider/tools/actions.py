@@ -1,0 +1,233 @@
+"""Cronium tool actions: per-action validation and delivery through the Airflow providers' hooks.
+
+Slack goes through the Slack provider's webhook hook, Discord through the Discord provider's webhook
+hook, email through the SMTP provider's hook, Teams and generic webhooks through the HTTP provider's
+hook. Credentials are Airflow connections (``cronium_tool_<toolId>`` by default); nothing here reads a
+credential from a record. Each ``send`` is the remote call alone, so the resilience guard can retry it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+SUPPORTED = {
+    "slack": ("slack-send-message",),
+    "discord": ("discord-send-message",),
+    "teams": ("send-message", "send-card"),
+    "email": ("send-email",),
+    "webhook": ("send-webhook", "webhook", "send"),
+}
+NOT_SUPPORTED = ("google-sheets", "notion", "trello")
+CONN_TYPE_TOOLS = {"slackwebhook": "slack", "discord": "discord", "smtp": "email", "email": "email"}
+DISCORD_CONTENT_LIMIT = 2000
+TEAMS_DEFAULT_COLOR = "0078D4"
+
+
+class ToolActionError(ValueError):
+    """Parameters that break the action's rules (raised before anything is sent)."""
+
+
+class ToolHTTPError(RuntimeError):
+    """The tool's service answered with an error status; ``status_code`` drives the retry rules."""
+
+    def __init__(self, tool: str, status_code: int, body: str):
+        self.status_code = status_code
+        super().__init__(f"{tool} answered HTTP {status_code}: {body[:300]}")
+
+
+def tool_conn_id(tool_id: int | str | None) -> str:
+    return f"cronium_tool_{tool_id}"
+
+
+def tool_type_of_connection(conn: Any) -> str:
+    """The tool type a connection serves: from its type, or its extra ``tool_type`` (Teams, webhooks)."""
+    extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else {}
+    declared = str(extra.get("tool_type", "")).strip().lower()
+    if declared:
+        return declared
+    return CONN_TYPE_TOOLS.get(str(conn.conn_type), "webhook")
+
+
+def check_supported(tool_type: str, action_id: str) -> None:
+    tool = tool_type.lower()
+    if tool in NOT_SUPPORTED:
+        raise ToolActionError(
+            f"tool '{tool}' is not supported by airflow-provider-cronium (supported: {', '.join(SUPPORTED)})"
+        )
+    if tool not in SUPPORTED:
+        raise ToolActionError(f"unknown tool '{tool_type}'; supported: {', '.join(SUPPORTED)}")
+    if tool != "webhook" and action_id not in SUPPORTED[tool]:
+        raise ToolActionError(f"tool '{tool}' has no action '{action_id}'; actions: {', '.join(SUPPORTED[tool])}")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def validate(tool_type: str, action_id: str, params: Mapping[str, Any]) -> None:
+    """Cronium's per-action rules; raises :class:`ToolActionError` naming the parameter."""
+    check_supported(tool_type, action_id)
+    tool = tool_type.lower()
+    if tool == "slack" and not (params.get("text") or params.get("blocks")):
+        raise ToolActionError("slack-send-message needs 'text' or 'blocks'")
+    if tool == "discord":
+        content = params.get("content")
+        if not content and not params.get("embeds"):
+            raise ToolActionError("discord-send-message needs 'content' or 'embeds'")
+        if content and len(_text(content)) > DISCORD_CONTENT_LIMIT:
+            raise ToolActionError(
+                f"discord-send-message 'content' is {len(_text(content))} characters; Discord allows "
+                f"{DISCORD_CONTENT_LIMIT}"
+            )
+    if tool == "email":
+        for name in ("to", "subject", "body"):
+            if not params.get(name):
+                raise ToolActionError(f"send-email needs '{name}'")
+    if tool == "teams":
+        if action_id == "send-message" and not params.get("message"):
+            raise ToolActionError("send-message needs 'message'")
+        if action_id == "send-card" and not params.get("card"):
+            raise ToolActionError("send-card needs 'card' (an Adaptive Card object)")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What was sent, for the XCom result (never the credential)."""
+
+    status: int | str
+    detail: Any = None
+
+
+def _http_hook(conn_id: str) -> Any:
+    from airflow.providers.http.hooks.http import HttpHook
+
+    class ToolHttpHook(HttpHook):
+        """HttpHook sends a connection's unknown extras as headers; ``tool_type`` is ours, not a header."""
+
+        def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None) -> Any:
+            session = super().get_conn(headers=headers, extra_options=extra_options)
+            session.headers.pop("tool_type", None)
+            return session
+
+    return ToolHttpHook(method="POST", http_conn_id=conn_id)
+
+
+def _post_json(tool: str, hook: Any, endpoint: str | None, body: Any) -> Delivery:
+    response = hook.run(
+        endpoint=endpoint,
+        data=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+        extra_options={"check_response": False, "timeout": 30},
+    )
+    if not 200 <= response.status_code < 300:
+        raise ToolHTTPError(tool, response.status_code, response.text)
+    return Delivery(response.status_code, response.text[:500] or None)
+
+
+def send_slack(conn_id: str, params: Mapping[str, Any]) -> Delivery:
+    from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+
+    body = {
+        k: params[k]
+        for k in ("text", "blocks", "attachments", "channel", "username", "icon_emoji")
+        if params.get(k) is not None
+    }
+    if "text" in body:
+        body["text"] = _text(body["text"])
+    client = SlackWebhookHook(slack_webhook_conn_id=conn_id, timeout=30).client
+    response = client.send_dict(body)
+    if not 200 <= response.status_code < 300:
+        raise ToolHTTPError("slack", response.status_code, str(response.body))
+    return Delivery(response.status_code, response.body)
+
+
+def send_discord(conn_id: str, params: Mapping[str, Any]) -> Delivery:
+    from airflow.providers.discord.hooks.discord_webhook import DiscordWebhookHook
+
+    body: dict[str, Any] = {}
+    if params.get("content"):
+        body["content"] = _text(params["content"])
+    for key in ("embeds", "username", "avatar_url", "tts"):
+        if params.get(key) is not None:
+            body[key] = params[key]
+    hook = DiscordWebhookHook(http_conn_id=conn_id)
+    return _post_json("discord", hook, hook.webhook_endpoint, body)
+
+
+def send_teams(conn_id: str, params: Mapping[str, Any], action_id: str) -> Delivery:
+    if action_id == "send-card":
+        body: dict[str, Any] = {
+            "type": "message",
+            "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": params["card"]}],
+        }
+    else:
+        body = {
+            "@type": "MessageCard",
+            "@context": "https://schema.org/extensions",
+            "themeColor": str(params.get("color") or TEAMS_DEFAULT_COLOR),
+            "summary": _text(params.get("title") or params["message"])[:80],
+            "text": _text(params["message"]),
+        }
+        if params.get("title"):
+            body["title"] = _text(params["title"])
+    return _post_json("teams", _http_hook(conn_id), None, body)
+
+
+def send_webhook(conn_id: str, params: Mapping[str, Any]) -> Delivery:
+    body = params.get("body", {k: v for k, v in params.items() if k not in ("method",)})
+    return _post_json("webhook", _http_hook(conn_id), None, body)
+
+
+def send_email(conn_id: str, params: Mapping[str, Any]) -> Delivery:
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    recipients = params["to"]
+    to = [r.strip() for r in recipients.split(",") if r.strip()] if isinstance(recipients, str) else list(recipients)
+    with SmtpHook(smtp_conn_id=conn_id) as hook:
+        hook.send_email_smtp(
+            to=to,
+            subject=_text(params["subject"]),
+            html_content=_text(params["body"]),
+            cc=params.get("cc"),
+            bcc=params.get("bcc"),
+        )
+    return Delivery("sent", {"to": to})
+
+
+def sender(tool_type: str, action_id: str) -> Callable[[str, Mapping[str, Any]], Delivery]:
+    tool = tool_type.lower()
+    if tool == "slack":
+        return send_slack
+    if tool == "discord":
+        return send_discord
+    if tool == "teams":
+        return lambda conn_id, params: send_teams(conn_id, params, action_id)
+    if tool == "email":
+        return send_email
+    return send_webhook
+
+
+def message_parameters(tool_type: str, message: str, addresses: str | None, subject: str | None) -> dict[str, Any]:
+    """A ``SEND_MESSAGE`` conditional action as the parameters of its tool's action (Cronium's mapping)."""
+    tool = tool_type.lower()
+    if tool == "email":
+        return {"to": addresses or "", "subject": subject or "Cronium notification", "body": message}
+    if tool == "slack":
+        return {"text": message, **({"channel": addresses} if addresses else {})}
+    if tool == "discord":
+        return {"content": message}
+    if tool == "teams":
+        return {"message": message, **({"title": subject} if subject else {})}
+    return {"message": message, **({"subject": subject} if subject else {})}
+
+
+DEFAULT_ACTION = {
+    "slack": "slack-send-message",
+    "discord": "discord-send-message",
+    "teams": "send-message",
+    "email": "send-email",
+    "webhook": "send-webhook",
+}

@@ -1,0 +1,376 @@
+"""Tool actions and SEND_MESSAGE actions, delivered to real receivers on loopback by real Airflow runs.
+
+A local HTTP server stands for the Slack, Discord, Teams and webhook endpoints and records every request;
+a real SMTP server (aiosmtpd) receives the email. Credentials are Airflow connections
+``cronium_tool_<toolId>``, given to Airflow through ``AIRFLOW_CONN_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import _free_port, airflow_env, venv_bin
+from tests.support.http_receiver import HttpReceiver, json_answer, text_answer
+from tests.test_event_dags import Factory, new_id
+
+_tool_ids = itertools.count(new_id())
+
+
+@pytest.fixture
+def receiver() -> Iterator[HttpReceiver]:
+    ok = lambda r: text_answer("ok")  # noqa: E731
+    server = HttpReceiver(
+        routes={
+            "POST /services/T000/B000/slack": ok,
+            "POST /api/webhooks/42/discord-token": lambda r: (204, {}, b""),
+            "POST /teams/hook": lambda r: text_answer("1"),
+            "POST /hooks/generic": lambda r: json_answer({"received": True}),
+            "POST /hooks/broken": lambda r: text_answer("upstream exploded", status=503),
+            "POST /hooks/unauthorized": lambda r: text_answer("bad token", status=401),
+        }
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def factory(tmp_path: Path, capfd, monkeypatch, airflow_db) -> Factory:
+    folder = tmp_path / "records"
+    folder.mkdir()
+    return Factory(folder, capfd, monkeypatch)
+
+
+def tool(monkeypatch: pytest.MonkeyPatch, conn: dict[str, Any]) -> int:
+    """A tool id whose Airflow connection ``cronium_tool_<id>`` is ``conn``."""
+    tool_id = next(_tool_ids)
+    monkeypatch.setenv(f"AIRFLOW_CONN_CRONIUM_TOOL_{tool_id}", json.dumps(conn))
+    return tool_id
+
+
+def tool_event(
+    factory: Factory, tool_type: str, action_id: str, tool_id: int, parameters: dict[str, Any], **fields: Any
+) -> dict[str, Any]:
+    return factory.event(
+        type="TOOL_ACTION",
+        name=fields.pop("name", f"{tool_type} action"),
+        userId=fields.pop("userId", f"user-{uuid.uuid4().hex[:6]}"),
+        toolActionConfig={"toolType": tool_type, "actionId": action_id, "toolId": tool_id, "parameters": parameters},
+        **fields,
+    )
+
+
+def test_slack_discord_teams_and_webhook_requests_are_what_the_services_document(
+    factory: Factory, receiver: HttpReceiver, monkeypatch
+) -> None:
+    slack = tool(monkeypatch, {"conn_type": "slackwebhook", "password": f"{receiver.url}/services/T000/B000/slack"})
+    discord = tool(
+        monkeypatch,
+        {
+            "conn_type": "discord",
+            "host": f"{receiver.url}/api/",
+            "extra": json.dumps({"webhook_endpoint": "webhooks/42/discord-token"}),
+        },
+    )
+    teams = tool(
+        monkeypatch,
+        {"conn_type": "http", "host": f"{receiver.url}/teams/hook", "extra": json.dumps({"tool_type": "teams"})},
+    )
+    hook = tool(
+        monkeypatch,
+        {"conn_type": "http", "host": f"{receiver.url}/hooks/generic", "extra": json.dumps({"tool_type": "webhook"})},
+    )
+    events = {
+        "slack": tool_event(
+            factory,
+            "slack",
+            "slack-send-message",
+            slack,
+            {"text": "Batch {{cronium.input.batch}} from {{cronium.event.name}}"},
+            name="Notify",
+        ),
+        "discord": tool_event(
+            factory,
+            "discord",
+            "discord-send-message",
+            discord,
+            {"content": "deploy {{cronium.input.batch}}", "username": "cronium-bot"},
+        ),
+        "teams": tool_event(factory, "teams", "send-message", teams, {"message": "Build green", "title": "CI"}),
+        "webhook": tool_event(factory, "webhook", "send-webhook", hook, {"kind": "ping"}),
+    }
+    module = factory.load()
+    results = {name: factory.run(module, event, {"batch": "b-7"}) for name, event in events.items()}
+    for name, result in results.items():
+        assert result.state == "success", (name, result.log_text()[-3000:])
+    by_path = {r.path: r for r in receiver.requests}
+
+    slack_req = by_path["/services/T000/B000/slack"]
+    assert slack_req.headers["Content-Type"].startswith("application/json")
+    assert slack_req.json() == {"text": "Batch b-7 from Notify", "batch": "b-7"} or slack_req.json() == {
+        "text": "Batch b-7 from Notify"
+    }
+    discord_req = by_path["/api/webhooks/42/discord-token"]
+    assert discord_req.json() == {"content": "deploy b-7", "username": "cronium-bot"}
+    assert discord_req.headers["Content-Type"] == "application/json"
+    teams_req = by_path["/teams/hook"]
+    assert teams_req.json() == {
+        "@type": "MessageCard",
+        "@context": "https://schema.org/extensions",
+        "themeColor": "0078D4",
+        "summary": "CI",
+        "title": "CI",
+        "text": "Build green",
+    }
+    assert "tool_type" not in {k.lower() for k in teams_req.headers}
+    generic = by_path["/hooks/generic"]
+    assert generic.json() == {"kind": "ping", "batch": "b-7"}  # the run's input is merged over the parameters
+
+    out = results["slack"].xcom("run")
+    assert set(out) == {"actionId", "actionName", "executionTime", "result", "parameters", "timestamp"}
+    assert out["actionId"] == "slack-send-message" and out["parameters"]["text"] == "Batch b-7 from Notify"
+
+
+def test_email_reaches_a_real_smtp_server(factory: Factory, monkeypatch) -> None:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    received: list[Any] = []
+
+    class Collect(Message):
+        def handle_message(self, message: Any) -> None:
+            received.append(message)
+
+    port = _free_port()
+    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        mail = tool(
+            monkeypatch,
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": port,
+                "login": "",
+                "password": "",
+                "extra": json.dumps({"disable_ssl": True, "disable_tls": True, "from_email": "cronium@example.test"}),
+            },
+        )
+        event = tool_event(
+            factory,
+            "email",
+            "send-email",
+            mail,
+            {
+                "to": "ops@example.test, dev@example.test",
+                "subject": "Report {{cronium.input.day}}",
+                "body": "<h1>Totals</h1><p>{{cronium.input.total}}</p>",
+            },
+        )
+        module = factory.load()
+        result = factory.run(module, event, {"day": "Monday", "total": 42})
+        assert result.state == "success", result.log_text()[-3000:]
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        controller.stop()
+    [message] = received
+    assert message["Subject"] == "Report Monday"
+    assert message["From"] == "cronium@example.test"
+    assert {a.strip() for a in message["To"].split(",")} == {"ops@example.test", "dev@example.test"}
+    html = next(p for p in message.walk() if p.get_content_type() == "text/html")
+    assert html.get_payload(decode=True).decode() == "<h1>Totals</h1><p>42</p>"
+
+
+def test_validation_follows_cronium_rules(factory: Factory, receiver: HttpReceiver, monkeypatch) -> None:
+    discord = tool(
+        monkeypatch,
+        {
+            "conn_type": "discord",
+            "host": f"{receiver.url}/api/",
+            "extra": json.dumps({"webhook_endpoint": "webhooks/42/discord-token"}),
+        },
+    )
+    slack = tool(monkeypatch, {"conn_type": "slackwebhook", "password": f"{receiver.url}/services/T000/B000/slack"})
+    too_long = tool_event(factory, "discord", "discord-send-message", discord, {"content": "x" * 2001})
+    no_text = tool_event(factory, "slack", "slack-send-message", slack, {"channel": "#ops"})
+    module = factory.load()
+    first = factory.run(module, too_long)
+    assert first.state == "failed" and "is 2001 characters; Discord allows 2000" in first.log_text()
+    second = factory.run(module, no_text)
+    assert second.state == "failed" and "slack-send-message needs 'text' or 'blocks'" in second.log_text()
+    assert receiver.requests == []
+
+
+def test_unsupported_tools_are_rejected_by_validation(tmp_path: Path) -> None:
+    from cronium_provider.records.validation import load_records
+
+    (tmp_path / "e.json").write_text(
+        json.dumps(
+            {
+                "events": [
+                    {
+                        "id": 1,
+                        "name": "sheet",
+                        "type": "TOOL_ACTION",
+                        "toolActionConfig": {"toolType": "google-sheets", "actionId": "write-data", "toolId": 1},
+                    },
+                    {
+                        "id": 2,
+                        "name": "card",
+                        "type": "TOOL_ACTION",
+                        "toolActionConfig": {"toolType": "trello", "actionId": "create-card", "toolId": 1},
+                    },
+                ]
+            }
+        )
+    )
+    records = load_records([tmp_path])
+    messages = sorted(str(e) for e in records.errors)
+    assert len(messages) == 2
+    assert "tool 'google-sheets' is not supported" in messages[0] and "event 1: field toolActionConfig" in messages[0]
+    assert "tool 'trello' is not supported" in messages[1]
+
+
+def test_401_is_never_retried_and_a_503_opens_the_circuit(
+    factory: Factory, receiver: HttpReceiver, monkeypatch
+) -> None:
+    unauthorized = tool(
+        monkeypatch,
+        {
+            "conn_type": "http",
+            "host": f"{receiver.url}/hooks/unauthorized",
+            "extra": json.dumps({"tool_type": "webhook"}),
+        },
+    )
+    broken = tool(
+        monkeypatch,
+        {"conn_type": "http", "host": f"{receiver.url}/hooks/broken", "extra": json.dumps({"tool_type": "webhook"})},
+    )
+    denied = tool_event(factory, "webhook", "send-webhook", unauthorized, {"n": 1})
+    failing = tool_event(factory, "webhook", "send-webhook", broken, {"n": 1})
+    module = factory.load()
+    result = factory.run(module, denied)
+    assert result.state == "failed" and "answered HTTP 401" in result.log_text()
+    assert [r.path for r in receiver.requests] == ["/hooks/unauthorized"]
+
+    started = time.monotonic()
+    first = factory.run(module, failing)
+    attempts = [r for r in receiver.requests if r.path == "/hooks/broken"]
+    assert first.state == "failed"
+    assert len(attempts) == 5  # the aggressive strategy's 5 attempts; the 5th failure opens the circuit
+    assert time.monotonic() - started >= 0.5 + 0.75 + 1.125 + 1.6875 - 1.0  # its back-off, within jitter
+    second = factory.run(module, failing)
+    assert second.state == "failed"
+    assert "is open" in second.log_text() and "half-open in" in second.log_text()
+    assert len([r for r in receiver.requests if r.path == "/hooks/broken"]) == 5  # rejected without a call
+
+
+RATE_DAG = """
+import os, pendulum
+from airflow.sdk import DAG
+from cronium_provider.operators.tools import CroniumToolActionOperator
+with DAG(os.environ["RATE_DAG_ID"], schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC")) as dag:
+    for i in range(8):
+        CroniumToolActionOperator(task_id=f"send_{i}", tool_type="webhook", action_id="send-webhook",
+                                  tool_id=int(os.environ["RATE_TOOL_ID"]), parameters={"i": i},
+                                  event={"userId": os.environ["RATE_USER"]})
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_rate_limit_holds_across_four_task_processes(
+    backend: str, receiver: HttpReceiver, airflow_db, tmp_path: Path, redis_url: str
+) -> None:
+    """Four `airflow dags test` processes, 8 webhook actions each, share one limit: 'other' = 30/min, 5 per 10 s."""
+    tool_id = next(_tool_ids)
+    user = f"rate-{uuid.uuid4().hex[:6]}"
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    procs = []
+    env_common = {
+        f"AIRFLOW_CONN_CRONIUM_TOOL_{tool_id}": json.dumps(
+            {
+                "conn_type": "http",
+                "host": f"{receiver.url}/hooks/generic",
+                "extra": json.dumps({"tool_type": "webhook"}),
+            }
+        ),
+        "RATE_TOOL_ID": str(tool_id),
+        "RATE_USER": user,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+    }
+    if backend == "redis":
+        env_common["AIRFLOW__CRONIUM__RESILIENCE_STORE"] = redis_url
+    for p in range(4):
+        dag_id = f"rate_{backend}_{uuid.uuid4().hex[:6]}_{p}"
+        (dags / f"{dag_id}.py").write_text(RATE_DAG.replace('os.environ["RATE_DAG_ID"]', repr(dag_id)))
+    files = sorted(dags.glob("*.py"))
+    for path in files:
+        env = airflow_env(**env_common)
+        procs.append(
+            subprocess.Popen(
+                [venv_bin("airflow"), "dags", "test", path.stem],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    sent = [r for r in receiver.requests if r.path == "/hooks/generic"]
+    text = "\n".join(outputs)
+    rejected = text.count("rate limit")
+    assert len(sent) >= 5, text[-3000:]
+    assert rejected > 0, "no call was refused: the processes never competed"
+    times = sorted(r.received_at for r in sent)
+    for i, start in enumerate(times):
+        in_window = [t for t in times[i:] if t - start < 10]
+        assert len(in_window) <= 5, f"{len(in_window)} calls within 10 s"
+    assert len(sent) <= 30
+    assert "try again in" in text
+
+
+@pytest.mark.docker
+def test_a_failing_workflow_node_sends_its_slack_message(
+    tmp_path: Path, capfd, monkeypatch, airflow_db, receiver: HttpReceiver
+) -> None:
+    from tests.test_workflows import WorkflowBuilder, ok
+
+    slack = tool(monkeypatch, {"conn_type": "slackwebhook", "password": f"{receiver.url}/services/T000/B000/slack"})
+    folder = tmp_path / "records"
+    folder.mkdir()
+    wf = WorkflowBuilder(folder, capfd, monkeypatch)
+    wf.node("fetch", 'cronium_output \'{"order": 7, "customer": "Zoë"}\'')
+    wf.node(
+        "charge",
+        "echo charging >&2; exit 3",
+        name="Charge card",
+        failEvents=[
+            {
+                "type": "SEND_MESSAGE",
+                "toolId": slack,
+                "emailAddresses": "#billing",
+                "message": "{{cronium.event.name}} failed for order {{cronium.input.order}} "
+                "({{cronium.input.customer}})",
+            }
+        ],
+    )
+    wf.node("after", ok("after"))
+    wf.connect("fetch", "charge", "ON_SUCCESS")
+    wf.connect("charge", "after", "ON_SUCCESS")
+    run = wf.run()
+    assert run.states == {"fetch": "success", "charge": "failed", "after": "skipped"}
+    assert run.result.task_states["node_charge__on_failure_0"] == "success"
+    [message] = [r for r in receiver.requests if r.path == "/services/T000/B000/slack"]
+    assert message.json() == {"text": "Charge card failed for order 7 (Zoë)", "channel": "#billing"}
+    assert run.result.state == "failed"
