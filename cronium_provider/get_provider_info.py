@@ -24,8 +24,64 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Cronium", "python-modules": ["cronium_provider.hooks.cronium"]},
         ],
         "operators": [
-            {"integration-name": "Cronium", "python-modules": ["cronium_provider.operators.script"]},
+            {
+                "integration-name": "Cronium",
+                "python-modules": [
+                    "cronium_provider.operators.script",
+                    "cronium_provider.operators.remote",
+                    "cronium_provider.operators.http",
+                    "cronium_provider.operators.tools",
+                    "cronium_provider.operators.actions",
+                    "cronium_provider.operators.workflow",
+                ],
+            }
         ],
+        "extra-links": ["cronium_provider.links.CroniumEventLink"],
+        "config": {
+            "cronium": {
+                "description": "airflow-provider-cronium settings.",
+                "options": {
+                    "records_dir": {
+                        "description": "Folder of Cronium record files read by the DAG file "
+                        "(the environment variable CRONIUM_RECORDS_DIR wins).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "/srv/cronium/records",
+                        "default": None,
+                    },
+                    "base_url": {
+                        "description": "Cronium's own URL, for the 'Cronium event' link on each task.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "https://cronium.example.com",
+                        "default": None,
+                    },
+                    "image": {
+                        "description": "Container image for script events (image_bash, image_python, "
+                        "image_nodejs override it per language).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": None,
+                        "default": "cronium-runtime:1",
+                    },
+                    "docker_url": {
+                        "description": "Docker daemon that runs script containers.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "tcp://docker:2376",
+                        "default": "unix://var/run/docker.sock",
+                    },
+                    "resilience_store": {
+                        "description": "Where tool-action rate limits and circuit breakers keep their state: "
+                        "empty for a SQLite file in AIRFLOW_HOME, or redis://host:port/db across machines.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "redis://redis:6379/1",
+                        "default": None,
+                    },
+                },
+            }
+        },
         "connection-types": [
             {
                 "hook-class-name": "cronium_provider.hooks.cronium.CroniumHook",

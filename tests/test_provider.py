@@ -146,3 +146,30 @@ def test_hook_reports_an_unreachable_server(monkeypatch) -> None:
     ok, message = CroniumHook("cronium_down", timeout=5).test_connection()
     assert ok is False
     assert "Cannot reach the Cronium API" in message
+
+
+def test_every_cronium_task_links_to_its_event_in_cronium(monkeypatch) -> None:
+    from cronium_provider.links import CroniumEventLink
+    from cronium_provider.operators.http import CroniumHttpOperator
+    from cronium_provider.operators.script import CroniumScriptOperator
+
+    script = CroniumScriptOperator(task_id="run", language="BASH", script="true", event={"id": 12})
+    http = CroniumHttpOperator(task_id="http", url="http://127.0.0.1:9/x", event={"id": 13})
+    assert [link.name for link in script.operator_extra_links] == ["Cronium event"]
+    monkeypatch.delenv("AIRFLOW__CRONIUM__BASE_URL", raising=False)
+    assert CroniumEventLink().get_link(script, ti_key=None) == ""  # no base URL: no link
+    monkeypatch.setenv("AIRFLOW__CRONIUM__BASE_URL", "https://cronium.example.test/")
+    assert CroniumEventLink().get_link(script, ti_key=None) == "https://cronium.example.test/dashboard/events/12"
+    assert CroniumEventLink().get_link(http, ti_key=None) == "https://cronium.example.test/dashboard/events/13"
+
+
+def test_airflow_knows_the_extra_link() -> None:
+    proc = subprocess.run(
+        [venv_bin("airflow"), "providers", "links", "--output", "json"],
+        env=airflow_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "cronium_provider.links.CroniumEventLink" in proc.stdout

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -11,6 +11,7 @@ from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
+from cronium_provider.links import CroniumEventLink
 from cronium_provider.operators.base import check_max_executions
 from cronium_provider.operators.workflow import incoming_pairs, node_input
 
@@ -66,6 +67,7 @@ class CroniumHttpOperator(BaseOperator):
 
     # Record content is sent as written: Cronium bodies and URLs are not Jinja templates.
     template_fields: Sequence[str] = ()
+    operator_extra_links = (CroniumEventLink(),)
     ui_color = "#fdf2e9"
 
     def __init__(
@@ -77,6 +79,7 @@ class CroniumHttpOperator(BaseOperator):
         body: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         http_conn_id: str | None = None,
+        event: Mapping[str, Any] | None = None,
         max_executions: int = 0,
         execution_count: int = 0,
         workflow_incoming: Sequence[Sequence[str]] | None = None,
@@ -89,6 +92,7 @@ class CroniumHttpOperator(BaseOperator):
         self.body = body
         self.timeout = timeout
         self.http_conn_id = http_conn_id
+        self.event = dict(event or {})
         self.max_executions = max_executions
         self.execution_count = execution_count
         self.workflow_incoming = incoming_pairs(workflow_incoming)

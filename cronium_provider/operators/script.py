@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from cronium_provider.executors.container import ContainerExecutor, ContainerLimits, ScriptJob, ScriptRun
 from cronium_provider.executors.protocol import LANGUAGES, ScriptResults
+from cronium_provider.links import CroniumEventLink
 from cronium_provider.operators.base import check_max_executions, run_input
 from cronium_provider.operators.workflow import incoming_pairs, node_input
 from cronium_provider.secrets import resolve_event_env
@@ -84,6 +85,7 @@ class CroniumScriptOperator(BaseOperator):
     # The script is never templated: Cronium scripts are code whose braces mean nothing to Jinja.
     template_fields: Sequence[str] = ("input_data", "environment", "image")
     template_fields_renderers = {"input_data": "json", "environment": "json"}
+    operator_extra_links = (CroniumEventLink(),)
     ui_color = "#e8f0fe"
 
     def __init__(

@@ -17,6 +17,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from cronium_provider.links import CroniumEventLink
 from cronium_provider.operators.actions import require_condition
 from cronium_provider.operators.base import check_max_executions, run_input
 from cronium_provider.operators.workflow import incoming_pairs, node_input
@@ -57,6 +58,7 @@ class CroniumToolActionOperator(BaseOperator):
     :param condition_source: the task whose condition ``{{cronium.getCondition}}`` reads.
     """
 
+    operator_extra_links = (CroniumEventLink(),)
     ui_color = "#fff2cc"
 
     def __init__(

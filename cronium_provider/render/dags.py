@@ -118,6 +118,7 @@ def render_event_task(
             url=event.http_url or "",
             headers=[(h.key, h.value) for h in event.http_headers],
             body=event.http_body,
+            event=_event_metadata(event),
             **args,
         )
     config = event.tool_action_config
