@@ -1,6 +1,6 @@
-"""The ``cronium-airflow`` command: validate records and show the DAGs they would build.
+"""The ``cronium-airflow`` command: validate records, show the DAGs they build, and sync servers and events.
 
-Neither command touches Airflow's database or the network. Secret values found in records (env var
+`validate` and `plan` touch neither Airflow's database nor the network. Secret values found in records (env var
 values, server keys and passwords) are never printed.
 """
 
@@ -93,6 +93,22 @@ def cmd_servers_sync(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if records.ok else 1
 
 
+def cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
+    from cronium_provider.sync import run_sync
+
+    if args.timeout <= 0:
+        out.write("error: --timeout must be a positive number of seconds\n")
+        return 2
+    return run_sync(
+        Path(args.records_dir),
+        conn_id=args.conn_id,
+        timeout=args.timeout,
+        with_workflows=not args.no_workflows,
+        known_hosts=Path(args.known_hosts) if args.known_hosts else None,
+        out=out,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cronium-airflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--pool-size", type=int, default=5, help="runs at once per server (default 5, as Cronium)")
     sync.set_defaults(func=cmd_servers_sync)
+    api_sync = sub.add_parser(
+        "sync",
+        help="fetch events and workflows from the Cronium API into RECORDS_DIR/cronium-api/records.json; "
+        "env var values go to Airflow Variables, server credentials to SSH connections (needs Airflow's database)",
+        description="Exit 0: synced; 1: synced, some records invalid and left out; 2: failed, nothing changed.",
+    )
+    api_sync.add_argument("records_dir", metavar="RECORDS_DIR", help="the records folder the DAG file reads")
+    api_sync.add_argument("--conn-id", default="cronium_default", help="the cronium connection to use")
+    api_sync.add_argument("--timeout", type=float, default=30.0, help="seconds per API request (default 30)")
+    api_sync.add_argument("--no-workflows", action="store_true", help="sync events (and their servers) only")
+    api_sync.add_argument("--known-hosts", metavar="FILE", help="known_hosts file holding the servers' host keys")
+    api_sync.set_defaults(func=cmd_sync)
     return parser
 
 

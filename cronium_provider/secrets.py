@@ -40,7 +40,7 @@ def resolve_event_env(event_id: Any, keys: Iterable[str], records_source: str | 
         if value is None and records_source:
             if inline is None:
                 inline = inline_event_env(records_source, event_id)
-            value = inline.get(key)
+            value = inline.get(key) or None  # a synced record keeps the key only: its value is in Variables
         if value is None:
             raise ValueError(
                 f"event {event_id}: env var {key} has no value; set the Airflow Variable "

@@ -1,19 +1,78 @@
-"""Hook for the Cronium REST API: the ``cronium`` connection type (base URL + API token)."""
+"""Hook for the Cronium REST API: the ``cronium`` connection type (base URL + API token).
+
+The payload shapes are those of Cronium's Next.js route handlers (``addison-moore/cronium``):
+
+- ``GET /api/events`` (``src/app/api/events/route.ts``): a bare JSON array of event rows, each with
+  ``eventServers`` (server ids) but without env vars, servers or conditional actions.
+- ``GET /api/events/{id}`` (``src/app/api/events/[id]/route.ts``): one event object, the row plus
+  ``envVars`` (``[{id, eventId, key, value, ...}]``, values decrypted), ``server`` (the ``serverId``
+  server, credentials included), ``servers`` (full server rows) and ``successEvents``, ``failEvents``,
+  ``alwaysEvents``, ``conditionEvents``.
+- ``GET /api/workflows`` (``src/app/api/workflows/route.ts``): a bare array of workflow rows (archived
+  ones only with ``includeArchived=true``).
+- ``GET /api/workflows/{id}`` (``src/app/api/workflows/[id]/route.ts``): ``{workflow, nodes, edges}``
+  with nodes and edges in the editor's shape.
+- errors: ``{"error": "..."}`` with 400 (bad id), 401 (``Unauthorized``), 403, 404 (``Script not found``,
+  ``Workflow not found``) or 500 (``Internal server error``).
+
+Cronium's ``/api/servers`` routes accept a browser session only (no API token), so servers are read from
+the event details. Wrapped lists (``{"events": [...]}``, ``{"data": [...]}``) and paginated objects
+(``{"events": [...], "total": n, "hasMore": true}``, as Cronium's tRPC router answers) are accepted too.
+"""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
+import requests
 from airflow.providers.http.hooks.http import HttpHook
 from requests import Session
 
 
-class CroniumAPIError(RuntimeError):
+class CroniumError(RuntimeError):
+    """A call to the Cronium API failed; the message says which request and why (never a secret)."""
+
+
+class CroniumAPIError(CroniumError):
     """The Cronium API answered with an error status."""
 
     def __init__(self, status: int, request: str, body: str):
         self.status = status
-        super().__init__(f"{request} answered HTTP {status}: {body}")
+        self.request = request
+        self.body = body
+        super().__init__(f"{request} answered HTTP {status}{_status_hint(status)}: {body}")
+
+
+class CroniumTimeoutError(CroniumError):
+    """Cronium gave no (complete) answer within the hook's timeout."""
+
+
+class CroniumConnectionError(CroniumError):
+    """The Cronium server could not be reached."""
+
+
+class CroniumResponseError(CroniumError, ValueError):
+    """Cronium answered, but not with JSON of the expected shape."""
+
+
+def _status_hint(status: int) -> str:
+    if status == 401:
+        return " (Cronium refused the API token)"
+    if status == 403:
+        return " (the API token may not see this record)"
+    if status == 404:
+        return " (not found)"
+    if status >= 500:
+        return " (Cronium server error)"
+    return ""
+
+
+# Keys that only an event's detail carries: a list item without them is partial.
+EVENT_DETAIL_KEYS = ("envVars", "successEvents", "failEvents", "alwaysEvents", "conditionEvents", "servers")
+_LIST_KEYS = ("events", "workflows", "data", "items", "results")
+_MAX_PAGES = 1000
 
 
 class CroniumHook(HttpHook):
@@ -21,7 +80,7 @@ class CroniumHook(HttpHook):
     Talks to a Cronium server's REST API with a Bearer token.
 
     The connection's host holds the Cronium base URL (``https://cronium.example.com``), its password the
-    API token. Requests time out after ``timeout`` seconds.
+    API token. A request fails after ``timeout`` seconds without a complete answer.
 
     :param cronium_conn_id: the Airflow connection of type ``cronium``.
     :param timeout: seconds before a request is abandoned.
@@ -44,32 +103,115 @@ class CroniumHook(HttpHook):
         session.headers["Accept"] = "application/json"
         return session
 
-    def _get_json(self, endpoint: str) -> Any:
-        response = self.run(endpoint, extra_options={"timeout": self.timeout, "check_response": False})
+    def _get_json(self, endpoint: str, params: dict[str, Any] | None = None) -> Any:
+        """The parsed JSON of ``GET /<endpoint>``; every failure is a :class:`CroniumError`."""
+        request = f"GET /{endpoint}"
+        deadline = time.monotonic() + self.timeout
+        try:
+            response = self.run(
+                endpoint,
+                data=params,
+                extra_options={"timeout": self.timeout, "check_response": False, "stream": True},
+            )
+            body = self._read_body(response, request, deadline)
+        except requests.Timeout:
+            raise CroniumTimeoutError(f"{request}: no answer from Cronium within {self.timeout:g} s") from None
+        except requests.ConnectionError as exc:
+            if _is_read_timeout(exc):
+                raise CroniumTimeoutError(f"{request}: no answer from Cronium within {self.timeout:g} s") from None
+            raise CroniumConnectionError(f"{request}: cannot reach Cronium at {self.base_url}: {exc}") from None
+        except requests.RequestException as exc:
+            raise CroniumConnectionError(f"{request}: request to Cronium failed: {exc}") from None
+        text = body.decode("utf-8", errors="replace")
         if response.status_code >= 400:
-            raise CroniumAPIError(response.status_code, f"GET /{endpoint}", response.text[:200])
-        return response.json()
+            raise CroniumAPIError(response.status_code, request, " ".join(text[:200].split()))
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            content_type = response.headers.get("Content-Type", "no Content-Type")
+            raise CroniumResponseError(
+                f"{request} answered HTTP {response.status_code} with a body that is not valid JSON "
+                f"({exc.msg} at line {exc.lineno} column {exc.colno}; {content_type}); "
+                "is the connection's host the Cronium base URL?"
+            ) from None
+
+    def _read_body(self, response: requests.Response, request: str, deadline: float) -> bytes:
+        """The whole body, or a timeout when it has not fully arrived by ``deadline``."""
+        chunks: list[bytes] = []
+        try:
+            for chunk in response.iter_content(chunk_size=65536):
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise CroniumTimeoutError(
+                        f"{request}: the answer did not arrive completely within {self.timeout:g} s"
+                    )
+        finally:
+            response.close()
+        return b"".join(chunks)
+
+    def _list(self, endpoint: str, what: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """A list endpoint's items: a bare array, a wrapped list, or a paginated object followed to its end."""
+        items: list[dict[str, Any]] = []
+        seen: set[Any] = set()
+        query = dict(params or {})
+        for _ in range(_MAX_PAGES):
+            data = self._get_json(endpoint, query or None)
+            page, more = _list_page(data, endpoint, what)
+            new = [item for item in page if item.get("id") not in seen or item.get("id") is None]
+            items.extend(new)
+            seen.update(item.get("id") for item in new)
+            if not more:
+                return items
+            if not new:
+                raise CroniumResponseError(
+                    f"GET /{endpoint} says more {what} follow (hasMore) but the next page brought none"
+                )
+            query = {**query, "offset": len(items), "limit": len(page)}
+        raise CroniumResponseError(f"GET /{endpoint}: more than {_MAX_PAGES} pages of {what}")
+
+    def _object(self, endpoint: str, wrapper: str) -> dict[str, Any]:
+        data = self._get_json(endpoint)
+        if isinstance(data, dict) and isinstance(data.get(wrapper), dict) and "id" not in data:
+            data = data[wrapper]
+        elif isinstance(data, dict) and isinstance(data.get("data"), dict) and "id" not in data:
+            data = data["data"]
+        if not isinstance(data, dict):
+            raise CroniumResponseError(
+                f"GET /{endpoint} answered {type(data).__name__} where Cronium sends a {wrapper} object"
+            )
+        return dict(data)
 
     def list_events(self) -> list[dict[str, Any]]:
-        """Every event the token can see (``GET /api/events``)."""
-        data = self._get_json("api/events")
-        if isinstance(data, dict):
-            for key in ("events", "data", "items"):
-                if isinstance(data.get(key), list):
-                    return list(data[key])
-            raise ValueError("Cronium answered GET /api/events with an object holding no event list")
-        if not isinstance(data, list):
-            raise ValueError("Cronium answered GET /api/events with neither a list nor an object")
-        return data
+        """Every event the token can see (``GET /api/events``): rows without env vars or actions."""
+        return self._list("api/events", "events")
 
     def get_event(self, event_id: int) -> dict[str, Any]:
-        """One event (``GET /api/events/{id}``)."""
-        data = self._get_json(f"api/events/{int(event_id)}")
-        if isinstance(data, dict) and isinstance(data.get("event"), dict):
-            return dict(data["event"])
-        if not isinstance(data, dict):
-            raise ValueError(f"Cronium answered GET /api/events/{event_id} with no event object")
-        return data
+        """One event with ``envVars``, ``server``, ``servers`` and its four action lists."""
+        return self._object(f"api/events/{int(event_id)}", "event")
+
+    def list_workflows(self, include_archived: bool = False) -> list[dict[str, Any]]:
+        """Every workflow the token can see (``GET /api/workflows``): rows without nodes or edges."""
+        params = {"includeArchived": "true"} if include_archived else None
+        return self._list("api/workflows", "workflows", params)
+
+    def get_workflow(self, workflow_id: int) -> dict[str, Any]:
+        """
+        One workflow as a record: the row with ``nodes`` and ``edges`` (``GET /api/workflows/{id}``).
+
+        Cronium answers ``{workflow, nodes, edges}``; the three are merged into one object, the shape the
+        record models read. A flat workflow object is returned as it is.
+        """
+        endpoint = f"api/workflows/{int(workflow_id)}"
+        data = self._get_json(endpoint)
+        if isinstance(data, dict) and isinstance(data.get("workflow"), dict):
+            merged = dict(data["workflow"])
+            for key in ("nodes", "edges", "connections"):
+                if key in data:
+                    merged[key] = data[key]
+            return merged
+        if isinstance(data, dict) and "id" in data:
+            return dict(data)
+        raise CroniumResponseError(f"GET /{endpoint} answered neither {{workflow, nodes, edges}} nor a workflow")
 
     def test_connection(self) -> tuple[bool, str]:
         """Call the events API with the token; report what went wrong in words a user can act on."""
@@ -90,3 +232,27 @@ class CroniumHook(HttpHook):
             "relabeling": {"host": "Cronium base URL", "password": "API token"},
             "placeholders": {"host": "https://cronium.example.com"},
         }
+
+
+def _is_read_timeout(exc: requests.ConnectionError) -> bool:
+    """requests reports a read timeout while streaming the body as a ConnectionError."""
+    from urllib3.exceptions import ReadTimeoutError
+
+    return any(isinstance(arg, ReadTimeoutError) for arg in exc.args)
+
+
+def _list_page(data: Any, endpoint: str, what: str) -> tuple[list[dict[str, Any]], bool]:
+    """The items of one answer and whether more pages follow."""
+    more = False
+    if isinstance(data, dict):
+        found = next((data[key] for key in _LIST_KEYS if isinstance(data.get(key), list)), None)
+        if found is None:
+            raise CroniumResponseError(f"GET /{endpoint} answered an object holding no list of {what}")
+        more = data.get("hasMore") is True
+        data = found
+    if not isinstance(data, list):
+        raise CroniumResponseError(f"GET /{endpoint} answered {type(data).__name__} where Cronium sends a list")
+    for index, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise CroniumResponseError(f"GET /{endpoint}: item [{index}] is {type(item).__name__}, not an object")
+    return list(data), more
