@@ -159,7 +159,7 @@ def test_every_airflow_service_uses_celery_postgres_and_redis(services: dict[str
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://"), name
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres/airflow"), name
-        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://"), name
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://"), name
         assert re.fullmatch(r"redis://(:@)?redis:6379/0", env["AIRFLOW__CELERY__BROKER_URL"]), name
         assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false", name
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/", name
