@@ -6,17 +6,15 @@ import re
 from dataclasses import replace
 
 from cronium_provider.plan.models import DagPlan, EdgePlan, Plan, SkippedRecord, TaskPlan
-from cronium_provider.plan.schedule import UNIT_SECONDS, plan_schedule
+from cronium_provider.plan.schedule import UNIT_SECONDS, record_schedule
 from cronium_provider.records.models import (
     SCRIPT_TYPES,
     ConditionalActionType,
     ConnectionType,
     Event,
     EventStatus,
-    EventTriggerType,
     EventType,
     Workflow,
-    WorkflowTriggerType,
 )
 from cronium_provider.records.validation import RecordSet
 
@@ -155,13 +153,7 @@ def _skipped(kind: str, dag_id: str, record_id: int, status: EventStatus, source
 
 
 def plan_event(event: Event, source: str) -> DagPlan:
-    schedule = plan_schedule(
-        scheduled=event.trigger_type is EventTriggerType.SCHEDULE,
-        number=event.schedule_number,
-        unit=event.schedule_unit,
-        custom=event.custom_schedule,
-        start_time=event.start_time,
-    )
+    schedule = record_schedule(event)
     action_tasks, action_edges = _action_tasks(event)
     return DagPlan(
         dag_id=event_dag_id(event.id),
@@ -182,13 +174,7 @@ def plan_event(event: Event, source: str) -> DagPlan:
 def plan_workflow(workflow: Workflow, events: dict[int, Event], source: str) -> DagPlan:
     """Nodes become ``node_<id>`` tasks; a node with parents waits for all of them (``all_done``) and then
     checks Cronium's connection rules itself; a final ``workflow_result`` step records every node."""
-    schedule = plan_schedule(
-        scheduled=workflow.trigger_type is WorkflowTriggerType.SCHEDULE,
-        number=workflow.schedule_number,
-        unit=workflow.schedule_unit,
-        custom=workflow.custom_schedule,
-        start_time=workflow.start_time,
-    )
+    schedule = record_schedule(workflow)
     incoming: dict[str, list[tuple[str, str]]] = {}
     for conn in workflow.connections:
         incoming.setdefault(conn.target, []).append((node_task_id(conn.source), conn.connection_type.value))

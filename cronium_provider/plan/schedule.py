@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from croniter import croniter
 
-from cronium_provider.records.models import TimeUnit
+from cronium_provider.records.models import Event, EventTriggerType, TimeUnit, Workflow, WorkflowTriggerType
 
 UNIT_SECONDS = {
     TimeUnit.SECONDS: 1,
@@ -170,4 +170,15 @@ def plan_schedule(
         interval_seconds=base.interval_seconds,
         start_date=start,
         note=base.note,
+    )
+
+
+def record_schedule(record: Event | Workflow) -> SchedulePlan:
+    """The schedule of an event or workflow record (MANUAL and WEBHOOK triggers have none)."""
+    return plan_schedule(
+        scheduled=record.trigger_type in (EventTriggerType.SCHEDULE, WorkflowTriggerType.SCHEDULE),
+        number=record.schedule_number,
+        unit=record.schedule_unit,
+        custom=record.custom_schedule,
+        start_time=record.start_time,
     )

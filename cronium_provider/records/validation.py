@@ -13,16 +13,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cronium_provider.plan.schedule import ScheduleError, plan_schedule
+from cronium_provider.plan.schedule import ScheduleError, record_schedule
 from cronium_provider.records.errors import RecordError
 from cronium_provider.records.models import (
     MODEL_BY_KIND,
     CroniumModel,
     Event,
-    EventTriggerType,
     Server,
     Workflow,
-    WorkflowTriggerType,
 )
 from cronium_provider.records.source import RawRecord, read_records
 
@@ -96,15 +94,8 @@ def _display_id(raw: RawRecord) -> int | str:
 
 
 def _schedule_errors(raw: RawRecord, model: Event | Workflow) -> list[RecordError]:
-    scheduled = model.trigger_type in (EventTriggerType.SCHEDULE, WorkflowTriggerType.SCHEDULE)
     try:
-        plan_schedule(
-            scheduled=scheduled,
-            number=model.schedule_number,
-            unit=model.schedule_unit,
-            custom=model.custom_schedule,
-            start_time=model.start_time,
-        )
+        record_schedule(model)
     except ScheduleError as exc:
         return [RecordError(raw.path, str(exc), raw.kind, model.id, exc.field)]
     return []

@@ -90,28 +90,20 @@ def render_event_task(
         args["execution_count"] = event.execution_count
     else:
         args["workflow_incoming"] = task.details.get("incoming", [])
-    if task.operator == "script" and event.run_location.value == "REMOTE" and records is not None:
+    if task.operator == "script":
+        args.update(
+            language=event.type.value,
+            script=event.content or "",
+            event=_event_metadata(event),
+            event_env_keys=list(task.env_keys),
+            records_source=source,
+        )
+        if event.run_location.value != "REMOTE" or records is None:
+            return CroniumScriptOperator(**args)
         servers = _servers(task, records)
         if len(servers) == 1:
             args["pool"] = SERVER_POOL_PREFIX + str(task.details.get("server_ids", task.server_ids)[0])
-        return CroniumRemoteScriptOperator(
-            servers=servers,
-            language=event.type.value,
-            script=event.content or "",
-            event=_event_metadata(event),
-            event_env_keys=list(task.env_keys),
-            records_source=source,
-            **args,
-        )
-    if task.operator == "script":
-        return CroniumScriptOperator(
-            language=event.type.value,
-            script=event.content or "",
-            event=_event_metadata(event),
-            event_env_keys=list(task.env_keys),
-            records_source=source,
-            **args,
-        )
+        return CroniumRemoteScriptOperator(servers=servers, **args)
     if task.operator == "http_request":
         return CroniumHttpOperator(
             method=event.http_method or "GET",
