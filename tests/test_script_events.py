@@ -35,8 +35,9 @@ from tests.support.airflow_run import (
 pytestmark = [pytest.mark.docker, pytest.mark.airflow]
 
 
-def _cronium_containers(client: Any) -> list[Any]:
-    return client.containers.list(all=True, filters={"label": "org.cronium.run=true"})
+def _cronium_containers(client: Any) -> list[str]:
+    """Ids of the project's script containers (the low-level list: no per-container look-up to race with)."""
+    return [c["Id"] for c in client.api.containers(all=True, filters={"label": "org.cronium.run=true"})]
 
 
 @pytest.fixture(autouse=True)
