@@ -8,11 +8,19 @@ RECORDS ?= dags_templates/records
 
 .PHONY: demo test venv system lint pytest bench clean
 
-demo: venv
+# A local Airflow (SQLite, LocalExecutor, web UI on 127.0.0.1:8080 or DEMO_PORT) in ./airflow_home running the
+# example records; the example workflow is run once and its nodes' states and outputs printed. Services keep
+# running until `make demo-stop`; a second `make demo` reuses them and triggers a new run.
+demo: venv system
 	@echo "== Validating the example Cronium records in $(RECORDS)"
 	$(BIN)/cronium-airflow validate $(RECORDS)
 	@echo "== The Airflow DAGs they build"
 	$(BIN)/cronium-airflow plan $(RECORDS)
+	VENV=$(abspath $(VENV)) DEMO_RECORDS=$(RECORDS) bash scripts/demo.sh
+
+.PHONY: demo-stop
+demo-stop:
+	bash scripts/demo-stop.sh
 
 test: venv system lint pytest
 

@@ -1,0 +1,367 @@
+"""`make demo` end to end, and the Airflow web UI a user then opens, driven by headless Chromium.
+
+The module fixture runs ``scripts/demo.sh`` with a private Airflow home and port: real api-server, scheduler
+(LocalExecutor), dag-processor and triggerer on SQLite, the example workflow ``cronium_workflow_1`` run in
+Docker containers of the runtime image. Selenium then logs in as the demo user, opens the workflow's graph,
+a node's task log and the connection form, and saves screenshots to ``tests/artifacts/``. The services are
+stopped with ``scripts/demo-stop.sh`` when the module ends.
+
+Chromium and chromedriver are Debian's (``make system`` installs them); Selenium is given chromedriver's
+path and ``SE_OFFLINE=true``, so Selenium Manager never downloads anything, and Chromium only loads pages
+from 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, missing, venv_bin
+
+DEMO_SCRIPT = REPO / "scripts" / "demo.sh"
+STOP_SCRIPT = REPO / "scripts" / "demo-stop.sh"
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver")
+DAG_ID = "cronium_workflow_1"
+USER, PASSWORD = "admin", "admin"
+SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+# node task id -> (display name, state in the demo run)
+NODES = {
+    "node_fetch": ("Fetch orders", "success"),
+    "node_total": ("Total orders", "success"),
+    "node_report": ("Report large total", "success"),
+    "node_failure": ("Handle failure", "skipped"),
+    "node_cleanup": ("Clean up", "success"),
+}
+EDGES = [
+    ("node_fetch", "node_total"),
+    ("node_total", "node_report"),
+    ("node_total", "node_failure"),
+    ("node_total", "node_cleanup"),
+]
+WAIT = 60  # seconds for any one thing to appear in the browser
+
+
+@dataclass
+class Demo:
+    home: Path
+    port: int
+    env: dict[str, str]
+    proc: subprocess.CompletedProcess[str]
+    seconds: float
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def output(self) -> str:
+        return self.proc.stdout + self.proc.stderr
+
+    @property
+    def run_id(self) -> str:
+        match = re.search(r"^== run (\S+): success after", self.proc.stdout, re.M)
+        if match is None:
+            pytest.fail(f"the demo run did not succeed (exit {self.proc.returncode}):\n{self.output[-6000:]}")
+        return match.group(1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run_demo(env: dict[str, str], timeout: float) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    proc = subprocess.run(
+        ["bash", str(DEMO_SCRIPT)], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    return proc, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, docker_client: object) -> Iterator[Demo]:
+    airflow = venv_bin("airflow")
+    if not Path(airflow).is_file():
+        missing("airflow", "no airflow command beside the test interpreter; run `make venv`")
+    home = tmp_path_factory.mktemp("demo-airflow-home")
+    port = _free_port()
+    # The test session's own Airflow settings (conftest) must not leak into the demo's Airflow.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        AIRFLOW_BIN=airflow,
+        DEMO_HOME=str(home),
+        DEMO_PORT=str(port),
+        DEMO_START_TIMEOUT="150",
+        DEMO_RUN_TIMEOUT="150",
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        proc, seconds = _run_demo(env, timeout=330)
+        (ARTIFACTS / "demo-output.txt").write_text(proc.stdout + proc.stderr)
+        print(f"\n[demo] scripts/demo.sh exited {proc.returncode} after {seconds:.0f}s")
+        yield Demo(home, port, env, proc, seconds)
+    finally:
+        stop = subprocess.run(
+            ["bash", str(STOP_SCRIPT)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        )
+        print(f"[demo] demo-stop: {stop.stdout.strip()}")
+
+
+def test_demo_runs_the_example_workflow(demo: Demo) -> None:
+    out = demo.output
+    assert demo.proc.returncode == 0, out[-6000:]
+    run_id = demo.run_id
+    assert f'airflow dags trigger {DAG_ID} --conf \'{{"batch": "demo"}}\'' in out
+    # `airflow tasks states-for-dag-run`'s table, then each node's display name, state and output
+    assert f"airflow tasks states-for-dag-run {DAG_ID} {run_id}" in out
+    for task_id, (name, state) in NODES.items():
+        assert re.search(rf"^{DAG_ID}\s*\|[^|\n]*\|\s*{task_id}\s*\|\s*{state}\s*\|", out, re.M), task_id
+        line = re.search(rf"^\s+{task_id}\s+{re.escape(name)}\s+{state}\s+output: (.*)$", out, re.M)
+        assert line, f"no state/output line for {task_id} in:\n{out[-4000:]}"
+    fetch_out = re.search(r"^\s+node_fetch\s.*output: (.*)$", out, re.M)
+    total_out = re.search(r"^\s+node_total\s.*output: (.*)$", out, re.M)
+    assert fetch_out and '"batch": "demo"' in fetch_out.group(1) and '"orders"' in fetch_out.group(1)
+    assert total_out and total_out.group(1) == '{"batch": "demo", "total": 60}'
+    assert re.search(r"^\s+workflow_result\s.*success\s+output: \"success\"$", out, re.M)
+    # the services keep running, their pids and logs in the Airflow home
+    for name in SERVICES:
+        pid = int((demo.home / f"{name}.pid").read_text())
+        os.kill(pid, 0)
+        assert (demo.home / f"{name}.log").is_file()
+    assert f"{demo.base_url}   (login: user {USER}, password {PASSWORD})" in out
+    assert f"{demo.base_url}/dags/{DAG_ID}" in out
+
+
+# ------------------------------------------------------------------------------------------------ browser
+
+
+@pytest.fixture(scope="module")
+def browser(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+        missing("Chromium", f"{CHROMIUM} not found; `make system` installs Debian's chromium")
+    if not (Path(CHROMEDRIVER).is_file() and os.access(CHROMEDRIVER, os.X_OK)):
+        missing("chromedriver", f"{CHROMEDRIVER} not found; `make system` installs Debian's chromium-driver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError as exc:
+        missing("selenium", f"{exc}; `make venv` installs the test extras")
+    demo.run_id  # the UI is only worth looking at when the demo run succeeded
+
+    previous = os.environ.get("SE_OFFLINE")
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never download a driver or a browser
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+        "--window-size=1600,1000",
+        # belt and braces: no host name but the loopback address resolves
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    ):
+        options.add_argument(arg)
+    # the network events, to check that the browser only ever asked for 127.0.0.1 pages
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(WAIT)
+    try:
+        _login(driver, demo.base_url)
+        yield driver
+    finally:
+        driver.quit()
+        if previous is None:
+            os.environ.pop("SE_OFFLINE", None)
+        else:
+            os.environ["SE_OFFLINE"] = previous
+
+
+def _wait(driver: Any, condition: Callable[[Any], Any], what: str, timeout: float = WAIT) -> Any:
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, timeout).until(condition)
+    except TimeoutException:
+        shot = ARTIFACTS / f"failed-{re.sub(r'[^a-z0-9]+', '-', what.lower()).strip('-')}.png"
+        driver.save_screenshot(str(shot))
+        pytest.fail(f"timed out after {timeout}s waiting for {what} at {driver.current_url} (screenshot {shot})")
+
+
+def _assert_only_loopback_requests(driver: Any, base_url: str) -> None:
+    """Every URL the browser requested since the last check was one of the demo's own 127.0.0.1 pages."""
+    import json
+
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    # chrome://, data: and blob: URLs are the browser's own; anything over the network must be the demo's
+    network = [u for u in urls if u.split(":", 1)[0].lower() in ("http", "https", "ws", "wss", "ftp")]
+    foreign = [u for u in network if not u.startswith(base_url + "/")]
+    assert network, "no network requests were recorded"
+    assert not foreign, f"the browser requested pages other than {base_url}: {foreign[:10]}"
+
+
+def _login(driver: Any, base_url: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    driver.get(base_url + "/")
+    # the simple auth manager's login page: /auth/login?next=...
+    _wait(driver, ec.presence_of_element_located((By.NAME, "username")), "the login form").send_keys(USER)
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    _wait(driver, ec.element_to_be_clickable((By.CSS_SELECTOR, "button[type=submit]")), "the sign-in button").click()
+    _wait(driver, lambda d: "/auth/login" not in d.current_url, "the login to complete")
+    _wait(driver, ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=nav-dags-link]")), "the home page")
+
+
+def _show_graph(driver: Any) -> None:
+    """Switch the DAG/run page's left panel to the graph (a toggle the UI remembers)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    button = (By.CSS_SELECTOR, "button[aria-label^='Show Graph']")
+    _wait(driver, ec.element_to_be_clickable(button), "the Show Graph button").click()
+    _wait(driver, ec.presence_of_element_located((By.CSS_SELECTOR, ".react-flow__node")), "the graph's nodes")
+
+
+def _node_text(driver: Any, task_id: str) -> str:
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        nodes = driver.find_elements(By.CSS_SELECTOR, f".react-flow__node[data-id='{task_id}']")
+        return str(nodes[0].text) if nodes else ""
+    except StaleElementReferenceException:
+        return ""
+
+
+def test_ui_shows_the_workflow_graph(demo: Demo, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    # The DAG's page (/dags/<dag_id>) with the Graph view: one node per Cronium workflow node, by display name.
+    browser.get(f"{demo.base_url}/dags/{DAG_ID}")
+    _wait(browser, lambda d: "Orders pipeline" in d.find_element(By.TAG_NAME, "body").text, "the DAG page")
+    _show_graph(browser)
+    for task_id, (name, _state) in NODES.items():
+        _wait(browser, lambda d, t=task_id, n=name: n in _node_text(d, t), f"graph node {task_id} ({name})")
+        assert "CroniumScriptOperator" in _node_text(browser, task_id)
+    for source, target in EDGES:
+        edge = f"[data-testid='rf__edge-{source}-{target}']"
+        _wait(browser, lambda d, e=edge: d.find_elements(By.CSS_SELECTOR, e), f"the edge {source} -> {target}")
+    browser.save_screenshot(str(ARTIFACTS / "graph.png"))
+
+    # The demo run's page (/dags/<dag_id>/runs/<run_id>): the same graph with each node's state.
+    browser.get(f"{demo.base_url}/dags/{DAG_ID}/runs/{demo.run_id}")
+    _show_graph(browser)
+    for task_id, (name, state) in NODES.items():
+        _wait(
+            browser,
+            lambda d, t=task_id, n=name, s=state: n in (x := _node_text(d, t)) and s in x.lower(),
+            f"node {task_id} shown as {state}",
+        )
+    browser.save_screenshot(str(ARTIFACTS / "graph-run.png"))
+    _assert_only_loopback_requests(browser, demo.base_url)
+
+
+def test_ui_shows_a_node_task_log(demo: Demo, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    # A task instance's page (/dags/<dag_id>/runs/<run_id>/tasks/<task_id>) opens on its log.
+    browser.get(f"{demo.base_url}/dags/{DAG_ID}/runs/{demo.run_id}/tasks/node_fetch")
+    line = "fetched 3 orders for batch demo"
+    log_list = (By.CSS_SELECTOR, "[data-testid=virtualized-list]")
+    _wait(browser, ec.text_to_be_present_in_element(log_list, line), "the script's output in node_fetch's log")
+    text = browser.find_element(*log_list).text
+    assert f"[stdout] {line}" in text
+    assert "cronium summary: exit 0" in text
+    browser.save_screenshot(str(ARTIFACTS / "task-log.png"))
+
+    # The log in full screen (the log panel's "Press f for fullscreen" button).
+    fullscreen = (By.CSS_SELECTOR, "button[aria-label^='Press f for fullscreen']")
+    _wait(browser, ec.element_to_be_clickable(fullscreen), "the log's fullscreen button").click()
+    _wait(
+        browser,
+        lambda d: any(line in e.text for e in d.find_elements(By.CSS_SELECTOR, "[role=dialog]")),
+        "the fullscreen log",
+    )
+    browser.save_screenshot(str(ARTIFACTS / "task-log-fullscreen.png"))
+    _assert_only_loopback_requests(browser, demo.base_url)
+
+
+def test_ui_offers_the_cronium_connection_type(demo: Demo, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    # Admin > Connections (/connections) > Add Connection: the type list offers "Cronium", whose form has the
+    # provider's relabelled fields. Nothing is saved.
+    browser.get(f"{demo.base_url}/connections")
+    add = (By.XPATH, "//button[normalize-space()='Add Connection']")
+    _wait(browser, ec.element_to_be_clickable(add), "the Add Connection button").click()
+    dialog = _wait(
+        browser,
+        lambda d: next(
+            (e for e in d.find_elements(By.CSS_SELECTOR, "[role=dialog]") if "Add Connection" in e.text), None
+        ),
+        "the Add Connection dialog",
+    )
+    combo = dialog.find_element(By.CSS_SELECTOR, "input[role=combobox]")
+    combo.click()
+    combo.send_keys("Cronium")
+    option = _wait(
+        browser,
+        lambda d: next(
+            (o for o in d.find_elements(By.CSS_SELECTOR, "[role=option]") if o.text.strip() == "Cronium"), None
+        ),
+        "the Cronium connection type in the list",
+    )
+    option.click()
+    _wait(browser, lambda d: "Cronium base URL" in dialog.text, "the Cronium connection form")
+    assert "API token" in dialog.text
+    host = dialog.find_element(By.CSS_SELECTOR, "input[name=host]")
+    assert host.get_attribute("placeholder") == "https://cronium.example.com"
+    assert not dialog.find_elements(By.CSS_SELECTOR, "input[name=login]")  # hidden by the provider's form rules
+    browser.save_screenshot(str(ARTIFACTS / "connection-form.png"))
+    _assert_only_loopback_requests(browser, demo.base_url)
+
+
+# ------------------------------------------------------------------------------------------------ second run
+
+
+def test_second_demo_run_reuses_the_services(demo: Demo) -> None:
+    first_run = demo.run_id
+    pids = {name: (demo.home / f"{name}.pid").read_text().strip() for name in SERVICES}
+    proc, seconds = _run_demo(demo.env, timeout=240)
+    out = proc.stdout + proc.stderr
+    (ARTIFACTS / "demo-output-second-run.txt").write_text(out)
+    print(f"\n[demo] second scripts/demo.sh exited {proc.returncode} after {seconds:.0f}s")
+    assert proc.returncode == 0, out[-6000:]
+    assert "is up to date: reusing it" in out and "airflow db migrate" not in out
+    for name in SERVICES:
+        assert f"airflow {name} is already running (pid {pids[name]}): reusing it" in out
+        assert (demo.home / f"{name}.pid").read_text().strip() == pids[name]
+    match = re.search(r"^== run (\S+): success after", proc.stdout, re.M)
+    assert match and match.group(1) != first_run
