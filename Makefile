@@ -39,8 +39,10 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy cronium_provider
 
+# The smoke tests run first and print what they reached (real Docker, a real sshd); then everything else.
 pytest: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q -s tests/test_smoke_components.py
+	$(BIN)/python -m pytest --ignore=tests/test_smoke_components.py
 
 bench: venv system
 	$(BIN)/python bench/run_all.py
