@@ -21,10 +21,9 @@ from tests.conftest import airflow_env, venv_bin
 from tests.support.airflow_run import (
     DagRunResult,
     delete_variables,
-    load_dag_module,
+    one_task_dag,
     run_dag,
     set_variable,
-    write_dag_file,
 )
 from tests.support.airflow_run import variable as airflow_variable
 from tests.support.sshd import TEST_USER, TestSSHServer, ensure_test_user
@@ -91,24 +90,15 @@ def _task_logs(capfd, airflow_db):
 
 
 def remote_dag(language: str, script: str, servers: list[dict[str, str]], **operator_args: Any) -> Any:
-    dag_id = f"remote_{language.lower()}_{uuid.uuid4().hex[:8]}"
-    timeout = operator_args.pop("timeout_seconds", 120)
-    args = "".join(f", {k}={v!r}" for k, v in operator_args.items())
-    source = textwrap.dedent(
-        f"""
-        import datetime
-        import pendulum
-        from airflow.sdk import DAG
-        from cronium_provider.operators.remote import CroniumRemoteScriptOperator
-
-        with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC")) as dag:
-            CroniumRemoteScriptOperator(
-                task_id="run", language={language!r}, script={script!r}, servers={servers!r},
-                execution_timeout=datetime.timedelta(seconds={timeout}){args}
-            )
-        """
-    )
-    return load_dag_module(write_dag_file(f"{dag_id}.py", source)).dag
+    return one_task_dag(
+        "cronium_provider.operators.remote.CroniumRemoteScriptOperator",
+        f"remote_{language.lower()}",
+        timeout_seconds=operator_args.pop("timeout_seconds", 120),
+        language=language,
+        script=script,
+        servers=servers,
+        **operator_args,
+    )[0]
 
 
 def run_remote(language: str, script: str, servers: list[dict[str, str]], conf: Any = None, **kw: Any) -> DagRunResult:

@@ -25,11 +25,10 @@ from tests.conftest import airflow_env, venv_bin
 from tests.support.airflow_run import (
     DagRunResult,
     delete_variables,
-    load_dag_module,
+    one_task_dag,
     run_dag,
     set_variable,
     variable,
-    write_dag_file,
 )
 
 pytestmark = [pytest.mark.docker, pytest.mark.airflow]
@@ -54,28 +53,14 @@ def nothing_left_behind(docker_client, airflow_db):
 
 def script_dag(language: str, script: str, **operator_args: Any) -> tuple[Any, str]:
     """Write a DAG file running ``script``; returns the DAG object and its id."""
-    dag_id = f"script_{language.lower()}_{uuid.uuid4().hex[:8]}"
-    timeout = operator_args.pop("timeout_seconds", 120)
-    args = ", ".join(f"{k}={v!r}" for k, v in operator_args.items())
-    source = textwrap.dedent(
-        f"""
-        import datetime
-        import pendulum
-        from airflow.sdk import DAG
-        from cronium_provider.operators.script import CroniumScriptOperator
-
-        with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC")) as dag:
-            CroniumScriptOperator(
-                task_id="run",
-                language={language!r},
-                script={script!r},
-                execution_timeout=datetime.timedelta(seconds={timeout}),
-                {args}
-            )
-        """
+    return one_task_dag(
+        "cronium_provider.operators.script.CroniumScriptOperator",
+        f"script_{language.lower()}",
+        timeout_seconds=operator_args.pop("timeout_seconds", 120),
+        language=language,
+        script=script,
+        **operator_args,
     )
-    path = write_dag_file(f"{dag_id}.py", source)
-    return load_dag_module(path).dag, dag_id
 
 
 _CAPFD: list[Any] = []

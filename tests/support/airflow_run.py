@@ -141,3 +141,17 @@ def delete_variables(prefix: str) -> None:
 
     with create_session() as session:
         session.query(Variable).filter(Variable.key.startswith(prefix)).delete(synchronize_session=False)
+
+
+def one_task_dag(operator: str, dag_prefix: str, timeout_seconds: int = 120, **operator_args: Any) -> tuple[Any, str]:
+    """Write a DAG file with one task ``run`` of ``operator`` (``module.Class``); returns the DAG and its id."""
+    module, cls = operator.rsplit(".", 1)
+    dag_id = f"{dag_prefix}_{uuid.uuid4().hex[:8]}"
+    args = "".join(f", {k}={v!r}" for k, v in operator_args.items())
+    source = (
+        "import datetime\nimport pendulum\nfrom airflow.sdk import DAG\n"
+        f"from {module} import {cls}\n\n"
+        f'with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC")) as dag:\n'
+        f'    {cls}(task_id="run", execution_timeout=datetime.timedelta(seconds={timeout_seconds}){args})\n'
+    )
+    return load_dag_module(write_dag_file(f"{dag_id}.py", source)).dag, dag_id
