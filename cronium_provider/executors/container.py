@@ -12,8 +12,7 @@ import io
 import tarfile
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,16 +21,14 @@ from cronium_provider.executors.protocol import (
     ProtocolError,
     ScriptResults,
     build_run_files,
-    read_results,
     run_folder_tar,
     script_command,
     script_environment,
 )
+from cronium_provider.executors.runs import LineCallback, LineSplitter, ScriptRun, read_run_results
 
 RUN_DIR = "/cronium"
 RUN_USER = "1000:1000"
-STDERR_TAIL_LINES = 20
-LineCallback = Callable[[str, str], None]  # (stream name, line)
 
 
 class LimitError(ValueError):
@@ -82,29 +79,6 @@ class ScriptJob:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass
-class ScriptRun:
-    """What happened: exit code, timings, memory, the script's results (or why they are unreadable)."""
-
-    exit_code: int
-    duration_seconds: float
-    peak_memory_bytes: int | None
-    oom_killed: bool
-    results: ScriptResults | None
-    protocol_error: ProtocolError | None
-    stderr_tail: list[str]
-    container_id: str
-
-    def metrics(self, image: str) -> dict[str, Any]:
-        return {
-            "exit_code": self.exit_code,
-            "duration_seconds": round(self.duration_seconds, 3),
-            "peak_memory_bytes": self.peak_memory_bytes,
-            "oom_killed": self.oom_killed,
-            "image": image,
-        }
-
-
 def _file_from_tar(chunks: Iterable[bytes]) -> bytes:
     data = b"".join(chunks)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
@@ -113,34 +87,6 @@ def _file_from_tar(chunks: Iterable[bytes]) -> bytes:
             return b""
         handle = tar.extractfile(member)
         return handle.read() if handle else b""
-
-
-class _LineSplitter:
-    """Turns stream chunks into whole lines, per stream."""
-
-    def __init__(self, emit: LineCallback):
-        self.emit = emit
-        self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
-        self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
-
-    def feed(self, stream: str, chunk: bytes) -> None:
-        data = self.partial[stream] + chunk
-        *lines, rest = data.split(b"\n")
-        self.partial[stream] = rest
-        for raw in lines:
-            self._line(stream, raw)
-
-    def close(self) -> None:
-        for stream, rest in self.partial.items():
-            if rest:
-                self._line(stream, rest)
-            self.partial[stream] = b""
-
-    def _line(self, stream: str, raw: bytes) -> None:
-        line = raw.decode("utf-8", errors="replace").rstrip("\r")
-        if stream == "stderr":
-            self.stderr_tail.append(line)
-        self.emit(stream, line)
 
 
 class _PeakMemory(threading.Thread):
@@ -214,7 +160,7 @@ class ContainerExecutor:
         container_id = self.create(job)
         try:
             self.client.put_archive(container_id, RUN_DIR, run_folder_tar(files, uid=1000, gid=1000))
-            splitter = _LineSplitter(self.on_line)
+            splitter = LineSplitter(self.on_line)
             stream = self.client.attach(container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True)
             started = time.monotonic()
             self.client.start(container_id)
@@ -253,15 +199,7 @@ class ContainerExecutor:
             except NotFound:
                 continue
             found[name] = _file_from_tar(chunks)
-        try:
-            return read_results(found), None
-        except ProtocolError as exc:
-            # Variable changes still count when another result file is malformed.
-            try:
-                partial = read_results({k: v for k, v in found.items() if k == "variables.log"})
-            except ProtocolError:
-                partial = None
-            return partial, exc
+        return read_run_results(found)
 
     def stop(self, timeout: int = 5) -> None:
         """Stop the running container (task killed or timed out); removal follows in ``run``."""

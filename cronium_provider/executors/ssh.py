@@ -19,21 +19,17 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cronium_provider.executors.container import ScriptRun, _LineSplitter
 from cronium_provider.executors.protocol import (
     RESULT_FILES,
-    ProtocolError,
-    ScriptResults,
     build_run_files,
-    read_results,
     run_folder_tar,
     script_command,
     script_environment,
 )
+from cronium_provider.executors.runs import LineCallback, LineSplitter, ScriptRun, read_run_results
 
 INTERPRETERS = {"BASH": "bash", "PYTHON": "python3", "NODEJS": "node"}
 KILL_GRACE_SECONDS = 5
-LineCallback = Callable[[str, str], None]
 
 
 class RemoteRunError(RuntimeError):
@@ -143,17 +139,7 @@ class SSHScriptExecutor:
                 self.stop()
                 raise
             duration = time.monotonic() - started
-            results: ScriptResults | None
-            problem: ProtocolError | None = None
-            found = self._collect_and_remove(run_dir)
-            try:
-                results = read_results(found)
-            except ProtocolError as exc:
-                problem = exc
-                try:
-                    results = read_results({k: v for k, v in found.items() if k == "variables.log"})
-                except ProtocolError:
-                    results = None
+            results, problem = read_run_results(self._collect_and_remove(run_dir))
             return ScriptRun(
                 exit_code=exit_code,
                 duration_seconds=duration,
@@ -171,7 +157,7 @@ class SSHScriptExecutor:
         transport = self.client.get_transport()
         channel = transport.open_session()
         channel.exec_command(command)
-        splitter = _LineSplitter(self.on_line)
+        splitter = LineSplitter(self.on_line)
         while True:
             readable, _, _ = select.select([channel], [], [], 0.05)
             if readable or channel.recv_ready() or channel.recv_stderr_ready():

@@ -20,7 +20,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
 
-from cronium_provider.executors.container import ScriptRun
+from cronium_provider.executors.runs import ScriptRun
 from cronium_provider.executors.ssh import RemoteRunError, SSHScriptExecutor
 from cronium_provider.operators.base import check_max_executions
 from cronium_provider.operators.script import CroniumScriptOperator

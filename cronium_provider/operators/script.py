@@ -14,8 +14,9 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-from cronium_provider.executors.container import ContainerExecutor, ContainerLimits, ScriptJob, ScriptRun
+from cronium_provider.executors.container import ContainerExecutor, ContainerLimits, ScriptJob
 from cronium_provider.executors.protocol import LANGUAGES, ScriptResults
+from cronium_provider.executors.runs import ScriptRun
 from cronium_provider.links import CroniumEventLink
 from cronium_provider.operators.base import check_max_executions, run_input
 from cronium_provider.operators.workflow import incoming_pairs, node_input
