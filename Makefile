@@ -35,9 +35,11 @@ venv: $(STAMP)
 system:
 	bash scripts/install-system.sh
 
+# ruff, mypy --strict, and the import contracts of pyproject.toml (the layers of the README's architecture).
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy cronium_provider
+	$(BIN)/lint-imports --no-cache
 
 # The smoke tests run first and print what they reached (real Docker, a real sshd); then everything else.
 pytest: venv

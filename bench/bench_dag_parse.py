@@ -91,13 +91,6 @@ def make_events(count: int, seed: int = 7) -> list[dict[str, Any]]:
     return events
 
 
-def tool_common(task: Any, kind: str) -> str:
-    text = f"task_id={task.task_id!r}, task_display_name={task.display_name!r}, trigger_rule={task.trigger_rule!r}"
-    if kind == "workflow":
-        text += f", workflow_incoming={task.details['incoming']!r}"
-    return text
-
-
 def make_workflows(count: int, size: int, seed: int = 11) -> dict[str, Any]:
     """``count`` workflows of ``size`` nodes over a shared pool of events, every connection type used."""
     rng = random.Random(seed)
@@ -147,38 +140,32 @@ def make_workflows(count: int, size: int, seed: int = 11) -> dict[str, Any]:
 
 
 def handwritten_source(records_dir: Path) -> str:
-    """The same DAGs, written out as literal operator calls (the baseline a user would maintain by hand)."""
+    """The same DAGs, written out as literal operator calls (the baseline a user would maintain by hand).
+
+    Each task is its operator class called with the literal arguments the plan gives it, so both files
+    build exactly the same operators; only the factory's own work (loading, validating, planning) differs.
+    """
     from cronium_provider.plan.build import build_plan
     from cronium_provider.records.validation import load_records
-    from cronium_provider.render.dags import _event_metadata, airflow_schedule
+    from cronium_provider.render.dags import OPERATORS
 
     records = load_records([records_dir])
     plan = build_plan(records)
+    imports = sorted({(cls.__module__, cls.__name__) for cls in OPERATORS.values()})
     out = [
         "import datetime",
         "from airflow.sdk import DAG, Param",
-        "from cronium_provider.operators.script import CroniumScriptOperator",
-        "from cronium_provider.operators.http import CroniumHttpOperator",
-        "from cronium_provider.operators.actions import (CroniumEventResultOperator, "
-        "CroniumNotSupportedOperator, CroniumTriggerEventOperator)",
-        "from cronium_provider.operators.workflow import CroniumWorkflowResultOperator",
-        "UTC = datetime.timezone.utc",
+        *[f"from {module} import {name}" for module, name in imports],
         "",
     ]
     for dag in plan.dags:
-        schedule = airflow_schedule(dag.schedule)
-        schedule_src = (
-            f"datetime.timedelta(seconds={schedule.total_seconds():.0f})"
-            if hasattr(schedule, "total_seconds")
-            else repr(schedule)
-        )
-        start = dag.schedule.start_date or "2024-01-01T00:00:00+00:00"
-        doc = dag.description or ""
+        schedule = dag.schedule.airflow_schedule()
         out.append(
             f"with DAG(dag_id={dag.dag_id!r}, dag_display_name={dag.name!r}, "
-            f"description={(dag.description or dag.name)[:200]!r}, doc_md={doc or None!r}, "
-            f"schedule={schedule_src}, start_date=datetime.datetime.fromisoformat({start!r}), catchup=False, "
-            f"max_active_runs=1, is_paused_upon_creation={dag.is_paused!r}, tags={list(dag.tags)!r}, "
+            f"description={(dag.description or dag.name)[:200]!r}, doc_md={dag.doc_md!r}, "
+            f"schedule={schedule!r}, start_date=datetime.datetime.fromisoformat({dag.start_date!r}), "
+            f"catchup={dag.catchup!r}, max_active_runs={dag.max_active_runs!r}, "
+            f"is_paused_upon_creation={dag.is_paused!r}, tags={list(dag.tags)!r}, "
             "params={'input': Param({}, type=['object', 'null'], description='cronium.input() for this run')}"
             f") as dag_{dag.record_id}:"
         )
@@ -186,48 +173,8 @@ def handwritten_source(records_dir: Path) -> str:
         for task in dag.tasks:
             var = f"t_{task.task_id}"
             names[task.task_id] = var
-            common = (
-                f"task_id={task.task_id!r}, task_display_name={task.display_name!r}, trigger_rule={task.trigger_rule!r}"
-            )
-            event = records.events[task.event_id] if task.event_id is not None else None
-            if event is not None:
-                common += (
-                    f", retries={task.retries}, retry_delay=datetime.timedelta(seconds={task.retry_delay_seconds}), "
-                    f"execution_timeout=datetime.timedelta(seconds={task.execution_timeout_seconds})"
-                )
-                if dag.kind == "event":
-                    common += f", max_executions={event.max_executions}, execution_count={event.execution_count}"
-                else:
-                    common += f", workflow_incoming={task.details['incoming']!r}"
-            if task.operator == "workflow_result":
-                line = (
-                    f"CroniumWorkflowResultOperator(task_id={task.task_id!r}, task_display_name={task.display_name!r}, "
-                    f"node_task_ids={task.details['nodes']!r}, leaf_task_ids={task.details['leaves']!r}, "
-                    f"result_rule={task.details['result_rule']!r})"
-                )
-            elif task.operator == "script":
-                line = (
-                    f"CroniumScriptOperator({common}, language={event.type.value!r}, script={event.content!r}, "
-                    f"event={_event_metadata(event)!r}, event_env_keys={list(task.env_keys)!r}, "
-                    f"records_source={records.origin('event', event.id)!r})"
-                )
-            elif task.operator == "http_request":
-                line = (
-                    f"CroniumHttpOperator({common}, method={event.http_method!r}, url={event.http_url!r}, "
-                    f"headers={[(h.key, h.value) for h in event.http_headers]!r}, body={event.http_body!r})"
-                )
-            elif task.operator == "trigger_event":
-                line = (
-                    f"CroniumTriggerEventOperator({common}, trigger_dag_id={task.details['target_dag_id']!r}, "
-                    f"condition_of={task.details.get('condition_of')!r})"
-                )
-            elif task.operator == "event_result":
-                line = f"CroniumEventResultOperator({common})"
-            elif task.operator == "tool_action":
-                line = f"CroniumNotSupportedOperator({tool_common(task, dag.kind)}, feature='TOOL_ACTION events')"
-            else:
-                line = f"CroniumNotSupportedOperator({common}, feature='SEND_MESSAGE conditional actions')"
-            out.append(f"    {var} = {line}")
+            arguments = ", ".join(f"{key}={value!r}" for key, value in task.arguments().items())
+            out.append(f"    {var} = {OPERATORS[type(task)].__name__}({arguments})")
         for edge in dag.edges:
             out.append(f"    {names[edge.upstream]} >> {names[edge.downstream]}")
         out.append("")

@@ -27,7 +27,7 @@ def write_dags(folder: Path) -> None:
             import pendulum
             from airflow.sdk import DAG
             from airflow.providers.docker.operators.docker import DockerOperator
-            from cronium_provider.operators.script import CroniumScriptOperator
+            from cronium_provider.operators.container_script import CroniumScriptOperator
 
             start = pendulum.datetime(2024, 1, 1, tz="UTC")
             with DAG("bench_cronium", schedule=None, start_date=start) as cronium_dag:

@@ -71,7 +71,7 @@ def main() -> int:
             textwrap.dedent(f"""
             import pendulum
             from airflow.sdk import DAG
-            from cronium_provider.operators.remote import CroniumRemoteScriptOperator
+            from cronium_provider.operators.ssh_script import CroniumRemoteScriptOperator
             start = pendulum.datetime(2024, 1, 1, tz="UTC")
             with DAG("one", schedule=None, start_date=start) as one:
                 CroniumRemoteScriptOperator(task_id="run", language="BASH", script={SCRIPT!r}, servers={targets[:1]!r})
@@ -104,8 +104,8 @@ def main() -> int:
             for name in ["one", "eight"] if i % 2 == 0 else ["eight", "one"]:
                 (one if name == "one" else eight).append(task_seconds(getattr(module, name)))
 
-        from cronium_provider.executors.ssh import SSHScriptExecutor
-        from cronium_provider.operators.remote import connect, ssh_hook
+        from cronium_provider.operators.ssh_script import connect, ssh_hook
+        from cronium_provider.runners.ssh import SSHScriptExecutor
 
         sequential = []
         for _ in range(2):

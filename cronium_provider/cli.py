@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from cronium_provider.naming import CRONIUM_DEFAULT_CONN_ID
 from cronium_provider.plan.build import build_plan
 from cronium_provider.records.validation import RecordSet, load_records
 
@@ -61,7 +62,7 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
             state = "paused" if dag.is_paused else "active"
             out.write(f"{dag.dag_id}  [{state}, {schedule}]  {dag.name}\n")
             for task in dag.tasks:
-                out.write(f"  {task.task_id:<20} {task.operator:<14} {task.trigger_rule:<12} {task.display_name}\n")
+                out.write(f"  {task.task_id:<20} {task.kind:<14} {task.trigger_rule:<12} {task.display_name}\n")
         for skipped in plan.not_built:
             out.write(f"{skipped.dag_id}  not built: {skipped.reason}\n")
         for error in records.errors:
@@ -70,7 +71,7 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_servers_sync(args: argparse.Namespace, out: TextIO) -> int:
-    from cronium_provider.servers import ServerCredentials, parse_id_paths, sync_servers
+    from cronium_provider.sync.servers import ServerCredentials, parse_id_paths, sync_servers
 
     records = load_records(args.paths)
     for error in records.errors:
@@ -94,7 +95,7 @@ def cmd_servers_sync(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
-    from cronium_provider.sync import run_sync
+    from cronium_provider.sync.command import run_sync
 
     if args.timeout <= 0:
         out.write("error: --timeout must be a positive number of seconds\n")
@@ -146,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exit 0: synced; 1: synced, some records invalid and left out; 2: failed, nothing changed.",
     )
     api_sync.add_argument("records_dir", metavar="RECORDS_DIR", help="the records folder the DAG file reads")
-    api_sync.add_argument("--conn-id", default="cronium_default", help="the cronium connection to use")
+    api_sync.add_argument("--conn-id", default=CRONIUM_DEFAULT_CONN_ID, help="the cronium connection to use")
     api_sync.add_argument("--timeout", type=float, default=30.0, help="seconds per API request (default 30)")
     api_sync.add_argument("--no-workflows", action="store_true", help="sync events (and their servers) only")
     api_sync.add_argument("--known-hosts", metavar="FILE", help="known_hosts file holding the servers' host keys")

@@ -41,7 +41,7 @@ def build_dags(path: str | Path | None = None) -> dict[str, DAG]:
     for error in records.errors:
         log.error("Cronium record left out: %s", error)
     plan = build_plan(records)
-    dags = render_plan(plan, records)
+    dags = render_plan(plan)
     log.info(
         "Cronium: %d DAG(s) from %s (%d record(s) not built, %d error(s))",
         len(dags),

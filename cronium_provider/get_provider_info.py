@@ -27,12 +27,13 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Cronium",
                 "python-modules": [
-                    "cronium_provider.operators.script",
-                    "cronium_provider.operators.remote",
+                    "cronium_provider.operators.event",
+                    "cronium_provider.operators.container_script",
+                    "cronium_provider.operators.ssh_script",
                     "cronium_provider.operators.http",
-                    "cronium_provider.operators.tools",
-                    "cronium_provider.operators.actions",
-                    "cronium_provider.operators.workflow",
+                    "cronium_provider.operators.tool_action",
+                    "cronium_provider.operators.conditional_actions",
+                    "cronium_provider.operators.results",
                 ],
             }
         ],

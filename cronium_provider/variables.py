@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from contextlib import suppress
 from typing import Any
 
-from cronium_provider.executors.protocol import VariableChange
+from cronium_provider.runners.protocol import VariableChange
 
 DEFAULT_PREFIX = "cronium_"
 _OWNER_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")

@@ -403,8 +403,8 @@ def test_sync_writes_records_variables_and_connections_and_leaks_nothing(cronium
     ]
 
     # the DAG side: load_records accepts the file, env var keys without values, the workflow in editor shape
+    from cronium_provider.event_env import inline_event_env
     from cronium_provider.records.validation import load_records
-    from cronium_provider.secrets import inline_event_env
 
     loaded = load_records([records])
     assert loaded.ok, [str(e) for e in loaded.errors]
@@ -449,7 +449,7 @@ def test_sync_writes_records_variables_and_connections_and_leaks_nothing(cronium
     monkeypatch.setattr(
         airflow.sdk.Variable, "get", staticmethod(lambda key, default=None: ModelVariable.get(key, default_var=default))
     )
-    from cronium_provider.secrets import resolve_event_env
+    from cronium_provider.event_env import resolve_event_env
 
     assert resolve_event_env(1, run.event_env_keys, run.records_source) == {
         "API_KEY": API_KEY,
@@ -547,7 +547,7 @@ def test_sync_without_the_connection_fails_clearly(tmp_path, airflow_db) -> None
 
 
 def test_atomic_write_never_shows_a_partial_file(tmp_path) -> None:
-    from cronium_provider.sync import write_atomically
+    from cronium_provider.sync.store import write_atomically
 
     target = tmp_path / "cronium-api" / "records.json"
     docs = [json.dumps({"events": [{"id": i, "pad": "x" * 200_000}]}) for i in range(2)]
@@ -600,7 +600,7 @@ def test_hook_lists_and_gets_events_in_cronium_shape(hook) -> None:
 
 
 def test_hook_reports_a_missing_event_as_404(hook) -> None:
-    from cronium_provider.hooks.cronium import CroniumAPIError
+    from cronium_provider.exceptions import CroniumAPIError
 
     with pytest.raises(CroniumAPIError) as info:
         hook.get_event(99)
@@ -618,12 +618,8 @@ def test_hook_reads_workflows_as_records(hook) -> None:
 
 
 def test_hook_errors_name_the_problem(hook, monkeypatch) -> None:
-    from cronium_provider.hooks.cronium import (
-        CroniumAPIError,
-        CroniumHook,
-        CroniumResponseError,
-        CroniumTimeoutError,
-    )
+    from cronium_provider.exceptions import CroniumAPIError, CroniumResponseError, CroniumTimeoutError
+    from cronium_provider.hooks.cronium import CroniumHook
 
     FakeCronium.overrides = {"/api/events/2": (200, b"<html>sign in</html>", 0.0)}
     with pytest.raises(CroniumResponseError, match="not valid JSON"):
@@ -680,7 +676,7 @@ def test_hook_accepts_wrapped_and_paginated_lists(hook) -> None:
 
 
 def test_env_vars_that_cannot_be_stored_are_reported_without_their_values() -> None:
-    from cronium_provider.sync import Snapshot, prepare, render_document
+    from cronium_provider.sync.transform import Snapshot, prepare, render_document
 
     routes = cronium_payloads()
     one = copy.deepcopy(routes["/api/events/1"])
@@ -694,3 +690,54 @@ def test_env_vars_that_cannot_be_stored_are_reported_without_their_values() -> N
     assert any("event 2: field envVars[0].value" in e for e in errors)
     assert prepared.records.events == {} and prepared.env_values == {}
     assert_no_secret("\n".join(errors), render_document(prepared.document))
+
+
+def test_the_transformation_is_pure() -> None:
+    """``sync.transform`` imports no Airflow, and turns a hand-made snapshot into the document and secrets."""
+    probe = (
+        "import sys, cronium_provider.sync.transform; "
+        "assert not any(m == 'airflow' or m.startswith('airflow.') for m in sys.modules), 'airflow imported'; "
+        "assert not {'cronium_provider.hooks.cronium', 'cronium_provider.exceptions'} & set(sys.modules)"
+    )
+    proc = subprocess.run([venv_bin("python"), "-c", probe], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+    from cronium_provider.sync.transform import Snapshot, prepare
+
+    server = {"id": 9, "name": "db", "address": "10.0.0.9", "username": "ops", "port": 22, "password": "pw-98765"}
+    event = {
+        "id": 4,
+        "name": "Hello",
+        "type": "BASH",
+        "content": "echo hi",
+        "status": "ACTIVE",
+        "triggerType": "MANUAL",
+        "runLocation": "REMOTE",
+        "description": None,
+        "envVars": [{"id": 1, "key": "API_KEY", "value": "k-123456"}, {"id": 2, "key": "VERBOSE", "value": True}],
+        "server": server,
+        "servers": [server],
+        "eventServers": [9],
+    }
+    prepared = prepare(Snapshot(base_url="http://cronium.test", events=[event], servers={9: server}))
+    assert prepared.records.errors == [] and prepared.notes == []
+    assert prepared.document == {
+        "events": [
+            {
+                "id": 4,
+                "name": "Hello",
+                "type": "BASH",
+                "content": "echo hi",
+                "status": "ACTIVE",
+                "triggerType": "MANUAL",
+                "runLocation": "REMOTE",
+                "envVars": [{"key": "API_KEY"}, {"key": "VERBOSE"}],
+                "servers": [9],
+            }
+        ],
+        "workflows": [],
+        "servers": [{"id": 9, "name": "db", "address": "10.0.0.9", "port": 22, "username": "ops"}],
+    }
+    assert prepared.env_values == {"cronium_env_4_API_KEY": "k-123456", "cronium_env_4_VERBOSE": "true"}
+    password = prepared.servers_with_credentials.servers[9].password
+    assert password is not None and password.get_secret_value() == "pw-98765"

@@ -150,8 +150,8 @@ def test_hook_reports_an_unreachable_server(monkeypatch) -> None:
 
 def test_every_cronium_task_links_to_its_event_in_cronium(monkeypatch) -> None:
     from cronium_provider.links import CroniumEventLink
+    from cronium_provider.operators.container_script import CroniumScriptOperator
     from cronium_provider.operators.http import CroniumHttpOperator
-    from cronium_provider.operators.script import CroniumScriptOperator
 
     script = CroniumScriptOperator(task_id="run", language="BASH", script="true", event={"id": 12})
     http = CroniumHttpOperator(task_id="http", url="http://127.0.0.1:9/x", event={"id": 13})

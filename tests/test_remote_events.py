@@ -91,7 +91,7 @@ def _task_logs(capfd, airflow_db):
 
 def remote_dag(language: str, script: str, servers: list[dict[str, str]], **operator_args: Any) -> Any:
     return one_task_dag(
-        "cronium_provider.operators.remote.CroniumRemoteScriptOperator",
+        "cronium_provider.operators.ssh_script.CroniumRemoteScriptOperator",
         f"remote_{language.lower()}",
         timeout_seconds=operator_args.pop("timeout_seconds", 120),
         language=language,
@@ -252,7 +252,7 @@ def test_wrong_credentials_give_a_clear_error(servers, connect, tmp_path) -> Non
 
 
 def test_missing_interpreter_is_named(servers, connect, monkeypatch) -> None:
-    import cronium_provider.executors.ssh as ssh
+    import cronium_provider.runners.ssh as ssh
 
     monkeypatch.setitem(ssh.INTERPRETERS, "NODEJS", "node-does-not-exist")
     # the interpreter name is what the server is asked for; a missing one must be named in the error

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from cronium_provider.executors.protocol import (
+from cronium_provider.runners.protocol import (
     LANGUAGES,
     RESULT_FILES,
     ProtocolError,

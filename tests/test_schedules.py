@@ -73,7 +73,7 @@ def _next_runs(fields: dict[str, Any], tmp_path: Path, count: int = 3) -> list[d
 
     (tmp_path / "e.json").write_text(json.dumps({**BASE, "id": 1, **fields}))
     records = load_records([tmp_path])
-    dag = render_plan(build_plan(records), records)["cronium_event_1"]
+    dag = render_plan(build_plan(records))["cronium_event_1"]
     timetable = coerce_to_core_timetable(dag.timetable)
     restriction = TimeRestriction(earliest=dag.start_date, latest=None, catchup=True)
     runs: list[datetime] = []

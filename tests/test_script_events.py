@@ -7,6 +7,7 @@ and no run folder (anonymous volume) of the project is left.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -54,7 +55,7 @@ def nothing_left_behind(docker_client, airflow_db):
 def script_dag(language: str, script: str, **operator_args: Any) -> tuple[Any, str]:
     """Write a DAG file running ``script``; returns the DAG object and its id."""
     return one_task_dag(
-        "cronium_provider.operators.script.CroniumScriptOperator",
+        "cronium_provider.operators.container_script.CroniumScriptOperator",
         f"script_{language.lower()}",
         timeout_seconds=operator_args.pop("timeout_seconds", 120),
         language=language,
@@ -355,7 +356,7 @@ def test_isolation_memory_hog_fails_with_out_of_memory() -> None:
 
 
 def test_limits_above_cronium_caps_are_refused() -> None:
-    from cronium_provider.operators.script import CroniumScriptOperator
+    from cronium_provider.operators.container_script import CroniumScriptOperator
 
     with pytest.raises(ValueError, match="memory_mb 4096 must be between 16 and 2048"):
         CroniumScriptOperator(task_id="x", language="BASH", script="true", memory_mb=4096)
@@ -393,3 +394,33 @@ def test_killing_the_task_stops_the_container(docker_client, airflow_home: Path)
     text = "".join(output)
     assert "stopping the script's container" in text, text[-3000:]
     assert _cronium_containers(docker_client) == []
+
+
+def _tries(dag_id: str) -> int:
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id).one()
+        return int(ti.try_number)
+
+
+def test_a_retry_that_cannot_help_is_not_made(docker_client) -> None:
+    """A missing env var value fails at once (AirflowFailException) although the task has retries; a
+    failing script with the same retries is tried again."""
+    dag, dag_id = script_dag(
+        "BASH",
+        "true",
+        event={"id": 424242},
+        event_env_keys=["NOT_SET"],
+        retries=1,
+        retry_delay=datetime.timedelta(seconds=1),
+    )
+    result = run_dag(dag, capfd=_CAPFD[-1])
+    assert result.state == "failed"
+    assert "env var NOT_SET has no value; set the Airflow Variable cronium_env_424242_NOT_SET" in result.log_text()
+    assert _tries(dag_id) == 1
+    dag, dag_id = script_dag("BASH", "exit 3", retries=1, retry_delay=datetime.timedelta(seconds=1))
+    result = run_dag(dag, capfd=_CAPFD[-1])
+    assert result.state == "failed"
+    assert _tries(dag_id) == 2

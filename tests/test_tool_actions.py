@@ -278,7 +278,7 @@ def test_401_is_never_retried_and_a_503_opens_the_circuit(
 RATE_DAG = """
 import os, pendulum
 from airflow.sdk import DAG
-from cronium_provider.operators.tools import CroniumToolActionOperator
+from cronium_provider.operators.tool_action import CroniumToolActionOperator
 with DAG(os.environ["RATE_DAG_ID"], schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC")) as dag:
     for i in range(8):
         CroniumToolActionOperator(task_id=f"send_{i}", tool_type="webhook", action_id="send-webhook",

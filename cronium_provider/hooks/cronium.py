@@ -30,44 +30,15 @@ import requests
 from airflow.providers.http.hooks.http import HttpHook
 from requests import Session
 
-
-class CroniumError(RuntimeError):
-    """A call to the Cronium API failed; the message says which request and why (never a secret)."""
-
-
-class CroniumAPIError(CroniumError):
-    """The Cronium API answered with an error status."""
-
-    def __init__(self, status: int, request: str, body: str):
-        self.status = status
-        self.request = request
-        self.body = body
-        super().__init__(f"{request} answered HTTP {status}{_status_hint(status)}: {body}")
-
-
-class CroniumTimeoutError(CroniumError):
-    """Cronium gave no (complete) answer within the hook's timeout."""
-
-
-class CroniumConnectionError(CroniumError):
-    """The Cronium server could not be reached."""
-
-
-class CroniumResponseError(CroniumError, ValueError):
-    """Cronium answered, but not with JSON of the expected shape."""
-
-
-def _status_hint(status: int) -> str:
-    if status == 401:
-        return " (Cronium refused the API token)"
-    if status == 403:
-        return " (the API token may not see this record)"
-    if status == 404:
-        return " (not found)"
-    if status >= 500:
-        return " (Cronium server error)"
-    return ""
-
+from cronium_provider.exceptions import (
+    CroniumAPIError,
+    CroniumConnectionError,
+    CroniumResponseError,
+    CroniumTimeoutError,
+    api_error,
+)
+from cronium_provider.naming import CRONIUM_DEFAULT_CONN_ID
+from cronium_provider.sync.transform import Snapshot
 
 # Keys that only an event's detail carries: a list item without them is partial.
 EVENT_DETAIL_KEYS = ("envVars", "successEvents", "failEvents", "alwaysEvents", "conditionEvents", "servers")
@@ -87,7 +58,7 @@ class CroniumHook(HttpHook):
     """
 
     conn_name_attr = "cronium_conn_id"
-    default_conn_name = "cronium_default"
+    default_conn_name = CRONIUM_DEFAULT_CONN_ID
     conn_type = "cronium"
     hook_name = "Cronium"
 
@@ -124,7 +95,7 @@ class CroniumHook(HttpHook):
             raise CroniumConnectionError(f"{request}: request to Cronium failed: {exc}") from None
         text = body.decode("utf-8", errors="replace")
         if response.status_code >= 400:
-            raise CroniumAPIError(response.status_code, request, " ".join(text[:200].split()))
+            raise api_error(response.status_code, request, " ".join(text[:200].split()))
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
@@ -213,6 +184,52 @@ class CroniumHook(HttpHook):
             return dict(data)
         raise CroniumResponseError(f"GET /{endpoint} answered neither {{workflow, nodes, edges}} nor a workflow")
 
+    def fetch_snapshot(self, with_workflows: bool = True) -> Snapshot:
+        """
+        Every event (with its details), workflow and named server, for ``cronium-airflow sync``.
+
+        An event or workflow deleted between the list and its detail request is left out with a note; any
+        other failure raises :class:`CroniumError`.
+        """
+        snapshot = Snapshot(base_url="")
+        listed = self.list_events()
+        snapshot.base_url = str(getattr(self, "base_url", ""))
+        for item in listed:
+            event_id = item.get("id")
+            if not _is_partial(item) or not isinstance(event_id, int) or isinstance(event_id, bool):
+                snapshot.events.append(item)  # complete already, or no usable id: validation will say so
+                continue
+            try:
+                detail = self.get_event(event_id)
+            except CroniumAPIError as exc:
+                if exc.status != 404:
+                    raise
+                snapshot.notes.append(f"event {event_id}: deleted in Cronium while syncing; left out")
+                continue
+            snapshot.detail_calls += 1
+            snapshot.events.append(detail)
+        for event in snapshot.events:
+            for server in _event_servers(event):
+                server_id = server.get("id")
+                if isinstance(server_id, int) and not isinstance(server_id, bool):
+                    snapshot.servers.setdefault(server_id, server)
+        if with_workflows:
+            for item in self.list_workflows():
+                workflow_id = item.get("id")
+                complete = "nodes" in item and ("edges" in item or "connections" in item)
+                if complete or not isinstance(workflow_id, int):
+                    snapshot.workflows.append(item)
+                    continue
+                try:
+                    snapshot.workflows.append(self.get_workflow(workflow_id))
+                except CroniumAPIError as exc:
+                    if exc.status != 404:
+                        raise
+                    snapshot.notes.append(f"workflow {workflow_id}: deleted in Cronium while syncing; left out")
+                    continue
+                snapshot.detail_calls += 1
+        return snapshot
+
     def test_connection(self) -> tuple[bool, str]:
         """Call the events API with the token; report what went wrong in words a user can act on."""
         try:
@@ -232,6 +249,22 @@ class CroniumHook(HttpHook):
             "relabeling": {"host": "Cronium base URL", "password": "API token"},
             "placeholders": {"host": "https://cronium.example.com"},
         }
+
+
+def _is_partial(event: dict[str, Any]) -> bool:
+    """A list item without the keys only a detail carries: its detail must be fetched."""
+    return any(key not in event for key in EVENT_DETAIL_KEYS)
+
+
+def _event_servers(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The full server objects an event detail carries (``server`` and the ``servers`` list)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(event.get("server"), dict):
+        found.append(event["server"])
+    servers = event.get("servers")
+    if isinstance(servers, list):
+        found.extend(item for item in servers if isinstance(item, dict))
+    return found
 
 
 def _is_read_timeout(exc: requests.ConnectionError) -> bool:

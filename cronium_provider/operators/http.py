@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from airflow.providers.http.hooks.http import HttpHook
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk import Context
 
-from cronium_provider.links import CroniumEventLink
-from cronium_provider.operators.base import check_max_executions
-from cronium_provider.operators.workflow import incoming_pairs, node_input
+from cronium_provider.exceptions import HttpRequestFailed
+from cronium_provider.operators.event import CroniumEventOperator
 
 DEFAULT_TIMEOUT_SECONDS = 30
 ERROR_BODY_CHARS = 500
@@ -49,9 +47,11 @@ def _parse_body(text: str) -> Any:
         return None
 
 
-class CroniumHttpOperator(BaseOperator):
+class CroniumHttpOperator(CroniumEventOperator):
     """
     Send a Cronium HTTP_REQUEST event's request.
+
+    Every parameter of :class:`~cronium_provider.operators.event.CroniumEventOperator` applies, and:
 
     The XCom ``return_value`` is the parsed JSON body, or ``{status, headers, body}`` when the answer is not
     JSON. An answer outside 2xx fails the task with the status and the start of the body.
@@ -67,7 +67,6 @@ class CroniumHttpOperator(BaseOperator):
 
     # Record content is sent as written: Cronium bodies and URLs are not Jinja templates.
     template_fields: Sequence[str] = ()
-    operator_extra_links = (CroniumEventLink(),)
     ui_color = "#fdf2e9"
 
     def __init__(
@@ -79,10 +78,6 @@ class CroniumHttpOperator(BaseOperator):
         body: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         http_conn_id: str | None = None,
-        event: Mapping[str, Any] | None = None,
-        max_executions: int = 0,
-        execution_count: int = 0,
-        workflow_incoming: Sequence[Sequence[str]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -92,10 +87,6 @@ class CroniumHttpOperator(BaseOperator):
         self.body = body
         self.timeout = timeout
         self.http_conn_id = http_conn_id
-        self.event = dict(event or {})
-        self.max_executions = max_executions
-        self.execution_count = execution_count
-        self.workflow_incoming = incoming_pairs(workflow_incoming)
 
     def _header_dict(self) -> dict[str, str]:
         if not self.headers:
@@ -104,10 +95,7 @@ class CroniumHttpOperator(BaseOperator):
             return {str(k): str(v) for k, v in self.headers.items()}
         return {str(k): str(v) for k, v in self.headers}
 
-    def execute(self, context: Any) -> Any:
-        check_max_executions(context, self.max_executions, self.execution_count)
-        if self.workflow_incoming is not None:
-            node_input(context, self.workflow_incoming)  # skips the node when a connection is unsatisfied
+    def run_event(self, context: Context, run_input: Any) -> Any:
         headers = self._header_dict()
         data: Any = None
         if self.body and self.method not in ("GET", "HEAD"):
@@ -125,7 +113,7 @@ class CroniumHttpOperator(BaseOperator):
         text = response.text
         self.log.info("HTTP %s, %d byte(s)", response.status_code, len(response.content))
         if not 200 <= response.status_code < 300:
-            raise AirflowException(
+            raise HttpRequestFailed(
                 f"{self.method} {self.url} answered HTTP {response.status_code} {response.reason}: "
                 f"{text[:ERROR_BODY_CHARS]}"
             )

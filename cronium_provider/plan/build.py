@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import replace
+from typing import Any
 
-from cronium_provider.plan.models import DagPlan, EdgePlan, Plan, SkippedRecord, TaskPlan
-from cronium_provider.plan.schedule import UNIT_SECONDS, record_schedule
+from cronium_provider.naming import (
+    EVENT_RESULT_TASK,
+    EVENT_RUN_TASK,
+    WORKFLOW_RESULT_TASK,
+    event_dag_id,
+    node_task_id,
+    server_conn_id,
+    server_pool,
+    workflow_dag_id,
+)
+from cronium_provider.plan.models import DEFAULT_START_DATE, DagPlan, EdgePlan, Plan, SkippedRecord
+from cronium_provider.plan.specs import (
+    ActionSpec,
+    ContainerScriptSpec,
+    EventResultSpec,
+    EventRunSpec,
+    HttpRequestSpec,
+    Incoming,
+    SendMessageSpec,
+    ServerTarget,
+    SSHScriptSpec,
+    TaskSpec,
+    ToolActionSpec,
+    TriggerEventSpec,
+    WorkflowResultSpec,
+)
 from cronium_provider.records.models import (
     SCRIPT_TYPES,
     ConditionalActionType,
@@ -14,8 +37,10 @@ from cronium_provider.records.models import (
     Event,
     EventStatus,
     EventType,
+    RunLocation,
     Workflow,
 )
+from cronium_provider.records.schedules import UNIT_SECONDS, SchedulePlan, record_schedule
 from cronium_provider.records.validation import RecordSet
 
 BUILT_STATUSES = (EventStatus.ACTIVE, EventStatus.PAUSED)
@@ -34,7 +59,6 @@ ACTION_CONNECTION = {
     "on_failure": ConnectionType.ON_FAILURE,
     "on_condition": ConnectionType.ON_CONDITION,
 }
-WORKFLOW_RESULT_TASK = "workflow_result"
 # How each connection type decides, in words (the plan's edge ``rule``); enforced by the node itself.
 CONNECTION_RULES = {
     "ALWAYS": "after the parent ends, whatever its result",
@@ -43,102 +67,161 @@ CONNECTION_RULES = {
     "ON_CONDITION": "only when the parent set its condition to true",
 }
 
-_TASK_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+def event_facts(event: Event) -> dict[str, Any]:
+    """What ``cronium.event()`` returns: the record without its script, secrets or bookkeeping."""
+    return {
+        "id": event.id,
+        "name": event.name,
+        "description": event.description,
+        "type": event.type.value,
+        "status": event.status.value,
+        "userId": event.user_id,
+        "tags": list(event.tags),
+        "runLocation": event.run_location.value,
+        "triggerType": event.trigger_type.value,
+        "timeoutValue": event.timeout_value,
+        "timeoutUnit": event.timeout_unit.value,
+        "retries": event.retries,
+    }
 
 
-def event_dag_id(event_id: int) -> str:
-    return f"cronium_event_{event_id}"
+def _server_targets(server_ids: list[int], records: RecordSet) -> tuple[ServerTarget, ...]:
+    targets = []
+    for server_id in server_ids:
+        server = records.servers[server_id]  # validation guarantees every named server exists
+        targets.append(ServerTarget(server.id, server.name, server_conn_id(server.id, server.connection_id)))
+    return tuple(targets)
 
 
-def workflow_dag_id(workflow_id: int) -> str:
-    return f"cronium_workflow_{workflow_id}"
-
-
-def node_task_id(node_id: str) -> str:
-    return "node_" + _TASK_ID_UNSAFE.sub("_", node_id)
-
-
-def _operator_for(event: Event) -> str:
+def event_task(
+    event: Event,
+    task_id: str,
+    records: RecordSet,
+    *,
+    trigger_rule: str = "all_success",
+    node_id: str | None = None,
+    incoming: Incoming | None = None,
+    override_server_ids: list[int] | None = None,
+) -> EventRunSpec:
+    """The task that runs one event: its own DAG's ``run`` task, or (with ``node_id``) a workflow node."""
+    common: dict[str, Any] = {
+        "task_id": task_id,
+        "display_name": event.name,
+        "trigger_rule": trigger_rule,
+        "event_id": event.id,
+        "event_type": event.type.value,
+        "event": event_facts(event),
+        "retries": event.retries,
+        "retry_delay_seconds": DEFAULT_RETRY_DELAY_SECONDS,
+        "execution_timeout_seconds": event.timeout_value * UNIT_SECONDS[event.timeout_unit],
+        "run_location": event.run_location.value,
+        "server_ids": tuple(event.server_ids),
+        "env_keys": tuple(v.key for v in event.env_vars),
+        "node_id": node_id,
+        "workflow_incoming": incoming,
+    }
+    if node_id is None:
+        common.update(max_executions=event.max_executions, execution_count=event.execution_count)
     if event.type in SCRIPT_TYPES:
-        return "script"
-    if event.type is EventType.HTTP_REQUEST:
-        return "http_request"
-    return "tool_action"
-
-
-def event_task(event: Event, task_id: str, trigger_rule: str = "all_success") -> TaskPlan:
-    """The task that runs one event (its own DAG's ``run`` task, or a workflow node)."""
-    details: dict[str, object] = {}
-    if event.type is EventType.HTTP_REQUEST:
-        details = {
-            "method": (event.http_method or "GET").upper(),
-            "url": event.http_url,
-            "header_names": [h.key for h in event.http_headers],
-            "has_body": bool(event.http_body),
+        script: dict[str, Any] = {
+            "language": event.type.value,
+            "script": event.content or "",
+            "records_source": records.origin("event", event.id),
         }
-    elif event.type is EventType.TOOL_ACTION and event.tool_action_config is not None:
-        cfg = event.tool_action_config
-        details = {"tool_type": cfg.tool_type, "action_id": cfg.action_id, "tool_id": cfg.tool_id}
-    return TaskPlan(
-        task_id=task_id,
-        display_name=event.name,
-        operator=_operator_for(event),
-        event_id=event.id,
-        event_type=event.type.value,
-        trigger_rule=trigger_rule,
-        retries=event.retries,
-        retry_delay_seconds=DEFAULT_RETRY_DELAY_SECONDS,
-        execution_timeout_seconds=event.timeout_value * UNIT_SECONDS[event.timeout_unit],
-        run_location=event.run_location.value,
-        server_ids=tuple(event.server_ids),
-        env_keys=tuple(v.key for v in event.env_vars),
-        details=details,
+        if event.run_location is not RunLocation.REMOTE:
+            return ContainerScriptSpec(**common, **script)
+        server_ids = list(override_server_ids) if override_server_ids is not None else list(event.server_ids)
+        servers = _server_targets(server_ids, records)
+        return SSHScriptSpec(
+            **common,
+            **script,
+            servers=servers,
+            pool=server_pool(servers[0].server_id) if len(servers) == 1 else None,
+            servers_overridden=override_server_ids is not None,
+        )
+    if event.type is EventType.HTTP_REQUEST:
+        return HttpRequestSpec(
+            **common,
+            method=(event.http_method or "GET").upper(),
+            url=event.http_url or "",
+            headers=tuple((h.key, h.value) for h in event.http_headers),
+            body=event.http_body,
+        )
+    config = event.tool_action_config
+    assert config is not None  # validation guarantees it for TOOL_ACTION events
+    return ToolActionSpec(
+        **common,
+        tool_type=config.tool_type,
+        action_id=config.action_id,
+        tool_id=config.tool_id,
+        parameters=dict(config.parameters),
     )
 
 
 def _action_tasks(
-    event: Event, source: str = "run", incoming: list[list[str]] | None = None
-) -> tuple[list[TaskPlan], list[EdgePlan]]:
+    event: Event, source: str = EVENT_RUN_TASK, incoming: Incoming | None = None
+) -> tuple[list[TaskSpec], list[EdgePlan]]:
     """The event's conditional actions as tasks after ``source`` (its ``run`` task, or its workflow node)."""
-    tasks: list[TaskPlan] = []
+    tasks: list[TaskSpec] = []
     edges: list[EdgePlan] = []
-    task_prefix = "" if source == "run" else f"{source}__"
+    task_prefix = "" if source == EVENT_RUN_TASK else f"{source}__"
     for attribute, prefix, rule, label in ACTION_LISTS:
         for index, action in enumerate(getattr(event, attribute)):
             if action.type is ConditionalActionType.NONE:
                 continue
             task_id = f"{task_prefix}{prefix}_{index}"
+            condition_of = source if prefix == "on_condition" else None
+            spec: ActionSpec
             if action.type is ConditionalActionType.SCRIPT:
-                operator = "trigger_event"
-                display = f"{label}: run event {action.target_event_id}"
-                details: dict[str, object] = {"target_dag_id": event_dag_id(action.target_event_id or 0)}
+                spec = TriggerEventSpec(
+                    task_id=task_id,
+                    display_name=f"{label}: run event {action.target_event_id}",
+                    trigger_rule=rule,
+                    condition_of=condition_of,
+                    target_dag_id=event_dag_id(action.target_event_id or 0),
+                )
             else:
-                operator = "send_message"
-                display = f"{label}: message via tool {action.tool_id}"
-                details = {
-                    "tool_id": action.tool_id,
-                    "message": action.message or "",
-                    "email_addresses": action.email_addresses,
-                    "email_subject": action.email_subject,
-                    "event_id": event.id,
-                    "condition_source": source,
-                }
-                if incoming is not None:
-                    details["event_incoming"] = incoming
-            if prefix == "on_condition":
-                details["condition_of"] = source
-            tasks.append(
-                TaskPlan(task_id=task_id, display_name=display, operator=operator, trigger_rule=rule, details=details)
-            )
+                spec = SendMessageSpec(
+                    task_id=task_id,
+                    display_name=f"{label}: message via tool {action.tool_id}",
+                    trigger_rule=rule,
+                    condition_of=condition_of,
+                    tool_id=action.tool_id,
+                    message=action.message or "",
+                    email_addresses=action.email_addresses,
+                    email_subject=action.email_subject,
+                    event_id=event.id,
+                    event=event_facts(event),
+                    condition_source=source,
+                    event_incoming=incoming,
+                )
+            tasks.append(spec)
             kind = ACTION_CONNECTION[prefix].value
             edges.append(EdgePlan(source, task_id, kind, CONNECTION_RULES[kind]))
-    if source == "run" and any(t.trigger_rule in ("all_done", "all_failed") for t in tasks):
+    if source == EVENT_RUN_TASK and any(t.trigger_rule in ("all_done", "all_failed") for t in tasks):
         # a failure handled by an action must still fail the run, as it does in Cronium
         tasks.append(
-            TaskPlan(task_id="result", display_name="event result", operator="event_result", trigger_rule="all_done")
+            EventResultSpec(
+                task_id=EVENT_RESULT_TASK,
+                display_name="event result",
+                trigger_rule="all_done",
+                event_task_id=EVENT_RUN_TASK,
+            )
         )
-        edges.append(EdgePlan("run", "result", "RESULT", "after the event has ended; fails the run if it failed"))
+        edges.append(
+            EdgePlan(
+                EVENT_RUN_TASK, EVENT_RESULT_TASK, "RESULT", "after the event has ended; fails the run if it failed"
+            )
+        )
     return tasks, edges
+
+
+def _doc(description: str | None, schedule: SchedulePlan) -> str | None:
+    doc = description or ""
+    if schedule.note:
+        doc += f"\n\nSchedule note: {schedule.note}"
+    return doc or None
 
 
 def _skipped(kind: str, dag_id: str, record_id: int, status: EventStatus, source: str) -> SkippedRecord:
@@ -152,7 +235,9 @@ def _skipped(kind: str, dag_id: str, record_id: int, status: EventStatus, source
     )
 
 
-def plan_event(event: Event, source: str) -> DagPlan:
+def plan_event(event: Event, records: RecordSet) -> DagPlan:
+    """The DAG of one event: its ``run`` task, then its conditional actions (and the result step)."""
+    source = records.origin("event", event.id)
     schedule = record_schedule(event)
     action_tasks, action_edges = _action_tasks(event)
     return DagPlan(
@@ -166,46 +251,54 @@ def plan_event(event: Event, source: str) -> DagPlan:
         is_paused=event.status is not EventStatus.ACTIVE,
         schedule=schedule,
         source=source,
-        tasks=(event_task(event, "run"), *action_tasks),
+        tasks=(event_task(event, EVENT_RUN_TASK, records), *action_tasks),
         edges=tuple(action_edges),
+        start_date=schedule.start_date or DEFAULT_START_DATE,
+        doc_md=_doc(event.description, schedule),
     )
 
 
-def plan_workflow(workflow: Workflow, events: dict[int, Event], source: str) -> DagPlan:
+def plan_workflow(workflow: Workflow, records: RecordSet) -> DagPlan:
     """Nodes become ``node_<id>`` tasks; a node with parents waits for all of them (``all_done``) and then
     checks Cronium's connection rules itself; a final ``workflow_result`` step records every node."""
+    events = records.events
+    source = records.origin("workflow", workflow.id)
     schedule = record_schedule(workflow)
     incoming: dict[str, list[tuple[str, str]]] = {}
     for conn in workflow.connections:
         incoming.setdefault(conn.target, []).append((node_task_id(conn.source), conn.connection_type.value))
     sources = {conn.source for conn in workflow.connections}
-    tasks = []
+    override = list(workflow.override_server_ids) if workflow.override_event_servers else None
+    tasks: list[TaskSpec] = []
     for node in workflow.nodes:
         parents = incoming.get(node.id, [])
-        task = event_task(events[node.event_id], node_task_id(node.id), "all_done" if parents else "all_success")
-        details = {**task.details, "node_id": node.id, "incoming": [list(p) for p in parents]}
-        if workflow.override_event_servers:
-            details["server_ids"] = list(workflow.override_server_ids)
-        tasks.append(replace(task, details=details))
+        tasks.append(
+            event_task(
+                events[node.event_id],
+                node_task_id(node.id),
+                records,
+                trigger_rule="all_done" if parents else "all_success",
+                node_id=node.id,
+                incoming=tuple(parents),
+                override_server_ids=override,
+            )
+        )
     leaves = [node_task_id(n.id) for n in workflow.nodes if n.id not in sources]
     action_edges: list[EdgePlan] = []
     for node in workflow.nodes:  # Cronium fires an event's conditional actions when it runs as a node too
         node_task = node_task_id(node.id)
-        node_parents: list[list[str]] = [list(p) for p in incoming.get(node.id, [])]
+        node_parents = tuple(incoming.get(node.id, []))
         node_actions, node_edges = _action_tasks(events[node.event_id], node_task, node_parents)
         tasks.extend(node_actions)
         action_edges.extend(node_edges)
     tasks.append(
-        TaskPlan(
+        WorkflowResultSpec(
             task_id=WORKFLOW_RESULT_TASK,
             display_name="workflow result",
-            operator="workflow_result",
             trigger_rule="all_done",
-            details={
-                "result_rule": workflow.result_rule,
-                "nodes": [node_task_id(n.id) for n in workflow.nodes],
-                "leaves": leaves,
-            },
+            result_rule=workflow.result_rule,
+            node_task_ids=tuple(node_task_id(n.id) for n in workflow.nodes),
+            leaf_task_ids=tuple(leaves),
         )
     )
     edges = [
@@ -232,6 +325,8 @@ def plan_workflow(workflow: Workflow, events: dict[int, Event], source: str) -> 
         source=source,
         tasks=tuple(tasks),
         edges=tuple(edges),
+        start_date=schedule.start_date or DEFAULT_START_DATE,
+        doc_md=_doc(workflow.description, schedule),
     )
 
 
@@ -242,14 +337,14 @@ def build_plan(records: RecordSet) -> Plan:
         event = records.events[event_id]
         source = records.origin("event", event_id)
         if event.status in BUILT_STATUSES:
-            plan.dags.append(plan_event(event, source))
+            plan.dags.append(plan_event(event, records))
         else:
             plan.not_built.append(_skipped("event", event_dag_id(event_id), event_id, event.status, source))
     for wf_id in sorted(records.workflows):
         wf = records.workflows[wf_id]
         source = records.origin("workflow", wf_id)
         if wf.status in BUILT_STATUSES:
-            plan.dags.append(plan_workflow(wf, records.events, source))
+            plan.dags.append(plan_workflow(wf, records))
         else:
             plan.not_built.append(_skipped("workflow", workflow_dag_id(wf_id), wf_id, wf.status, source))
     return plan

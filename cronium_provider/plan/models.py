@@ -1,32 +1,16 @@
-"""The plan: pure data describing the DAGs to build (no Airflow import), serialisable as JSON."""
+"""The plan: the DAGs to build, their arguments, tasks and edges, as frozen data (no Airflow import)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cronium_provider.plan.schedule import SchedulePlan
+from cronium_provider.plan.specs import TaskSpec
+from cronium_provider.records.schedules import SchedulePlan
 
 PLAN_FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class TaskPlan:
-    """One Airflow task: what it runs and how it is triggered."""
-
-    task_id: str
-    display_name: str
-    operator: str  # script | http_request | tool_action | trigger_event | send_message
-    event_id: int | None = None
-    event_type: str | None = None
-    trigger_rule: str = "all_success"
-    retries: int = 0
-    retry_delay_seconds: int = 30
-    execution_timeout_seconds: int | None = None
-    run_location: str | None = None
-    server_ids: tuple[int, ...] = ()
-    env_keys: tuple[str, ...] = ()
-    details: dict[str, Any] = field(default_factory=dict)
+# The start of a DAG whose record has no startTime (a date in the past: no run is made for it, catchup is off).
+DEFAULT_START_DATE = "2024-01-01T00:00:00+00:00"
 
 
 @dataclass(frozen=True)
@@ -51,15 +35,32 @@ class DagPlan:
     is_paused: bool
     schedule: SchedulePlan
     source: str
-    tasks: tuple[TaskPlan, ...]
+    tasks: tuple[TaskSpec, ...]
     edges: tuple[EdgePlan, ...] = ()
     max_active_runs: int = 1
     catchup: bool = False
+    start_date: str = DEFAULT_START_DATE  # ISO 8601 with offset
+    doc_md: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["schedule"] = self.schedule.to_json()
-        return data
+        return {
+            "dag_id": self.dag_id,
+            "kind": self.kind,
+            "record_id": self.record_id,
+            "name": self.name,
+            "description": self.description,
+            "tags": list(self.tags),
+            "status": self.status,
+            "is_paused": self.is_paused,
+            "schedule": self.schedule.to_json(),
+            "source": self.source,
+            "tasks": [task.to_json() for task in self.tasks],
+            "edges": [asdict(edge) for edge in self.edges],
+            "max_active_runs": self.max_active_runs,
+            "catchup": self.catchup,
+            "start_date": self.start_date,
+            "doc_md": self.doc_md,
+        }
 
 
 @dataclass(frozen=True)

@@ -129,9 +129,11 @@ class ToolActionConfig(CroniumModel):
 
     @model_validator(mode="after")
     def _supported(self) -> ToolActionConfig:
-        from cronium_provider.tools.actions import check_supported
+        from cronium_provider.tools.catalogue import unsupported_reason
 
-        check_supported(self.tool_type, self.action_id)
+        reason = unsupported_reason(self.tool_type, self.action_id)
+        if reason is not None:
+            raise ValueError(reason)
         return self
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cronium_provider.plan.schedule import ScheduleError, record_schedule
 from cronium_provider.records.errors import RecordError
 from cronium_provider.records.models import (
     MODEL_BY_KIND,
@@ -22,6 +21,7 @@ from cronium_provider.records.models import (
     Server,
     Workflow,
 )
+from cronium_provider.records.schedules import ScheduleError, record_schedule
 from cronium_provider.records.source import RawRecord, read_records
 
 SECRET_FIELDS = frozenset({"value", "sshKey", "password", "envVars"})

@@ -6,13 +6,13 @@ are Cronium's (reference section 5); :class:`ToolActionGuard` applies them in Cr
 here: the layer is plain Python and testable on its own.
 """
 
+from cronium_provider.exceptions import CircuitOpen, InvalidCredentials, RateLimitExceeded
 from cronium_provider.resilience.circuit_breaker import (
     DEFAULT_BREAKER,
     DEFAULT_BREAKER_CONFIGS,
     BreakerConfig,
     BreakerSnapshot,
     CircuitBreaker,
-    CircuitOpen,
     CircuitState,
     Outcome,
     Permit,
@@ -22,7 +22,6 @@ from cronium_provider.resilience.rate_limit import (
     DEFAULT_RATE_LIMITS,
     RateLimit,
     RateLimiter,
-    RateLimitExceeded,
     normalize_tool_type,
 )
 from cronium_provider.resilience.retry import (
@@ -32,7 +31,6 @@ from cronium_provider.resilience.retry import (
     STRATEGIES,
     WEBHOOK_TOOLS,
     ErrorKind,
-    InvalidCredentials,
     RetryStrategy,
     classify,
     delays,

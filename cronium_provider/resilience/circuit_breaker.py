@@ -33,6 +33,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
+from cronium_provider.exceptions import CircuitOpen
 from cronium_provider.resilience.rate_limit import normalize_tool_type
 from cronium_provider.resilience.store import JSONState, StateStore
 
@@ -92,17 +93,6 @@ def _seconds(value: float) -> str:
 
 def _utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class CircuitOpen(Exception):
-    """A call was refused by an open (or busy half-open) circuit; ``retry_after`` seconds until it may pass."""
-
-    def __init__(self, tool_type: str, credential_id: str, message: str, retry_after: float, reason: str) -> None:
-        self.tool_type = tool_type
-        self.credential_id = credential_id
-        self.retry_after = retry_after
-        self.reason = reason
-        super().__init__(message)
 
 
 @dataclass(frozen=True)

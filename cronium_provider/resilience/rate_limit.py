@@ -17,13 +17,13 @@ would be admitted again. Waiting is the caller's choice (Airflow retries the tas
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from urllib.parse import quote
 
+from cronium_provider.exceptions import RateLimitExceeded
 from cronium_provider.resilience.store import StateStore
 
 
@@ -82,22 +82,6 @@ def normalize_tool_type(tool_type: str) -> str:
 
 def _seconds(value: float) -> str:
     return f"{value:g}"
-
-
-class RateLimitExceeded(Exception):
-    """A call was refused by the rate limiter; ``retry_after`` seconds from now it would be admitted."""
-
-    def __init__(self, user_id: str, tool_type: str, limit: RateLimit, retry_after: float) -> None:
-        self.user_id = user_id
-        self.tool_type = tool_type
-        self.limit = limit
-        self.retry_after = retry_after
-        # Round up to a tenth of a second: "try again in 0.0 s" would invite an immediate, refused retry.
-        shown = max(0.1, math.ceil(retry_after * 10 - 1e-9) / 10)
-        super().__init__(
-            f"rate limit for {tool_type} tool actions of user {user_id!r} reached ({limit.describe()}); "
-            f"try again in {shown:.1f} s"
-        )
 
 
 class RateLimiter:

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol, TypeVar
 
-from cronium_provider.resilience.circuit_breaker import CircuitOpen
-from cronium_provider.resilience.rate_limit import RateLimitExceeded, normalize_tool_type
+from cronium_provider.exceptions import CircuitOpen, InvalidCredentials, RateLimitExceeded
+from cronium_provider.resilience.rate_limit import normalize_tool_type
 
 T = TypeVar("T")
 
@@ -107,10 +107,6 @@ def delays(strategy: RetryStrategy | str, rng: RandomSource | None = None) -> li
             base = min(strategy.max_delay, base * (1 + strategy.jitter * (2 * source.random() - 1)))
         result.append(base)
     return result
-
-
-class InvalidCredentials(Exception):
-    """Raise (or chain) this when a tool rejects its credential in a way that carries no HTTP status."""
 
 
 class ErrorKind(enum.StrEnum):

@@ -1,8 +1,6 @@
 """``cronium-airflow servers sync``: Cronium server records -> Airflow SSH connections and pools.
 
-Each server becomes the SSH connection ``cronium_server_<id>`` (or the record's ``connectionId``) and the
-pool of the same name (5 slots: Cronium's connection pool size). Credentials come from files given on the
-command line, or from the record (the user is then told to remove them from it). No credential is ever
+Names come from :mod:`cronium_provider.naming`; credentials come from files or the record, and are never
 written back to a record, printed, or logged.
 """
 
@@ -13,18 +11,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from cronium_provider.naming import server_conn_id, server_pool
 from cronium_provider.records.models import Server
 from cronium_provider.records.validation import RecordSet
 
-DEFAULT_POOL_SLOTS = 5
-
-
-def conn_id_for(server: Server) -> str:
-    return server.connection_id or f"cronium_server_{server.id}"
-
-
-def pool_for(server: Server) -> str:
-    return f"cronium_server_{server.id}"
+DEFAULT_POOL_SLOTS = 5  # Cronium's connection pool size: runs at once per server
 
 
 def host_key_from_known_hosts(known_hosts: Path, address: str, port: int) -> str | None:
@@ -97,7 +88,7 @@ def sync_servers(records: RecordSet, creds: ServerCredentials, pool_slots: int =
         for server_id in sorted(records.servers):
             server = records.servers[server_id]
             fields, notes = connection_fields(server, creds, records.origin("server", server_id))
-            conn_id = conn_id_for(server)
+            conn_id = server_conn_id(server.id, server.connection_id)
             existing = session.query(Connection).filter(Connection.conn_id == conn_id).one_or_none()
             if existing is None:
                 session.add(Connection(conn_id=conn_id, **fields))  # type: ignore[arg-type]
@@ -111,13 +102,14 @@ def sync_servers(records: RecordSet, creds: ServerCredentials, pool_slots: int =
         session.commit()
     for server_id in sorted(records.servers):
         server = records.servers[server_id]
+        pool = server_pool(server.id)
         Pool.create_or_update_pool(
-            name=pool_for(server),
+            name=pool,
             slots=pool_slots,
             description=f"At most {pool_slots} Cronium runs at once on {server.name}",
             include_deferred=False,
         )
-        lines.append(f"server {server_id}: pool {pool_for(server)} with {pool_slots} slot(s)")
+        lines.append(f"server {server_id}: pool {pool} with {pool_slots} slot(s)")
     return lines
 
 

@@ -13,27 +13,27 @@ import contextlib
 import io
 import select
 import shlex
+import socket
 import tarfile
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cronium_provider.executors.protocol import (
+from cronium_provider.exceptions import InterpreterMissing, RemoteAccessRefused, RemoteRunError
+from cronium_provider.runners.outcome import LineCallback, LineSplitter, ScriptRun, read_run_results
+from cronium_provider.runners.protocol import (
     RESULT_FILES,
     build_run_files,
     run_folder_tar,
     script_command,
     script_environment,
 )
-from cronium_provider.executors.runs import LineCallback, LineSplitter, ScriptRun, read_run_results
 
+CONNECT_ATTEMPTS = 3
+CONNECT_BACKOFF_SECONDS = 1.0
 INTERPRETERS = {"BASH": "bash", "PYTHON": "python3", "NODEJS": "node"}
 KILL_GRACE_SECONDS = 5
-
-
-class RemoteRunError(RuntimeError):
-    """The script could not be run on the server (not a failure of the script itself)."""
 
 
 def _run_bytes(client: Any, command: str, timeout: float = 60) -> tuple[int, bytes, str]:
@@ -51,6 +51,65 @@ def _run(client: Any, command: str, timeout: float = 30) -> tuple[int, str, str]
 
 def _env_file(env: Mapping[str, str]) -> bytes:
     return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()).encode("utf-8")
+
+
+def describe_connect_error(server: str, exc: BaseException) -> str:
+    """What went wrong connecting, in words a user can act on."""
+    import paramiko
+
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return (
+            f"{server}: the server's host key has CHANGED (got {exc.key.get_name()}); refusing to connect. "
+            "If the change is expected, update the connection's host_key or known_hosts."
+        )
+    if isinstance(exc, paramiko.AuthenticationException):
+        return f"{server}: authentication failed ({exc}); check the connection's user, key or password"
+    if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
+        return (
+            f"{server}: unknown host key ({exc}); add it to known_hosts or the connection's host_key "
+            "(or set no_host_key_check on the connection to skip the check, at your own risk)"
+        )
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError | ConnectionRefusedError):
+        return f"{server}: connection refused ({exc}); is sshd running and the port right?"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return f"{server}: connection timed out ({exc})"
+    return f"{server}: cannot connect: {type(exc).__name__}: {exc}"
+
+
+def _retryable(exc: BaseException) -> bool:
+    import paramiko
+
+    if isinstance(exc, paramiko.AuthenticationException | paramiko.BadHostKeyException):
+        return False
+    if isinstance(exc, paramiko.SSHException) and "known_hosts" in str(exc):
+        return False
+    return isinstance(exc, OSError | EOFError | paramiko.SSHException)
+
+
+def ssh_hook(conn_id: str, server: str) -> Any:
+    """The SSH provider's hook for a server; reads the Airflow connection (call it from the task's thread)."""
+    from airflow.providers.ssh.hooks.ssh import SSHHook
+
+    try:
+        return SSHHook(ssh_conn_id=conn_id, conn_timeout=10, conn_retry_attempts=1)
+    except Exception as exc:
+        raise RemoteRunError(f"{server}: no usable Airflow connection {conn_id!r}: {exc}") from exc
+
+
+def connect(hook: Any, server: str, attempts: int = CONNECT_ATTEMPTS) -> Any:
+    """An open ``SSHClient`` from the hook, retrying network errors with backoff (not auth or host keys)."""
+    delay = CONNECT_BACKOFF_SECONDS
+    for attempt in range(1, attempts + 1):
+        try:
+            return hook.get_conn()
+        except Exception as exc:
+            if not _retryable(exc):
+                raise RemoteAccessRefused(describe_connect_error(server, exc)) from exc
+            if attempt == attempts:
+                raise RemoteRunError(describe_connect_error(server, exc)) from exc
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
 
 
 class SSHScriptExecutor:
@@ -90,7 +149,7 @@ class SSHScriptExecutor:
         error = channel.recv_stderr(65536).decode("utf-8", "replace").strip()
         channel.close()
         if status == 127:
-            raise RemoteRunError(f"{self.server}: the interpreter '{name}' for {language} scripts is not installed")
+            raise InterpreterMissing(f"{self.server}: the interpreter '{name}' for {language} scripts is not installed")
         if status != 0 or not self.run_dir:
             raise RemoteRunError(f"{self.server}: cannot prepare the run folder (status {status}): {error}")
         return run_dir

@@ -6,7 +6,7 @@ writes the script, a copy of the runtime helpers for its language and the run's 
 it exits the host collects :data:`RESULT_FILES` and parses them with :func:`read_results`. The full contract is
 ``runtime_helpers/PROTOCOL.md``.
 
-Nothing here runs a process or imports Airflow: executors (container, SSH, local) move the bytes.
+Nothing here runs a process: the runners (container, SSH) move the bytes.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Final, Literal
+
+from cronium_provider.exceptions import ProtocolError
 
 __all__ = [
     "LANGUAGES",
@@ -49,16 +51,6 @@ _HELPER_DIR: Final = {"BASH": "bash", "PYTHON": "python", "NODEJS": "nodejs"}
 _HELPER_SUFFIX: Final = {"BASH": ".sh", "PYTHON": ".py", "NODEJS": ".js"}
 _MAX_HEX_KEY_BYTES: Final = 120  # longer keys get a hashed name: 2 * 120 hex digits stays under NAME_MAX
 _SNIPPET_CHARS: Final = 60
-
-
-class ProtocolError(ValueError):
-    """A result file the script left is malformed. ``filename`` names it, ``line`` is set for journal lines."""
-
-    def __init__(self, filename: str, reason: str, line: int | None = None):
-        where = f"{filename} line {line}" if line is not None else filename
-        super().__init__(f"{where}: {reason}")
-        self.filename = filename
-        self.line = line
 
 
 @dataclass(frozen=True)

@@ -13,33 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-SUPPORTED = {
-    "slack": ("slack-send-message",),
-    "discord": ("discord-send-message",),
-    "teams": ("send-message", "send-card"),
-    "email": ("send-email",),
-    "webhook": ("send-webhook", "webhook", "send"),
-}
-NOT_SUPPORTED = ("google-sheets", "notion", "trello")
+from cronium_provider.exceptions import ToolActionError, ToolHTTPError
+from cronium_provider.tools.catalogue import unsupported_reason
+
 CONN_TYPE_TOOLS = {"slackwebhook": "slack", "discord": "discord", "smtp": "email", "email": "email"}
 DISCORD_CONTENT_LIMIT = 2000
 TEAMS_DEFAULT_COLOR = "0078D4"
-
-
-class ToolActionError(ValueError):
-    """Parameters that break the action's rules (raised before anything is sent)."""
-
-
-class ToolHTTPError(RuntimeError):
-    """The tool's service answered with an error status; ``status_code`` drives the retry rules."""
-
-    def __init__(self, tool: str, status_code: int, body: str):
-        self.status_code = status_code
-        super().__init__(f"{tool} answered HTTP {status_code}: {body[:300]}")
-
-
-def tool_conn_id(tool_id: int | str | None) -> str:
-    return f"cronium_tool_{tool_id}"
 
 
 def tool_type_of_connection(conn: Any) -> str:
@@ -52,15 +31,9 @@ def tool_type_of_connection(conn: Any) -> str:
 
 
 def check_supported(tool_type: str, action_id: str) -> None:
-    tool = tool_type.lower()
-    if tool in NOT_SUPPORTED:
-        raise ToolActionError(
-            f"tool '{tool}' is not supported by airflow-provider-cronium (supported: {', '.join(SUPPORTED)})"
-        )
-    if tool not in SUPPORTED:
-        raise ToolActionError(f"unknown tool '{tool_type}'; supported: {', '.join(SUPPORTED)}")
-    if tool != "webhook" and action_id not in SUPPORTED[tool]:
-        raise ToolActionError(f"tool '{tool}' has no action '{action_id}'; actions: {', '.join(SUPPORTED[tool])}")
+    reason = unsupported_reason(tool_type, action_id)
+    if reason is not None:
+        raise ToolActionError(reason)
 
 
 def _text(value: Any) -> str:
@@ -222,12 +195,3 @@ def message_parameters(tool_type: str, message: str, addresses: str | None, subj
     if tool == "teams":
         return {"message": message, **({"title": subject} if subject else {})}
     return {"message": message, **({"subject": subject} if subject else {})}
-
-
-DEFAULT_ACTION = {
-    "slack": "slack-send-message",
-    "discord": "discord-send-message",
-    "teams": "send-message",
-    "email": "send-email",
-    "webhook": "send-webhook",
-}

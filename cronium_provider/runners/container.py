@@ -16,7 +16,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cronium_provider.executors.protocol import (
+from cronium_provider.exceptions import ContainerLimitError
+from cronium_provider.runners.outcome import LineCallback, LineSplitter, ScriptRun, read_run_results
+from cronium_provider.runners.protocol import (
     RESULT_FILES,
     ProtocolError,
     ScriptResults,
@@ -25,14 +27,9 @@ from cronium_provider.executors.protocol import (
     script_command,
     script_environment,
 )
-from cronium_provider.executors.runs import LineCallback, LineSplitter, ScriptRun, read_run_results
 
 RUN_DIR = "/cronium"
 RUN_USER = "1000:1000"
-
-
-class LimitError(ValueError):
-    """A requested container limit above Cronium's caps."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,7 @@ class ContainerLimits:
             if not self.network.replace("-", "").replace("_", "").isalnum():
                 problems.append(f"network {self.network!r} is not a Docker network name")
         if problems:
-            raise LimitError("container limits: " + "; ".join(problems))
+            raise ContainerLimitError("container limits: " + "; ".join(problems))
 
 
 @dataclass(frozen=True)

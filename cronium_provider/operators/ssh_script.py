@@ -9,98 +9,33 @@ that failed: the results of the others are kept, between tries, in an Airflow Va
 
 from __future__ import annotations
 
-import hashlib
 import json
-import socket
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowFailException
 
-from cronium_provider.executors.runs import ScriptRun
-from cronium_provider.executors.ssh import RemoteRunError, SSHScriptExecutor
-from cronium_provider.operators.base import check_max_executions
-from cronium_provider.operators.script import CroniumScriptOperator
+from cronium_provider.exceptions import CroniumInvalidParameter, RemoteRunError, RemoteRunRefused, ScriptFailed
+from cronium_provider.naming import ssh_progress_key
+from cronium_provider.operators.event import CroniumScriptEventOperator
+from cronium_provider.runners.outcome import ScriptRun
+from cronium_provider.runners.ssh import SSHScriptExecutor, connect, ssh_hook
 from cronium_provider.variables import VariableNamespace
 
-CONNECT_ATTEMPTS = 3
-CONNECT_BACKOFF_SECONDS = 1.0
 
-
-def server_conn_id(server_id: int | str) -> str:
-    return f"cronium_server_{server_id}"
-
-
-def describe_connect_error(server: str, exc: BaseException) -> str:
-    """What went wrong connecting, in words a user can act on."""
-    import paramiko
-
-    if isinstance(exc, paramiko.BadHostKeyException):
-        return (
-            f"{server}: the server's host key has CHANGED (got {exc.key.get_name()}); refusing to connect. "
-            "If the change is expected, update the connection's host_key or known_hosts."
-        )
-    if isinstance(exc, paramiko.AuthenticationException):
-        return f"{server}: authentication failed ({exc}); check the connection's user, key or password"
-    if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
-        return (
-            f"{server}: unknown host key ({exc}); add it to known_hosts or the connection's host_key "
-            "(or set no_host_key_check on the connection to skip the check, at your own risk)"
-        )
-    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError | ConnectionRefusedError):
-        return f"{server}: connection refused ({exc}); is sshd running and the port right?"
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return f"{server}: connection timed out ({exc})"
-    return f"{server}: cannot connect: {type(exc).__name__}: {exc}"
-
-
-def _retryable(exc: BaseException) -> bool:
-    import paramiko
-
-    if isinstance(exc, paramiko.AuthenticationException | paramiko.BadHostKeyException):
-        return False
-    if isinstance(exc, paramiko.SSHException) and "known_hosts" in str(exc):
-        return False
-    return isinstance(exc, OSError | EOFError | paramiko.SSHException)
-
-
-def ssh_hook(conn_id: str, server: str) -> Any:
-    """The SSH provider's hook for a server; reads the Airflow connection (call it from the task's thread)."""
-    from airflow.providers.ssh.hooks.ssh import SSHHook
-
-    try:
-        return SSHHook(ssh_conn_id=conn_id, conn_timeout=10, conn_retry_attempts=1)
-    except Exception as exc:
-        raise RemoteRunError(f"{server}: no usable Airflow connection {conn_id!r}: {exc}") from exc
-
-
-def connect(hook: Any, server: str, attempts: int = CONNECT_ATTEMPTS) -> Any:
-    """An open ``SSHClient`` from the hook, retrying network errors with backoff (not auth or host keys)."""
-    delay = CONNECT_BACKOFF_SECONDS
-    for attempt in range(1, attempts + 1):
-        try:
-            return hook.get_conn()
-        except Exception as exc:
-            if attempt == attempts or not _retryable(exc):
-                raise RemoteRunError(describe_connect_error(server, exc)) from exc
-            time.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
-
-
-class CroniumRemoteScriptOperator(CroniumScriptOperator):
+class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
     """
     Run a Cronium script event on one or many servers over SSH, all at once.
+
+    Every parameter of :class:`~cronium_provider.operators.event.CroniumScriptEventOperator` and
+    :class:`~cronium_provider.operators.event.CroniumEventOperator` applies, and:
 
     :param servers: ``[{"name": ..., "conn_id": ...}]``: each server's display name and Airflow SSH
         connection (``cronium_server_<id>`` by default, as ``cronium-airflow servers sync`` creates them).
     :param fail_on_partial: fail the task when some (not all) servers failed.
-
-    Every other parameter is :class:`CroniumScriptOperator`'s (input, variables, env vars, workflow
-    connections); container limits and images do not apply.
     """
 
     ui_color = "#e6f4ea"
@@ -108,25 +43,24 @@ class CroniumRemoteScriptOperator(CroniumScriptOperator):
     def __init__(self, *, servers: Sequence[Mapping[str, str]], fail_on_partial: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
         if not servers:
-            raise ValueError("a remote script needs at least one server")
+            raise CroniumInvalidParameter("a remote script needs at least one server")
         self.servers = [{"name": str(s["name"]), "conn_id": str(s["conn_id"])} for s in servers]
         self.fail_on_partial = fail_on_partial
         self._remote: dict[str, SSHScriptExecutor] = {}
         self._remote_lock = threading.Lock()
 
     # -- the servers already done in an earlier try ------------------------------------------------
-    def _progress_key(self, context: Any) -> str:
+    def _progress_key(self, context: Context) -> str:
         ti = context["ti"]
-        digest = hashlib.sha256(f"{ti.dag_id}|{ti.run_id}|{ti.task_id}|{ti.map_index}".encode()).hexdigest()[:24]
-        return f"cronium_ssh_progress_{digest}"
+        return ssh_progress_key(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
 
-    def _load_progress(self, context: Any) -> dict[str, Any]:
+    def _load_progress(self, context: Context) -> dict[str, Any]:
         from airflow.sdk import Variable
 
         raw = Variable.get(self._progress_key(context), default=None)
         return json.loads(raw) if raw else {}
 
-    def _save_progress(self, context: Any, done: dict[str, Any], final: bool) -> None:
+    def _save_progress(self, context: Context, done: dict[str, Any], final: bool) -> None:
         from contextlib import suppress
 
         from airflow.sdk import Variable
@@ -155,19 +89,15 @@ class CroniumRemoteScriptOperator(CroniumScriptOperator):
                 self._remote.pop(name, None)
             client.close()
 
-    def execute(self, context: Any) -> Any:
-        check_max_executions(context, self.max_executions, self.execution_count)
-        script_input = self._input(context)
-        namespace = VariableNamespace(
-            self.variable_prefix, owner=self.event.get("userId"), scope_by_owner=self.scope_variables_by_owner
-        )
+    def run_event(self, context: Context, run_input: Any) -> Any:
+        namespace = self.variables()
         job = {
             "language": self.language,
             "script": self.script,
-            "input": script_input,
-            "event": self._event_json(context),
+            "input": run_input,
+            "event": self.run_facts(context),
             "variables": namespace.snapshot(),
-            "environment": self._environment(),
+            "environment": self.script_environment(),
         }
         done: dict[str, Any] = self._load_progress(context)
         todo = [s for s in self.servers if s["name"] not in done]
@@ -198,7 +128,7 @@ class CroniumRemoteScriptOperator(CroniumScriptOperator):
 
     def _finish_servers(
         self,
-        context: Any,
+        context: Context,
         namespace: VariableNamespace,
         outcomes: Mapping[str, ScriptRun | Exception],
         done: dict[str, Any],
@@ -212,10 +142,8 @@ class CroniumRemoteScriptOperator(CroniumScriptOperator):
                 per_server[name] = {"status": "FAILURE", "error": str(outcome), "output": None, "condition": None}
                 continue
             results = outcome.results
-            if results is not None and results.variable_changes:
-                for line in namespace.apply(results.variable_changes):
-                    self.log.info("[%s] variable %s", name, line)
-            ok = outcome.exit_code == 0 and outcome.protocol_error is None and not self._killed
+            self.apply_variables(namespace, results.variable_changes if results is not None else None, f"[{name}] ")
+            ok = outcome.exit_code == 0 and outcome.protocol_error is None and not self.killed
             error = None
             if not ok:
                 error = (
@@ -244,19 +172,21 @@ class CroniumRemoteScriptOperator(CroniumScriptOperator):
         succeeded = [n for n in names if n not in failed]
         conditions = [per_server[n]["condition"] is True for n in succeeded]
         condition = bool(conditions) and all(conditions)
-        ti.xcom_push(key="condition", value=condition)
-        ti.xcom_push(key="status", value=status)
-        ti.xcom_push(key="failed_servers", value=failed)
-        ti.xcom_push(key="servers", value=per_server)
+        self.push_results(context, condition=condition, status=status, failed_servers=failed, servers=per_server)
         self.log.info("cronium summary: %s on %d server(s); failed: %s", status, len(names), failed or "none")
         last_try = int(getattr(ti, "try_number", 1) or 1) > int(self.retries or 0)
-        final = not failed or last_try or self._killed
+        final = not failed or last_try or self.killed
         self._save_progress(context, {n: per_server[n] for n in succeeded}, final=final)
-        if self._killed:
-            raise AirflowException("The task was killed; the remote scripts were stopped.")
+        if self.killed:
+            raise ScriptFailed("The task was killed; the remote scripts were stopped.")
         if status == "FAILURE" or (status == "PARTIAL" and self.fail_on_partial):
             details = "; ".join(f"{n}: {per_server[n].get('error')}" for n in failed)
-            raise AirflowException(f"{status}: {len(failed)} of {len(names)} server(s) failed. {details}")
+            message = f"{status}: {len(failed)} of {len(names)} server(s) failed. {details}"
+            refusals = [outcomes.get(n) for n in failed]
+            if refusals and all(isinstance(r, AirflowFailException) for r in refusals):
+                # every failed server refused the run outright (credentials, host key, interpreter): no retry
+                raise RemoteRunRefused(message)
+            raise ScriptFailed(message)
         if len(names) == 1:
             return per_server[names[0]]["output"]
         return {n: per_server[n]["output"] for n in names}
@@ -267,6 +197,5 @@ class CroniumRemoteScriptOperator(CroniumScriptOperator):
         for executor in executors:
             executor.stop()
 
-    def on_kill(self) -> None:
-        self._killed = True
+    def stop_run(self) -> None:
         self._stop_all()

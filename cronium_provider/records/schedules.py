@@ -1,4 +1,4 @@
-"""Cronium schedules -> Airflow schedules, as pure data (no Airflow import).
+"""Cronium schedules -> Airflow schedules, as pure data: the rules validation checks and the plan applies.
 
 Cronium fires ``every n MINUTES`` on minutes 0, n, 2n... of each hour, ``every n HOURS`` on hours 0, n,
 2n... at :00, ``every n DAYS`` every n days at midnight and ``every n SECONDS`` every n seconds; a
@@ -9,7 +9,7 @@ it is converted when an Airflow schedule can say the same thing exactly.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from croniter import croniter
@@ -44,6 +44,14 @@ class SchedulePlan:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def airflow_schedule(self) -> str | timedelta | None:
+        """The DAG's ``schedule`` argument: the cron text, the interval, or None (manual runs only)."""
+        if self.kind == "cron":
+            return self.cron
+        if self.kind == "interval" and self.interval_seconds:
+            return timedelta(seconds=self.interval_seconds)
+        return None
 
 
 def _cron_is_valid(expression: str) -> bool:

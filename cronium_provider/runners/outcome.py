@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cronium_provider.executors.protocol import ProtocolError, ScriptResults, read_results
+from cronium_provider.runners.protocol import ProtocolError, ScriptResults, read_results
 
 STDERR_TAIL_LINES = 20
 LineCallback = Callable[[str, str], None]  # (stream name, line)

@@ -10,11 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-ENV_VARIABLE_PREFIX = "cronium_env_"
-
-
-def env_variable_key(event_id: Any, key: str) -> str:
-    return f"{ENV_VARIABLE_PREFIX}{event_id}_{key}"
+from cronium_provider.exceptions import EventEnvMissing
+from cronium_provider.naming import env_variable_key
 
 
 def inline_event_env(records_source: str, event_id: Any) -> dict[str, str]:
@@ -42,7 +39,7 @@ def resolve_event_env(event_id: Any, keys: Iterable[str], records_source: str | 
                 inline = inline_event_env(records_source, event_id)
             value = inline.get(key) or None  # a synced record keeps the key only: its value is in Variables
         if value is None:
-            raise ValueError(
+            raise EventEnvMissing(
                 f"event {event_id}: env var {key} has no value; set the Airflow Variable "
                 f"{env_variable_key(event_id, key)}"
             )

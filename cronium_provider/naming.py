@@ -1,0 +1,78 @@
+"""Every name the provider gives things in Airflow: DAG and task ids, connection ids, pools, Variable keys.
+
+Airflow-free, so that records, plan, operators and the command line all build a name in one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+# -- DAGs and tasks ------------------------------------------------------------------------------------
+EVENT_RUN_TASK = "run"  # the task that runs an event in its own DAG
+EVENT_RESULT_TASK = "result"  # the event DAG's result step (when an action handles a failure)
+WORKFLOW_RESULT_TASK = "workflow_result"
+INPUT_PARAM = "input"  # the one param of every Cronium DAG: ``cronium.input()``
+
+_TASK_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def event_dag_id(event_id: int) -> str:
+    return f"cronium_event_{event_id}"
+
+
+def workflow_dag_id(workflow_id: int) -> str:
+    return f"cronium_workflow_{workflow_id}"
+
+
+def node_task_id(node_id: str) -> str:
+    """The task of a workflow node (``node_<id>``, with characters a task id cannot hold replaced)."""
+    return "node_" + _TASK_ID_UNSAFE.sub("_", node_id)
+
+
+# -- connections and pools -----------------------------------------------------------------------------
+CRONIUM_DEFAULT_CONN_ID = "cronium_default"
+SERVER_PREFIX = "cronium_server_"
+
+
+def server_conn_id(server_id: int, connection_id: str | None = None) -> str:
+    """The SSH connection of a Cronium server: its record's ``connectionId``, else ``cronium_server_<id>``."""
+    return connection_id or f"{SERVER_PREFIX}{server_id}"
+
+
+def server_pool(server_id: int) -> str:
+    """The pool bounding the runs at once on one server."""
+    return f"{SERVER_PREFIX}{server_id}"
+
+
+def tool_conn_id(tool_id: int | str | None) -> str:
+    """The connection holding a Cronium tool's credential."""
+    return f"cronium_tool_{tool_id}"
+
+
+# -- Variables -----------------------------------------------------------------------------------------
+VARIABLE_PREFIX = "cronium_"  # Cronium's shared variables: ``cronium.getVariable(key)``
+ENV_VARIABLE_PREFIX = "cronium_env_"
+
+
+def env_variable_key(event_id: object, key: str) -> str:
+    """The Airflow Variable holding the value of an event's env var."""
+    return f"{ENV_VARIABLE_PREFIX}{event_id}_{key}"
+
+
+def owner_variable_prefix(prefix: str, owner: object) -> str:
+    """The prefix of one event owner's variables (when variables are scoped by owner)."""
+    return f"{prefix}{_KEY_UNSAFE.sub('_', str(owner))}_"
+
+
+def ssh_progress_key(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
+    """Where a remote task keeps, between tries, the servers that already succeeded."""
+    digest = hashlib.sha256(f"{dag_id}|{run_id}|{task_id}|{map_index}".encode()).hexdigest()[:24]
+    return f"cronium_ssh_progress_{digest}"
+
+
+# -- containers ----------------------------------------------------------------------------------------
+CONTAINER_LABEL_RUN = "org.cronium.run"
+CONTAINER_LABEL_DAG = "org.cronium.dag_id"
+CONTAINER_LABEL_TASK = "org.cronium.task_id"

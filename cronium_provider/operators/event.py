@@ -1,0 +1,189 @@
+"""The base of every operator that runs a Cronium event, and of the two that run its script.
+
+:class:`CroniumEventOperator` owns what every event run shares: ``maxExecutions``, the input and workflow
+gating, the event's facts with the run's, the result XComs and kill handling. A sibling implements
+:meth:`~CroniumEventOperator.run_event` only. :class:`CroniumScriptEventOperator` adds what a script needs
+wherever it runs: its language and text, its env vars and the Cronium variables.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from cronium_provider.event_env import resolve_event_env
+from cronium_provider.exceptions import CroniumInvalidParameter
+from cronium_provider.links import CroniumEventLink
+from cronium_provider.naming import VARIABLE_PREFIX
+from cronium_provider.operators.gating import check_max_executions, gated_input, incoming_pairs
+from cronium_provider.runners.protocol import LANGUAGES, VariableChange
+from cronium_provider.variables import VariableNamespace
+
+
+class CroniumEventOperator(BaseOperator):
+    """
+    One run of a Cronium event (the base of the script, HTTP and tool-action operators).
+
+    :param event: the event's facts, handed to ``cronium.event()`` and templates (id, name, type, userId, ...).
+    :param input_data: the run's ``cronium.input()``; default: the DAG run's ``conf`` (templated where the
+        sibling lists it in ``template_fields``).
+    :param max_executions: Cronium's ``maxExecutions`` (0 = unlimited); runs past it are skipped.
+    :param execution_count: Cronium's ``executionCount``, added to the DAG's runs for that limit.
+    :param workflow_incoming: as a workflow node, its incoming connections ``[(parent task id, type)]``:
+        the node runs only when all are satisfied, and its input comes from its parents.
+    """
+
+    operator_extra_links = (CroniumEventLink(),)
+
+    def __init__(
+        self,
+        *,
+        event: Mapping[str, Any] | None = None,
+        input_data: Any = None,
+        max_executions: int = 0,
+        execution_count: int = 0,
+        workflow_incoming: Sequence[Sequence[str]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.event = dict(event or {})
+        self.input_data = input_data
+        self.max_executions = max_executions
+        self.execution_count = execution_count
+        self.workflow_incoming = incoming_pairs(workflow_incoming)
+        self._killed = False
+
+    def execute(self, context: Context) -> Any:
+        check_max_executions(context, self.max_executions, self.execution_count)
+        value = gated_input(context, self.workflow_incoming, self.input_data)  # an unreached node skips here
+        return self.run_event(context, value)
+
+    @abstractmethod
+    def run_event(self, context: Context, run_input: Any) -> Any:
+        """Run the event with its input; the return value is the XCom ``return_value``."""
+
+    def run_facts(self, context: Context) -> dict[str, Any]:
+        """The event's facts with the run's own: what ``cronium.event()`` returns to a script."""
+        ti = context.get("ti")
+        dag_run = context.get("dag_run")
+        logical_date = context.get("logical_date")
+        return {
+            **self.event,
+            "airflow": {
+                "dag_id": getattr(ti, "dag_id", None),
+                "task_id": getattr(ti, "task_id", None),
+                "run_id": getattr(dag_run, "run_id", None),
+                "try_number": getattr(ti, "try_number", None),
+                "logical_date": logical_date.isoformat() if logical_date is not None else None,
+            },
+        }
+
+    @staticmethod
+    def push_results(context: Context, **values: Any) -> None:
+        """Push the run's result XComs (``condition``, ``metrics``, ``status``...), one key each."""
+        ti = context["ti"]
+        for key, value in values.items():
+            ti.xcom_push(key=key, value=value)
+
+    @property
+    def killed(self) -> bool:
+        """True once Airflow killed the task (timeout, marked failed, run stopped)."""
+        return self._killed
+
+    def on_kill(self) -> None:
+        self._killed = True
+        self.stop_run()
+
+    def stop_run(self) -> None:
+        """Stop whatever the run started (a container, remote processes); called from :meth:`on_kill`."""
+
+
+class CroniumScriptEventOperator(CroniumEventOperator):
+    """
+    A BASH, PYTHON or NODEJS script event; the siblings decide where it runs.
+
+    The script calls Cronium's runtime helpers with no import (``cronium.input()``, ``cronium.output()``,
+    ``cronium.getVariable()``, ``cronium.setVariable()``, ``cronium.setCondition()``; ``cronium_*`` in
+    Bash). Its output becomes the XCom ``return_value``, its condition the XCom ``condition``; variable
+    changes are applied to Airflow Variables (``cronium_<key>`` by default) even when the script fails.
+
+    :param language: ``BASH``, ``PYTHON`` or ``NODEJS``.
+    :param script: the script text (not templated).
+    :param environment: environment variables for the script (templated; values are masked in logs).
+    :param secret_environment: env var name -> Airflow Variable key, read at run time and masked.
+    :param variable_prefix: the Airflow Variable key prefix for Cronium variables.
+    :param scope_variables_by_owner: give each event owner (``event['userId']``) its own variables.
+    :param event_env_keys: the event's env var names; values come from the Airflow Variables
+        ``cronium_env_<eventId>_<KEY>``, else from the record file ``records_source`` (read at run time).
+    :param records_source: the record file of the event, for env var values not kept in Variables.
+    """
+
+    # The script is never templated: Cronium scripts are code whose braces mean nothing to Jinja.
+    template_fields: Sequence[str] = ("input_data", "environment")
+    template_fields_renderers = {"input_data": "json", "environment": "json"}
+
+    def __init__(
+        self,
+        *,
+        language: str,
+        script: str,
+        environment: Mapping[str, str] | None = None,
+        secret_environment: Mapping[str, str] | None = None,
+        variable_prefix: str = VARIABLE_PREFIX,
+        scope_variables_by_owner: bool = False,
+        event_env_keys: Sequence[str] = (),
+        records_source: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        language = language.upper()
+        if language not in LANGUAGES:
+            raise CroniumInvalidParameter(f"language {language!r} is not one of {', '.join(LANGUAGES)}")
+        self.language = language
+        self.script = script
+        self.environment = dict(environment or {})
+        self.secret_environment = dict(secret_environment or {})
+        self.variable_prefix = variable_prefix
+        self.scope_variables_by_owner = scope_variables_by_owner
+        self.event_env_keys = list(event_env_keys)
+        self.records_source = records_source
+
+    def run_facts(self, context: Context) -> dict[str, Any]:
+        facts = super().run_facts(context)
+        facts.setdefault("type", self.language)
+        return facts
+
+    def variables(self) -> VariableNamespace:
+        """The Cronium variables this script reads and writes."""
+        return VariableNamespace(
+            self.variable_prefix, owner=self.event.get("userId"), scope_by_owner=self.scope_variables_by_owner
+        )
+
+    def script_environment(self) -> dict[str, str]:
+        """The script's environment: its own values, its secrets and its event's env vars, all masked."""
+        from airflow.sdk import Variable
+        from airflow.sdk.log import mask_secret
+
+        env = {str(k): str(v) for k, v in self.environment.items()}
+        for name, variable_key in self.secret_environment.items():
+            env[name] = str(Variable.get(variable_key))
+        if self.event_env_keys:
+            env.update(resolve_event_env(self.event.get("id"), self.event_env_keys, self.records_source))
+        for value in env.values():
+            if value:
+                mask_secret(value)
+        event_id = self.event.get("id")
+        env["CRONIUM_EVENT_ID"] = "" if event_id is None else str(event_id)
+        env["CRONIUM_EVENT_NAME"] = str(self.event.get("name", self.task_id))
+        return env
+
+    def apply_variables(
+        self, namespace: VariableNamespace, changes: Sequence[VariableChange] | None, prefix: str = ""
+    ) -> None:
+        """Apply the script's variable changes (also after a failure, as Cronium does); log names only."""
+        if changes:
+            for line in namespace.apply(changes):
+                self.log.info("%svariable %s", prefix, line)

@@ -1,0 +1,131 @@
+"""Whether a Cronium task runs, and with what input: ``maxExecutions``, workflow connections, conditions.
+
+Every workflow node after a start node has the trigger rule ``all_done``: it waits until each parent has
+ended (succeeded, failed or been skipped), then decides, as Cronium's executor does, whether every incoming
+connection is satisfied, reading the parents' real task states and their ``condition`` XCom. A node that
+is not reached is skipped, and so are the nodes only it could enable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowSkipException
+
+from cronium_provider.naming import INPUT_PARAM
+
+SUCCESS = "success"
+FAILED = "failed"
+RAN_STATES = frozenset({SUCCESS, FAILED})
+FAILED_STATES = frozenset({FAILED, "upstream_failed"})
+
+Incoming = list[tuple[str, str]]
+
+
+def run_input(context: Context, explicit: Any = None) -> Any:
+    """``cronium.input()`` for a run: an explicit value, else the DAG run's ``conf``.
+
+    The trigger form of a Cronium DAG has one param, ``input``; a conf of exactly ``{"input": ...}`` (what
+    the form sends) hands over that value, any other conf is the input itself (``airflow dags trigger
+    --conf '{...}'``).
+    """
+    if explicit is not None:
+        return explicit
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) if dag_run is not None else None
+    if not conf:
+        return {}
+    if set(conf) == {INPUT_PARAM}:
+        return conf[INPUT_PARAM] if conf[INPUT_PARAM] is not None else {}
+    return dict(conf)
+
+
+def check_max_executions(context: Context, max_executions: int, execution_count: int) -> None:
+    """Skip the run, saying why, once the event has run ``maxExecutions`` times (0 = unlimited).
+
+    The count is the record's ``executionCount`` plus the DAG's earlier runs in Airflow.
+    """
+    if max_executions <= 0:
+        return
+    ti = context["ti"]
+    runs_so_far = max(0, int(ti.get_dr_count(dag_id=ti.dag_id)) - 1)
+    count = execution_count + runs_so_far
+    if count >= max_executions:
+        raise AirflowSkipException(
+            f"maxExecutions {max_executions} reached ({count} execution(s) so far): this run does nothing. "
+            "Raise maxExecutions in the record (or reset the count) to run the event again."
+        )
+
+
+def incoming_pairs(value: Sequence[Sequence[str]] | None) -> Incoming | None:
+    """Normalise a list of incoming connections (lists survive DAG serialisation as lists, not tuples)."""
+    return None if value is None else [(str(parent), str(kind)) for parent, kind in value]
+
+
+def task_states(context: Context, task_ids: Sequence[str]) -> dict[str, str]:
+    """The states of tasks of this DAG run, by task id (``"None"`` for one that has none yet)."""
+    ti = context["ti"]
+    found = ti.get_task_states(dag_id=ti.dag_id, task_ids=list(task_ids), run_ids=[ti.run_id])
+    per_run = found.get(ti.run_id, {})
+    return {task_id: str(per_run.get(task_id)) for task_id in task_ids}
+
+
+def connection_satisfied(connection: str, parent_state: str, condition: Any) -> bool:
+    """Cronium's rule for one incoming connection, given how its parent ended."""
+    if parent_state not in RAN_STATES:  # skipped (never reached) parents satisfy nothing
+        return False
+    if connection == "ALWAYS":
+        return True
+    if connection == "ON_SUCCESS":
+        return parent_state == SUCCESS
+    if connection == "ON_FAILURE":
+        return parent_state == FAILED
+    if connection == "ON_CONDITION":
+        return condition is True
+    raise ValueError(f"unknown connection type {connection!r}")
+
+
+def node_input(context: Context, incoming: Sequence[tuple[str, str]]) -> Any:
+    """Run the node only if every incoming connection is satisfied; return its ``cronium.input()``.
+
+    The input is the output of the last successful parent (in connection order) whose output is not null;
+    an output that is not an object arrives as ``{}``; with none, the workflow's initial input.
+    """
+    if not incoming:
+        return run_input(context)
+    ti = context["ti"]
+    parents = list(dict.fromkeys(task_id for task_id, _ in incoming))
+    states = task_states(context, parents)
+    unsatisfied = []
+    for parent, connection in incoming:
+        condition = ti.xcom_pull(task_ids=parent, key="condition") if connection == "ON_CONDITION" else None
+        if not connection_satisfied(connection, states[parent], condition):
+            unsatisfied.append(f"{parent} ({connection}, parent {states[parent]})")
+    if unsatisfied:
+        raise AirflowSkipException("Connection(s) not satisfied: " + ", ".join(unsatisfied))
+    chosen: Any = None
+    for parent in parents:
+        if states[parent] != SUCCESS:
+            continue
+        output = ti.xcom_pull(task_ids=parent, key="return_value")
+        if output is not None:
+            chosen = output if isinstance(output, dict) else {}
+    return chosen if chosen is not None else run_input(context)
+
+
+def gated_input(context: Context, incoming: Incoming | None, explicit: Any = None) -> Any:
+    """The run's input: a workflow node's (skipping it when a connection is unsatisfied), else the DAG run's."""
+    if incoming is not None:
+        return node_input(context, incoming)
+    return run_input(context, explicit)
+
+
+def require_condition(context: Context, task_id: str | None) -> None:
+    """Skip unless the task ``task_id`` set its condition to true (``cronium.setCondition(true)``)."""
+    if task_id is None:
+        return
+    condition = context["ti"].xcom_pull(task_ids=task_id, key="condition")
+    if condition is not True:
+        raise AirflowSkipException(f"{task_id} did not set its condition to true (condition: {condition!r})")

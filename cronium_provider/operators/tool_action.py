@@ -1,0 +1,156 @@
+"""The operator for Cronium TOOL_ACTION events, and the guarded delivery every tool action goes through.
+
+Each action goes through Cronium's steps: templating, ``{...parameters, ...input}`` (input wins, for
+TOOL_ACTION events), per-action validation, then the resilience guard (rate limit, circuit breaker,
+retry strategy) around the delivery. The guard's state lives in the store named by ``[cronium]
+resilience_store`` (SQLite in ``$AIRFLOW_HOME`` by default, ``redis://...`` when workers span machines),
+so every task process and worker shares it. An open circuit or an exhausted rate limit fails at once with
+a message saying when to try again; the task's own retries then apply.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk import Context
+
+from cronium_provider.exceptions import CroniumInvalidParameter, InvalidCredentials
+from cronium_provider.naming import VARIABLE_PREFIX, tool_conn_id
+from cronium_provider.operators.event import CroniumEventOperator
+from cronium_provider.tools.catalogue import DEFAULT_ACTION
+from cronium_provider.tools.delivery import sender, tool_type_of_connection, validate
+from cronium_provider.tools.templates import render
+from cronium_provider.variables import VariableNamespace
+
+
+def resilience_store_url() -> str | None:
+    from airflow.providers.common.compat.sdk import conf
+
+    value = conf.get("cronium", "resilience_store", fallback=None)
+    return str(value) if value else None
+
+
+def deliver_tool_action(
+    log: Any,
+    *,
+    conn_id: str,
+    tool_type: str | None,
+    action_id: str | None,
+    parameters: Mapping[str, Any],
+    event: Mapping[str, Any],
+    run_input: Any,
+    condition: bool | None,
+    variable_prefix: str = VARIABLE_PREFIX,
+    retry_strategy: str | None = None,
+) -> dict[str, Any]:
+    """Template, validate and send one action through the resilience guard; Cronium's result object."""
+    if tool_type is None:
+        from airflow.sdk import BaseHook
+
+        tool_type = tool_type_of_connection(BaseHook.get_connection(conn_id))
+    action = action_id or DEFAULT_ACTION.get(tool_type, "send-webhook")
+    namespace = VariableNamespace(variable_prefix)
+
+    def variable(key: str) -> Any:
+        from airflow.sdk import Variable
+
+        return namespace.decode(Variable.get(namespace.airflow_key(key), default=None))
+
+    params = render(dict(parameters), event=event, input=run_input, condition=condition, variable=variable)
+    validate(tool_type, action, params)
+    from cronium_provider.resilience import ErrorKind, ToolActionGuard, classify, store_from_url
+
+    guard = ToolActionGuard(store_from_url(resilience_store_url()))
+    send = sender(tool_type, action)
+    started = time.monotonic()
+    log.info("%s %s through %s", tool_type, action, conn_id)
+    try:
+        delivery = guard.run(
+            lambda: send(conn_id, params),
+            user_id=str(event.get("userId") or "default"),
+            tool_type=tool_type,
+            credential_id=conn_id,
+            strategy=retry_strategy,
+            on_retry=lambda attempt, exc, delay: log.warning(
+                "attempt %d failed (%s); retrying in %.1f s", attempt, exc, delay
+            ),
+        )
+    except Exception as exc:
+        if classify(exc) is ErrorKind.AUTH and not isinstance(exc, InvalidCredentials):
+            # the tool refused the credential: retrying the task with the same connection cannot help
+            raise InvalidCredentials(f"{tool_type} refused the credential of connection {conn_id}: {exc}") from exc
+        raise
+    return {
+        "actionId": action,
+        "actionName": f"{tool_type} {action}",
+        "executionTime": round(time.monotonic() - started, 3),
+        "result": {"status": delivery.status, "detail": delivery.detail},
+        "parameters": params,
+        "timestamp": datetime.now(UTC).isoformat(),
+    }
+
+
+class CroniumToolActionOperator(CroniumEventOperator):
+    """
+    Run a Cronium tool action (Slack, Discord, Teams, email or a webhook) through the Airflow providers.
+
+    The XCom ``return_value`` is ``{actionId, actionName, executionTime, result, parameters, timestamp}``.
+    Every parameter of :class:`~cronium_provider.operators.event.CroniumEventOperator` applies, and:
+
+    :param tool_type: ``slack``, ``discord``, ``teams``, ``email`` or ``webhook``; default: from the
+        connection (its type, or its extra ``tool_type``).
+    :param action_id: e.g. ``slack-send-message``; default: the tool's message action.
+    :param tool_id: Cronium's tool id; the credential is the Airflow connection ``cronium_tool_<toolId>``.
+    :param parameters: the action's parameters, with Cronium's ``{{cronium.*}}`` templates.
+    :param conn_id: another connection than ``cronium_tool_<toolId>``.
+    :param merge_input: lay the run's input over the parameters (Cronium does for TOOL_ACTION events).
+    :param retry_strategy: ``standard`` (default), ``aggressive`` or ``conservative``.
+    :param variable_prefix: the Airflow Variable key prefix of ``{{cronium.getVariable}}``.
+    """
+
+    ui_color = "#fff2cc"
+
+    def __init__(
+        self,
+        *,
+        tool_type: str | None = None,
+        action_id: str | None = None,
+        tool_id: int | str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        conn_id: str | None = None,
+        merge_input: bool = True,
+        retry_strategy: str | None = None,
+        variable_prefix: str = VARIABLE_PREFIX,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if conn_id is None and tool_id is None:
+            raise CroniumInvalidParameter("a tool action needs tool_id (or conn_id)")
+        self.tool_type = tool_type.lower() if tool_type else None
+        self.action_id = action_id
+        self.tool_id = tool_id
+        self.parameters = dict(parameters or {})
+        self.conn_id = conn_id or tool_conn_id(tool_id)
+        self.merge_input = merge_input
+        self.retry_strategy = retry_strategy
+        self.variable_prefix = variable_prefix
+
+    def run_event(self, context: Context, run_input: Any) -> Any:
+        params = dict(self.parameters)
+        if self.merge_input and isinstance(run_input, Mapping):
+            params.update(run_input)
+        return deliver_tool_action(
+            self.log,
+            conn_id=self.conn_id,
+            tool_type=self.tool_type,
+            action_id=self.action_id,
+            parameters=params,
+            event=self.event,
+            run_input=run_input,
+            condition=None,
+            variable_prefix=self.variable_prefix,
+            retry_strategy=self.retry_strategy,
+        )

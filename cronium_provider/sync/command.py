@@ -1,0 +1,159 @@
+"""``cronium-airflow sync`` itself: runs fetch, transform and store in order, reports each step, redacts errors."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+from cronium_provider.exceptions import SyncFailed
+from cronium_provider.naming import CRONIUM_DEFAULT_CONN_ID
+from cronium_provider.records.validation import RecordSet
+from cronium_provider.sync.store import store_env_values, store_servers, write_atomically
+from cronium_provider.sync.transform import DocumentMismatch, check_document, prepare, render_document
+
+if TYPE_CHECKING:
+    from cronium_provider.hooks.cronium import CroniumHook
+
+SYNC_SUBDIR = "cronium-api"
+SYNC_FILE = "records.json"
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1  # the file was written, but some records were invalid and left out
+EXIT_FAILED = 2  # nothing was changed
+
+
+def _folder_problems(records_dir: Path, target: Path) -> list[str]:
+    """What the DAG processor will report about the written file next to the folder's other record files
+    (a record defined both here and in a hand-written file, say)."""
+    from cronium_provider.records.validation import load_records
+
+    try:
+        loaded = load_records([records_dir])
+    except Exception as exc:  # a warning only: the sync itself is done
+        return [f"could not re-read {records_dir}: {type(exc).__name__}"]
+    return [str(error) for error in loaded.errors if str(target) in str(error)]
+
+
+def _server_secrets(servers: RecordSet) -> list[str]:
+    return [
+        secret.get_secret_value()
+        for server in servers.servers.values()
+        for secret in (server.ssh_key, server.password)
+        if secret is not None
+    ]
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def run_sync(
+    records_dir: Path,
+    conn_id: str = CRONIUM_DEFAULT_CONN_ID,
+    timeout: float = 30.0,
+    with_workflows: bool = True,
+    known_hosts: Path | None = None,
+    out: TextIO | None = None,
+    hook_factory: Callable[..., CroniumHook] | None = None,
+) -> int:
+    """The whole sync; returns the exit code (0 ok, 1 written with records left out, 2 nothing changed)."""
+    stream = out or sys.stdout
+
+    def say(line: str) -> None:
+        stream.write(line + "\n")
+
+    target = Path(records_dir) / SYNC_SUBDIR / SYNC_FILE
+    try:
+        if hook_factory is None:
+            from cronium_provider.hooks.cronium import CroniumHook
+
+            hook_factory = CroniumHook
+        hook = hook_factory(conn_id, timeout=timeout)
+        snapshot = hook.fetch_snapshot(with_workflows=with_workflows)
+    except Exception as exc:
+        hint = ""
+        if getattr(exc, "status", None) in (401, 403):
+            hint = f"; check the API token (the password of the Airflow connection {conn_id})"
+        say(f"error: sync from Cronium (connection {conn_id}) failed: {_describe(exc)}{hint}")
+        say(f"nothing changed: {target} and the Airflow Variables are as they were")
+        return EXIT_FAILED
+    say(
+        f"fetched {_count(len(snapshot.events), 'event')}, {_count(len(snapshot.workflows), 'workflow')} and "
+        f"{_count(len(snapshot.servers), 'server')} from {_safe_url(snapshot.base_url) or conn_id} "
+        f"({_count(snapshot.detail_calls, 'detail request')})"
+    )
+
+    try:
+        prepared = prepare(snapshot)
+        text = render_document(prepared.document)
+    except Exception as exc:  # not expected: validation reports problems instead of raising
+        say(f"error: sync failed while checking the records: {type(exc).__name__}")
+        say(f"nothing changed: {target} and the Airflow Variables are as they were")
+        return EXIT_FAILED
+    records = prepared.records
+    for error in records.errors:
+        say(f"left out: {error}")
+    for note in prepared.notes:
+        say(f"note: {note}")
+    try:
+        try:
+            check_document(text, records)
+        except DocumentMismatch as exc:
+            raise SyncFailed(str(exc)) from exc
+        store_env_values(prepared.env_values)
+        for name in sorted(prepared.env_values):
+            say(f"set Variable {name}")
+        server_lines = store_servers(prepared.servers_with_credentials, known_hosts) if records.servers else []
+        for line in server_lines:
+            say(line)
+        changed = write_atomically(target, text)
+    except Exception as exc:
+        secrets = [*prepared.env_values.values(), *_server_secrets(prepared.servers_with_credentials)]
+        say(f"error: sync failed: {_describe(exc, secrets)}")
+        say(f"{target} is as it was")
+        return EXIT_FAILED
+    counts = (
+        f"{_count(len(records.events), 'event')}, {_count(len(records.workflows), 'workflow')}, "
+        f"{_count(len(records.servers), 'server')}"
+    )
+    say(f"{'wrote' if changed else 'unchanged'} {target}: {counts}")
+    for problem in _folder_problems(Path(records_dir), target):
+        say(f"warning: {problem}")
+    say(
+        f"synced: {counts}; {_count(len(records.errors), 'problem')} (records left out); "
+        f"{_count(len(prepared.env_values), 'Variable')} set; "
+        f"{_count(len(prepared.servers_with_credentials.servers), 'SSH connection')} updated"
+    )
+    return EXIT_OK if records.ok else EXIT_PARTIAL
+
+
+def _describe(exc: BaseException, secrets: Iterable[str] = ()) -> str:
+    """
+    One line for the user: the hook's errors say which request failed and why.
+
+    A database error shows its driver's message only (SQLAlchemy's text would carry the statement's
+    parameters), and any secret value that still shows up is replaced by ``***``.
+    """
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if orig is not None else str(exc)
+    for marker in ("[SQL:", "[parameters:", "(Background on this error"):
+        text = text.split(marker, 1)[0]
+    text = " ".join(text.split()) or type(exc).__name__
+    for secret in secrets:
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    text = f"{type(exc).__name__}: {text}" if orig is not None else text
+    return text if len(text) <= 400 else text[:400] + "..."
+
+
+def _safe_url(url: str) -> str:
+    """The base URL without any user:password part."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

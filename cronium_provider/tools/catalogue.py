@@ -1,0 +1,31 @@
+"""Which Cronium tools and actions the provider runs: pure data, read by validation and by delivery."""
+
+from __future__ import annotations
+
+SUPPORTED = {
+    "slack": ("slack-send-message",),
+    "discord": ("discord-send-message",),
+    "teams": ("send-message", "send-card"),
+    "email": ("send-email",),
+    "webhook": ("send-webhook", "webhook", "send"),
+}
+NOT_SUPPORTED = ("google-sheets", "notion", "trello")
+DEFAULT_ACTION = {
+    "slack": "slack-send-message",
+    "discord": "discord-send-message",
+    "teams": "send-message",
+    "email": "send-email",
+    "webhook": "send-webhook",
+}
+
+
+def unsupported_reason(tool_type: str, action_id: str) -> str | None:
+    """Why the provider cannot run ``action_id`` of ``tool_type``, or None when it can."""
+    tool = tool_type.lower()
+    if tool in NOT_SUPPORTED:
+        return f"tool '{tool}' is not supported by airflow-provider-cronium (supported: {', '.join(SUPPORTED)})"
+    if tool not in SUPPORTED:
+        return f"unknown tool '{tool_type}'; supported: {', '.join(SUPPORTED)}"
+    if tool != "webhook" and action_id not in SUPPORTED[tool]:
+        return f"tool '{tool}' has no action '{action_id}'; actions: {', '.join(SUPPORTED[tool])}"
+    return None
