@@ -2,14 +2,18 @@
 
 The models accept the shapes Cronium really emits (camelCase fields, exact enum strings, headers as a
 list or an object, ``toolActionConfig`` as an object or a JSON string, workflow nodes and connections in
-table or editor shape) and normalise them. Unknown fields are ignored.
+table or editor shape, the relations ``GET /api/events/{id}`` and the workflow download nest in a record)
+and normalise them. Unknown fields are ignored. A null where Cronium's column has a default becomes that
+default (``apps/cronium-app/src/shared/schema.ts``); the workflow schedule columns have no default and are
+nullable (``schema.ts:840-841``), so a null there is only refused where Cronium's scheduler could not use it.
 """
 
 from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Any, Literal
+from functools import cache
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -77,7 +81,11 @@ class ConnectionType(StrEnum):
 
 
 class CroniumModel(BaseModel):
-    """Base of every record model: camelCase aliases, snake_case attributes, extra fields ignored."""
+    """Base of every record model: camelCase aliases, snake_case attributes, extra fields ignored.
+
+    A null in a field that has a default means that default: Cronium's columns with a default are
+    ``NOT NULL`` (``schema.ts``), and its payloads and forms send null for "not set".
+    """
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -86,6 +94,31 @@ class CroniumModel(BaseModel):
         use_enum_values=False,
         frozen=True,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_default(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        names = _defaulted_names(cls)
+        if any(value is None and key in names for key, value in data.items()):
+            data = {key: value for key, value in data.items() if not (value is None and key in names)}
+        return data
+
+
+@cache
+def _defaulted_names(model: type[BaseModel]) -> frozenset[str]:
+    """Every input name (attribute, alias, validation alias) of the fields whose default is not None."""
+    names: set[str] = set()
+    for name, info in model.model_fields.items():
+        if info.is_required() or info.get_default(call_default_factory=True) is None:
+            continue
+        names.update({name, to_camel(name)})
+        if info.alias:
+            names.add(info.alias)
+        if isinstance(info.validation_alias, str):
+            names.add(info.validation_alias)
+    return frozenset(names)
 
 
 class KeyValue(CroniumModel):
@@ -169,7 +202,9 @@ class ServerRef(CroniumModel):
 class Event(CroniumModel):
     id: int
     user_id: str | int | None = None
-    name: str = Field(min_length=1, max_length=100)
+    # events.name is varchar(255) (schema.ts:160) and the REST create accepts any length up to it
+    # (app/api/events/route.ts:20); only the tRPC form stops at 100 (shared/schemas/events.ts:54-57)
+    name: str = Field(min_length=1, max_length=255)
     description: str | None = None
     shared: bool = False
     tags: list[str] = Field(default_factory=list)
@@ -201,22 +236,33 @@ class Event(CroniumModel):
     always_events: list[ConditionalAction] = Field(default_factory=list, validation_alias="alwaysEvents")
     condition_events: list[ConditionalAction] = Field(default_factory=list, validation_alias="conditionEvents")
 
+    # other names of the action lists: the create forms' (``onSuccessActions``, app/api/events/route.ts:73)
+    # and drizzle's relation names (``onSuccessEvents``, schema.ts:720-728), which a workflow download's
+    # nested events carry beside the lists (server/storage/modules/workflows.ts:49-63, 83-85)
+    _LIST_NAMES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "successEvents": ("onSuccessActions", "onSuccessEvents"),
+        "failEvents": ("onFailActions", "onFailEvents"),
+        "alwaysEvents": ("onAlwaysActions", "onAlwaysEvents"),
+        "conditionEvents": ("onConditionActions", "onConditionEvents"),
+    }
+
     @model_validator(mode="before")
     @classmethod
     def _form_names(cls, data: Any) -> Any:
-        """Create forms name the action lists ``onSuccessActions`` and so on."""
-        if isinstance(data, dict):
-            renames = {
-                "onSuccessActions": "successEvents",
-                "onFailActions": "failEvents",
-                "onAlwaysActions": "alwaysEvents",
-                "onConditionActions": "conditionEvents",
-            }
-            if any(k in data for k in renames):
-                data = dict(data)
-                for old, new in renames.items():
-                    if old in data and new not in data:
-                        data[new] = data.pop(old)
+        """Action lists under their other names; ``eventServers`` rows when ``servers`` is absent."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name, others in cls._LIST_NAMES.items():
+            for other in others:
+                if other in data:
+                    value = data.pop(other)
+                    if data.get(name) is None:
+                        data[name] = value
+        # drizzle's event_servers rows {eventId, serverId, server} (schema.ts:376-387, events.ts:53-63)
+        rows = data.get("eventServers")
+        if data.get("servers") is None and isinstance(rows, list):
+            data["servers"] = [row.get("serverId") if isinstance(row, dict) else row for row in rows]
         return data
 
     @field_validator("http_headers", mode="before")
@@ -232,6 +278,7 @@ class Event(CroniumModel):
     @field_validator("tags", mode="before")
     @classmethod
     def _tags(cls, value: Any) -> Any:
+        value = _json_text_to_object(value)  # a jsonb column (schema.ts:209)
         return [] if value is None else value
 
     @field_validator(
@@ -357,6 +404,8 @@ class Workflow(CroniumModel):
     status: EventStatus = EventStatus.DRAFT
     trigger_type: WorkflowTriggerType = WorkflowTriggerType.MANUAL
     webhook_key: str | None = None
+    # Nullable with no default in Cronium (schema.ts:840-841): null or absent becomes 1 MINUTES here, a
+    # value that only matters for a SCHEDULE workflow without customSchedule, which must give both.
     schedule_number: int = Field(default=1, ge=1)
     schedule_unit: TimeUnit = TimeUnit.MINUTES
     custom_schedule: str | None = None
@@ -377,6 +426,35 @@ class Workflow(CroniumModel):
             data["connections"] = data.pop("edges")
         return data
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _schedule_given(cls, data: Any, handler: Any) -> Any:
+        """A SCHEDULE workflow needs ``customSchedule``, or ``scheduleNumber`` and ``scheduleUnit``.
+
+        Cronium's scheduler uses the cron text if set, else the pair only when both are set, and otherwise
+        logs "has no valid schedule configuration" and never schedules the workflow
+        (apps/cronium-app/src/lib/workflow-executor.ts:115-153); its create form refuses such an ACTIVE
+        workflow (src/shared/schemas/workflows.ts:97-117). Converting an ACTIVE or PAUSED one would invent
+        a schedule, so it is refused; a DRAFT or ARCHIVED one gets no DAG and loads.
+        """
+        model = handler(data)
+        if isinstance(data, dict) and isinstance(model, Workflow):
+            missing = missing_schedule_fields(model, data)
+            if missing:
+                raise ValueError(
+                    f"{missing[0]}: a SCHEDULE workflow without customSchedule needs scheduleNumber and "
+                    f"scheduleUnit; {' and '.join(missing)} "
+                    f"{'is' if len(missing) == 1 else 'are'} not set, and Cronium never schedules such a "
+                    "workflow (set them or customSchedule, or make the trigger MANUAL)"
+                )
+        return model
+
+    @field_validator("tags", "override_server_ids", mode="before")
+    @classmethod
+    def _json_lists(cls, value: Any) -> Any:
+        """jsonb columns (schema.ts:850, 856), sometimes still JSON text."""
+        return _json_text_to_object(value)
+
     @field_validator("tags", "nodes", "connections", "override_server_ids", mode="before")
     @classmethod
     def _null_lists(cls, value: Any) -> Any:
@@ -386,6 +464,19 @@ class Workflow(CroniumModel):
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+
+def missing_schedule_fields(workflow: Workflow, data: dict[str, Any]) -> list[str]:
+    """The schedule fields an ACTIVE or PAUSED SCHEDULE workflow lacks (``data`` is its input)."""
+    if workflow.trigger_type is not WorkflowTriggerType.SCHEDULE or workflow.custom_schedule:
+        return []
+    if workflow.status not in (EventStatus.ACTIVE, EventStatus.PAUSED):
+        return []
+    return [
+        alias
+        for alias, name in (("scheduleNumber", "schedule_number"), ("scheduleUnit", "schedule_unit"))
+        if data.get(alias, data.get(name)) is None
+    ]
 
 
 RecordKind = Literal["event", "workflow", "server"]

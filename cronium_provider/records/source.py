@@ -1,7 +1,12 @@
 """Read Cronium records from a directory tree of ``.json``, ``.yaml`` and ``.yml`` files.
 
 A file holds one record (``{"kind": "event" | "workflow" | "server", ...}``), a list of such records, or
-a bundle ``{"events": [...], "workflows": [...], "servers": [...]}`` as a Cronium export writes it.
+a bundle ``{"events": [...], "workflows": [...], "servers": [...]}``. Files exactly as Cronium produces
+them load too: a record with no ``kind`` is recognised by its shape, as Cronium's downloads and API write
+it: one bare event or workflow object, or a bare array of them (tRPC ``events.download`` and
+``workflows.download``, apps/cronium-app/src/server/api/routers/events.ts:816-848 and workflows.ts:640-679;
+``GET /api/events`` and ``GET /api/events/{id}``). The event a workflow node carries nested
+(``nodes[].event``, server/storage/modules/workflows.ts:38-67) is read as an event record as well.
 YAML is read with a safe loader. A file that cannot be read is reported and the others still load.
 """
 
@@ -20,6 +25,8 @@ from cronium_provider.records.errors import RecordError
 RECORD_SUFFIXES = (".json", ".yaml", ".yml")
 BUNDLE_KEYS = {"events": "event", "workflows": "workflow", "servers": "server"}
 KINDS = ("event", "workflow", "server")
+# keys only a workflow row or a workflow with relations has (schema.ts:828-863, storage/modules/workflows.ts:31-114)
+WORKFLOW_KEYS = frozenset({"nodes", "connections", "edges", "webhookKey", "overrideEventServers", "overrideServerIds"})
 
 try:  # libyaml's loader is much faster and just as safe
     _SafeLoader: Any = yaml.CSafeLoader
@@ -35,10 +42,16 @@ class RawRecord:
     kind: str
     data: dict[str, Any]
     position: str  # where in the file, e.g. "events[3]", for records with no usable id
+    nested: bool = False  # an event nested in a workflow node (``position`` ends in ``.event``)
 
     @property
     def record_id(self) -> Any:
         return self.data.get("id")
+
+    @property
+    def place(self) -> str:
+        """Where the record is, for messages: the file, and the position of a nested record."""
+        return f"{self.path} ({self.position})" if self.nested else self.path
 
 
 def iter_record_files(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -79,11 +92,29 @@ def _describe(exc: Exception) -> str:
     return f"cannot be read: {exc}"
 
 
+def kind_by_shape(doc: dict[str, Any]) -> str | None:
+    """The kind of a record given with no ``kind``, told by its fields, or None when they tell nothing.
+
+    Workflows have ``nodes``/``connections`` (or their other row columns) and no ``type``; events have
+    ``type`` (schema.ts:163); servers have ``address`` (schema.ts:239).
+    """
+    if "type" not in doc and WORKFLOW_KEYS & doc.keys():
+        return "workflow"
+    if "type" in doc:
+        return "event"
+    if "address" in doc:
+        return "server"
+    return None
+
+
 def records_in_document(path: str, doc: Any) -> tuple[list[RawRecord], list[RecordError]]:
     """Split one parsed file into raw records; shapes that are neither a record nor a bundle are errors."""
     records: list[RecordError | RawRecord] = []
     if isinstance(doc, dict) and "kind" in doc:
         records.append(_single(path, doc, "record"))
+    elif isinstance(doc, dict) and kind_by_shape(doc) is not None:
+        # a bare event also has a 'servers' list, so the shape is looked at before the bundle keys
+        records.append(RawRecord(path, str(kind_by_shape(doc)), doc, "record"))
     elif isinstance(doc, dict) and any(key in doc for key in BUNDLE_KEYS):
         for key, kind in BUNDLE_KEYS.items():
             items = doc.get(key)
@@ -100,22 +131,92 @@ def records_in_document(path: str, doc: Any) -> tuple[list[RawRecord], list[Reco
                     records.append(RecordError(path, f"{position} is {type(item).__name__}, expected an object"))
     elif isinstance(doc, list):
         for index, item in enumerate(doc):
+            position = f"[{index}]"
+            if item is None:
+                continue  # Cronium's multi-event download keeps a vanished event as null (routers/events.ts:840-848)
             if isinstance(item, dict) and "kind" in item:
-                records.append(_single(path, item, f"[{index}]"))
+                records.append(_single(path, item, position))
+            elif isinstance(item, dict) and kind_by_shape(item) is not None:
+                records.append(RawRecord(path, str(kind_by_shape(item)), item, position))
+            elif isinstance(item, dict):
+                records.append(
+                    RecordError(
+                        path,
+                        f"{position} is not a record: it has no 'kind', and its fields match no event ('type'), "
+                        "workflow ('nodes', 'connections') or server ('address')",
+                        kind="record",
+                        record_id=_plain_id(item.get("id")),
+                    )
+                )
             else:
-                records.append(RecordError(path, f"[{index}] is not a record with a 'kind'"))
+                records.append(RecordError(path, f"{position} is not a record with a 'kind' ({type(item).__name__})"))
     elif doc is None:
         pass  # an empty file holds no record
     else:
         records.append(
             RecordError(
                 path,
-                "not a record (an object with 'kind': event, workflow or server) nor a bundle "
-                "(an object with 'events', 'workflows' or 'servers' lists)",
+                "not a record (an object with 'kind': event, workflow or server, or an event or workflow as "
+                "Cronium writes it) nor a bundle (an object with 'events', 'workflows' or 'servers' lists)",
             )
         )
     raws = [r for r in records if isinstance(r, RawRecord)]
     errors = [r for r in records if isinstance(r, RecordError)]
+    nested: list[RawRecord] = []
+    for raw in raws:
+        if raw.kind == "workflow":
+            found, problems = nested_events(raw)
+            nested.extend(found)
+            errors.extend(problems)
+    return raws + nested, errors
+
+
+def _plain_id(value: Any) -> int | str | None:
+    return value if isinstance(value, int | str) and not isinstance(value, bool) else None
+
+
+def nested_events(workflow: RawRecord) -> tuple[list[RawRecord], list[RecordError]]:
+    """The events a workflow's nodes carry nested (``nodes[i].event``), as event records of the same file.
+
+    Cronium's workflow download nests each node's event with its relations
+    (apps/cronium-app/src/server/storage/modules/workflows.ts:38-67, 75-109); a node whose event is
+    missing has no ``event`` key (line 105-108).
+    """
+    raws: list[RawRecord] = []
+    errors: list[RecordError] = []
+    nodes = workflow.data.get("nodes")
+    if not isinstance(nodes, list):
+        return raws, errors
+    prefix = "" if workflow.position == "record" else workflow.position + "."
+    for index, node in enumerate(nodes):
+        if not isinstance(node, dict) or node.get("event") is None:
+            continue
+        event = node["event"]
+        field = f"nodes[{index}].event"
+        if not isinstance(event, dict):
+            errors.append(
+                RecordError(
+                    workflow.path,
+                    f"is {type(event).__name__}, expected the node's event as an object",
+                    "workflow",
+                    _plain_id(workflow.record_id) or f"at {workflow.position}",
+                    field,
+                )
+            )
+            continue
+        node_event = node.get("eventId")
+        if node_event is not None and event.get("id") is not None and event.get("id") != node_event:
+            errors.append(
+                RecordError(
+                    workflow.path,
+                    f"the nested event is event {event.get('id')!r} but the node points at event {node_event!r}",
+                    "workflow",
+                    _plain_id(workflow.record_id) or f"at {workflow.position}",
+                    field + ".id",
+                )
+            )
+            continue
+        raws.append(RawRecord(workflow.path, "event", event, prefix + field, nested=True))
     return raws, errors
 
 

@@ -2,16 +2,28 @@
 
 A bad record is left out and reported; every good record still loads. Messages never carry the value of
 a secret field (env var values, server keys and passwords).
+
+An event nested in a workflow node and the same event given on its own (or nested elsewhere) are one
+record: the copy given on its own is kept, else the first. Copies that differ are reported, naming both
+places. A nested copy is what Cronium's workflow download holds, which is not the whole event: its
+``conditionEvents`` is always empty (server/storage/modules/workflows.ts:86) and its env var values are
+the encrypted column values (``envVars: true`` at workflows.ts:42, while ``GET /api/events/{id}`` decrypts
+them, storage/modules/variables.ts:18-34); the comparison leaves both aside, and a kept nested copy whose
+env var values look encrypted is refused.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
 from cronium_provider.records.errors import RecordError
 from cronium_provider.records.models import (
@@ -99,6 +111,81 @@ def _schedule_errors(raw: RawRecord, model: Event | Workflow) -> list[RecordErro
     except ScheduleError as exc:
         return [RecordError(raw.path, str(exc), raw.kind, model.id, exc.field)]
     return []
+
+
+def _located(raw: RawRecord, errors: list[RecordError]) -> list[RecordError]:
+    """Errors of a nested record also say where in the file it is."""
+    if not raw.nested:
+        return errors
+    return [replace(e, message=f"{e.message} (the event nested at {raw.position})") for e in errors]
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/=]+")
+
+
+def looks_encrypted(value: str) -> bool:
+    """True for text Cronium itself takes for its AES-GCM ciphertext: base64, at least 50 characters,
+    holding at least IV + tag + 1 bytes (apps/cronium-app/src/lib/encryption-service.ts:80-101)."""
+    if len(value) < 50 or not _BASE64.fullmatch(value):
+        return False
+    try:
+        return len(base64.b64decode(value, validate=True)) >= 33
+    except (binascii.Error, ValueError):
+        return False
+
+
+# moves with every run, so two downloads of one event may differ in it
+_NOT_COMPARED = frozenset({"execution_count", "condition_events", "env_vars"})
+
+
+def event_differences(a: Event, b: Event) -> list[str]:
+    """The fields (camelCase) in which two copies of one event differ, as far as a nested copy can say."""
+    fields = [
+        to_camel(name)
+        for name in Event.model_fields
+        if name not in _NOT_COMPARED and getattr(a, name) != getattr(b, name)
+    ]
+    if sorted(v.key for v in a.env_vars) != sorted(v.key for v in b.env_vars):
+        fields.append("envVars")
+    else:
+        values_a = {v.key: v.value.get_secret_value() for v in a.env_vars}
+        values_b = {v.key: v.value.get_secret_value() for v in b.env_vars}
+        if any(
+            values_a[k] != values_b[k] and not looks_encrypted(values_a[k]) and not looks_encrypted(values_b[k])
+            for k in values_a
+        ):
+            fields.append("envVars")
+    return fields
+
+
+def _conflict(kept: RawRecord, other: RawRecord, event_id: int, fields: list[str]) -> RecordError:
+    which = "the one given on its own" if not kept.nested else "the first copy"
+    return RecordError(
+        other.path,
+        f"the event nested at {other.position} differs from event {event_id} in {kept.place} "
+        f"in {', '.join(fields)}; {which} is kept",
+        "event",
+        event_id,
+        ", ".join(fields),
+    )
+
+
+def _encrypted_env_errors(raw: RawRecord, event: Event) -> list[RecordError]:
+    errors: list[RecordError] = []
+    for i, var in enumerate(event.env_vars):
+        if looks_encrypted(var.value.get_secret_value()):
+            errors.append(
+                RecordError(
+                    raw.path,
+                    f"the value of env var {var.key!r} looks encrypted: Cronium's workflow download carries "
+                    "its events' env vars as stored, encrypted; add the event as GET /api/events/{id} returns "
+                    f"it (decrypted), which is then used instead (the event nested at {raw.position})",
+                    "event",
+                    event.id,
+                    f"envVars[{i}].value",
+                )
+            )
+    return errors
 
 
 def _validate_one(raw: RawRecord) -> tuple[CroniumModel | None, list[RecordError]]:
@@ -295,51 +382,70 @@ def _event_errors(path: str, event: Event, events: set[int], servers: set[int]) 
 def validate_records(raws: Iterable[RawRecord], errors: list[RecordError] | None = None) -> RecordSet:
     """Typed records from raw ones, with duplicate, reference and cycle checks across the whole set."""
     result = RecordSet(errors=list(errors or []))
-    typed: dict[str, dict[int, tuple[str, Any]]] = {"event": {}, "workflow": {}, "server": {}}
+    copies: dict[str, dict[int, list[tuple[RawRecord, Any]]]] = {"event": {}, "workflow": {}, "server": {}}
     for raw in raws:
         model, problems = _validate_one(raw)
         if model is None:
-            result.errors.extend(problems)
+            result.errors.extend(_located(raw, problems))
             continue
         record_id: int = model.id  # type: ignore[attr-defined]
-        bucket = typed[raw.kind]
-        if record_id in bucket:
-            first_path = bucket[record_id][0]
-            result.errors.append(
-                RecordError(
-                    raw.path,
-                    f"duplicate id: {raw.kind} {record_id} is already defined in {first_path}",
-                    raw.kind,
-                    record_id,
-                    "id",
-                )
-            )
-            continue
-        bucket[record_id] = (raw.path, model)
+        copies[raw.kind].setdefault(record_id, []).append((raw, model))
 
-    for server_id, (path, server) in typed["server"].items():
+    typed: dict[str, dict[int, tuple[RawRecord, Any]]] = {"event": {}, "workflow": {}, "server": {}}
+    for kind, by_id in copies.items():
+        for record_id, found in by_id.items():
+            # a record given on its own wins over copies nested in workflow nodes; else the first copy
+            kept = next((c for c in found if not c[0].nested), found[0])
+            typed[kind][record_id] = kept
+            for raw, model in found:
+                if raw is kept[0]:
+                    continue
+                if raw.nested and isinstance(model, Event):
+                    differences = event_differences(kept[1], model)
+                    if differences:
+                        result.errors.append(_conflict(kept[0], raw, record_id, differences))
+                    continue
+                result.errors.append(
+                    RecordError(
+                        raw.path,
+                        f"duplicate id: {kind} {record_id} is already defined in {kept[0].place}",
+                        kind,
+                        record_id,
+                        "id",
+                    )
+                )
+
+    for server_id, (raw, server) in typed["server"].items():
         result.servers[server_id] = server
-        result.origins[("server", server_id)] = path
+        result.origins[("server", server_id)] = raw.path
+
+    candidates: dict[int, tuple[RawRecord, Event]] = {}
+    for event_id, (raw, event) in typed["event"].items():
+        problems = _encrypted_env_errors(raw, event) if raw.nested else []
+        if problems:
+            result.errors.extend(problems)
+        else:
+            candidates[event_id] = (raw, event)
 
     # Events may reference each other through SCRIPT actions; drop bad ones until the set is stable.
-    candidates = dict(typed["event"])
     while True:
         ids = set(candidates)
         bad: dict[int, list[RecordError]] = {}
-        for event_id, (path, event) in candidates.items():
-            problems = _event_errors(path, event, ids, set(result.servers))
+        for event_id, (raw, event) in candidates.items():
+            problems = _event_errors(raw.path, event, ids, set(result.servers))
             if problems:
-                bad[event_id] = problems
+                bad[event_id] = _located(raw, problems)
         if not bad:
             break
         for event_id, problems in bad.items():
             result.errors.extend(problems)
             del candidates[event_id]
-    for event_id, (path, event) in candidates.items():
+    for event_id, (raw, event) in candidates.items():
         result.events[event_id] = event
-        result.origins[("event", event_id)] = path
+        result.origins[("event", event_id)] = raw.path
 
-    for wf_id, (path, wf) in typed["workflow"].items():
+    for wf_id, (raw, wf) in typed["workflow"].items():
+        path = raw.path
         problems = _workflow_errors(path, wf, set(result.events))
         if wf.override_event_servers:
             for i, server_id in enumerate(wf.override_server_ids):
