@@ -63,6 +63,8 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"{dag.dag_id}  [{state}, {schedule}]  {dag.name}\n")
             for task in dag.tasks:
                 out.write(f"  {task.task_id:<20} {task.kind:<14} {task.trigger_rule:<12} {task.display_name}\n")
+            for note in dag.notes:
+                out.write(f"  note: {note}\n")
         for skipped in plan.not_built:
             out.write(f"{skipped.dag_id}  not built: {skipped.reason}\n")
         for error in records.errors:

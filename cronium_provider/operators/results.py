@@ -38,7 +38,8 @@ class CroniumWorkflowResultOperator(BaseOperator):
 
     Under Cronium's rule (``result_rule="cronium"``) the run fails when any node that ran failed, even when
     an ``ON_FAILURE`` branch handled it; nodes never reached do not count. Under ``"airflow"`` it fails only
-    when a leaf node failed, as an Airflow DAG run would.
+    when a leaf node failed, as an Airflow DAG run would. A workflow with no nodes fails with
+    ``no_nodes_message``, as Cronium ends such a run as FAILURE.
     """
 
     ui_color = "#eeeeee"
@@ -49,10 +50,12 @@ class CroniumWorkflowResultOperator(BaseOperator):
         node_task_ids: Sequence[str],
         leaf_task_ids: Sequence[str],
         result_rule: str = "cronium",
+        no_nodes_message: str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("trigger_rule", "all_done")
         super().__init__(**kwargs)
+        self.no_nodes_message = no_nodes_message
         if result_rule not in ("cronium", "airflow"):
             raise CroniumInvalidParameter(f"result_rule {result_rule!r} must be 'cronium' or 'airflow'")
         self.node_task_ids = list(node_task_ids)
@@ -60,6 +63,8 @@ class CroniumWorkflowResultOperator(BaseOperator):
         self.result_rule = result_rule
 
     def execute(self, context: Context) -> Any:
+        if self.no_nodes_message is not None:
+            raise CroniumRunFailed(self.no_nodes_message)
         ti = context["ti"]
         states = task_states(context, self.node_task_ids)
         nodes: dict[str, Any] = {}

@@ -60,6 +60,7 @@ ACTION_CONNECTION = {
     "on_condition": ConnectionType.ON_CONDITION,
 }
 # How each connection type decides, in words (the plan's edge ``rule``); enforced by the node itself.
+NO_NODES_MESSAGE = "Workflow has no nodes to execute"
 CONNECTION_RULES = {
     "ALWAYS": "after the parent ends, whatever its result",
     "ON_SUCCESS": "only when the parent succeeded",
@@ -217,11 +218,13 @@ def _action_tasks(
     return tasks, edges
 
 
-def _doc(description: str | None, schedule: SchedulePlan) -> str | None:
+def _doc(description: str | None, schedule: SchedulePlan, notes: tuple[str, ...] = ()) -> str | None:
     doc = description or ""
     if schedule.note:
         doc += f"\n\nSchedule note: {schedule.note}"
-    return doc or None
+    for note in notes:
+        doc += f"\n\nNote: {note}"
+    return doc.strip() or None
 
 
 def _skipped(kind: str, dag_id: str, record_id: int, status: EventStatus, source: str) -> SkippedRecord:
@@ -235,10 +238,25 @@ def _skipped(kind: str, dag_id: str, record_id: int, status: EventStatus, source
     )
 
 
-def plan_event(event: Event, records: RecordSet) -> DagPlan:
-    """The DAG of one event: its ``run`` task, then its conditional actions (and the result step)."""
+def plan_event(event: Event, records: RecordSet, *, action_target_of: tuple[str, ...] = ()) -> DagPlan:
+    """The DAG of one event: its ``run`` task, then its conditional actions (and the result step).
+
+    A DRAFT or ARCHIVED event that is the target of a ``SCRIPT`` action (``action_target_of`` names the DAGs
+    whose actions start it) still runs when an action starts it, as in Cronium, which runs the target
+    whatever its status (apps/cronium-app/src/lib/scheduler/event-handlers.ts:386-411): its DAG has no
+    schedule and is not paused, so only those actions start it.
+    """
     source = records.origin("event", event.id)
     schedule = record_schedule(event)
+    notes: tuple[str, ...] = ()
+    is_paused = event.status is not EventStatus.ACTIVE
+    if action_target_of and event.status not in BUILT_STATUSES:
+        schedule = SchedulePlan(kind="none", start_date=schedule.start_date)
+        is_paused = False
+        notes = (
+            f"status {event.status.value}: built only as the target of conditional actions of "
+            f"{', '.join(action_target_of)}; it has no schedule and runs only when one of them starts it",
+        )
     action_tasks, action_edges = _action_tasks(event)
     return DagPlan(
         dag_id=event_dag_id(event.id),
@@ -248,13 +266,14 @@ def plan_event(event: Event, records: RecordSet) -> DagPlan:
         description=event.description,
         tags=("cronium", *[t for t in event.tags if t != "cronium"]),
         status=event.status.value,
-        is_paused=event.status is not EventStatus.ACTIVE,
+        is_paused=is_paused,
         schedule=schedule,
         source=source,
         tasks=(event_task(event, EVENT_RUN_TASK, records), *action_tasks),
         edges=tuple(action_edges),
         start_date=schedule.start_date or DEFAULT_START_DATE,
-        doc_md=_doc(event.description, schedule),
+        doc_md=_doc(event.description, schedule, notes),
+        notes=notes,
     )
 
 
@@ -297,6 +316,7 @@ def plan_workflow(workflow: Workflow, records: RecordSet) -> DagPlan:
             display_name="workflow result",
             trigger_rule="all_done",
             result_rule=workflow.result_rule,
+            no_nodes_message=None if workflow.nodes else NO_NODES_MESSAGE,
             node_task_ids=tuple(node_task_id(n.id) for n in workflow.nodes),
             leaf_task_ids=tuple(leaves),
         )
@@ -312,6 +332,10 @@ def plan_workflow(workflow: Workflow, records: RecordSet) -> DagPlan:
     ]
     edges += action_edges
     edges += [EdgePlan(leaf, WORKFLOW_RESULT_TASK, "RESULT", "after every node has ended") for leaf in leaves]
+    notes: tuple[str, ...] = ()
+    if not workflow.nodes:
+        # Cronium ends the run as FAILURE, "Workflow has no nodes to execute" (lib/workflow-executor.ts:263-286)
+        notes = (f"no nodes: every run ends as FAILURE ('{NO_NODES_MESSAGE}'), as in Cronium",)
     return DagPlan(
         dag_id=workflow_dag_id(workflow.id),
         kind="workflow",
@@ -326,18 +350,55 @@ def plan_workflow(workflow: Workflow, records: RecordSet) -> DagPlan:
         tasks=tuple(tasks),
         edges=tuple(edges),
         start_date=schedule.start_date or DEFAULT_START_DATE,
-        doc_md=_doc(workflow.description, schedule),
+        doc_md=_doc(workflow.description, schedule, notes),
+        notes=notes,
     )
 
 
+def _script_targets(event: Event) -> set[int]:
+    return {
+        action.target_event_id
+        for attribute, *_ in ACTION_LISTS
+        for action in getattr(event, attribute)
+        if action.type is ConditionalActionType.SCRIPT and action.target_event_id is not None
+    }
+
+
+def action_targets(records: RecordSet) -> dict[int, tuple[str, ...]]:
+    """Events that ``SCRIPT`` actions of built DAGs start, with those DAGs (transitively: a target's own
+    actions start their targets too)."""
+    starters: dict[int, set[str]] = {}
+    pending: list[tuple[str, Event]] = [
+        (event_dag_id(e.id), e) for e in records.events.values() if e.status in BUILT_STATUSES
+    ]
+    for wf in records.workflows.values():
+        if wf.status in BUILT_STATUSES:
+            pending += [(workflow_dag_id(wf.id), records.events[n.event_id]) for n in wf.nodes]
+    while pending:
+        dag_id, event = pending.pop()
+        for target in _script_targets(event):
+            if target not in records.events:
+                continue
+            first = target not in starters
+            starters.setdefault(target, set()).add(dag_id)
+            target_event = records.events[target]
+            if first and target_event.status not in BUILT_STATUSES:
+                pending.append((event_dag_id(target), target_event))
+    return {target: tuple(sorted(dags)) for target, dags in starters.items()}
+
+
 def build_plan(records: RecordSet) -> Plan:
-    """The plan for every valid record; DRAFT and ARCHIVED records are listed, not built."""
+    """The plan for every valid record; DRAFT and ARCHIVED records are listed, not built, unless a
+    conditional action starts them."""
     plan = Plan()
+    targets = action_targets(records)
     for event_id in sorted(records.events):
         event = records.events[event_id]
         source = records.origin("event", event_id)
         if event.status in BUILT_STATUSES:
             plan.dags.append(plan_event(event, records))
+        elif event_id in targets:
+            plan.dags.append(plan_event(event, records, action_target_of=targets[event_id]))
         else:
             plan.not_built.append(_skipped("event", event_dag_id(event_id), event_id, event.status, source))
     for wf_id in sorted(records.workflows):

@@ -41,6 +41,7 @@ class DagPlan:
     catchup: bool = False
     start_date: str = DEFAULT_START_DATE  # ISO 8601 with offset
     doc_md: str | None = None
+    notes: tuple[str, ...] = ()  # what a user should know about this DAG (shown by ``plan``)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +61,7 @@ class DagPlan:
             "catchup": self.catchup,
             "start_date": self.start_date,
             "doc_md": self.doc_md,
+            "notes": list(self.notes),
         }
 
 

@@ -317,12 +317,15 @@ class WorkflowResultSpec(TaskSpec):
     node_task_ids: tuple[str, ...]
     leaf_task_ids: tuple[str, ...]
     result_rule: str
+    no_nodes_message: str | None = None  # a workflow with no nodes: every run fails with this message
 
     def arguments(self) -> dict[str, Any]:
         args = super().arguments()
         args.update(
             node_task_ids=list(self.node_task_ids), leaf_task_ids=list(self.leaf_task_ids), result_rule=self.result_rule
         )
+        if self.no_nodes_message is not None:
+            args["no_nodes_message"] = self.no_nodes_message
         return args
 
     def details(self) -> dict[str, Any]:

@@ -1,0 +1,97 @@
+"""Cronium's rules for records the plan used to refuse to run: empty workflows and draft action targets.
+
+Each case follows Cronium's source (``addison-moore/cronium`` at the corpus commit), cited per test.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import venv_bin
+from tests.support.airflow_run import run_dag
+from tests.test_event_dags import Factory, dag_runs, new_id
+
+
+@pytest.fixture
+def factory(tmp_path: Path, capfd, monkeypatch, airflow_db) -> Factory:
+    folder = tmp_path / "records"
+    folder.mkdir()
+    return Factory(folder, capfd, monkeypatch)
+
+
+def _plan(folder: Path) -> dict:
+    proc = subprocess.run(
+        [venv_bin("cronium-airflow"), "plan", "--json", str(folder)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {d["dag_id"]: d for d in json.loads(proc.stdout)["dags"]}
+
+
+@pytest.mark.docker
+def test_a_draft_or_archived_action_target_still_runs(factory: Factory) -> None:
+    """Cronium runs a SCRIPT action's target whatever its status: ``getEventWithRelations`` then
+    ``runScriptImmediately`` with no status check (apps/cronium-app/src/lib/scheduler/event-handlers.ts:386-411).
+    The target gets a DAG with no schedule that is not paused, so only the action starts it."""
+    draft = factory.event(name="draft target", status="DRAFT", triggerType="SCHEDULE", scheduleNumber=5)
+    archived = factory.event(name="archived target", status="ARCHIVED")
+    unused = factory.event(name="draft, no action names it", status="DRAFT")
+    source = factory.event(
+        name="starts them",
+        alwaysEvents=[{"type": "SCRIPT", "targetEventId": draft["id"]}],
+        successEvents=[{"type": "SCRIPT", "targetEventId": archived["id"]}],
+    )
+    module = factory.load()
+    for target in (draft, archived):
+        dag = getattr(module, f"cronium_event_{target['id']}")
+        assert dag.is_paused_upon_creation is False
+        assert type(dag.timetable).__name__ == "NullTimetable"  # no schedule: only the action starts it
+    assert not hasattr(module, f"cronium_event_{unused['id']}")
+    plan = _plan(factory.folder)
+    assert plan[f"cronium_event_{draft['id']}"]["schedule"]["kind"] == "none"
+    assert "target of conditional actions of cronium_event_" in plan[f"cronium_event_{draft['id']}"]["notes"][0]
+
+    result = factory.run(module, source)
+    assert result.state == "success"
+    assert result.task_states == {
+        "run": "success",
+        "always_0": "success",
+        "on_success_0": "success",
+        "result": "success",
+    }
+    assert len(dag_runs(f"cronium_event_{draft['id']}")) == 1
+    assert len(dag_runs(f"cronium_event_{archived['id']}")) == 1
+    target_run = run_dag(getattr(module, f"cronium_event_{archived['id']}"), capfd=factory.capfd)
+    assert target_run.state == "success" and target_run.task_states == {"run": "success"}
+
+
+def test_a_workflow_with_no_nodes_fails_as_in_cronium(factory: Factory) -> None:
+    """Cronium ends a run of a workflow with no nodes as FAILURE, "Workflow has no nodes to execute"
+    (apps/cronium-app/src/lib/workflow-executor.ts:263-286); ``plan`` says so."""
+    workflow_id = new_id()
+    (factory.folder / "empty-workflow.json").write_text(
+        json.dumps(
+            {
+                "id": workflow_id,
+                "name": "Nothing to do",
+                "status": "ACTIVE",
+                "triggerType": "MANUAL",
+                "scheduleNumber": None,
+                "scheduleUnit": None,
+                "nodes": [],
+                "connections": [],
+            }
+        )
+    )
+    module = factory.load()
+    plan = _plan(factory.folder)
+    assert plan[f"cronium_workflow_{workflow_id}"]["notes"] == [
+        "no nodes: every run ends as FAILURE ('Workflow has no nodes to execute'), as in Cronium"
+    ]
+    result = run_dag(getattr(module, f"cronium_workflow_{workflow_id}"), capfd=factory.capfd)
+    assert result.state == "failed"
+    assert result.task_states == {"workflow_result": "failed"}
+    assert "Workflow has no nodes to execute" in result.log_text()
