@@ -147,7 +147,7 @@ def handwritten_source(records_dir: Path) -> str:
     """
     from cronium_provider.plan.build import build_plan
     from cronium_provider.records.validation import load_records
-    from cronium_provider.render.dags import OPERATORS
+    from cronium_provider.render.dags import OPERATORS, render_schedule
 
     records = load_records([records_dir])
     plan = build_plan(records)
@@ -155,15 +155,17 @@ def handwritten_source(records_dir: Path) -> str:
     out = [
         "import datetime",
         "from airflow.sdk import DAG, Param",
+        "from cronium_provider.timetables import CroniumTimetable",
         *[f"from {module} import {name}" for module, name in imports],
         "",
     ]
     for dag in plan.dags:
-        schedule = dag.schedule.airflow_schedule()
+        timetable = render_schedule(dag.schedule)
+        schedule = "None" if timetable is None else f"CroniumTimetable(**{timetable.serialize()!r})"
         out.append(
             f"with DAG(dag_id={dag.dag_id!r}, dag_display_name={dag.name!r}, "
             f"description={(dag.description or dag.name)[:200]!r}, doc_md={dag.doc_md!r}, "
-            f"schedule={schedule!r}, start_date=datetime.datetime.fromisoformat({dag.start_date!r}), "
+            f"schedule={schedule}, start_date=datetime.datetime.fromisoformat({dag.start_date!r}), "
             f"catchup={dag.catchup!r}, max_active_runs={dag.max_active_runs!r}, "
             f"is_paused_upon_creation={dag.is_paused!r}, tags={list(dag.tags)!r}, "
             "params={'input': Param({}, type=['object', 'null'], description='cronium.input() for this run')}"

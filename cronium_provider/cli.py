@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, TextIO
 
 from cronium_provider.naming import CRONIUM_DEFAULT_CONN_ID
 from cronium_provider.plan.build import build_plan
+from cronium_provider.records.schedules import ScheduleError
 from cronium_provider.records.validation import RecordSet, load_records
 
 
@@ -46,9 +48,22 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     return 1
 
 
+def default_timezone() -> str:
+    """The zone of Cronium's schedules as Airflow is configured by environment (no Airflow import)."""
+    for name in ("AIRFLOW__CRONIUM__TIMEZONE", "AIRFLOW__CORE__DEFAULT_TIMEZONE"):
+        value = os.environ.get(name, "").strip()
+        if value and value.lower() not in ("utc", "system"):
+            return value
+    return "UTC"
+
+
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     records = load_records(args.paths)
-    plan = build_plan(records)
+    try:
+        plan = build_plan(records, timezone=args.timezone or default_timezone())
+    except ScheduleError as exc:
+        out.write(f"error: --timezone: {exc}\n")
+        return 2
     data = plan.to_json()
     data["errors"] = [e.to_json() for e in records.errors]
     if args.json:
@@ -122,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="show the Airflow DAGs the records would build")
     plan.add_argument("paths", nargs="+", metavar="PATH", help="record files or folders")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="the zone of Cronium's schedules (default: $AIRFLOW__CRONIUM__TIMEZONE, "
+        "$AIRFLOW__CORE__DEFAULT_TIMEZONE, else UTC; the DAG file reads [cronium] timezone)",
+    )
     plan.set_defaults(func=cmd_plan)
     servers = sub.add_parser("servers", help="Cronium servers as Airflow SSH connections")
     servers_sub = servers.add_subparsers(dest="servers_command", required=True)

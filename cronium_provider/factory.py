@@ -31,6 +31,19 @@ def records_dir() -> Path | None:
     return Path(value) if value else None
 
 
+def schedule_timezone() -> str:
+    """``[cronium] timezone``, else Airflow's ``[core] default_timezone``: the zone of Cronium's schedules."""
+    from airflow.providers.common.compat.sdk import conf
+
+    value = conf.get("cronium", "timezone", fallback=None) or conf.get("core", "default_timezone", fallback="UTC")
+    name = str(value or "UTC")
+    if name.lower() == "system":
+        from pendulum.tz import local_timezone
+
+        return str(local_timezone().name)
+    return "UTC" if name.lower() == "utc" else name
+
+
 def build_dags(path: str | Path | None = None) -> dict[str, DAG]:
     """Every DAG the records under ``path`` (default: :func:`records_dir`) build, by dag id."""
     folder = Path(path) if path is not None else records_dir()
@@ -40,7 +53,7 @@ def build_dags(path: str | Path | None = None) -> dict[str, DAG]:
     records = load_records([folder])
     for error in records.errors:
         log.error("Cronium record left out: %s", error)
-    plan = build_plan(records)
+    plan = build_plan(records, timezone=schedule_timezone())
     dags = render_plan(plan)
     log.info(
         "Cronium: %d DAG(s) from %s (%d record(s) not built, %d error(s))",

@@ -50,6 +50,14 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "/srv/cronium/records",
                         "default": None,
                     },
+                    "timezone": {
+                        "description": "The time zone of every Cronium schedule (Cronium reads its rules in its "
+                        "server's local time, DST included); empty for Airflow's [core] default_timezone.",
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": "Europe/Berlin",
+                        "default": None,
+                    },
                     "base_url": {
                         "description": "Cronium's own URL, for the 'Cronium event' link on each task.",
                         "version_added": "0.1.0",

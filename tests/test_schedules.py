@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,25 +65,16 @@ def test_start_time_becomes_the_start_date(tmp_path: Path) -> None:
 
 
 def _next_runs(fields: dict[str, Any], tmp_path: Path, count: int = 3) -> list[datetime]:
-    """The first ``count`` run times Airflow's own timetable gives the rendered DAG."""
-    from airflow.serialization.encoders import coerce_to_core_timetable
-    from airflow.timetables.base import TimeRestriction
-
+    """The first ``count`` run times of the rendered DAG's timetable, deployed an hour before its startTime
+    (a startTime still ahead is the first run; see tests/test_schedule_times.py)."""
     from cronium_provider.render.dags import render_plan
+    from cronium_provider.timetables import first_runs
 
     (tmp_path / "e.json").write_text(json.dumps({**BASE, "id": 1, **fields}))
     records = load_records([tmp_path])
     dag = render_plan(build_plan(records))["cronium_event_1"]
-    timetable = coerce_to_core_timetable(dag.timetable)
-    restriction = TimeRestriction(earliest=dag.start_date, latest=None, catchup=True)
-    runs: list[datetime] = []
-    last = None
-    for _ in range(count):
-        info = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
-        assert info is not None
-        runs.append(info.run_after)
-        last = info.data_interval
-    return runs
+    deployed = datetime.fromisoformat(fields["startTime"].replace("Z", "+00:00")) - timedelta(hours=1)
+    return list(first_runs(dag.timetable, count, deployed))
 
 
 START = "2026-03-01T10:07:00Z"
@@ -92,12 +83,13 @@ START = "2026-03-01T10:07:00Z"
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"scheduleNumber": 15, "scheduleUnit": "MINUTES"}, ["10:15", "10:30", "10:45"]),
-        ({"scheduleNumber": 6, "scheduleUnit": "HOURS"}, ["12:00", "18:00", "00:00"]),
-        ({"scheduleNumber": 1, "scheduleUnit": "DAYS"}, ["00:00", "00:00", "00:00"]),
+        # the startTime is the first run, then the rule (Cronium: scheduler.ts:189-240)
+        ({"scheduleNumber": 15, "scheduleUnit": "MINUTES"}, ["10:07", "10:15", "10:30"]),
+        ({"scheduleNumber": 6, "scheduleUnit": "HOURS"}, ["10:07", "12:00", "18:00"]),
+        ({"scheduleNumber": 1, "scheduleUnit": "DAYS"}, ["10:07", "00:00", "00:00"]),
         ({"scheduleNumber": 45, "scheduleUnit": "SECONDS"}, ["10:07:00", "10:07:45", "10:08:30"]),
-        ({"customSchedule": "30 2 * * 1-5"}, ["02:30", "02:30", "02:30"]),
-        ({"customSchedule": "0 */20 * * * *"}, ["10:20", "10:40", "11:00"]),
+        ({"customSchedule": "30 2 * * 1-5"}, ["10:07", "02:30", "02:30"]),
+        ({"customSchedule": "0 */20 * * * *"}, ["10:07", "10:20", "10:40"]),
         ({"scheduleNumber": 90, "scheduleUnit": "MINUTES"}, ["10:07", "11:37", "13:07"]),
     ],
 )
@@ -111,9 +103,9 @@ def test_next_run_times_from_airflows_timetable(tmp_path: Path, fields, expected
 
 def test_weekday_cron_skips_the_weekend(tmp_path: Path) -> None:
     runs = _next_runs({"customSchedule": "30 2 * * 1-5", "startTime": "2026-03-06T03:00:00Z"}, tmp_path)
-    assert [r.strftime("%a %d") for r in runs] == ["Mon 09", "Tue 10", "Wed 11"]  # Fri 6 03:00 -> Monday
+    assert [r.strftime("%a %d") for r in runs] == ["Fri 06", "Mon 09", "Tue 10"]  # the start, then weekdays
 
 
 def test_days_schedule_fires_at_midnight_every_n_days(tmp_path: Path) -> None:
     runs = _next_runs({"scheduleNumber": 3, "scheduleUnit": "DAYS", "startTime": START}, tmp_path, count=4)
-    assert [r.strftime("%d %H:%M") for r in runs] == ["04 00:00", "07 00:00", "10 00:00", "13 00:00"]
+    assert [r.strftime("%d %H:%M") for r in runs] == ["01 10:07", "04 00:00", "07 00:00", "10 00:00"]

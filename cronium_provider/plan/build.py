@@ -14,7 +14,7 @@ from cronium_provider.naming import (
     server_pool,
     workflow_dag_id,
 )
-from cronium_provider.plan.models import DEFAULT_START_DATE, DagPlan, EdgePlan, Plan, SkippedRecord
+from cronium_provider.plan.models import DagPlan, EdgePlan, Plan, SkippedRecord
 from cronium_provider.plan.specs import (
     ActionSpec,
     ContainerScriptSpec,
@@ -238,7 +238,9 @@ def _skipped(kind: str, dag_id: str, record_id: int, status: EventStatus, source
     )
 
 
-def plan_event(event: Event, records: RecordSet, *, action_target_of: tuple[str, ...] = ()) -> DagPlan:
+def plan_event(
+    event: Event, records: RecordSet, *, action_target_of: tuple[str, ...] = (), timezone: str = "UTC"
+) -> DagPlan:
     """The DAG of one event: its ``run`` task, then its conditional actions (and the result step).
 
     A DRAFT or ARCHIVED event that is the target of a ``SCRIPT`` action (``action_target_of`` names the DAGs
@@ -247,11 +249,11 @@ def plan_event(event: Event, records: RecordSet, *, action_target_of: tuple[str,
     schedule and is not paused, so only those actions start it.
     """
     source = records.origin("event", event.id)
-    schedule = record_schedule(event)
+    schedule = record_schedule(event, timezone)
     notes: tuple[str, ...] = ()
     is_paused = event.status is not EventStatus.ACTIVE
     if action_target_of and event.status not in BUILT_STATUSES:
-        schedule = SchedulePlan(kind="none", start_date=schedule.start_date)
+        schedule = SchedulePlan(kind="none", start_date=schedule.start_date, timezone=timezone)
         is_paused = False
         notes = (
             f"status {event.status.value}: built only as the target of conditional actions of "
@@ -271,18 +273,17 @@ def plan_event(event: Event, records: RecordSet, *, action_target_of: tuple[str,
         source=source,
         tasks=(event_task(event, EVENT_RUN_TASK, records), *action_tasks),
         edges=tuple(action_edges),
-        start_date=schedule.start_date or DEFAULT_START_DATE,
         doc_md=_doc(event.description, schedule, notes),
         notes=notes,
     )
 
 
-def plan_workflow(workflow: Workflow, records: RecordSet) -> DagPlan:
+def plan_workflow(workflow: Workflow, records: RecordSet, timezone: str = "UTC") -> DagPlan:
     """Nodes become ``node_<id>`` tasks; a node with parents waits for all of them (``all_done``) and then
     checks Cronium's connection rules itself; a final ``workflow_result`` step records every node."""
     events = records.events
     source = records.origin("workflow", workflow.id)
-    schedule = record_schedule(workflow)
+    schedule = record_schedule(workflow, timezone)
     incoming: dict[str, list[tuple[str, str]]] = {}
     for conn in workflow.connections:
         incoming.setdefault(conn.target, []).append((node_task_id(conn.source), conn.connection_type.value))
@@ -349,7 +350,6 @@ def plan_workflow(workflow: Workflow, records: RecordSet) -> DagPlan:
         source=source,
         tasks=tuple(tasks),
         edges=tuple(edges),
-        start_date=schedule.start_date or DEFAULT_START_DATE,
         doc_md=_doc(workflow.description, schedule, notes),
         notes=notes,
     )
@@ -387,25 +387,26 @@ def action_targets(records: RecordSet) -> dict[int, tuple[str, ...]]:
     return {target: tuple(sorted(dags)) for target, dags in starters.items()}
 
 
-def build_plan(records: RecordSet) -> Plan:
+def build_plan(records: RecordSet, timezone: str = "UTC") -> Plan:
     """The plan for every valid record; DRAFT and ARCHIVED records are listed, not built, unless a
-    conditional action starts them."""
+    conditional action starts them. ``timezone`` is the zone of every Cronium schedule (``[cronium]
+    timezone``): Cronium reads its rules in its server's local time."""
     plan = Plan()
     targets = action_targets(records)
     for event_id in sorted(records.events):
         event = records.events[event_id]
         source = records.origin("event", event_id)
         if event.status in BUILT_STATUSES:
-            plan.dags.append(plan_event(event, records))
+            plan.dags.append(plan_event(event, records, timezone=timezone))
         elif event_id in targets:
-            plan.dags.append(plan_event(event, records, action_target_of=targets[event_id]))
+            plan.dags.append(plan_event(event, records, action_target_of=targets[event_id], timezone=timezone))
         else:
             plan.not_built.append(_skipped("event", event_dag_id(event_id), event_id, event.status, source))
     for wf_id in sorted(records.workflows):
         wf = records.workflows[wf_id]
         source = records.origin("workflow", wf_id)
         if wf.status in BUILT_STATUSES:
-            plan.dags.append(plan_workflow(wf, records))
+            plan.dags.append(plan_workflow(wf, records, timezone))
         else:
             plan.not_built.append(_skipped("workflow", workflow_dag_id(wf_id), wf_id, wf.status, source))
     return plan

@@ -39,7 +39,9 @@ class DagPlan:
     edges: tuple[EdgePlan, ...] = ()
     max_active_runs: int = 1
     catchup: bool = False
-    start_date: str = DEFAULT_START_DATE  # ISO 8601 with offset
+    # the DAG's start_date: a date in the past, so that a manual run is possible at once; the first
+    # scheduled run is the timetable's (the record's startTime when still ahead, else the next slot)
+    start_date: str = DEFAULT_START_DATE
     doc_md: str | None = None
     notes: tuple[str, ...] = ()  # what a user should know about this DAG (shown by ``plan``)
 

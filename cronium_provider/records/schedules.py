@@ -9,8 +9,9 @@ it is converted when an Airflow schedule can say the same thing exactly.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
@@ -39,19 +40,12 @@ class SchedulePlan:
     kind: Literal["cron", "interval", "none"]
     cron: str | None = None
     interval_seconds: int | None = None
-    start_date: str | None = None
+    start_date: str | None = None  # the record's startTime: the first run when it is still ahead
     note: str | None = None
+    timezone: str = "UTC"  # the zone the cron rule is read in (Cronium's server's local time)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-    def airflow_schedule(self) -> str | timedelta | None:
-        """The DAG's ``schedule`` argument: the cron text, the interval, or None (manual runs only)."""
-        if self.kind == "cron":
-            return self.cron
-        if self.kind == "interval" and self.interval_seconds:
-            return timedelta(seconds=self.interval_seconds)
-        return None
 
 
 def _cron_is_valid(expression: str) -> bool:
@@ -148,15 +142,25 @@ def recurring_schedule(number: int, unit: TimeUnit) -> SchedulePlan:
     )
 
 
-def parse_start_time(text: str) -> datetime:
-    """ISO time -> aware datetime (UTC when the text carries no offset)."""
+def parse_start_time(text: str, timezone: str = "UTC") -> datetime:
+    """ISO time -> aware datetime; a time with no offset is local time in ``timezone`` (as JavaScript's
+    ``new Date(text)`` reads it on Cronium's server)."""
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise ScheduleError(
             "startTime", f"'{text}' is not an ISO 8601 time (for example 2026-01-31T09:00:00Z)"
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value if value.tzinfo else value.replace(tzinfo=_zone(timezone))
+
+
+def _zone(name: str) -> tzinfo:
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ScheduleError("timezone", f"'{name}' is not a time zone name (for example Europe/Berlin)") from None
 
 
 def plan_schedule(
@@ -166,11 +170,13 @@ def plan_schedule(
     unit: TimeUnit,
     custom: str | None,
     start_time: str | None,
+    timezone: str = "UTC",
 ) -> SchedulePlan:
     """The schedule of one event or workflow; ``scheduled`` is False for MANUAL (and WEBHOOK) triggers."""
-    start = parse_start_time(start_time).isoformat() if start_time else None
+    _zone(timezone)
+    start = parse_start_time(start_time, timezone).isoformat() if start_time else None
     if not scheduled:
-        return SchedulePlan(kind="none", start_date=start)
+        return SchedulePlan(kind="none", start_date=start, timezone=timezone)
     base = convert_custom_schedule(custom) if custom else recurring_schedule(number, unit)
     return SchedulePlan(
         kind=base.kind,
@@ -178,10 +184,11 @@ def plan_schedule(
         interval_seconds=base.interval_seconds,
         start_date=start,
         note=base.note,
+        timezone=timezone,
     )
 
 
-def record_schedule(record: Event | Workflow) -> SchedulePlan:
+def record_schedule(record: Event | Workflow, timezone: str = "UTC") -> SchedulePlan:
     """The schedule of an event or workflow record (MANUAL and WEBHOOK triggers have none)."""
     return plan_schedule(
         scheduled=record.trigger_type in (EventTriggerType.SCHEDULE, WorkflowTriggerType.SCHEDULE),
@@ -189,4 +196,5 @@ def record_schedule(record: Event | Workflow) -> SchedulePlan:
         unit=record.schedule_unit,
         custom=record.custom_schedule,
         start_time=record.start_time,
+        timezone=timezone,
     )

@@ -29,6 +29,8 @@ from cronium_provider.plan.specs import (
     TriggerEventSpec,
     WorkflowResultSpec,
 )
+from cronium_provider.records.schedules import SchedulePlan
+from cronium_provider.timetables import CroniumTimetable
 
 # One row per kind of task: a new kind is one spec, one operator and one row here.
 OPERATORS: dict[type[TaskSpec], type[BaseOperator]] = {
@@ -43,6 +45,18 @@ OPERATORS: dict[type[TaskSpec], type[BaseOperator]] = {
 }
 
 
+def render_schedule(schedule: SchedulePlan) -> CroniumTimetable | None:
+    """The DAG's timetable: Cronium's rule in the plan's zone and its startTime; None for manual DAGs."""
+    if schedule.kind == "none":
+        return None
+    return CroniumTimetable(
+        cron=schedule.cron,
+        interval_seconds=schedule.interval_seconds,
+        timezone=schedule.timezone,
+        start_time=schedule.start_date,
+    )
+
+
 def render_task(spec: TaskSpec) -> BaseOperator:
     """The operator for one task spec (inside a ``with DAG(...)`` block)."""
     return OPERATORS[type(spec)](**spec.arguments())
@@ -55,7 +69,7 @@ def render_dag(plan: DagPlan) -> DAG:
         dag_display_name=plan.name,
         description=(plan.description or plan.name)[:200],
         doc_md=plan.doc_md,
-        schedule=plan.schedule.airflow_schedule(),
+        schedule=render_schedule(plan.schedule),
         start_date=datetime.fromisoformat(plan.start_date),
         catchup=plan.catchup,
         max_active_runs=plan.max_active_runs,

@@ -1,0 +1,130 @@
+"""The timetable of scheduled Cronium DAGs: Cronium's schedule in its zone, its startTime, never a missed slot.
+
+Cronium's scheduler (apps/cronium-app/src/lib/scheduler/scheduler.ts:189-240) runs an event with a
+``startTime`` in the future once at that time and then on its recurring rule, and otherwise sets the rule up
+at once; node-schedule fires a rule at its next slot, never at one that passed while nothing was
+scheduled. This timetable does the same in Airflow: the first run is ``start_time`` when that is still
+ahead, else the next slot after now; after a run the next slot after the later of that run and now, so a
+scheduler that was down never catches up. Cron rules are read in ``timezone`` (DST included), as Cronium
+reads them in its server's local time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pendulum
+from airflow.plugins_manager import AirflowPlugin
+from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction, Timetable
+from croniter import croniter
+from pendulum import DateTime
+
+
+class CroniumTimetable(Timetable):
+    """A Cronium schedule: a cron rule (read in ``timezone``) or a fixed interval, and an optional start."""
+
+    def __init__(
+        self,
+        *,
+        cron: str | None = None,
+        interval_seconds: int | None = None,
+        timezone: str = "UTC",
+        start_time: str | None = None,
+    ) -> None:
+        if (cron is None) == (interval_seconds is None):
+            raise ValueError("a Cronium timetable needs exactly one of cron and interval_seconds")
+        self.cron = cron
+        self.interval_seconds = interval_seconds
+        self.timezone = timezone
+        self.start_time = start_time
+        self._zone = pendulum.timezone(timezone)
+        self._start = pendulum.parse(start_time).in_timezone("UTC") if start_time else None  # type: ignore[union-attr]
+
+    # -- what the UI shows and what the scheduler stores ----------------------------------------------
+    @property
+    def summary(self) -> str:
+        if self.cron is not None:
+            return f"{self.cron} ({self.timezone})" if self.timezone.upper() != "UTC" else self.cron
+        return f"every {self.interval_seconds} s"
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        rule = f"cron '{self.cron}' in {self.timezone}" if self.cron else f"every {self.interval_seconds} s"
+        start = f", first run at {self.start_time} when still ahead" if self.start_time else ""
+        return f"Cronium schedule: {rule}{start}; missed slots are never run"
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "cron": self.cron,
+            "interval_seconds": self.interval_seconds,
+            "timezone": self.timezone,
+            "start_time": self.start_time,
+        }
+
+    @classmethod
+    def deserialize(cls, data: dict[str, Any]) -> Timetable:
+        return cls(
+            cron=data.get("cron"),
+            interval_seconds=data.get("interval_seconds"),
+            timezone=data.get("timezone") or "UTC",
+            start_time=data.get("start_time"),
+        )
+
+    # -- scheduling ------------------------------------------------------------------------------------
+    def next_slot(self, after: datetime) -> DateTime:
+        """The first slot strictly after ``after`` (UTC)."""
+        moment = pendulum.instance(after).in_timezone("UTC")
+        if self.interval_seconds is not None:
+            return moment.add(seconds=self.interval_seconds)
+        local = moment.in_timezone(self._zone).naive()
+        naive: datetime = croniter(self.cron, local).get_next(datetime)
+        # a wall-clock time in a DST gap moves forward, as node-schedule's does
+        return pendulum.instance(naive, tz=self._zone).in_timezone("UTC")
+
+    def infer_manual_data_interval(self, *, run_after: DateTime) -> DataInterval:
+        return DataInterval.exact(run_after)
+
+    def next_dagrun_info(
+        self, *, last_automated_data_interval: DataInterval | None, restriction: TimeRestriction
+    ) -> DagRunInfo | None:
+        return self.next_run(last_automated_data_interval, restriction, pendulum.now("UTC"))
+
+    def next_run(
+        self, last_automated_data_interval: DataInterval | None, restriction: TimeRestriction, now: DateTime
+    ) -> DagRunInfo | None:
+        """:meth:`next_dagrun_info` as seen at ``now``."""
+        if last_automated_data_interval is None:
+            if self._start is not None and self._start > now:
+                at = self._start
+            else:
+                at = self.next_slot(now)
+        else:
+            last = pendulum.instance(last_automated_data_interval.end)
+            at = self.next_slot(max(last, now) if not restriction.catchup else last)
+        if restriction.latest is not None and at > restriction.latest:
+            return None
+        return DagRunInfo.exact(at)
+
+
+def first_runs(timetable: CroniumTimetable, count: int, now: datetime) -> list[DateTime]:
+    """The next ``count`` runs the scheduler would make for a DAG deployed at ``now`` (never a missed slot)."""
+    restriction = TimeRestriction(earliest=None, latest=None, catchup=False)
+    runs: list[DateTime] = []
+    last: DataInterval | None = None
+    moment = pendulum.instance(now).in_timezone("UTC")
+    for _ in range(count):
+        info = timetable.next_run(last, restriction, moment)
+        if info is None:
+            break
+        runs.append(info.run_after)
+        last = info.data_interval
+        moment = info.run_after  # the scheduler asks again right after creating the run
+    return runs
+
+
+class CroniumTimetablesPlugin(AirflowPlugin):
+    """Registers :class:`CroniumTimetable` so that the scheduler can read DAGs that use it."""
+
+    name = "cronium_timetables"
+    timetables = [CroniumTimetable]
