@@ -95,3 +95,40 @@ def test_a_workflow_with_no_nodes_fails_as_in_cronium(factory: Factory) -> None:
     assert result.state == "failed"
     assert result.task_states == {"workflow_result": "failed"}
     assert "Workflow has no nodes to execute" in result.log_text()
+
+
+def _queue_runs(dag_id: str, count: int) -> None:
+    """Runs waiting in the queue, as three manual triggers at once leave them (max_active_runs is 1)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunType
+    from pendulum import now
+
+    with create_session() as session:
+        for index in range(count):
+            session.add(
+                DagRun(
+                    dag_id=dag_id,
+                    run_id=f"queued__{index}",
+                    run_type=DagRunType.MANUAL,
+                    state=DagRunState.QUEUED,
+                    run_after=now("UTC"),
+                    conf={},
+                )
+            )
+
+
+@pytest.mark.docker
+def test_max_executions_counts_finished_runs_never_queued_ones(factory: Factory) -> None:
+    """Cronium counts executions that happened (apps/cronium-app/src/lib/scheduler/execution-counter.ts:18-24):
+    a limit of 5 with a count of 3 runs twice more, however many runs wait in the queue."""
+    event = factory.event(maxExecutions=5, executionCount=3, content="cronium_output '{\"ran\": true}'")
+    module = factory.load()
+    dag = getattr(module, f"cronium_event_{event['id']}")
+    first = run_dag(dag, capfd=factory.capfd)  # registers the DAG; queued runs may then wait beside it
+    _queue_runs(dag.dag_id, 2)
+    second = run_dag(dag, capfd=factory.capfd)
+    third = run_dag(dag, capfd=factory.capfd)
+    assert [r.task_states["run"] for r in (first, second, third)] == ["success", "success", "skipped"]
+    assert "maxExecutions 5 reached (5 execution(s) so far)" in third.log_text()

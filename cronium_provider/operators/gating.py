@@ -42,16 +42,23 @@ def run_input(context: Context, explicit: Any = None) -> Any:
     return dict(conf)
 
 
+def executions_so_far(context: Context, execution_count: int) -> int:
+    """Cronium's count of an event's executions: the record's ``executionCount`` plus the runs of this task
+    that finished (succeeded or failed); queued, running and skipped runs are not executions."""
+    ti = context["ti"]
+    finished = ti.get_ti_count(dag_id=ti.dag_id, task_ids=[ti.task_id], states=list(RAN_STATES))
+    return execution_count + int(finished)
+
+
 def check_max_executions(context: Context, max_executions: int, execution_count: int) -> None:
     """Skip the run, saying why, once the event has run ``maxExecutions`` times (0 = unlimited).
 
-    The count is the record's ``executionCount`` plus the DAG's earlier runs in Airflow.
+    Cronium counts executions that happened and pauses the event once the count reaches the limit
+    (apps/cronium-app/src/lib/scheduler/execution-counter.ts:18-60); a run past it does nothing.
     """
     if max_executions <= 0:
         return
-    ti = context["ti"]
-    runs_so_far = max(0, int(ti.get_dr_count(dag_id=ti.dag_id)) - 1)
-    count = execution_count + runs_so_far
+    count = executions_so_far(context, execution_count)
     if count >= max_executions:
         raise AirflowSkipException(
             f"maxExecutions {max_executions} reached ({count} execution(s) so far): this run does nothing. "
