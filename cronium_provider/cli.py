@@ -87,6 +87,19 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if records.ok else 1
 
 
+def cmd_apply_status(args: argparse.Namespace, out: TextIO) -> int:
+    from cronium_provider.dag_state import apply_status
+
+    records = load_records(args.paths)
+    for error in records.errors:
+        out.write(f"error: {error}\n")
+    changes = apply_status(build_plan(records, timezone=default_timezone()))
+    for change in changes:
+        out.write(f"{change.dag_id}: {change.reason}\n")
+    out.write(f"{len(changes)} DAG(s) changed\n")
+    return 0 if records.ok else 1
+
+
 def cmd_servers_sync(args: argparse.Namespace, out: TextIO) -> int:
     from cronium_provider.sync.servers import ServerCredentials, parse_id_paths, sync_servers
 
@@ -144,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         "$AIRFLOW__CORE__DEFAULT_TIMEZONE, else UTC; the DAG file reads [cronium] timezone)",
     )
     plan.set_defaults(func=cmd_plan)
+    status = sub.add_parser(
+        "apply-status",
+        help="pause or unpause the existing DAGs as their records' status says (needs Airflow's database)",
+    )
+    status.add_argument("paths", nargs="+", metavar="PATH", help="record files or folders")
+    status.set_defaults(func=cmd_apply_status)
     servers = sub.add_parser("servers", help="Cronium servers as Airflow SSH connections")
     servers_sub = servers.add_subparsers(dest="servers_command", required=True)
     sync = servers_sub.add_parser(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import venv_bin
+from tests.conftest import airflow_env, venv_bin
 from tests.support.airflow_run import run_dag
 from tests.test_event_dags import Factory, dag_runs, new_id
 
@@ -132,3 +132,39 @@ def test_max_executions_counts_finished_runs_never_queued_ones(factory: Factory)
     third = run_dag(dag, capfd=factory.capfd)
     assert [r.task_states["run"] for r in (first, second, third)] == ["success", "success", "skipped"]
     assert "maxExecutions 5 reached (5 execution(s) so far)" in third.log_text()
+
+
+def _paused(dag_ids: list[str]) -> dict[str, bool]:
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(DagModel).filter(DagModel.dag_id.in_(dag_ids)).all()
+        return {row.dag_id: bool(row.is_paused) for row in rows}
+
+
+def test_a_status_change_in_the_records_reaches_existing_dags(factory: Factory, tmp_path: Path) -> None:
+    """ACTIVE -> PAUSED pauses, PAUSED -> ACTIVE unpauses, ACTIVE -> ARCHIVED pauses the DAG left behind;
+    ``cronium-airflow apply-status`` carries the records' status over (Cronium pauses and resumes an event
+    by its status: apps/cronium-app/src/lib/scheduler/scheduler.ts:160-186)."""
+    a = factory.event(name="a", status="ACTIVE")
+    b = factory.event(name="b", status="PAUSED")
+    c = factory.event(name="c", status="ACTIVE")
+    factory.load()
+    env = airflow_env(CRONIUM_RECORDS_DIR=str(factory.folder))
+    reserialize = [venv_bin("airflow"), "dags", "reserialize"]
+    subprocess.run(reserialize, env=env, check=True, capture_output=True, timeout=300)
+    ids = [f"cronium_event_{e['id']}" for e in (a, b, c)]
+    assert _paused(ids) == dict(zip(ids, [False, True, False], strict=True))
+
+    a["status"], b["status"], c["status"] = "PAUSED", "ACTIVE", "ARCHIVED"
+    factory.load()
+    apply = [venv_bin("cronium-airflow"), "apply-status", str(factory.folder)]
+    proc = subprocess.run(apply, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{ids[0]}: paused: the record is PAUSED" in proc.stdout
+    assert f"{ids[1]}: unpaused: the record is ACTIVE" in proc.stdout
+    assert f"{ids[2]}: paused: the record is ARCHIVED and builds no DAG" in proc.stdout
+    assert _paused(ids) == dict(zip(ids, [True, False, True], strict=True))
+    again = subprocess.run(apply, env=env, capture_output=True, text=True, timeout=300)
+    assert "0 DAG(s) changed" in again.stdout
