@@ -167,6 +167,9 @@ class ToolActionConfig(CroniumModel):
         reason = unsupported_reason(self.tool_type, self.action_id)
         if reason is not None:
             raise ValueError(reason)
+        if self.tool_id is None or (isinstance(self.tool_id, str) and not self.tool_id.strip()):
+            # the tool holds the credential; Cronium's executor looks it up by this id and fails without it
+            raise ValueError("toolId: a tool action needs the id of its tool (the credential it sends with)")
         return self
 
 

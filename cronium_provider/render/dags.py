@@ -6,6 +6,7 @@ values (env vars) are never in a DAG: operators get the keys and read the values
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from airflow.sdk import DAG, BaseOperator, Param
@@ -31,6 +32,8 @@ from cronium_provider.plan.specs import (
 )
 from cronium_provider.records.schedules import SchedulePlan
 from cronium_provider.timetables import CroniumTimetable
+
+log = logging.getLogger("airflow.cronium.render")
 
 # One row per kind of task: a new kind is one spec, one operator and one row here.
 OPERATORS: dict[type[TaskSpec], type[BaseOperator]] = {
@@ -84,5 +87,20 @@ def render_dag(plan: DagPlan) -> DAG:
 
 
 def render_plan(plan: Plan) -> dict[str, DAG]:
-    """Every DAG of the plan, by dag id."""
-    return {dag_plan.dag_id: render_dag(dag_plan) for dag_plan in plan.dags}
+    """Every DAG of the plan, by dag id. A DAG that fails to render is logged with its record's file and id
+    and left out: every other DAG still appears (one record never takes the DAG file down)."""
+    dags: dict[str, DAG] = {}
+    for dag_plan in plan.dags:
+        try:
+            dags[dag_plan.dag_id] = render_dag(dag_plan)
+        except Exception as exc:
+            log.error(
+                "Cronium record left out: %s: %s %s: cannot build DAG %s: %s: %s",
+                dag_plan.source,
+                dag_plan.kind,
+                dag_plan.record_id,
+                dag_plan.dag_id,
+                type(exc).__name__,
+                exc,
+            )
+    return dags

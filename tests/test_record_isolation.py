@@ -1,0 +1,88 @@
+"""One record never takes the others down: validation catches what rendering needs, and a DAG that still
+fails to render is left out alone, logged with its record's file and id."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, airflow_env
+
+
+def _event(event_id: int, **fields: object) -> dict[str, object]:
+    return {"kind": "event", "id": event_id, "name": f"e{event_id}", "type": "BASH", "status": "ACTIVE", **fields}
+
+
+def test_a_tool_action_without_its_tool_is_refused_by_validation_and_hides_nothing(tmp_path: Path) -> None:
+    """The record that used to break the whole DAG file: TOOL_ACTION with no ``toolId``."""
+    folder = tmp_path / "records"
+    folder.mkdir()
+    good = [_event(i, content="true") for i in range(1, 6)]
+    bad = _event(9, type="TOOL_ACTION", toolActionConfig={"toolType": "slack", "actionId": "slack-send-message"})
+    (folder / "events.json").write_text(json.dumps([*good, bad]))
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "cronium_dags.py").write_text((REPO / "dags_templates" / "cronium_dags.py").read_text())
+    code = (
+        "import json; from airflow.dag_processing.dagbag import DagBag; "
+        f"bag = DagBag(dag_folder={str(dags)!r}); "
+        "print('RESULT ' + json.dumps({'dags': sorted(bag.dags), 'errors': bag.import_errors}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=airflow_env(CRONIUM_RECORDS_DIR=str(folder)),
+    )
+    [line] = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    result = json.loads(line[len("RESULT ") :])
+    assert result == {"dags": [f"cronium_event_{i}" for i in range(1, 6)], "errors": {}}
+    output = proc.stdout + proc.stderr
+    assert "events.json: event 9: field toolActionConfig: toolId: a tool action needs the id of its tool" in output
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_a_dag_that_fails_to_render_is_left_out_alone(tmp_path: Path) -> None:
+    from cronium_provider.plan.build import build_plan
+    from cronium_provider.plan.specs import HttpRequestSpec
+    from cronium_provider.records.validation import load_records
+    from cronium_provider.render import dags as render
+
+    (tmp_path / "e.json").write_text(
+        json.dumps(
+            [_event(1, content="true"), _event(2, type="HTTP_REQUEST", httpUrl="http://127.0.0.1:9/"), _event(3)]
+        )
+    )
+    plan = build_plan(load_records([tmp_path]))
+
+    class Broken:
+        def __init__(self, **kwargs: object) -> None:
+            raise ValueError("url: cannot be rendered")
+
+    table = {**render.OPERATORS, HttpRequestSpec: Broken}
+    collect = _Collect()
+    render.log.addHandler(collect)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(render, "OPERATORS", table)
+            built = render.render_plan(plan)
+    finally:
+        render.log.removeHandler(collect)
+    assert sorted(built) == ["cronium_event_1", "cronium_event_3"]
+    [message] = collect.messages
+    assert str(tmp_path / "e.json") in message and "event 2" in message
+    assert "cronium_event_2: ValueError: url: cannot be rendered" in message
