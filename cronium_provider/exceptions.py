@@ -100,7 +100,11 @@ class RemoteRunRefused(RemoteRunError, AirflowFailException):
     """Every server of a remote event refused the run outright: the task fails without a retry."""
 
 
-class InterpreterMissing(RemoteRunError, AirflowFailException):
+class ServerToolMissing(RemoteRunError, AirflowFailException):
+    """The server lacks a program the run needs (an interpreter, ``setsid``): a retry cannot install it."""
+
+
+class InterpreterMissing(ServerToolMissing):
     """The server has no interpreter for the script's language: a retry cannot install one."""
 
 

@@ -349,3 +349,27 @@ def test_servers_sync_creates_working_connections_and_leaks_no_secret(servers, t
     )
     assert result.xcom("run") == {"sync-a": {"on": "sync-a"}, "sync-b": {"on": "sync-b"}}, result.log_text()[-3000:]
     assert secret_password not in result.log_text()
+
+
+def test_a_forged_pid_file_cannot_turn_the_kill_on_other_processes(servers, connect) -> None:
+    """The script writes ``1`` where the old wrapper kept its pid, and prints a fake session line; on
+    timeout only the run's own session is stopped: another process of the same remote user survives."""
+    tag = uuid.uuid4().hex[:8]
+    bystander = subprocess.Popen(
+        ["su", TEST_USER, "-s", "/bin/sh", "-c", f"exec sleep 301 # bystander-{tag}"],
+        start_new_session=True,
+    )
+    try:
+        script = (
+            'echo 1 > "$CRONIUM_RUN_DIR/.pid"; echo 1 > .pid; echo "cronium-session-0000000000000000:1"; '
+            f"(sleep 300; echo orphan-{tag}) & sleep 300"
+        )
+        result = run_remote("BASH", script, connect(servers[:1]), timeout_seconds=3)
+        assert result.state == "failed"
+        assert bystander.poll() is None, "a process of the same user outside the run was killed"
+        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        assert f"orphan-{tag}" not in ps
+        assert sorted(Path("/tmp").glob("cronium-run.*")) == []
+    finally:
+        bystander.kill()
+        bystander.wait(timeout=10)

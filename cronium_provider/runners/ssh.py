@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import secrets
 import select
 import shlex
 import socket
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cronium_provider.exceptions import InterpreterMissing, RemoteAccessRefused, RemoteRunError
+from cronium_provider.exceptions import InterpreterMissing, RemoteAccessRefused, RemoteRunError, ServerToolMissing
 from cronium_provider.runners.outcome import LineCallback, LineSplitter, ScriptRun, read_run_results
 from cronium_provider.runners.protocol import (
     RESULT_FILES,
@@ -121,6 +122,9 @@ class SSHScriptExecutor:
         self.on_line: LineCallback = on_line or (lambda stream, line: None)
         self.run_dir: str | None = None
         self._stopping = threading.Event()
+        self._marker = ""
+        self._session: int | None = None  # the script's session (and process group) id on the server
+        self._session_known = threading.Event()
 
     def _prepare(self, language: str, files: Mapping[str, bytes], env: Callable[[str], Mapping[str, str]]) -> str:
         """One round trip: check the interpreter, make the private folder, unpack the run's files into it."""
@@ -128,6 +132,7 @@ class SSHScriptExecutor:
         command = (
             f"command -v {name} >/dev/null 2>&1 || {{ echo 'missing interpreter' >&2; exit 127; }}; "
             "command -v tar >/dev/null 2>&1 || { echo 'missing tar' >&2; exit 126; }; "
+            "command -v setsid >/dev/null 2>&1 || { echo 'missing setsid' >&2; exit 123; }; "
             'umask 077; d=$(mktemp -d /tmp/cronium-run.XXXXXXXX) || exit 125; echo "$d"; '
             'tar --no-same-owner -x -f - -C "$d" || { rm -rf -- "$d"; exit 124; }'
         )
@@ -150,6 +155,11 @@ class SSHScriptExecutor:
         channel.close()
         if status == 127:
             raise InterpreterMissing(f"{self.server}: the interpreter '{name}' for {language} scripts is not installed")
+        if status == 123:
+            raise ServerToolMissing(
+                f"{self.server}: setsid (util-linux) is not installed; it runs each script in a session of its "
+                "own so that a timeout or a kill stops that script and nothing else of the user"
+            )
         if status != 0 or not self.run_dir:
             raise RemoteRunError(f"{self.server}: cannot prepare the run folder (status {status}): {error}")
         return run_dir
@@ -188,7 +198,10 @@ class SSHScriptExecutor:
         run_dir = self._prepare(language, files, lambda folder: {**environment, **script_environment(language, folder)})
         try:
             argv = " ".join(shlex.quote(a) for a in script_command(language, run_dir))
-            inner = f"echo $$ > {run_dir}/.pid; set -a; . {run_dir}/.env; set +a; cd {run_dir} && exec {argv}"
+            # The run's session id goes to the host as the first stdout line, before the script starts: the
+            # handle that stop() kills by lives in this process, where the script cannot forge it.
+            self._marker = f"cronium-session-{secrets.token_hex(8)}:"
+            inner = f"echo {self._marker}$$; set -a; . {run_dir}/.env; set +a; cd {run_dir} && exec {argv}"
             # -w: when setsid has to fork (the login shell leads its group), wait and pass on the exit status
             command = f"setsid -w sh -c {shlex.quote(inner)}"
             started = time.monotonic()
@@ -212,11 +225,21 @@ class SSHScriptExecutor:
         finally:
             self.cleanup()
 
+    def _line(self, stream: str, line: str) -> None:
+        """Pass the script's lines on; take the session id from the wrapper's first stdout line."""
+        if self._session is None and stream == "stdout" and self._marker and line.startswith(self._marker):
+            value = line[len(self._marker) :].strip()
+            if value.isdigit() and int(value) > 1:
+                self._session = int(value)
+                self._session_known.set()
+            return
+        self.on_line(stream, line)
+
     def _stream(self, command: str) -> tuple[int, list[str]]:
         transport = self.client.get_transport()
         channel = transport.open_session()
         channel.exec_command(command)
-        splitter = LineSplitter(self.on_line)
+        splitter = LineSplitter(self._line)
         while True:
             readable, _, _ = select.select([channel], [], [], 0.05)
             if readable or channel.recv_ready() or channel.recv_stderr_ready():
@@ -234,18 +257,25 @@ class SSHScriptExecutor:
         return exit_code, list(splitter.stderr_tail)
 
     def stop(self) -> None:
-        """SIGTERM the run's process group, SIGKILL it 5 s later if anything is left (Cronium's way)."""
-        run_dir = self.run_dir
-        if not run_dir:
+        """SIGTERM the run's process group, SIGKILL it 5 s later if anything is left (Cronium's way).
+
+        Only the session this run started is signalled, by the id its wrapper printed before the script
+        began; nothing the script writes can redirect the kill to other processes of the user.
+        """
+        if not self.run_dir:
             return
         self._stopping.set()
-        group = f"-$(cat {run_dir}/.pid)"
+        self._session_known.wait(timeout=5)
+        session = self._session
+        if session is None or session <= 1:
+            return
+        group = f"-{session}"
         with contextlib.suppress(Exception):
             _run(
                 self.client,
-                f"[ -f {run_dir}/.pid ] && {{ kill -TERM -- {group} 2>/dev/null; "
+                f"kill -TERM -- {group} 2>/dev/null; "
                 f"for i in $(seq 1 {KILL_GRACE_SECONDS * 10}); do kill -0 -- {group} 2>/dev/null || exit 0; "
-                f"sleep 0.1; done; kill -KILL -- {group} 2>/dev/null; }}; true",
+                f"sleep 0.1; done; kill -KILL -- {group} 2>/dev/null; true",
                 timeout=KILL_GRACE_SECONDS + 10,
             )
 
