@@ -80,6 +80,14 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "tcp://docker:2376",
                         "default": "unix://var/run/docker.sock",
                     },
+                    "max_result_bytes": {
+                        "description": "The largest result file (output, condition, variables) read back from "
+                        "a script run; a larger one fails the run, naming this limit.",
+                        "version_added": "0.2.0",
+                        "type": "integer",
+                        "example": "52428800",
+                        "default": "10485760",
+                    },
                     "resilience_store": {
                         "description": "Where tool-action rate limits and circuit breakers keep their state: "
                         "empty for a SQLite file in AIRFLOW_HOME, or redis://host:port/db across machines.",

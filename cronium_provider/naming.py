@@ -76,3 +76,6 @@ def ssh_progress_key(dag_id: str, run_id: str, task_id: str, map_index: int | No
 CONTAINER_LABEL_RUN = "org.cronium.run"
 CONTAINER_LABEL_DAG = "org.cronium.dag_id"
 CONTAINER_LABEL_TASK = "org.cronium.task_id"
+CONTAINER_LABEL_HOST = "org.cronium.host"  # the worker host that runs it
+CONTAINER_LABEL_PID = "org.cronium.pid"  # the task process that runs it
+CONTAINER_LABEL_PID_START = "org.cronium.pid_start"  # that process's start time (a reused pid is not it)

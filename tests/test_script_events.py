@@ -7,6 +7,7 @@ and no run folder (anonymous volume) of the project is left.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -424,3 +425,83 @@ def test_a_retry_that_cannot_help_is_not_made(docker_client) -> None:
     result = run_dag(dag, capfd=_CAPFD[-1])
     assert result.state == "failed"
     assert _tries(dag_id) == 2
+
+
+def _dags_test(dag_id: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [venv_bin("airflow"), "dags", "test", dag_id],
+        env=airflow_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_for_container(docker_client: Any, dag_id: str, proc: subprocess.Popen[str]) -> str:
+    deadline = time.monotonic() + 120
+    while True:
+        found = [
+            c["Id"] for c in docker_client.api.containers(all=True, filters={"label": f"org.cronium.dag_id={dag_id}"})
+        ]
+        if found:
+            return found[0]
+        assert proc.poll() is None and time.monotonic() < deadline, "the script container never started"
+        time.sleep(0.2)
+
+
+def test_a_sigkilled_task_leaves_no_container_behind(docker_client) -> None:
+    """The task process is killed with SIGKILL (worker lost, out of memory): its container outlives it; the
+    next script run on the host removes it and its run folder, and leaves a live task's container alone."""
+    _, killed_id = script_dag("BASH", "sleep 300")
+    _, live_id = script_dag("BASH", "sleep 300")
+    killed = _dags_test(killed_id)
+    live = _dags_test(live_id)
+    try:
+        orphan = _wait_for_container(docker_client, killed_id, killed)
+        alive = _wait_for_container(docker_client, live_id, live)
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+        assert orphan in _cronium_containers(docker_client)  # nothing removed it: the task had no chance
+        result = run_script("BASH", "echo next")
+        assert result.state == "success"
+        assert "its task process is gone" in result.log_text()
+        remaining = _cronium_containers(docker_client)
+        assert orphan not in remaining and alive in remaining
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(live.pid, signal.SIGTERM)
+        live.wait(timeout=60)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(killed.pid, signal.SIGKILL)
+
+
+def _peak_rss_kb(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    """Run to the end, sampling the process's high-water mark of resident memory (VmHWM)."""
+    peak = 0
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(proc.stdout or []), daemon=True)
+    reader.start()
+    while proc.poll() is None:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        time.sleep(0.05)
+    reader.join(timeout=10)
+    return peak, "".join(output)
+
+
+def test_an_output_above_the_limit_fails_naming_it_and_is_never_read(docker_client) -> None:
+    """A 300 MB ``output()`` is refused before it is read: the run fails naming the limit, and the task
+    process's memory stays that of a run with a tiny output (measured)."""
+    big = (
+        "python3 -c \"import os,sys; f=open(os.environ['CRONIUM_RUN_DIR']+'/output.json','w'); "
+        "f.write('\\\"'); [f.write('a'*1000000) for _ in range(300)]; f.write('\\\"')\""
+    )
+    _, small_id = script_dag("BASH", "cronium_output '\"small\"'")
+    _, big_id = script_dag("BASH", big)
+    small_peak, _ = _peak_rss_kb(_dags_test(small_id))
+    big_peak, text = _peak_rss_kb(_dags_test(big_id))
+    assert "output.json: 300000002 bytes, above the limit of 10485760 bytes for a result file" in text, text[-3000:]
+    assert big_peak < small_peak + 50 * 1024, (small_peak, big_peak)

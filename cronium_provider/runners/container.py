@@ -8,15 +8,25 @@ removed in every outcome. Nothing here knows about Airflow DAGs.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import socket
 import tarfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cronium_provider.exceptions import ContainerLimitError
+from cronium_provider.naming import (
+    CONTAINER_LABEL_HOST,
+    CONTAINER_LABEL_PID,
+    CONTAINER_LABEL_PID_START,
+    CONTAINER_LABEL_RUN,
+)
 from cronium_provider.runners.outcome import LineCallback, LineSplitter, ScriptRun, read_run_results
 from cronium_provider.runners.protocol import (
     RESULT_FILES,
@@ -29,6 +39,7 @@ from cronium_provider.runners.protocol import (
 )
 
 RUN_DIR = "/cronium"
+DEFAULT_MAX_RESULT_BYTES = 10 * 1024 * 1024
 RUN_USER = "1000:1000"
 
 
@@ -106,12 +117,62 @@ class _PeakMemory(threading.Thread):
             return
 
 
-class ContainerExecutor:
-    """Runs :class:`ScriptJob` s through a docker-py ``APIClient`` (for example ``DockerHook().get_conn()``)."""
+def _process_start(pid: int) -> str | None:
+    """The start time of a local process (field 22 of ``/proc/<pid>/stat``), None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
 
-    def __init__(self, client: Any, on_line: LineCallback | None = None):
+
+def owner_labels() -> dict[str, str]:
+    """Who runs a container: this host and this process (with its start time, so a reused pid is not it)."""
+    pid = os.getpid()
+    return {
+        CONTAINER_LABEL_HOST: socket.gethostname(),
+        CONTAINER_LABEL_PID: str(pid),
+        CONTAINER_LABEL_PID_START: _process_start(pid) or "",
+    }
+
+
+def remove_orphans(client: Any, host: str | None = None) -> list[str]:
+    """Remove the script containers of this host whose task process is gone (SIGKILLed, OOM, worker lost).
+
+    Only containers whose owner process no longer exists on this host are touched, so workers running at
+    once never remove each other's containers. Returns the ids removed.
+    """
+    host = host or socket.gethostname()
+    removed: list[str] = []
+    for container in client.containers(all=True, filters={"label": [f"{CONTAINER_LABEL_RUN}=true"]}):
+        labels = container.get("Labels") or {}
+        if labels.get(CONTAINER_LABEL_HOST) != host:
+            continue
+        pid_text = labels.get(CONTAINER_LABEL_PID, "")
+        if not pid_text.isdigit():
+            continue
+        start = _process_start(int(pid_text))
+        if start is not None and start == labels.get(CONTAINER_LABEL_PID_START):
+            continue  # its task is still running
+        with contextlib.suppress(Exception):  # removed by another worker meanwhile
+            client.remove_container(container["Id"], v=True, force=True)
+            removed.append(container["Id"])
+    return removed
+
+
+class ContainerExecutor:
+    """Runs :class:`ScriptJob` s through a docker-py ``APIClient`` (for example ``DockerHook().get_conn()``).
+
+    :param max_result_bytes: the largest result file read back (``output.json`` and the others); a larger
+        one is not read and makes the run's results invalid, naming the limit.
+    """
+
+    def __init__(
+        self, client: Any, on_line: LineCallback | None = None, max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    ):
         self.client = client
         self.on_line: LineCallback = on_line or (lambda stream, line: None)
+        self.max_result_bytes = max_result_bytes
         self.container_id: str | None = None
         self._lock = threading.Lock()
 
@@ -143,7 +204,7 @@ class ContainerExecutor:
             working_dir=RUN_DIR,
             volumes=[RUN_DIR],
             host_config=host_config,
-            labels={"org.cronium.run": "true", **job.labels},
+            labels={CONTAINER_LABEL_RUN: "true", **owner_labels(), **job.labels},
             network_disabled=limits.network == "none",
         )
         container_id: str = container["Id"]
@@ -190,13 +251,26 @@ class ContainerExecutor:
         from docker.errors import NotFound
 
         found: dict[str, bytes] = {}
+        too_large: ProtocolError | None = None
         for name in RESULT_FILES:
             try:
-                chunks, _stat = self.client.get_archive(container_id, f"{RUN_DIR}/{name}")
+                chunks, stat = self.client.get_archive(container_id, f"{RUN_DIR}/{name}")
             except NotFound:
                 continue
+            size = int(stat.get("size") or 0)
+            if size > self.max_result_bytes:  # stat before read: a huge file never reaches this process
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+                too_large = too_large or ProtocolError(
+                    name,
+                    f"{size} bytes, above the limit of {self.max_result_bytes} bytes for a result file "
+                    "([cronium] max_result_bytes); the script's result was not read",
+                )
+                continue
             found[name] = _file_from_tar(chunks)
-        return read_run_results(found)
+        results, problem = read_run_results(found)
+        return results, too_large or problem
 
     def stop(self, timeout: int = 5) -> None:
         """Stop the running container (task killed or timed out); removal follows in ``run``."""
