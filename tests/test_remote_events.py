@@ -373,3 +373,12 @@ def test_a_forged_pid_file_cannot_turn_the_kill_on_other_processes(servers, conn
     finally:
         bystander.kill()
         bystander.wait(timeout=10)
+
+
+def test_a_remote_output_above_the_limit_is_never_read(servers, connect) -> None:
+    """The size of each result file is checked on the server before it is sent back."""
+    script = 'head -c 3000000 /dev/zero | tr "\\0" a | sed "s/.*/\\"&\\"/" > "$CRONIUM_RUN_DIR/output.json"'
+    result = run_remote("BASH", script, connect(servers[:1]), max_result_bytes=1_000_000)
+    assert result.state == "failed"
+    assert "output.json: 3000002 bytes, above the limit of 1000000 bytes for a result file" in result.log_text()
+    assert sorted(Path("/tmp").glob("cronium-run.*")) == []

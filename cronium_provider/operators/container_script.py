@@ -11,13 +11,7 @@ from airflow.sdk import Context
 from cronium_provider.exceptions import ScriptFailed
 from cronium_provider.naming import CONTAINER_LABEL_DAG, CONTAINER_LABEL_TASK
 from cronium_provider.operators.event import CroniumScriptEventOperator
-from cronium_provider.runners.container import (
-    DEFAULT_MAX_RESULT_BYTES,
-    ContainerExecutor,
-    ContainerLimits,
-    ScriptJob,
-    remove_orphans,
-)
+from cronium_provider.runners.container import ContainerExecutor, ContainerLimits, ScriptJob, remove_orphans
 from cronium_provider.runners.outcome import ScriptRun
 from cronium_provider.variables import VariableNamespace
 
@@ -62,9 +56,6 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
     :param network: Docker network mode: ``none`` (default) or ``host``.
     :param docker_conn_id: an Airflow Docker connection for registry login (optional).
     :param docker_url: the Docker daemon's URL; default ``[cronium] docker_url`` or the local socket.
-    :param max_result_bytes: the largest result file (``output()``, condition, variables) read back;
-        default ``[cronium] max_result_bytes`` or 10 MB. A larger one fails the run, naming the limit.
-
     Before each run, containers of this host whose task process is gone (killed with SIGKILL, out of
     memory, worker lost) are removed with their run folders.
     """
@@ -82,11 +73,9 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         network: str = "none",
         docker_conn_id: str | None = None,
         docker_url: str | None = None,
-        max_result_bytes: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.max_result_bytes = max_result_bytes
         self.image = image
         self.limits = ContainerLimits(cpus=cpus, memory_mb=memory_mb, pids=pids, network=network)
         self.docker_conn_id = docker_conn_id
@@ -123,8 +112,7 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         client = self._client()
         for orphan in remove_orphans(client):
             self.log.warning("Removed container %s: its task process is gone (killed or lost)", orphan[:12])
-        limit = self.max_result_bytes or int(_config("max_result_bytes", None) or DEFAULT_MAX_RESULT_BYTES)
-        self._executor = ContainerExecutor(client, on_line=self._log_line, max_result_bytes=limit)
+        self._executor = ContainerExecutor(client, on_line=self._log_line, max_result_bytes=self.result_limit())
         self.log.info("Running %s script in %s (limits: %s)", self.language, image, self.limits)
         try:
             run = self._executor.run(job)

@@ -19,6 +19,7 @@ from cronium_provider.exceptions import CroniumInvalidParameter
 from cronium_provider.links import CroniumEventLink
 from cronium_provider.naming import VARIABLE_PREFIX
 from cronium_provider.operators.gating import check_max_executions, gated_input, incoming_pairs
+from cronium_provider.runners.outcome import DEFAULT_MAX_RESULT_BYTES
 from cronium_provider.runners.protocol import LANGUAGES, VariableChange
 from cronium_provider.variables import VariableNamespace
 
@@ -119,6 +120,8 @@ class CroniumScriptEventOperator(CroniumEventOperator):
     :param event_env_keys: the event's env var names; values come from the Airflow Variables
         ``cronium_env_<eventId>_<KEY>``, else from the record file ``records_source`` (read at run time).
     :param records_source: the record file of the event, for env var values not kept in Variables.
+    :param max_result_bytes: the largest result file (``output()``, condition, variables) read back;
+        default ``[cronium] max_result_bytes`` or 10 MB. A larger one fails the run, naming the limit.
     """
 
     # The script is never templated: Cronium scripts are code whose braces mean nothing to Jinja.
@@ -136,9 +139,11 @@ class CroniumScriptEventOperator(CroniumEventOperator):
         scope_variables_by_owner: bool = False,
         event_env_keys: Sequence[str] = (),
         records_source: str | None = None,
+        max_result_bytes: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.max_result_bytes = max_result_bytes
         language = language.upper()
         if language not in LANGUAGES:
             raise CroniumInvalidParameter(f"language {language!r} is not one of {', '.join(LANGUAGES)}")
@@ -155,6 +160,14 @@ class CroniumScriptEventOperator(CroniumEventOperator):
         facts = super().run_facts(context)
         facts.setdefault("type", self.language)
         return facts
+
+    def result_limit(self) -> int:
+        """The largest result file read back: the parameter, else ``[cronium] max_result_bytes``, else 10 MB."""
+        if self.max_result_bytes:
+            return int(self.max_result_bytes)
+        from airflow.providers.common.compat.sdk import conf
+
+        return int(conf.get("cronium", "max_result_bytes", fallback=None) or DEFAULT_MAX_RESULT_BYTES)
 
     def variables(self) -> VariableNamespace:
         """The Cronium variables this script reads and writes."""

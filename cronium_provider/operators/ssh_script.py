@@ -47,6 +47,7 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
         self.servers = [{"name": str(s["name"]), "conn_id": str(s["conn_id"])} for s in servers]
         self.fail_on_partial = fail_on_partial
         self._remote: dict[str, SSHScriptExecutor] = {}
+        self._result_limit = 0
         self._remote_lock = threading.Lock()
 
     # -- the servers already done in an earlier try ------------------------------------------------
@@ -79,7 +80,10 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
         client = connect(hook, name)
         try:
             executor = SSHScriptExecutor(
-                client, name, on_line=lambda s, line: self.log.info("[%s %s] %s", name, s, line)
+                client,
+                name,
+                on_line=lambda s, line: self.log.info("[%s %s] %s", name, s, line),
+                max_result_bytes=self._result_limit,
             )
             with self._remote_lock:
                 self._remote[name] = executor
@@ -90,6 +94,7 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
             client.close()
 
     def run_event(self, context: Context, run_input: Any) -> Any:
+        self._result_limit = self.result_limit()
         namespace = self.variables()
         job = {
             "language": self.language,

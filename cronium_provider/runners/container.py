@@ -27,7 +27,13 @@ from cronium_provider.naming import (
     CONTAINER_LABEL_PID_START,
     CONTAINER_LABEL_RUN,
 )
-from cronium_provider.runners.outcome import LineCallback, LineSplitter, ScriptRun, read_run_results
+from cronium_provider.runners.outcome import (
+    DEFAULT_MAX_RESULT_BYTES,
+    LineCallback,
+    LineSplitter,
+    ScriptRun,
+    read_run_results,
+)
 from cronium_provider.runners.protocol import (
     RESULT_FILES,
     ProtocolError,
@@ -39,7 +45,6 @@ from cronium_provider.runners.protocol import (
 )
 
 RUN_DIR = "/cronium"
-DEFAULT_MAX_RESULT_BYTES = 10 * 1024 * 1024
 RUN_USER = "1000:1000"
 
 

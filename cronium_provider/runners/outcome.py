@@ -10,6 +10,7 @@ from typing import Any
 from cronium_provider.runners.protocol import ProtocolError, ScriptResults, read_results
 
 STDERR_TAIL_LINES = 20
+DEFAULT_MAX_RESULT_BYTES = 10 * 1024 * 1024  # the largest result file read back ([cronium] max_result_bytes)
 LineCallback = Callable[[str, str], None]  # (stream name, line)
 
 

@@ -21,8 +21,20 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cronium_provider.exceptions import InterpreterMissing, RemoteAccessRefused, RemoteRunError, ServerToolMissing
-from cronium_provider.runners.outcome import LineCallback, LineSplitter, ScriptRun, read_run_results
+from cronium_provider.exceptions import (
+    InterpreterMissing,
+    ProtocolError,
+    RemoteAccessRefused,
+    RemoteRunError,
+    ServerToolMissing,
+)
+from cronium_provider.runners.outcome import (
+    DEFAULT_MAX_RESULT_BYTES,
+    LineCallback,
+    LineSplitter,
+    ScriptRun,
+    read_run_results,
+)
 from cronium_provider.runners.protocol import (
     RESULT_FILES,
     build_run_files,
@@ -116,7 +128,14 @@ def connect(hook: Any, server: str, attempts: int = CONNECT_ATTEMPTS) -> Any:
 class SSHScriptExecutor:
     """Runs scripts on one server through an open paramiko ``SSHClient``."""
 
-    def __init__(self, client: Any, server: str, on_line: LineCallback | None = None):
+    def __init__(
+        self,
+        client: Any,
+        server: str,
+        on_line: LineCallback | None = None,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+    ):
+        self.max_result_bytes = max_result_bytes
         self.client = client
         self.server = server
         self.on_line: LineCallback = on_line or (lambda stream, line: None)
@@ -164,17 +183,30 @@ class SSHScriptExecutor:
             raise RemoteRunError(f"{self.server}: cannot prepare the run folder (status {status}): {error}")
         return run_dir
 
-    def _collect_and_remove(self, run_dir: str) -> dict[str, bytes]:
-        """One round trip: the result files as a tar on stdout, then the folder is removed."""
+    def _collect_and_remove(self, run_dir: str) -> tuple[dict[str, bytes], ProtocolError | None]:
+        """One round trip: the result files (each up to ``max_result_bytes``, sized before it is read) as a
+        tar on stdout, then the folder is removed."""
         names = " ".join(RESULT_FILES)
+        limit = int(self.max_result_bytes)
         command = (
-            f'cd {shlex.quote(run_dir)} && {{ for f in {names}; do [ -f "$f" ] && echo "$f"; done | '
-            f"tar -c -f - -T - ; }}; cd / && rm -rf -- {shlex.quote(run_dir)}"
+            f'cd {shlex.quote(run_dir)} && {{ for f in {names}; do [ -f "$f" ] || continue; '
+            f's=$(wc -c < "$f"); if [ "$s" -le {limit} ]; then echo "$f"; '
+            f'else echo "cronium-too-large $f $s" >&2; fi; done | tar -c -f - -T - ; }}; '
+            f"cd / && rm -rf -- {shlex.quote(run_dir)}"
         )
         status, out, err = _run_bytes(self.client, command)
         self.run_dir = None
         if status != 0:
             raise RemoteRunError(f"{self.server}: cannot read the result files: {err.strip()}")
+        too_large: ProtocolError | None = None
+        for line in err.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "cronium-too-large" and too_large is None:
+                too_large = ProtocolError(
+                    parts[1],
+                    f"{parts[2]} bytes, above the limit of {limit} bytes for a result file "
+                    "([cronium] max_result_bytes); the script's result was not read",
+                )
         found: dict[str, bytes] = {}
         if out:
             with tarfile.open(fileobj=io.BytesIO(out)) as tar:
@@ -182,7 +214,7 @@ class SSHScriptExecutor:
                     handle = tar.extractfile(member)
                     if handle is not None and member.name in RESULT_FILES:
                         found[member.name] = handle.read()
-        return found
+        return found, too_large
 
     def run(
         self,
@@ -211,7 +243,9 @@ class SSHScriptExecutor:
                 self.stop()
                 raise
             duration = time.monotonic() - started
-            results, problem = read_run_results(self._collect_and_remove(run_dir))
+            found, too_large = self._collect_and_remove(run_dir)
+            results, problem = read_run_results(found)
+            problem = too_large or problem
             return ScriptRun(
                 exit_code=exit_code,
                 duration_seconds=duration,
