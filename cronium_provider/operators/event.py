@@ -8,17 +8,26 @@ wherever it runs: its language and text, its env vars and the Cronium variables.
 
 from __future__ import annotations
 
+import contextlib
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowTaskTimeout
 
 from cronium_provider.event_env import resolve_event_env
 from cronium_provider.exceptions import CroniumInvalidParameter
 from cronium_provider.links import CroniumEventLink
 from cronium_provider.naming import VARIABLE_PREFIX
-from cronium_provider.operators.gating import check_max_executions, gated_input, incoming_pairs
+from cronium_provider.operators.gating import (
+    CANCELLED_STATUS,
+    FAILURE_STATUS,
+    SUCCESS_STATUS,
+    check_max_executions,
+    gated_input,
+    incoming_pairs,
+)
 from cronium_provider.runners.outcome import DEFAULT_MAX_RESULT_BYTES
 from cronium_provider.runners.protocol import LANGUAGES, VariableChange
 from cronium_provider.variables import VariableNamespace
@@ -60,7 +69,22 @@ class CroniumEventOperator(BaseOperator):
     def execute(self, context: Context) -> Any:
         check_max_executions(context, self.max_executions, self.execution_count)
         value = gated_input(context, self.workflow_incoming, self.input_data)  # an unreached node skips here
-        return self.run_event(context, value)
+        try:
+            result = self.run_event(context, value)
+        except AirflowTaskTimeout:
+            self._push_status(context, FAILURE_STATUS)  # Cronium counts a timeout as a failure
+            raise
+        except Exception:
+            self._push_status(context, CANCELLED_STATUS if self.killed else FAILURE_STATUS)
+            raise
+        self._push_status(context, SUCCESS_STATUS)
+        return result
+
+    def _push_status(self, context: Context, status: str) -> None:
+        """How the run ended, as Cronium's job status decides its actions (``run_status`` XCom): a run
+        stopped by a person is CANCELLED and fires only its always actions."""
+        with contextlib.suppress(Exception):  # the task may be going down; the actions then read "no status"
+            self.push_results(context, run_status=status)
 
     @abstractmethod
     def run_event(self, context: Context, run_input: Any) -> Any:

@@ -21,6 +21,11 @@ FAILED = "failed"
 RAN_STATES = frozenset({SUCCESS, FAILED})
 FAILED_STATES = frozenset({FAILED, "upstream_failed"})
 
+# How an event run ended (its ``run_status`` XCom), as Cronium's job status: COMPLETED, FAILED, CANCELLED
+SUCCESS_STATUS = "SUCCESS"
+FAILURE_STATUS = "FAILURE"
+CANCELLED_STATUS = "CANCELLED"
+
 Incoming = list[tuple[str, str]]
 
 
@@ -136,3 +141,40 @@ def require_condition(context: Context, task_id: str | None) -> None:
     condition = context["ti"].xcom_pull(task_ids=task_id, key="condition")
     if condition is not True:
         raise AirflowSkipException(f"{task_id} did not set its condition to true (condition: {condition!r})")
+
+
+ACTION_WHEN = ("always", "success", "failure", "condition")
+
+
+def require_action_due(context: Context, when: str, event_task_id: str) -> None:
+    """Skip unless Cronium fires an action of this kind after how the event's run ended.
+
+    As Cronium's job service does when a job completes (apps/cronium-app/src/lib/services/job-service.ts:
+    583-623): nothing after a run that did not happen (skipped, never reached); ``always`` after any other;
+    ``success`` after success; ``failure`` after a failure, never after a run a person cancelled (marked
+    failed, stopped, killed); ``condition`` whenever the run set its condition to true, whatever its result.
+    """
+    state = task_states(context, [event_task_id])[event_task_id]
+    if state not in RAN_STATES:
+        raise AirflowSkipException(f"{event_task_id} did not run ({state}): its actions do not fire")
+    ti = context["ti"]
+    if when == "always":
+        return
+    if when == "success":
+        if state != SUCCESS:
+            raise AirflowSkipException(f"{event_task_id} ended {state}: success actions do not fire")
+        return
+    if when == "failure":
+        status = ti.xcom_pull(task_ids=event_task_id, key="run_status")
+        if state != FAILED:
+            raise AirflowSkipException(f"{event_task_id} ended {state}: failure actions do not fire")
+        if status != FAILURE_STATUS:
+            raise AirflowSkipException(
+                f"{event_task_id} was cancelled, not failed (status {status or 'none'}): "
+                "as in Cronium, only its always actions fire"
+            )
+        return
+    if when == "condition":
+        require_condition(context, event_task_id)
+        return
+    raise ValueError(f"unknown action kind {when!r}; one of {', '.join(ACTION_WHEN)}")
