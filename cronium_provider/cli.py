@@ -184,14 +184,22 @@ def build_parser() -> argparse.ArgumentParser:
     sync.set_defaults(func=cmd_servers_sync)
     api_sync = sub.add_parser(
         "sync",
-        help="fetch events and workflows from the Cronium API into RECORDS_DIR/cronium-api/records.json; "
-        "env var values go to Airflow Variables, server credentials to SSH connections (needs Airflow's database)",
-        description="Exit 0: synced; 1: synced, some records invalid and left out; 2: failed, nothing changed.",
+        help="fetch events (and, from a Cronium that still has GET /api/workflows, workflows) from the Cronium "
+        "API into RECORDS_DIR/cronium-api/records.json; env var values go to Airflow Variables, server "
+        "credentials to SSH connections (needs Airflow's database)",
+        description="Exit 0: synced; 1: synced, some records invalid and left out; 2: failed, nothing changed. "
+        "A current Cronium serves workflows to its web app only (no REST route): the events are synced, and "
+        "workflows come from files in RECORDS_DIR, as Cronium's workflow download writes them, which sync "
+        "leaves as they are.",
     )
     api_sync.add_argument("records_dir", metavar="RECORDS_DIR", help="the records folder the DAG file reads")
     api_sync.add_argument("--conn-id", default=CRONIUM_DEFAULT_CONN_ID, help="the cronium connection to use")
     api_sync.add_argument("--timeout", type=float, default=30.0, help="seconds per API request (default 30)")
-    api_sync.add_argument("--no-workflows", action="store_true", help="sync events (and their servers) only")
+    api_sync.add_argument(
+        "--no-workflows",
+        action="store_true",
+        help="sync events (and their servers) only, without asking for GET /api/workflows",
+    )
     api_sync.add_argument("--known-hosts", metavar="FILE", help="known_hosts file holding the servers' host keys")
     api_sync.set_defaults(func=cmd_sync)
     return parser

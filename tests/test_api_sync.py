@@ -5,11 +5,19 @@ The payloads are shaped as Cronium's route handlers send them (``addison-moore/c
 actions), ``src/app/api/events/[id]/route.ts`` the row plus ``envVars``, ``server``, ``servers`` and the four
 action lists (``storage.getEventWithRelations``), ``src/app/api/workflows/[id]/route.ts``
 ``{workflow, nodes, edges}`` in the editor's shape; errors are ``{"error": "..."}``.
+
+That is a Cronium from before its tRPC migration. A current Cronium (``addison-moore/cronium`` at
+``aef566a``, paths under ``apps/cronium-app/``) has no workflow routes any more (commit ``649cdbe`` deleted
+``src/app/api/workflows/route.ts`` and ``[id]/route.ts``): ``cronium_payloads(current=True)`` serves the
+events only, and every other ``/api/...`` path gets the answer of its catch-all
+``src/app/api/[...notfound]/route.ts:27-43``.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 import os
 import shutil
@@ -134,8 +142,14 @@ SERVER_5 = {
 }
 
 
-def cronium_payloads(with_invalid: bool = False) -> dict[str, Any]:
-    """Route -> JSON body, as a Cronium holding three events, one server and one workflow."""
+def cronium_payloads(with_invalid: bool = False, current: bool = False) -> dict[str, Any]:
+    """
+    Route -> JSON body, as a Cronium holding three events, one server and one workflow.
+
+    ``current``: as today's Cronium answers: no workflow routes; the event rows carry ``payloadVersion``
+    (src/shared/schema.ts:204) and each detail its ``eventServers`` rows with the server nested
+    (src/server/storage/modules/events.ts:53-63, 104-112).
+    """
     rows = [
         _event_row(
             1,
@@ -170,6 +184,9 @@ def cronium_payloads(with_invalid: bool = False) -> dict[str, Any]:
     if with_invalid:
         rows.append(_event_row(4, "Weekly", scheduleUnit="WEEKS", triggerType="SCHEDULE", content="true"))
     servers_of = {1: [], 2: [], 3: [5], 4: []}
+    if current:
+        for row in rows:
+            row["payloadVersion"] = 1
     listing = [{**row, "eventServers": servers_of[row["id"]]} for row in reversed(rows)]  # newest first
     details: dict[int, dict[str, Any]] = {}
     for row in rows:
@@ -190,6 +207,8 @@ def cronium_payloads(with_invalid: bool = False) -> dict[str, Any]:
     details[3]["servers"] = [dict(SERVER_5)]
     if with_invalid:
         details[4]["envVars"] = [_env(4, 1, "LEAKY", LEAKY)]
+    if current:
+        details[3]["eventServers"] = [{"id": 61, "eventId": 3, "serverId": 5, "createdAt": STAMP, "server": SERVER_5}]
     workflow_row = {
         "id": 7,
         "userId": "user_8f2c",
@@ -242,11 +261,10 @@ def cronium_payloads(with_invalid: bool = False) -> dict[str, Any]:
             }
         ],
     }
-    routes: dict[str, Any] = {
-        "/api/events": listing,
-        "/api/workflows": [{**workflow_row, "lastRunAt": None}],
-        "/api/workflows/7": workflow_detail,
-    }
+    routes: dict[str, Any] = {"/api/events": listing}
+    if not current:
+        routes["/api/workflows"] = [{**workflow_row, "lastRunAt": None}]
+        routes["/api/workflows/7"] = workflow_detail
     routes.update({f"/api/events/{event_id}": detail for event_id, detail in details.items()})
     return routes
 
@@ -256,10 +274,18 @@ def cronium_payloads(with_invalid: bool = False) -> dict[str, Any]:
 
 
 class FakeCronium(BaseHTTPRequestHandler):
-    """Answers like Cronium's route handlers; ``overrides`` replace a route with (status, raw body, delay)."""
+    """
+    Answers like Cronium's route handlers; ``overrides`` replace a route with (status, raw body, delay), sent
+    with the ``override_types`` Content-Type of the route (default JSON).
+
+    A path with no route gets the answer of Cronium's catch-all
+    (apps/cronium-app/src/app/api/[...notfound]/route.ts:27-43), as ``GET /api/workflows`` does in a current
+    Cronium.
+    """
 
     routes: dict[str, Any] = {}
     overrides: dict[str, tuple[int, bytes, float]] = {}
+    override_types: dict[str, str] = {}
     seen: list[str] = []
 
     def do_GET(self) -> None:
@@ -268,25 +294,31 @@ class FakeCronium(BaseHTTPRequestHandler):
         if path in self.overrides:
             status, body, delay = self.overrides[path]
             time.sleep(delay)
-            self._send_raw(status, body)
+            self._send_raw(status, body, self.override_types.get(path, "application/json"))
         elif self.headers.get("Authorization") != f"Bearer {TOKEN}":
             self._send(401, {"error": "Unauthorized"})
         elif path in self.routes:
             self._send(200, self.routes[path])
         elif path.startswith("/api/events/"):
             self._send(404, {"error": "Script not found"})
-        elif path.startswith("/api/workflows/"):
+        elif path.startswith("/api/workflows/") and "/api/workflows" in self.routes:
             self._send(404, {"error": "Workflow not found"})
         else:
-            self._send(404, {"error": "Not Found", "message": f"API endpoint '{path}' does not exist"})
+            body = {
+                "error": "Not Found",
+                "message": f"API endpoint '{path}' does not exist",
+                "statusCode": 404,
+                "timestamp": STAMP,
+            }
+            self._send(404, body)
 
     def _send(self, status: int, body: object) -> None:
         self._send_raw(status, json.dumps(body).encode())
 
-    def _send_raw(self, status: int, data: bytes) -> None:
+    def _send_raw(self, status: int, data: bytes, content_type: str = "application/json") -> None:
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -310,6 +342,7 @@ def cronium_server() -> Iterator[str]:
 def _reset_cronium() -> None:
     FakeCronium.routes = cronium_payloads()
     FakeCronium.overrides = {}
+    FakeCronium.override_types = {}
     FakeCronium.seen = []
 
 
@@ -425,6 +458,7 @@ def test_sync_writes_records_variables_and_connections_and_leaks_nothing(cronium
     for name in ("cronium_env_1_API_KEY", "cronium_env_1_DB_PASSWORD", "cronium_env_3_REMOTE_TOKEN"):
         assert f"set Variable {name}" in output
     assert "synced: 3 events, 1 workflow, 1 server; 1 problem" in output
+    assert "workflows: not synced" not in output  # this Cronium still serves them
 
     # the server's key went to its SSH connection
     from airflow.models import Connection
@@ -490,6 +524,17 @@ FAILURES = {
         {"/api/events/1": (200, b'{"id": 1, "name": "Nightly ETL", "envVars": [{"key": "API_KEY", "val', 0.0)},
         TOKEN,
         ["GET /api/events/1", "not valid JSON"],
+    ),
+    # the workflow routes exist but fail: not a Cronium without them, so the sync fails as before
+    "workflows-500": (
+        {"/api/workflows": (500, b'{"error":"Internal server error"}', 0.0)},
+        TOKEN,
+        ["GET /api/workflows", "HTTP 500", "Internal server error"],
+    ),
+    "workflows-cut-short": (
+        {"/api/workflows": (200, b'[{"id": 7, "name": "ETL th', 0.0)},
+        TOKEN,
+        ["GET /api/workflows", "not valid JSON"],
     ),
 }
 
@@ -576,6 +621,258 @@ def test_atomic_write_never_shows_a_partial_file(tmp_path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# a current Cronium: events over REST, workflows only as files downloaded from Cronium
+
+DOWNLOAD_NAME = "ETL then ping.json"  # the download's filename: `${workflow.name}.json` (routers/workflows.ts:654)
+
+
+def _ciphertext(value: str) -> str:
+    """A value as Cronium stores it: base64 of IV (16) + AES-GCM ciphertext + tag (16)
+    (apps/cronium-app/src/lib/encryption-service.ts:50-75, called by storage/modules/variables.ts:36-40)."""
+    size = 16 + len(value.encode()) + 16
+    return base64.b64encode(hashlib.shake_256(value.encode()).digest(size)).decode()
+
+
+def _nested_event(detail: dict[str, Any], routes: dict[str, Any]) -> dict[str, Any]:
+    """
+    One node's ``event`` in Cronium's workflow download, from the event's API detail.
+
+    ``getWorkflowWithRelations`` (apps/cronium-app/src/server/storage/modules/workflows.ts:35-70, 88-97): the
+    event's columns, then drizzle's relations in query order (``envVars`` as stored, i.e. encrypted, line 42;
+    ``server``; ``eventServers`` rows with their server; ``onSuccessEvents`` / ``onFailEvents`` /
+    ``onAlwaysEvents`` rows with ``targetEvent``), then ``servers`` and the four action lists, with
+    ``conditionEvents`` always empty (line 86).
+    """
+    relations = ("envVars", "server", "servers", "eventServers", "successEvents", "failEvents", "alwaysEvents")
+    event = {k: copy.deepcopy(v) for k, v in detail.items() if k not in (*relations, "conditionEvents")}
+
+    def with_target(action: dict[str, Any]) -> dict[str, Any]:
+        row = {k: v for k, v in action.items() if k != "targetEventName"}
+        target = row.get("targetEventId")
+        row["targetEvent"] = (
+            {k: v for k, v in routes[f"/api/events/{target}"].items() if k not in relations} if target else None
+        )
+        return row
+
+    actions = {name: [with_target(a) for a in detail[name]] for name in ("successEvents", "failEvents", "alwaysEvents")}
+    event["envVars"] = [{**var, "value": _ciphertext(var["value"])} for var in detail["envVars"]]
+    event["server"] = copy.deepcopy(detail["server"])
+    event["eventServers"] = [
+        {"id": 60 + i, "eventId": detail["id"], "serverId": srv["id"], "createdAt": STAMP, "server": copy.deepcopy(srv)}
+        for i, srv in enumerate(detail["servers"])
+    ]
+    event["onSuccessEvents"] = actions["successEvents"]
+    event["onFailEvents"] = actions["failEvents"]
+    event["onAlwaysEvents"] = actions["alwaysEvents"]
+    event["servers"] = copy.deepcopy(detail["servers"])
+    event["successEvents"] = copy.deepcopy(actions["successEvents"])
+    event["failEvents"] = copy.deepcopy(actions["failEvents"])
+    event["alwaysEvents"] = copy.deepcopy(actions["alwaysEvents"])
+    event["conditionEvents"] = []
+    return event
+
+
+def downloaded_workflow(routes: dict[str, Any]) -> dict[str, Any]:
+    """
+    Workflow 7 ("ETL then ping": event 1, then event 2 on success) exactly as Cronium's download writes it.
+
+    tRPC ``workflows.download`` with one id and ``format: "json"`` (apps/cronium-app/src/server/api/routers/
+    workflows.ts:640-657) returns ``data: JSON.stringify(getWorkflowWithRelations(id), null, 2)``: a bare
+    workflow object, its columns in schema order (src/shared/schema.ts:828-863), ``nodes`` = workflow_nodes
+    rows (schema.ts:865-881) each with the nested ``event``, ``connections`` = workflow_connections rows
+    (schema.ts:883-905); see /work/shared/cronium-corpus/SOURCES.md for the same shape from Cronium's seeds.
+    """
+    node_rows = []
+    for node_id, event_id, x in ((31, 1, 100), (32, 2, 400)):
+        node_rows.append(
+            {
+                "id": node_id,
+                "workflowId": 7,
+                "eventId": event_id,
+                "position_x": x,
+                "position_y": 100,
+                "createdAt": STAMP,
+                "updatedAt": STAMP,
+                "event": _nested_event(routes[f"/api/events/{event_id}"], routes),
+            }
+        )
+    return {
+        "id": 7,
+        "userId": "user_8f2c",
+        "name": "ETL then ping",
+        "description": "",
+        "triggerType": "WEBHOOK",
+        "webhookKey": "whk-Secret123456",
+        "scheduleNumber": None,
+        "scheduleUnit": None,
+        "customSchedule": None,
+        "runLocation": "LOCAL",
+        "overrideEventServers": False,
+        "overrideServerIds": None,
+        "status": "ACTIVE",
+        "shared": False,
+        "tags": ["etl"],
+        "createdAt": STAMP,
+        "updatedAt": STAMP,
+        "nodes": node_rows,
+        "connections": [
+            {
+                "id": 41,
+                "workflowId": 7,
+                "sourceNodeId": 31,
+                "targetNodeId": 32,
+                "connectionType": "ON_SUCCESS",
+                "createdAt": STAMP,
+                "updatedAt": STAMP,
+            }
+        ],
+    }
+
+
+@pytest.fixture
+def current_cronium(cronium_server) -> str:
+    """The loopback server as a current Cronium: events over REST, no workflow route."""
+    _reset_cronium()
+    FakeCronium.routes = cronium_payloads(current=True)
+    return cronium_server
+
+
+def _plan_json(records: Path) -> dict[str, Any]:
+    proc = subprocess.run(
+        [venv_bin("cronium-airflow"), "plan", "--json", str(records)],
+        env=airflow_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_sync_from_a_current_cronium_keeps_events_and_plans_a_downloaded_workflow(
+    current_cronium, tmp_path, airflow_db
+):
+    """
+    A current Cronium answers ``GET /api/workflows`` from its catch-all
+    (apps/cronium-app/src/app/api/[...notfound]/route.ts:7-9, 27-43: HTTP 404, ``{"error": "Not Found",
+    "message": "API endpoint '/api/workflows' does not exist", "statusCode": 404, "timestamp": ...}``), since
+    the tRPC migration (commit 649cdbe) deleted src/app/api/workflows/route.ts. The sync keeps the events
+    (apps/cronium-app/src/app/api/events/route.ts:175-194, events/[id]/route.ts:119-142), says where workflows
+    come from, and leaves the workflow downloaded from Cronium (routers/workflows.ts:640-657) as it is; the two
+    files load together and plan into cronium_workflow_7, the events nested in the download being the synced
+    ones (records/validation.py compares the copies: no difference reported).
+    """
+    records = tmp_path / "records"
+    records.mkdir()
+    download = records / DOWNLOAD_NAME
+    download.write_text(json.dumps(downloaded_workflow(cronium_payloads(current=True)), indent=2))
+    download_bytes = download.read_bytes()
+
+    proc = run_sync(current_cronium, records)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert_no_secret(output)
+    assert "/api/workflows" in FakeCronium.seen and not any(p.startswith("/api/workflows/") for p in FakeCronium.seen)
+    lines = [line for line in output.splitlines() if line.startswith("workflows:")]
+    assert len(lines) == 1, output
+    line = lines[0]
+    assert "not synced" in line and "GET /api/workflows answered HTTP 404" in line
+    assert "API endpoint '/api/workflows' does not exist" in line
+    assert "workflow download" in line and str(records) in line
+    assert "has 1 workflow file (1 workflow), left as they are" in line
+    assert "warning:" not in output, output
+    assert "synced: 3 events, 0 workflows, 1 server; 0 problems" in output
+
+    # the sync file holds what the API served; the downloaded file is untouched
+    target = records / "cronium-api" / "records.json"
+    bundle = json.loads(target.read_text())
+    assert [e["id"] for e in bundle["events"]] == [1, 2, 3] and bundle["workflows"] == []
+    assert [s["id"] for s in bundle["servers"]] == [5]
+    assert "eventServers" not in target.read_text() and "payloadVersion" in target.read_text()
+    assert_no_secret(target.read_text())
+    assert download.read_bytes() == download_bytes
+    assert variable("cronium_env_1_API_KEY") == API_KEY
+
+    # together they load with no error: each event once (the synced copy), the workflow from the download
+    from cronium_provider.records.validation import load_records
+
+    loaded = load_records([records])
+    assert loaded.ok, [str(e) for e in loaded.errors]
+    assert sorted(loaded.events) == [1, 2, 3] and sorted(loaded.workflows) == [7] and sorted(loaded.servers) == [5]
+    assert loaded.origins[("event", 1)] == str(target) and loaded.origins[("workflow", 7)] == str(download)
+
+    plan = _plan_json(records)
+    assert plan["errors"] == []
+    dags = {dag["dag_id"]: dag for dag in plan["dags"]}
+    assert {"cronium_event_1", "cronium_event_2", "cronium_event_3", "cronium_workflow_7"} <= set(dags)
+    workflow = dags["cronium_workflow_7"]
+    assert workflow["source"] == str(download)
+    edges = [(e["upstream"], e["downstream"], e["connection_type"]) for e in workflow["edges"]]
+    assert ("node_31", "node_32", "ON_SUCCESS") in edges
+    node_31 = next(t for t in workflow["tasks"] if t["task_id"] == "node_31")
+    assert node_31["event_id"] == 1 and node_31["env_keys"] == ["API_KEY", "DB_PASSWORD"]
+
+
+ABSENT = {
+    # how a Cronium without the route may answer: (status, body, Content-Type)
+    "405": (405, b"", "text/plain"),  # a route file without GET (Next.js)
+    "sign-in page": (200, b"<!DOCTYPE html><html><body><form>Sign in</form></body></html>", "text/html; charset=utf-8"),
+}
+
+
+@pytest.mark.parametrize("answer", sorted(ABSENT))
+def test_sync_without_workflow_routes_in_other_answers(current_cronium, tmp_path, airflow_db, answer) -> None:
+    """A 405 or a web page where ``GET /api/workflows`` used to be also means "no workflow route": events sync."""
+    status, body, content_type = ABSENT[answer]
+    FakeCronium.overrides = {"/api/workflows": (status, body, 0.0)}
+    FakeCronium.override_types = {"/api/workflows": content_type}
+    records = tmp_path / "records"
+    proc = run_sync(current_cronium, records)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    line = next(line for line in output.splitlines() if line.startswith("workflows:"))
+    assert f"answered HTTP {status}" in line and "has 0 workflow files" in line
+    assert "synced: 3 events, 0 workflows, 1 server" in output
+
+
+def test_a_downloaded_workflow_whose_event_changed_since_is_reported(current_cronium, tmp_path, airflow_db) -> None:
+    """
+    An event renamed in Cronium after the workflow was downloaded: the synced copy is kept (it is given on its
+    own, records/validation.py) and the sync warns, naming both files, so the user knows to download again.
+    """
+    records = tmp_path / "records"
+    records.mkdir()
+    workflow = downloaded_workflow(cronium_payloads(current=True))
+    workflow["nodes"][1]["event"]["name"] = "Ping (old name)"
+    (records / DOWNLOAD_NAME).write_text(json.dumps(workflow, indent=2))
+    proc = run_sync(current_cronium, records)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    warnings = [line for line in output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, output
+    assert "differs from event 2" in warnings[0] and "in name" in warnings[0] and DOWNLOAD_NAME in warnings[0]
+
+    from cronium_provider.records.validation import load_records
+
+    loaded = load_records([records])
+    assert loaded.events[2].name == "Ping" and sorted(loaded.workflows) == [7]
+
+
+def test_moving_to_a_current_cronium_drops_the_synced_workflows_and_says_so(synced, airflow_db) -> None:
+    """The sync file holds what the API serves: workflow 7 from the older Cronium's sync goes, with a note."""
+    url, records, _ = synced
+    target = records / "cronium-api" / "records.json"
+    assert [w["id"] for w in json.loads(target.read_text())["workflows"]] == [7]
+    FakeCronium.routes = cronium_payloads(current=True)
+    proc = run_sync(url, records)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "workflows: not synced" in output and "has 0 workflow files" in output
+    assert f"note: {target} held 1 workflow from an earlier sync" in output
+    assert json.loads(target.read_text())["workflows"] == []
+
+
+# ---------------------------------------------------------------------------------------------------------
 # the hook's API methods
 
 
@@ -615,6 +912,58 @@ def test_hook_reads_workflows_as_records(hook) -> None:
     assert [n["data"]["eventId"] for n in workflow["nodes"]] == [1, 2]
     assert workflow["edges"][0]["data"]["connectionType"] == "ON_SUCCESS"
     assert hook.list_workflows(include_archived=True) and FakeCronium.seen[-1] == "/api/workflows?includeArchived=true"
+
+
+def test_hook_says_when_cronium_has_no_workflow_route(hook) -> None:
+    """
+    A current Cronium: ``GET /api/workflows`` reaches the catch-all
+    (apps/cronium-app/src/app/api/[...notfound]/route.ts:27-43); the hook raises CroniumRouteMissing, a
+    CroniumError, and ``fetch_snapshot`` keeps the events with ``workflows_missing`` set. A later page of a
+    paginated list that goes missing is still a failure.
+    """
+    from cronium_provider.exceptions import CroniumAPIError, CroniumError
+    from cronium_provider.hooks.cronium import CroniumRouteMissing
+
+    FakeCronium.routes = cronium_payloads(current=True)
+    with pytest.raises(CroniumRouteMissing) as info:
+        hook.list_workflows()
+    assert isinstance(info.value, CroniumError)
+    assert info.value.answer.startswith("HTTP 404: ") and "does not exist" in info.value.answer
+    snapshot = hook.fetch_snapshot()
+    assert [e["id"] for e in snapshot.events] == [3, 2, 1] and snapshot.workflows == []
+    assert (
+        snapshot.workflows_missing is not None and "GET /api/workflows answered HTTP 404" in snapshot.workflows_missing
+    )
+    assert hook.fetch_snapshot(with_workflows=False).workflows_missing is None
+    # an older Cronium: the same call reads the workflows
+    FakeCronium.routes = cronium_payloads()
+    snapshot = hook.fetch_snapshot()
+    assert [w["id"] for w in snapshot.workflows] == [7] and snapshot.workflows_missing is None
+    # a 404 on a paginated list's second page is not "no route"
+    FakeCronium.routes = {**cronium_payloads(), "/api/workflows": {"workflows": [{"id": 7}], "hasMore": True}}
+    FakeCronium.overrides = {}
+
+    class SecondPageGone(FakeCronium):
+        def do_GET(self) -> None:
+            if "offset=" in self.path:
+                self._send(404, {"error": "Not Found"})
+            else:
+                super().do_GET()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SecondPageGone)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        from cronium_provider.hooks.cronium import CroniumHook
+
+        os.environ["AIRFLOW_CONN_CRONIUM_PAGES"] = _conn_json(f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(CroniumAPIError) as failure:
+            CroniumHook("cronium_pages", timeout=2).list_workflows()
+        assert failure.value.status == 404 and not isinstance(failure.value, CroniumRouteMissing)
+    finally:
+        os.environ.pop("AIRFLOW_CONN_CRONIUM_PAGES", None)
+        server.shutdown()
+        server.server_close()
 
 
 def test_hook_errors_name_the_problem(hook, monkeypatch) -> None:

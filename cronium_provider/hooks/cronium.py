@@ -1,6 +1,7 @@
 """Hook for the Cronium REST API: the ``cronium`` connection type (base URL + API token).
 
-The payload shapes are those of Cronium's Next.js route handlers (``addison-moore/cronium``):
+The payload shapes are those of Cronium's Next.js route handlers (``addison-moore/cronium``, paths under
+``apps/cronium-app/`` since its monorepo layout):
 
 - ``GET /api/events`` (``src/app/api/events/route.ts``): a bare JSON array of event rows, each with
   ``eventServers`` (server ids) but without env vars, servers or conditional actions.
@@ -14,6 +15,15 @@ The payload shapes are those of Cronium's Next.js route handlers (``addison-moor
   with nodes and edges in the editor's shape.
 - errors: ``{"error": "..."}`` with 400 (bad id), 401 (``Unauthorized``), 403, 404 (``Script not found``,
   ``Workflow not found``) or 500 (``Internal server error``).
+
+The two workflow routes exist only in Cronium before its tRPC migration (commit ``649cdbe`` deleted
+``src/app/api/workflows/route.ts`` and ``[id]/route.ts``); a current Cronium serves workflows through tRPC
+with a browser session only, and ``GET /api/workflows`` reaches its catch-all
+``apps/cronium-app/src/app/api/[...notfound]/route.ts:7-9, 27-43``: HTTP 404,
+``{"error": "Not Found", "message": "API endpoint '/api/workflows' does not exist", "statusCode": 404,
+"timestamp": ...}``. :meth:`CroniumHook.list_workflows` raises :class:`CroniumRouteMissing` for that answer
+(and for a 405 or an HTML page in its place) and :meth:`CroniumHook.fetch_snapshot` then syncs the events
+alone, saying why in :attr:`Snapshot.workflows_missing`.
 
 Cronium's ``/api/servers`` routes accept a browser session only (no API token), so servers are read from
 the event details. Wrapped lists (``{"events": [...]}``, ``{"data": [...]}``) and paginated objects
@@ -44,6 +54,22 @@ from cronium_provider.sync.transform import Snapshot
 EVENT_DETAIL_KEYS = ("envVars", "successEvents", "failEvents", "alwaysEvents", "conditionEvents", "servers")
 _LIST_KEYS = ("events", "workflows", "data", "items", "results")
 _MAX_PAGES = 1000
+# answers meaning "this Cronium has no such route": its catch-all's 404, or 405 from a route file without GET
+ROUTE_MISSING_STATUSES = (404, 405)
+
+
+class CroniumRouteMissing(CroniumResponseError):
+    """
+    This Cronium has no REST route for the request: it answered 404 or 405, or a web page instead of JSON.
+
+    A current Cronium answers ``GET /api/workflows`` so (the route went away with its tRPC migration).
+    ``answer`` is what came back, in one short line (``HTTP 404: API endpoint '/api/workflows' does not exist``).
+    """
+
+    def __init__(self, request: str, answer: str):
+        self.request = request
+        self.answer = answer
+        super().__init__(f"{request}: this Cronium has no such REST route (answered {answer})")
 
 
 class CroniumHook(HttpHook):
@@ -74,8 +100,13 @@ class CroniumHook(HttpHook):
         session.headers["Accept"] = "application/json"
         return session
 
-    def _get_json(self, endpoint: str, params: dict[str, Any] | None = None) -> Any:
-        """The parsed JSON of ``GET /<endpoint>``; every failure is a :class:`CroniumError`."""
+    def _get_json(self, endpoint: str, params: dict[str, Any] | None = None, route_may_be_missing: bool = False) -> Any:
+        """
+        The parsed JSON of ``GET /<endpoint>``; every failure is a :class:`CroniumError`.
+
+        With ``route_may_be_missing``, a 404 or 405 and a web page (HTML) where JSON belongs raise
+        :class:`CroniumRouteMissing`; a body that is JSON cut short is still a :class:`CroniumResponseError`.
+        """
         request = f"GET /{endpoint}"
         deadline = time.monotonic() + self.timeout
         try:
@@ -94,12 +125,20 @@ class CroniumHook(HttpHook):
         except requests.RequestException as exc:
             raise CroniumConnectionError(f"{request}: request to Cronium failed: {exc}") from None
         text = body.decode("utf-8", errors="replace")
+        content_type = response.headers.get("Content-Type", "no Content-Type")
+        summary = " ".join(text[:200].split())
+        if route_may_be_missing and response.status_code in ROUTE_MISSING_STATUSES:
+            said = _error_text(text)
+            raise CroniumRouteMissing(request, f"HTTP {response.status_code}" + (f": {said}" if said else ""))
         if response.status_code >= 400:
-            raise api_error(response.status_code, request, " ".join(text[:200].split()))
+            raise api_error(response.status_code, request, summary)
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            content_type = response.headers.get("Content-Type", "no Content-Type")
+            if route_may_be_missing and _is_page(text, content_type):
+                raise CroniumRouteMissing(
+                    request, f"HTTP {response.status_code} with a {content_type.split(';')[0]} page, not JSON"
+                ) from None
             raise CroniumResponseError(
                 f"{request} answered HTTP {response.status_code} with a body that is not valid JSON "
                 f"({exc.msg} at line {exc.lineno} column {exc.colno}; {content_type}); "
@@ -120,13 +159,19 @@ class CroniumHook(HttpHook):
             response.close()
         return b"".join(chunks)
 
-    def _list(self, endpoint: str, what: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """A list endpoint's items: a bare array, a wrapped list, or a paginated object followed to its end."""
+    def _list(
+        self, endpoint: str, what: str, params: dict[str, Any] | None = None, route_may_be_missing: bool = False
+    ) -> list[dict[str, Any]]:
+        """
+        A list endpoint's items: a bare array, a wrapped list, or a paginated object followed to its end.
+
+        ``route_may_be_missing`` applies to the first page only: a later page that is missing is a failure.
+        """
         items: list[dict[str, Any]] = []
         seen: set[Any] = set()
         query = dict(params or {})
-        for _ in range(_MAX_PAGES):
-            data = self._get_json(endpoint, query or None)
+        for page_number in range(_MAX_PAGES):
+            data = self._get_json(endpoint, query or None, route_may_be_missing and page_number == 0)
             page, more = _list_page(data, endpoint, what)
             new = [item for item in page if item.get("id") not in seen or item.get("id") is None]
             items.extend(new)
@@ -161,9 +206,14 @@ class CroniumHook(HttpHook):
         return self._object(f"api/events/{int(event_id)}", "event")
 
     def list_workflows(self, include_archived: bool = False) -> list[dict[str, Any]]:
-        """Every workflow the token can see (``GET /api/workflows``): rows without nodes or edges."""
+        """
+        Every workflow the token can see (``GET /api/workflows``): rows without nodes or edges.
+
+        Raises :class:`CroniumRouteMissing` when this Cronium has no such route (every Cronium since its tRPC
+        migration: see the module's docstring).
+        """
         params = {"includeArchived": "true"} if include_archived else None
-        return self._list("api/workflows", "workflows", params)
+        return self._list("api/workflows", "workflows", params, route_may_be_missing=True)
 
     def get_workflow(self, workflow_id: int) -> dict[str, Any]:
         """
@@ -188,8 +238,9 @@ class CroniumHook(HttpHook):
         """
         Every event (with its details), workflow and named server, for ``cronium-airflow sync``.
 
-        An event or workflow deleted between the list and its detail request is left out with a note; any
-        other failure raises :class:`CroniumError`.
+        An event or workflow deleted between the list and its detail request is left out with a note. A
+        Cronium without ``GET /api/workflows`` (:class:`CroniumRouteMissing`) gives the events alone, with
+        ``workflows_missing`` saying what it answered. Any other failure raises :class:`CroniumError`.
         """
         snapshot = Snapshot(base_url="")
         listed = self.list_events()
@@ -214,7 +265,12 @@ class CroniumHook(HttpHook):
                 if isinstance(server_id, int) and not isinstance(server_id, bool):
                     snapshot.servers.setdefault(server_id, server)
         if with_workflows:
-            for item in self.list_workflows():
+            try:
+                listed_workflows = self.list_workflows()
+            except CroniumRouteMissing as exc:
+                snapshot.workflows_missing = f"{exc.request} answered {exc.answer}"
+                listed_workflows = []
+            for item in listed_workflows:
                 workflow_id = item.get("id")
                 complete = "nodes" in item and ("edges" in item or "connections" in item)
                 if complete or not isinstance(workflow_id, int):
@@ -265,6 +321,24 @@ def _event_servers(event: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(servers, list):
         found.extend(item for item in servers if isinstance(item, dict))
     return found
+
+
+def _error_text(text: str) -> str:
+    """What an error answer says, in one short line: Cronium's ``message`` (or ``error``), else the body."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = None
+    if isinstance(data, dict):
+        for key in ("message", "error"):
+            if isinstance(data.get(key), str) and data[key].strip():
+                return " ".join(data[key].split())[:200]
+    return " ".join(text[:200].split())
+
+
+def _is_page(text: str, content_type: str) -> bool:
+    """A web page (a sign-in form, a proxy's error page) rather than JSON that was cut short."""
+    return "html" in content_type.lower() or text.lstrip()[:1] == "<"
 
 
 def _is_read_timeout(exc: requests.ConnectionError) -> bool:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit, urlunsplit
@@ -25,16 +27,57 @@ EXIT_PARTIAL = 1  # the file was written, but some records were invalid and left
 EXIT_FAILED = 2  # nothing was changed
 
 
-def _folder_problems(records_dir: Path, target: Path) -> list[str]:
-    """What the DAG processor will report about the written file next to the folder's other record files
-    (a record defined both here and in a hand-written file, say)."""
-    from cronium_provider.records.validation import load_records
+@dataclass
+class FolderView:
+    """The records folder as the DAG processor will read it after the sync."""
 
+    problems: list[str] = field(default_factory=list)  # errors naming the sync file or a workflow file
+    workflow_files: list[str] = field(default_factory=list)  # files other than the sync file holding workflows
+    workflows_in_files: int = 0
+
+
+def _read_folder(records_dir: Path, target: Path) -> FolderView:
+    """What the DAG processor will report about the written file next to the folder's other record files (a
+    record defined both here and in a hand-written file, a downloaded workflow whose nested event differs
+    from the synced one), and which other files hold workflows."""
+    from cronium_provider.records.source import read_records
+    from cronium_provider.records.validation import validate_records
+
+    view = FolderView()
     try:
-        loaded = load_records([records_dir])
+        raws, errors = read_records([records_dir])
+        loaded = validate_records(raws, errors)
     except Exception as exc:  # a warning only: the sync itself is done
-        return [f"could not re-read {records_dir}: {type(exc).__name__}"]
-    return [str(error) for error in loaded.errors if str(target) in str(error)]
+        view.problems.append(f"could not re-read {records_dir}: {type(exc).__name__}")
+        return view
+    sync_file = str(target)
+    workflows = [raw for raw in raws if raw.kind == "workflow" and raw.path != sync_file]
+    view.workflow_files = sorted({raw.path for raw in workflows})
+    view.workflows_in_files = len(workflows)
+    watched = [sync_file, *view.workflow_files]
+    view.problems = [str(error) for error in loaded.errors if any(path in str(error) for path in watched)]
+    return view
+
+
+def _workflows_line(missing: str, records_dir: Path, view: FolderView) -> str:
+    """The one line that says where workflows come from when the Cronium serves none over its REST API."""
+    have = _count(len(view.workflow_files), "workflow file")
+    if view.workflow_files:
+        have += f" ({_count(view.workflows_in_files, 'workflow')}), left as they are"
+    return (
+        f"workflows: not synced: this Cronium has no REST route for them ({missing}), it serves them to its "
+        f"web app only; put each workflow into {records_dir} as its own file, as Cronium's workflow download "
+        f"writes it (tRPC workflows.download, see the README's sync section); {records_dir} has {have}"
+    )
+
+
+def _previous_workflows(target: Path) -> int:
+    """How many workflows the sync file holds now (a sync from a Cronium that still served them)."""
+    try:
+        workflows = json.loads(target.read_text(encoding="utf-8")).get("workflows")
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return len(workflows) if isinstance(workflows, list) else 0
 
 
 def _server_secrets(servers: RecordSet) -> list[str]:
@@ -109,6 +152,7 @@ def run_sync(
         server_lines = store_servers(prepared.servers_with_credentials, known_hosts) if records.servers else []
         for line in server_lines:
             say(line)
+        dropped = _previous_workflows(target) if snapshot.workflows_missing else 0
         changed = write_atomically(target, text)
     except Exception as exc:
         secrets = [*prepared.env_values.values(), *_server_secrets(prepared.servers_with_credentials)]
@@ -120,7 +164,15 @@ def run_sync(
         f"{_count(len(records.servers), 'server')}"
     )
     say(f"{'wrote' if changed else 'unchanged'} {target}: {counts}")
-    for problem in _folder_problems(Path(records_dir), target):
+    view = _read_folder(Path(records_dir), target)
+    if snapshot.workflows_missing:
+        say(_workflows_line(snapshot.workflows_missing, Path(records_dir), view))
+        if dropped:
+            say(
+                f"note: {target} held {_count(dropped, 'workflow')} from an earlier sync; it holds what the API "
+                "serves, so they are no longer in it"
+            )
+    for problem in view.problems:
         say(f"warning: {problem}")
     say(
         f"synced: {counts}; {_count(len(records.errors), 'problem')} (records left out); "

@@ -31,7 +31,12 @@ class DocumentMismatch(ValueError):
 
 @dataclass
 class Snapshot:
-    """What the API returned: event and workflow payloads, and the servers the events name (with secrets)."""
+    """
+    What the API returned: event and workflow payloads, and the servers the events name (with secrets).
+
+    ``workflows_missing`` is set when the Cronium has no workflow route (a current Cronium: its workflows
+    are served through tRPC to a browser session only); it says what the API answered.
+    """
 
     base_url: str
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -39,6 +44,7 @@ class Snapshot:
     servers: dict[int, dict[str, Any]] = field(default_factory=dict)
     detail_calls: int = 0
     notes: list[str] = field(default_factory=list)
+    workflows_missing: str | None = None
 
 
 @dataclass
