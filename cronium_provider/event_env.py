@@ -1,6 +1,6 @@
 """Event env var values: secrets kept in Airflow Variables, read only at run time and masked.
 
-An event's env var ``KEY`` lives in the Airflow Variable ``cronium_env_<eventId>_<KEY>``
+An event's env var ``KEY`` lives in the Airflow Variable ``cronium.env.<eventId>.<KEY>``
 (``airflow variables set`` puts it there). A record file that still carries the value inline is read at
 run time as a fallback, so the value never enters a DAG object, the serialized DAG or the plan.
 """

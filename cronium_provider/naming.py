@@ -53,12 +53,20 @@ def tool_conn_id(tool_id: int | str | None) -> str:
 
 # -- Variables -----------------------------------------------------------------------------------------
 VARIABLE_PREFIX = "cronium_"  # Cronium's shared variables: ``cronium.getVariable(key)``
-ENV_VARIABLE_PREFIX = "cronium_env_"
+# Event secrets and the provider's own bookkeeping live outside ``cronium_``: no script's getVariable or
+# setVariable can reach them (a script's key is always prefixed with ``cronium_``).
+ENV_VARIABLE_PREFIX = "cronium.env."
+LEGACY_ENV_VARIABLE_PREFIX = "cronium_env_"  # before 0.2: inside the variables' namespace; sync moves them
+INTERNAL_PREFIX = "cronium.internal."
 
 
 def env_variable_key(event_id: object, key: str) -> str:
-    """The Airflow Variable holding the value of an event's env var."""
-    return f"{ENV_VARIABLE_PREFIX}{event_id}_{key}"
+    """The Airflow Variable holding the value of an event's env var (read only by that event's tasks)."""
+    return f"{ENV_VARIABLE_PREFIX}{event_id}.{key}"
+
+
+def legacy_env_variable_key(event_id: object, key: str) -> str:
+    return f"{LEGACY_ENV_VARIABLE_PREFIX}{event_id}_{key}"
 
 
 def owner_variable_prefix(prefix: str, owner: object) -> str:
@@ -69,7 +77,7 @@ def owner_variable_prefix(prefix: str, owner: object) -> str:
 def ssh_progress_key(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
     """Where a remote task keeps, between tries, the servers that already succeeded."""
     digest = hashlib.sha256(f"{dag_id}|{run_id}|{task_id}|{map_index}".encode()).hexdigest()[:24]
-    return f"cronium_ssh_progress_{digest}"
+    return f"{INTERNAL_PREFIX}ssh_progress.{digest}"
 
 
 # -- containers ----------------------------------------------------------------------------------------

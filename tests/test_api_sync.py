@@ -407,7 +407,7 @@ def test_sync_writes_records_variables_and_connections_and_leaks_nothing(cronium
 
     # the invalid event is named with its id and field, and left out of the file and of the Variables
     assert "event 4: field scheduleUnit" in output
-    assert variable("cronium_env_4_LEAKY") is None
+    assert variable("cronium.env.4.LEAKY") is None
     # every event was fetched in full: the list has no env vars or actions
     assert {"/api/events", "/api/events/1", "/api/events/2", "/api/events/3", "/api/workflows/7"} <= set(
         FakeCronium.seen
@@ -452,10 +452,10 @@ def test_sync_writes_records_variables_and_connections_and_leaks_nothing(cronium
     assert inline_event_env(str(target), 1) == {"API_KEY": "", "DB_PASSWORD": ""}  # no value in the file
 
     # the values are in the Variables the operators read, and the names (never the values) were printed
-    assert variable("cronium_env_1_API_KEY") == API_KEY
-    assert variable("cronium_env_1_DB_PASSWORD") == DB_PASSWORD
-    assert variable("cronium_env_3_REMOTE_TOKEN") == REMOTE_TOKEN
-    for name in ("cronium_env_1_API_KEY", "cronium_env_1_DB_PASSWORD", "cronium_env_3_REMOTE_TOKEN"):
+    assert variable("cronium.env.1.API_KEY") == API_KEY
+    assert variable("cronium.env.1.DB_PASSWORD") == DB_PASSWORD
+    assert variable("cronium.env.3.REMOTE_TOKEN") == REMOTE_TOKEN
+    for name in ("cronium.env.1.API_KEY", "cronium.env.1.DB_PASSWORD", "cronium.env.3.REMOTE_TOKEN"):
         assert f"set Variable {name}" in output
     assert "synced: 3 events, 1 workflow, 1 server; 1 problem" in output
     assert "workflows: not synced" not in output  # this Cronium still serves them
@@ -558,7 +558,7 @@ def test_failed_sync_changes_nothing(synced, failure) -> None:
     assert "nothing changed" in output or "is as it was" in output
     assert_no_secret(output)
     assert tree_bytes(records) == before  # byte-identical, and no temporary file left
-    assert variable("cronium_env_1_API_KEY") == API_KEY
+    assert variable("cronium.env.1.API_KEY") == API_KEY
     if failure == "timeout":
         assert elapsed < 60
 
@@ -791,7 +791,7 @@ def test_sync_from_a_current_cronium_keeps_events_and_plans_a_downloaded_workflo
     assert "eventServers" not in target.read_text() and "payloadVersion" in target.read_text()
     assert_no_secret(target.read_text())
     assert download.read_bytes() == download_bytes
-    assert variable("cronium_env_1_API_KEY") == API_KEY
+    assert variable("cronium.env.1.API_KEY") == API_KEY
 
     # together they load with no error: each event once (the synced copy), the workflow from the download
     from cronium_provider.records.validation import load_records
@@ -1087,6 +1087,22 @@ def test_the_transformation_is_pure() -> None:
         "workflows": [],
         "servers": [{"id": 9, "name": "db", "address": "10.0.0.9", "port": 22, "username": "ops"}],
     }
-    assert prepared.env_values == {"cronium_env_4_API_KEY": "k-123456", "cronium_env_4_VERBOSE": "true"}
+    assert prepared.env_values == {"cronium.env.4.API_KEY": "k-123456", "cronium.env.4.VERBOSE": "true"}
     password = prepared.servers_with_credentials.servers[9].password
     assert password is not None and password.get_secret_value() == "pw-98765"
+
+
+def test_sync_moves_env_values_out_of_the_variables_scripts_read(cronium, tmp_path, airflow_db) -> None:
+    """Older versions kept an env var's value as ``cronium_env_<id>_<KEY>``, inside the ``cronium_``
+    namespace every script's getVariable sees: a sync stores it as ``cronium.env.<id>.<KEY>`` and deletes
+    the old Variable."""
+    from tests.support.airflow_run import set_variable
+
+    set_variable("cronium_env_1_API_KEY", "old-" + API_KEY)
+    FakeCronium.routes = cronium_payloads()
+    proc = run_sync(cronium, tmp_path / "records")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert variable("cronium_env_1_API_KEY") is None
+    assert variable("cronium.env.1.API_KEY") == API_KEY
+    assert "deleted Variable cronium_env_1_API_KEY" in proc.stdout
+    assert_no_secret(proc.stdout + proc.stderr)

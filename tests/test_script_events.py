@@ -419,7 +419,7 @@ def test_a_retry_that_cannot_help_is_not_made(docker_client) -> None:
     )
     result = run_dag(dag, capfd=_CAPFD[-1])
     assert result.state == "failed"
-    assert "env var NOT_SET has no value; set the Airflow Variable cronium_env_424242_NOT_SET" in result.log_text()
+    assert "env var NOT_SET has no value; set the Airflow Variable cronium.env.424242.NOT_SET" in result.log_text()
     assert _tries(dag_id) == 1
     dag, dag_id = script_dag("BASH", "exit 3", retries=1, retry_delay=datetime.timedelta(seconds=1))
     result = run_dag(dag, capfd=_CAPFD[-1])

@@ -142,7 +142,7 @@ class CroniumScriptEventOperator(CroniumEventOperator):
     :param variable_prefix: the Airflow Variable key prefix for Cronium variables.
     :param scope_variables_by_owner: give each event owner (``event['userId']``) its own variables.
     :param event_env_keys: the event's env var names; values come from the Airflow Variables
-        ``cronium_env_<eventId>_<KEY>``, else from the record file ``records_source`` (read at run time).
+        ``cronium.env.<eventId>.<KEY>``, else from the record file ``records_source`` (read at run time).
     :param records_source: the record file of the event, for env var values not kept in Variables.
     :param max_result_bytes: the largest result file (``output()``, condition, variables) read back;
         default ``[cronium] max_result_bytes`` or 10 MB. A larger one fails the run, naming the limit.

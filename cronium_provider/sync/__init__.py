@@ -15,7 +15,7 @@ One sync:
    one record: the synced copy is kept, and a nested copy that differs is reported (records/validation.py).
 2. validates them with the record models, as the DAG processor will. An invalid record is reported with
    its id and field and left out of the file; every valid record is kept. (:mod:`.transform`)
-3. stores the secrets in Airflow: env var values in the Variables ``cronium_env_<eventId>_<KEY>`` (one
+3. stores the secrets in Airflow: env var values in the Variables ``cronium.env.<eventId>.<KEY>`` (one
    transaction), server keys and passwords in the SSH connections ``cronium_server_<id>``. (:mod:`.store`)
 4. writes ``RECORDS_DIR/cronium-api/records.json``, a bundle ``{"events", "workflows", "servers"}`` with
    env var keys but no values and servers without credentials, through a hidden temporary file renamed

@@ -146,9 +146,11 @@ def run_sync(
             check_document(text, records)
         except DocumentMismatch as exc:
             raise SyncFailed(str(exc)) from exc
-        store_env_values(prepared.env_values)
+        moved = store_env_values(prepared.env_values, prepared.legacy_env_keys)
         for name in sorted(prepared.env_values):
             say(f"set Variable {name}")
+        for name in moved:
+            say(f"deleted Variable {name}: env var values now live outside the cronium_ variables scripts read")
         server_lines = store_servers(prepared.servers_with_credentials, known_hosts) if records.servers else []
         for line in server_lines:
             say(line)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from cronium_provider.naming import server_conn_id
@@ -41,14 +42,21 @@ def write_atomically(path: Path, text: str) -> bool:
     return True
 
 
-def store_env_values(values: dict[str, str]) -> None:
-    """Set every Variable in one transaction: all of them, or none."""
+def store_env_values(values: dict[str, str], legacy_keys: Iterable[str] = ()) -> list[str]:
+    """Set every Variable in one transaction (all of them, or none) and delete the ``legacy_keys`` (env var
+    values kept by older versions inside the variables' namespace, where scripts could read them); returns
+    the legacy keys deleted."""
     from airflow.models import Variable
     from airflow.utils.session import create_session
 
+    deleted: list[str] = []
     with create_session() as session:
         for key in sorted(values):
             Variable.set(key, values[key], description="Cronium env var (cronium-airflow sync)", session=session)
+        for key in sorted(set(legacy_keys)):
+            if session.query(Variable).filter(Variable.key == key).delete():
+                deleted.append(key)
+    return deleted
 
 
 def store_servers(servers: RecordSet, known_hosts: Path | None) -> list[str]:

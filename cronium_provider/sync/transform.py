@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from cronium_provider.naming import env_variable_key
+from cronium_provider.naming import env_variable_key, legacy_env_variable_key
 from cronium_provider.records.errors import RecordError
 from cronium_provider.records.models import Server
 from cronium_provider.records.source import RawRecord, records_in_document
@@ -56,6 +56,7 @@ class Prepared:
     env_values: dict[str, str]  # Airflow Variable key -> value, for valid events only
     servers_with_credentials: RecordSet  # valid servers, with sshKey / password, for the SSH connections
     notes: list[str] = field(default_factory=list)
+    legacy_env_keys: list[str] = field(default_factory=list)  # where older versions kept these values
 
 
 def _source(kind: str, record_id: Any) -> str:
@@ -98,7 +99,7 @@ def sanitize_workflow(workflow: dict[str, Any]) -> dict[str, Any]:
 
 
 def _env_errors(event: dict[str, Any]) -> list[RecordError]:
-    """Env var keys that cannot name an Airflow Variable (``cronium_env_<id>_<KEY>``)."""
+    """Env var keys that cannot name an Airflow Variable (``cronium.env.<id>.<KEY>``)."""
     errors: list[RecordError] = []
     env = event.get("envVars")
     if not isinstance(env, list):
@@ -165,11 +166,13 @@ def prepare(snapshot: Snapshot) -> Prepared:
         document[key].sort(key=lambda item: int(item["id"]))
 
     env_values: dict[str, str] = {}
+    legacy: list[str] = []
     notes = list(snapshot.notes)
     for event_id in sorted(records.events):
         source = events_by_id.get(event_id, {})
         for item in source.get("envVars") or []:
             variable = env_variable_key(event_id, item["key"])
+            legacy.append(legacy_env_variable_key(event_id, item["key"]))
             if variable in env_values:
                 notes.append(f"event {event_id}: env var {item['key']} appears twice; the last value is kept")
             env_values[variable] = _env_text(item.get("value"))
@@ -181,7 +184,7 @@ def prepare(snapshot: Snapshot) -> Prepared:
             {**sanitize_server(payload), "sshKey": payload.get("sshKey"), "password": payload.get("password")}
         )
         with_credentials.origins[("server", server_id)] = f"the Cronium API (server {server_id})"
-    return Prepared(records, document, env_values, with_credentials, notes)
+    return Prepared(records, document, env_values, with_credentials, notes, legacy)
 
 
 def _env_text(value: Any) -> str:
