@@ -21,7 +21,10 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [
-            {"integration-name": "Cronium", "python-modules": ["cronium_provider.hooks.cronium"]},
+            {
+                "integration-name": "Cronium",
+                "python-modules": ["cronium_provider.hooks.cronium", "cronium_provider.hooks.airflow_api"],
+            },
         ],
         "operators": [
             {

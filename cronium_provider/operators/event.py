@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowTaskTimeout
+from airflow.sdk.exceptions import AirflowSkipException, AirflowTaskTimeout
 
 from cronium_provider.event_env import resolve_event_env
 from cronium_provider.exceptions import CroniumInvalidParameter
@@ -25,6 +25,7 @@ from cronium_provider.operators.gating import (
     FAILURE_STATUS,
     SUCCESS_STATUS,
     check_max_executions,
+    executions_so_far,
     gated_input,
     incoming_pairs,
 )
@@ -67,18 +68,57 @@ class CroniumEventOperator(BaseOperator):
         self._killed = False
 
     def execute(self, context: Context) -> Any:
-        check_max_executions(context, self.max_executions, self.execution_count)
+        try:
+            check_max_executions(context, self.max_executions, self.execution_count)
+        except AirflowSkipException:
+            self._pause_at_limit(context, finished_now=False)
+            raise
         value = gated_input(context, self.workflow_incoming, self.input_data)  # an unreached node skips here
         try:
             result = self.run_event(context, value)
         except AirflowTaskTimeout:
             self._push_status(context, FAILURE_STATUS)  # Cronium counts a timeout as a failure
+            self._pause_at_limit(context, finished_now=True)
             raise
         except Exception:
             self._push_status(context, CANCELLED_STATUS if self.killed else FAILURE_STATUS)
+            self._pause_at_limit(context, finished_now=True)
             raise
         self._push_status(context, SUCCESS_STATUS)
+        self._pause_at_limit(context, finished_now=True)
         return result
+
+    def _pause_at_limit(self, context: Context, *, finished_now: bool) -> None:
+        """Once the event has run ``maxExecutions`` times, pause its DAG, as Cronium pauses the event
+        (apps/cronium-app/src/lib/scheduler/execution-counter.ts:24-35); never fails the run."""
+        if self.max_executions <= 0:
+            return
+        count = executions_so_far(context, self.execution_count) + (1 if finished_now else 0)
+        if count < self.max_executions:
+            return
+        dag_id = context["ti"].dag_id
+        try:
+            from airflow.sdk import BaseHook
+
+            from cronium_provider.hooks.airflow_api import DEFAULT_CONN_ID, AirflowApiHook
+
+            BaseHook.get_connection(DEFAULT_CONN_ID)
+        except Exception:
+            self.log.warning(
+                "maxExecutions %d reached: further runs of %s are skipped. To pause it as Cronium pauses the "
+                "event, give the provider an Airflow API connection %s (http: api-server URL, a user that may "
+                "edit DAGs)",
+                self.max_executions,
+                dag_id,
+                "cronium_airflow_api",
+            )
+            return
+        try:
+            AirflowApiHook().set_paused(dag_id)
+        except Exception as exc:
+            self.log.warning("maxExecutions %d reached, but pausing %s failed: %s", self.max_executions, dag_id, exc)
+            return
+        self.log.info("maxExecutions %d reached: %s paused, as Cronium pauses the event", self.max_executions, dag_id)
 
     def _push_status(self, context: Context, status: str) -> None:
         """How the run ended, as Cronium's job status decides its actions (``run_status`` XCom): a run
