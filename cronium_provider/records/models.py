@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from functools import cache
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -35,6 +36,14 @@ class EventType(StrEnum):
 
 
 SCRIPT_TYPES = frozenset({EventType.NODEJS, EventType.PYTHON, EventType.BASH})
+
+# Cronium's ids and counts are Postgres ``serial`` / ``integer`` columns (schema.ts:156, 181, 192, 199-200, 234, 829):
+# a larger number cannot come from Cronium (and a huge id would make a DAG id past Airflow's 250 characters).
+INT4_MAX = 2_147_483_647
+# The longest timeout or schedule interval turned into an Airflow task timeout or timetable (about 68 years):
+# Airflow's task timer and the timetable's date arithmetic overflow far past it.
+MAX_SPAN_SECONDS = INT4_MAX
+AIRFLOW_TAG_MAX = 100  # Airflow refuses a DAG whose tag is longer (airflow.sdk.definitions.dag.TAG_MAX_LEN)
 
 
 class EventStatus(StrEnum):
@@ -65,6 +74,14 @@ class TimeUnit(StrEnum):
     MINUTES = "MINUTES"
     HOURS = "HOURS"
     DAYS = "DAYS"
+
+
+UNIT_SECONDS = {
+    TimeUnit.SECONDS: 1,
+    TimeUnit.MINUTES: 60,
+    TimeUnit.HOURS: 3600,
+    TimeUnit.DAYS: 86400,
+}
 
 
 class ConditionalActionType(StrEnum):
@@ -119,6 +136,15 @@ def _defaulted_names(model: type[BaseModel]) -> frozenset[str]:
         if isinstance(info.validation_alias, str):
             names.add(info.validation_alias)
     return frozenset(names)
+
+
+def _fits_airflow_tag(tag: str) -> str:
+    if len(tag) > AIRFLOW_TAG_MAX:
+        raise ValueError(f"is {len(tag)} characters long; an Airflow DAG tag holds at most {AIRFLOW_TAG_MAX}")
+    return tag
+
+
+Tag = Annotated[str, AfterValidator(_fits_airflow_tag)]
 
 
 class KeyValue(CroniumModel):
@@ -183,6 +209,8 @@ def _json_text_to_object(value: Any) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"is a string but not valid JSON ({exc.msg} at position {exc.pos})") from None
+        except RecursionError:
+            raise ValueError("is a string holding JSON nested too deeply to read") from None
     return value
 
 
@@ -203,14 +231,14 @@ class ServerRef(CroniumModel):
 
 
 class Event(CroniumModel):
-    id: int
+    id: int = Field(le=INT4_MAX)
     user_id: str | int | None = None
     # events.name is varchar(255) (schema.ts:160) and the REST create accepts any length up to it
     # (app/api/events/route.ts:20); only the tRPC form stops at 100 (shared/schemas/events.ts:54-57)
     name: str = Field(min_length=1, max_length=255)
     description: str | None = None
     shared: bool = False
-    tags: list[str] = Field(default_factory=list)
+    tags: list[Tag] = Field(default_factory=list)
     type: EventType
     status: EventStatus = EventStatus.DRAFT
     trigger_type: EventTriggerType = EventTriggerType.MANUAL
@@ -220,18 +248,18 @@ class Event(CroniumModel):
     http_headers: list[KeyValue] = Field(default_factory=list)
     http_body: str | None = None
     tool_action_config: ToolActionConfig | None = None
-    schedule_number: int = Field(default=1, ge=1)
+    schedule_number: int = Field(default=1, ge=1, le=INT4_MAX)
     schedule_unit: TimeUnit = TimeUnit.MINUTES
     custom_schedule: str | None = None
     start_time: str | None = None
     run_location: RunLocation = RunLocation.LOCAL
     server_id: int | None = None
     servers: list[ServerRef] = Field(default_factory=list)
-    timeout_value: int = Field(default=30, ge=1)
+    timeout_value: int = Field(default=30, ge=1, le=INT4_MAX)
     timeout_unit: TimeUnit = TimeUnit.SECONDS
     retries: int = Field(default=0, ge=0, le=10)
-    max_executions: int = Field(default=0, ge=0)
-    execution_count: int = Field(default=0, ge=0)
+    max_executions: int = Field(default=0, ge=0, le=INT4_MAX)
+    execution_count: int = Field(default=0, ge=0, le=INT4_MAX)
     reset_counter_on_active: bool = False
     env_vars: list[SecretKeyValue] = Field(default_factory=list)
     success_events: list[ConditionalAction] = Field(default_factory=list, validation_alias="successEvents")
@@ -317,6 +345,11 @@ class Event(CroniumModel):
             raise ValueError("toolActionConfig: a TOOL_ACTION event needs toolActionConfig")
         if self.run_location is RunLocation.REMOTE and self.server_id is None and not self.servers:
             raise ValueError("serverId: a REMOTE event needs serverId or a non-empty servers list")
+        if self.timeout_value * UNIT_SECONDS[self.timeout_unit] > MAX_SPAN_SECONDS:
+            raise ValueError(
+                f"timeoutValue: {self.timeout_value} {self.timeout_unit.value} is longer than the longest "
+                f"timeout an Airflow task is given here, {MAX_SPAN_SECONDS} seconds (about 68 years)"
+            )
         return self
 
     @property
@@ -338,7 +371,7 @@ class Event(CroniumModel):
 
 
 class Server(CroniumModel):
-    id: int
+    id: int = Field(le=INT4_MAX)
     name: str = Field(min_length=1)
     address: str = Field(min_length=1)
     port: int = Field(default=22, ge=1, le=65535)
@@ -399,17 +432,17 @@ class WorkflowConnection(CroniumModel):
 
 
 class Workflow(CroniumModel):
-    id: int
+    id: int = Field(le=INT4_MAX)
     user_id: str | int | None = None
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=255)  # workflows.name is varchar(255) (schema.ts:833)
     description: str | None = None
-    tags: list[str] = Field(default_factory=list)
+    tags: list[Tag] = Field(default_factory=list)
     status: EventStatus = EventStatus.DRAFT
     trigger_type: WorkflowTriggerType = WorkflowTriggerType.MANUAL
     webhook_key: str | None = None
     # Nullable with no default in Cronium (schema.ts:840-841): null or absent becomes 1 MINUTES here, a
     # value that only matters for a SCHEDULE workflow without customSchedule, which must give both.
-    schedule_number: int = Field(default=1, ge=1)
+    schedule_number: int = Field(default=1, ge=1, le=INT4_MAX)
     schedule_unit: TimeUnit = TimeUnit.MINUTES
     custom_schedule: str | None = None
     start_time: str | None = None

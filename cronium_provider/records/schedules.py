@@ -9,20 +9,21 @@ it is converted when an Airflow schedule can say the same thing exactly.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
-from cronium_provider.records.models import Event, EventTriggerType, TimeUnit, Workflow, WorkflowTriggerType
-
-UNIT_SECONDS = {
-    TimeUnit.SECONDS: 1,
-    TimeUnit.MINUTES: 60,
-    TimeUnit.HOURS: 3600,
-    TimeUnit.DAYS: 86400,
-}
+from cronium_provider.records.models import (
+    MAX_SPAN_SECONDS,
+    Event,
+    EventTriggerType,
+    TimeUnit,
+    Workflow,
+    WorkflowTriggerType,
+)
+from cronium_provider.records.models import UNIT_SECONDS as UNIT_SECONDS  # the plan reads it from here
 
 
 class ScheduleError(ValueError):
@@ -55,6 +56,14 @@ def _cron_is_valid(expression: str) -> bool:
         return False
 
 
+def _never_fires(text: str, expression: str) -> None:
+    """Refuse a valid cron expression no date matches (``0 0 30 2 *``): the timetable could find no next run."""
+    try:
+        croniter(expression, datetime(2000, 1, 1)).get_next(datetime)
+    except (CroniterError, ValueError, OverflowError):  # CroniterBadDateError: no next date within 50 years
+        raise ScheduleError("customSchedule", f"'{text}' never fires: no date matches it") from None
+
+
 def convert_custom_schedule(text: str) -> SchedulePlan:
     """Turn a Cronium ``customSchedule`` into a cron or interval plan, or raise ScheduleError."""
     fields = text.split()
@@ -64,6 +73,7 @@ def convert_custom_schedule(text: str) -> SchedulePlan:
                 "customSchedule",
                 f"'{text}' is not a valid cron expression (5 fields: minute hour day month weekday)",
             )
+        _never_fires(text, text)
         return SchedulePlan(kind="cron", cron=" ".join(fields))
     if len(fields) == 6:
         seconds, rest = fields[0], " ".join(fields[1:])
@@ -72,6 +82,7 @@ def convert_custom_schedule(text: str) -> SchedulePlan:
                 "customSchedule",
                 f"'{text}' is not a valid cron expression (6 fields: second minute hour day month weekday)",
             )
+        _never_fires(text, rest)
         if seconds in ("0", "00"):
             return SchedulePlan(kind="cron", cron=rest, note="6-field cron with seconds 0 converted")
         every = _every_n_seconds(seconds)
@@ -135,6 +146,12 @@ def recurring_schedule(number: int, unit: TimeUnit) -> SchedulePlan:
                 note=f"every {number} days at midnight, counted from the 1st of each month",
             )
     seconds = number * UNIT_SECONDS[unit]
+    if seconds > MAX_SPAN_SECONDS:
+        raise ScheduleError(
+            "scheduleNumber",
+            f"every {number} {unit.value} is longer than the longest interval an Airflow timetable is given "
+            f"here, {MAX_SPAN_SECONDS} seconds (about 68 years)",
+        )
     return SchedulePlan(
         kind="interval",
         interval_seconds=seconds,
@@ -151,7 +168,18 @@ def parse_start_time(text: str, timezone: str = "UTC") -> datetime:
         raise ScheduleError(
             "startTime", f"'{text}' is not an ISO 8601 time (for example 2026-01-31T09:00:00Z)"
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=_zone(timezone))
+    value = value if value.tzinfo else value.replace(tzinfo=_zone(timezone))
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ScheduleError("startTime", f"'{text}' is out of range: in UTC it falls outside years 1 to 9999") from None
+    offset = value.utcoffset()
+    if offset is not None and offset % timedelta(minutes=1):
+        # Airflow's timetable reads the time back with pendulum, which takes offsets in hours and minutes only
+        raise ScheduleError(
+            "startTime", f"'{text}' has a UTC offset of {offset}, with seconds; give it in hours and minutes"
+        )
+    return value
 
 
 def _zone(name: str) -> tzinfo:

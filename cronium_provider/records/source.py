@@ -172,7 +172,16 @@ def records_in_document(path: str, doc: Any) -> tuple[list[RawRecord], list[Reco
 
 
 def _plain_id(value: Any) -> int | str | None:
-    return value if isinstance(value, int | str) and not isinstance(value, bool) else None
+    """An id fit to name a record in a message: an integer or a non-blank string, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    return value if not isinstance(value, str) or value.strip() else None
+
+
+def id_or_position(value: Any, position: str) -> int | str:
+    """How a message names a record: its id, or where it is in its file when the id is unusable."""
+    plain = _plain_id(value)
+    return plain if plain is not None else f"at {position}"
 
 
 def nested_events(workflow: RawRecord) -> tuple[list[RawRecord], list[RecordError]]:
@@ -199,7 +208,7 @@ def nested_events(workflow: RawRecord) -> tuple[list[RawRecord], list[RecordErro
                     workflow.path,
                     f"is {type(event).__name__}, expected the node's event as an object",
                     "workflow",
-                    _plain_id(workflow.record_id) or f"at {workflow.position}",
+                    id_or_position(workflow.record_id, workflow.position),
                     field,
                 )
             )
@@ -211,7 +220,7 @@ def nested_events(workflow: RawRecord) -> tuple[list[RawRecord], list[RecordErro
                     workflow.path,
                     f"the nested event is event {event.get('id')!r} but the node points at event {node_event!r}",
                     "workflow",
-                    _plain_id(workflow.record_id) or f"at {workflow.position}",
+                    id_or_position(workflow.record_id, workflow.position),
                     field + ".id",
                 )
             )
@@ -227,7 +236,7 @@ def _single(path: str, doc: dict[str, Any], position: str) -> RawRecord | Record
             path,
             f"unknown kind {kind!r}; allowed: event, workflow, server",
             kind="record",
-            record_id=doc.get("id"),
+            record_id=id_or_position(doc.get("id"), position),
             field="kind",
         )
     data = {k: v for k, v in doc.items() if k != "kind"}

@@ -25,18 +25,38 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
+from cronium_provider.naming import node_task_id
 from cronium_provider.records.errors import RecordError
 from cronium_provider.records.models import (
     MODEL_BY_KIND,
+    SCRIPT_TYPES,
     CroniumModel,
     Event,
+    RunLocation,
     Server,
     Workflow,
 )
 from cronium_provider.records.schedules import ScheduleError, record_schedule
-from cronium_provider.records.source import RawRecord, read_records
+from cronium_provider.records.source import RawRecord, id_or_position, read_records
 
 SECRET_FIELDS = frozenset({"value", "sshKey", "password", "envVars"})
+# A node's task is ``node_<id>`` and its actions' tasks ``node_<id>__on_condition_<n>``: with at most this many
+# characters in the id they all fit Airflow's 250-character task ids.
+NODE_ID_MAX = 200
+# pydantic error types whose input is worth repeating in the message (unless the field is a secret)
+_SHOW_INPUT = frozenset(
+    {
+        "enum",
+        "literal_error",
+        "int_parsing",
+        "int_from_float",
+        "bool_parsing",
+        "string_type",
+        "int_type",
+        "less_than_equal",
+        "greater_than_equal",
+    }
+)
 
 
 @dataclass
@@ -86,7 +106,7 @@ def _pydantic_errors(raw: RawRecord, exc: ValidationError) -> list[RecordError]:
             field_name, message = message.split(": ", 1)
         value = item.get("input")
         if (
-            item.get("type") in ("enum", "literal_error", "int_parsing", "bool_parsing", "string_type", "int_type")
+            item.get("type") in _SHOW_INPUT
             and not _is_secret(loc)
             and isinstance(value, str | int | float | bool)
             and len(str(value)) <= 60
@@ -99,10 +119,7 @@ def _pydantic_errors(raw: RawRecord, exc: ValidationError) -> list[RecordError]:
 
 
 def _display_id(raw: RawRecord) -> int | str:
-    rid = raw.record_id
-    if isinstance(rid, int | str) and not isinstance(rid, bool):
-        return rid
-    return f"at {raw.position}"
+    return id_or_position(raw.record_id, raw.position)
 
 
 def _schedule_errors(raw: RawRecord, model: Event | Workflow) -> list[RecordError]:
@@ -189,7 +206,10 @@ def _encrypted_env_errors(raw: RawRecord, event: Event) -> list[RecordError]:
 
 
 def _validate_one(raw: RawRecord) -> tuple[CroniumModel | None, list[RecordError]]:
-    model_cls = MODEL_BY_KIND[raw.kind]
+    model_cls = MODEL_BY_KIND.get(raw.kind)
+    if model_cls is None:
+        message = f"unknown kind {raw.kind!r}; allowed: {', '.join(MODEL_BY_KIND)}"
+        return None, [RecordError(raw.path, message, "record", _display_id(raw), "kind")]
     try:
         model = model_cls.model_validate(raw.data)
     except ValidationError as exc:
@@ -278,13 +298,37 @@ def _cycle_path(graph: dict[str, list[str]], group: set[str]) -> list[str]:
     return sorted(group)
 
 
-def _workflow_errors(path: str, wf: Workflow, events: set[int]) -> list[RecordError]:
+def _node_id_errors(path: str, wf: Workflow, i: int, tasks: dict[str, str]) -> list[RecordError]:
+    """A node id too long for its tasks' ids, or one whose task id another node's already has."""
+    node_id = wf.nodes[i].id
+    field = f"nodes[{i}].id"
+    if len(node_id) > NODE_ID_MAX:
+        message = (
+            f"node id '{node_id[:40]}...' is {len(node_id)} characters long; at most {NODE_ID_MAX}, so that "
+            "its task id (node_<id>) and its actions' task ids fit Airflow's 250 characters"
+        )
+        return [RecordError(path, message, "workflow", wf.id, field)]
+    task_id = node_task_id(node_id)
+    other = tasks.setdefault(task_id, node_id)
+    if other != node_id:
+        message = (
+            f"node '{node_id}' and node '{other}' would both be the task '{task_id}': node ids must differ in "
+            "more than the characters a task id cannot hold (anything but A-Z, a-z, 0-9, '_', '.' and '-')"
+        )
+        return [RecordError(path, message, "workflow", wf.id, field)]
+    return []
+
+
+def _workflow_errors(path: str, wf: Workflow, events: dict[int, Event]) -> list[RecordError]:
     errors: list[RecordError] = []
     node_ids: list[str] = []
     seen: set[str] = set()
+    tasks: dict[str, str] = {}
     for i, node in enumerate(wf.nodes):
         if node.id in seen:
             errors.append(RecordError(path, f"duplicate node id '{node.id}'", "workflow", wf.id, f"nodes[{i}].id"))
+        else:
+            errors.extend(_node_id_errors(path, wf, i, tasks))
         seen.add(node.id)
         node_ids.append(node.id)
         if node.event_id not in events:
@@ -333,7 +377,23 @@ def _workflow_errors(path: str, wf: Workflow, events: set[int]) -> list[RecordEr
                 "connections",
             )
         )
+    errors.extend(_override_errors(path, wf, events))
     return errors
+
+
+def _override_errors(path: str, wf: Workflow, events: dict[int, Event]) -> list[RecordError]:
+    """Overriding the events' servers with no server leaves a node that runs a remote script nowhere to run."""
+    if not wf.override_event_servers or wf.override_server_ids:
+        return []
+    for node in wf.nodes:
+        event = events.get(node.event_id)
+        if event is not None and event.type in SCRIPT_TYPES and event.run_location is RunLocation.REMOTE:
+            message = (
+                f"overrideEventServers is true but overrideServerIds lists no server, so node '{node.id}' "
+                f"(REMOTE event {event.id}) would run on none; list its servers or set overrideEventServers false"
+            )
+            return [RecordError(path, message, "workflow", wf.id, "overrideServerIds")]
+    return []
 
 
 def _event_errors(path: str, event: Event, events: set[int], servers: set[int]) -> list[RecordError]:
@@ -446,7 +506,7 @@ def validate_records(raws: Iterable[RawRecord], errors: list[RecordError] | None
 
     for wf_id, (raw, wf) in typed["workflow"].items():
         path = raw.path
-        problems = _workflow_errors(path, wf, set(result.events))
+        problems = _workflow_errors(path, wf, result.events)
         if wf.override_event_servers:
             for i, server_id in enumerate(wf.override_server_ids):
                 if server_id not in result.servers:
