@@ -167,8 +167,13 @@ def event_differences(a: Event, b: Event) -> list[str]:
     else:
         values_a = {v.key: v.value.get_secret_value() for v in a.env_vars}
         values_b = {v.key: v.value.get_secret_value() for v in b.env_vars}
+        # a synced copy keeps env var keys only (its values are in Airflow): an empty value is not compared
         if any(
-            values_a[k] != values_b[k] and not looks_encrypted(values_a[k]) and not looks_encrypted(values_b[k])
+            values_a[k] != values_b[k]
+            and values_a[k] != ""
+            and values_b[k] != ""
+            and not looks_encrypted(values_a[k])
+            and not looks_encrypted(values_b[k])
             for k in values_a
         ):
             fields.append("envVars")
