@@ -50,7 +50,10 @@ def test_plan_json_describes_the_dags(tmp_path: Path) -> None:
     assert [(e["upstream"], e["downstream"], e["connection_type"]) for e in cleanup["edges"]] == [
         ("run", "always_0", "ALWAYS"),
         ("run", "on_failure_0", "ON_FAILURE"),
+        ("always_0", "on_failure_0", "ORDER"),  # always actions first, as Cronium fires them
         ("run", "result", "RESULT"),
+        ("always_0", "result", "RESULT"),  # the result step comes after every action
+        ("on_failure_0", "result", "RESULT"),
     ]
     flow = dags["cronium_workflow_1"]
     assert [t["task_id"] for t in flow["tasks"]] == [
@@ -73,6 +76,9 @@ def test_plan_json_describes_the_dags(tmp_path: Path) -> None:
         ("node_cleanup", "workflow_result", "RESULT"),
         ("node_cleanup", "node_cleanup__always_0", "ALWAYS"),
         ("node_cleanup", "node_cleanup__on_failure_0", "ON_FAILURE"),
+        ("node_cleanup__always_0", "node_cleanup__on_failure_0", "ORDER"),
+        ("node_cleanup__always_0", "workflow_result", "RESULT"),
+        ("node_cleanup__on_failure_0", "workflow_result", "RESULT"),
     }
     rules = {e["downstream"]: e["rule"] for e in flow["edges"] if e["upstream"] == "node_total"}
     assert rules["node_report"] == "only when the parent set its condition to true"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -168,3 +169,118 @@ def test_a_status_change_in_the_records_reaches_existing_dags(factory: Factory, 
     assert _paused(ids) == dict(zip(ids, [True, False, True], strict=True))
     again = subprocess.run(apply, env=env, capture_output=True, text=True, timeout=300)
     assert "0 DAG(s) changed" in again.stdout
+
+
+def _ti_times(dag_id: str, run_id: str) -> dict[str, tuple[Any, Any]]:
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+        return {ti.task_id: (ti.start_date, ti.end_date) for ti in rows}
+
+
+@pytest.mark.docker
+def test_actions_fire_as_cronium_fires_them(factory: Factory) -> None:
+    """Cronium's job service, when a run ends (apps/cronium-app/src/lib/services/job-service.ts:583-623):
+    always actions first, then success or failure actions; condition actions whenever the condition was
+    set to true, also when the run then failed; a failed action never changes the run's result."""
+    targets = {kind: factory.event(name=f"target {kind}") for kind in ("always", "success", "fail", "condition")}
+    actions = {
+        "alwaysEvents": [
+            {"type": "SCRIPT", "targetEventId": targets["always"]["id"]},
+            {"type": "SEND_MESSAGE", "toolId": 987654, "message": "no such tool: this action fails"},
+        ],
+        "successEvents": [{"type": "SCRIPT", "targetEventId": targets["success"]["id"]}],
+        "failEvents": [{"type": "SCRIPT", "targetEventId": targets["fail"]["id"]}],
+        "conditionEvents": [{"type": "SCRIPT", "targetEventId": targets["condition"]["id"]}],
+    }
+    failing = factory.event(name="condition, then failure", content="cronium_setCondition true; exit 3", **actions)
+    passing = factory.event(name="success", content="true", **actions)
+    module = factory.load()
+
+    failed = factory.run(module, failing)
+    assert failed.state == "failed"  # the event's own result
+    assert failed.task_states == {
+        "run": "failed",
+        "always_0": "success",
+        "always_1": "failed",  # shown as failed...
+        "on_success_0": "skipped",
+        "on_failure_0": "success",
+        "on_condition_0": "success",  # the condition was true: it fires although the run failed
+        "result": "failed",
+    }
+    passed = factory.run(module, passing)
+    assert passed.state == "success"  # ...but a failed action does not fail a successful run
+    assert passed.task_states["always_1"] == "failed" and passed.task_states["on_success_0"] == "success"
+    assert passed.task_states["on_condition_0"] == "skipped"
+    times = _ti_times(f"cronium_event_{passing['id']}", passed.run_id)
+    last_always = max(times["always_0"][1], times["always_1"][1])
+    assert times["on_success_0"][0] >= last_always  # always actions come first
+    assert len(dag_runs(f"cronium_event_{targets['condition']['id']}")) == 1
+    assert len(dag_runs(f"cronium_event_{targets['fail']['id']}")) == 1
+    assert len(dag_runs(f"cronium_event_{targets['success']['id']}")) == 1
+    assert len(dag_runs(f"cronium_event_{targets['always']['id']}")) == 2
+
+
+@pytest.mark.docker
+def test_a_run_that_did_not_happen_fires_no_action(factory: Factory) -> None:
+    """An event whose limit is reached is skipped, and so are its always actions: Cronium fires actions
+    only when a job completes (job-service.ts:583-589)."""
+    target = factory.event(name="target")
+    event = factory.event(
+        maxExecutions=1,
+        executionCount=1,
+        alwaysEvents=[{"type": "SCRIPT", "targetEventId": target["id"]}],
+    )
+    module = factory.load()
+    result = factory.run(module, event)
+    assert result.task_states == {"run": "skipped", "always_0": "skipped", "result": "success"}
+    assert "did not run (skipped): its actions do not fire" in result.log_text()
+    assert dag_runs(f"cronium_event_{target['id']}") == []
+
+
+@pytest.mark.docker
+def test_a_run_stopped_by_a_person_fires_only_its_always_actions(factory: Factory, docker_client) -> None:
+    """Killing the task (a person stopping the run) makes it CANCELLED: Cronium then fires the always actions
+    and neither success nor failure ones (job-service.ts:599-607)."""
+    import os
+    import signal
+    import time
+
+    always = factory.event(name="always target")
+    fail = factory.event(name="fail target")
+    event = factory.event(
+        content="sleep 300",
+        alwaysEvents=[{"type": "SCRIPT", "targetEventId": always["id"]}],
+        failEvents=[{"type": "SCRIPT", "targetEventId": fail["id"]}],
+    )
+    factory.load()
+    dag_id = f"cronium_event_{event['id']}"
+    env = airflow_env(CRONIUM_RECORDS_DIR=str(factory.folder))
+    # the targets' DAGs must exist for the actions to start them
+    subprocess.run([venv_bin("airflow"), "dags", "reserialize"], env=env, check=True, capture_output=True, timeout=300)
+    proc = subprocess.Popen(
+        [venv_bin("airflow"), "dags", "test", dag_id],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not docker_client.api.containers(filters={"label": f"org.cronium.dag_id={dag_id}"}):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
+        time.sleep(0.2)
+    time.sleep(1)
+    os.kill(proc.pid, signal.SIGTERM)
+    output, _ = proc.communicate(timeout=180)
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        states = {ti.task_id: str(ti.state) for ti in session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id)}
+    assert states["run"] == "failed"
+    assert states["always_0"] == "success", output[-3000:]
+    assert states["on_failure_0"] == "skipped", output[-3000:]
+    assert "was cancelled, not failed (status CANCELLED)" in output

@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator, Context
 
 from cronium_provider.links import CroniumEventLink
 from cronium_provider.naming import VARIABLE_PREFIX, tool_conn_id
-from cronium_provider.operators.gating import gated_input, incoming_pairs, require_condition
+from cronium_provider.operators.gating import gated_input, incoming_pairs, require_action_due, require_condition
 from cronium_provider.operators.tool_action import deliver_tool_action
 from cronium_provider.tools.delivery import message_parameters
 
@@ -19,13 +19,27 @@ class CroniumTriggerEventOperator(TriggerDagRunOperator):
     """A ``SCRIPT`` conditional action: start a new run of the target event's DAG, with no input.
 
     :param condition_of: when set, run only if that task set its condition to true.
+    :param run_when: ``always``, ``success``, ``failure`` or ``condition``: after which outcomes of the
+        event run ``event_task_id`` the action fires, as Cronium decides (see ``require_action_due``).
+    :param event_task_id: the event run the action follows.
     """
 
-    def __init__(self, *, condition_of: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        condition_of: str | None = None,
+        run_when: str | None = None,
+        event_task_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.condition_of = condition_of
+        self.run_when = run_when
+        self.event_task_id = event_task_id
 
     def execute(self, context: Context) -> Any:
+        if self.run_when is not None and self.event_task_id is not None:
+            require_action_due(context, self.run_when, self.event_task_id)
         require_condition(context, self.condition_of)
         return super().execute(context)
 
@@ -66,6 +80,8 @@ class CroniumSendMessageOperator(BaseOperator):
         condition_of: str | None = None,
         condition_source: str | None = None,
         event_incoming: Sequence[Sequence[str]] | None = None,
+        run_when: str | None = None,
+        event_task_id: str | None = None,
         retry_strategy: str | None = None,
         variable_prefix: str = VARIABLE_PREFIX,
         **kwargs: Any,
@@ -81,10 +97,14 @@ class CroniumSendMessageOperator(BaseOperator):
         self.condition_of = condition_of
         self.condition_source = condition_source
         self.event_incoming = incoming_pairs(event_incoming)
+        self.run_when = run_when
+        self.event_task_id = event_task_id
         self.retry_strategy = retry_strategy
         self.variable_prefix = variable_prefix
 
     def execute(self, context: Context) -> Any:
+        if self.run_when is not None and self.event_task_id is not None:
+            require_action_due(context, self.run_when, self.event_task_id)
         require_condition(context, self.condition_of)
         value = gated_input(context, self.event_incoming)
         condition = None

@@ -47,11 +47,11 @@ BUILT_STATUSES = (EventStatus.ACTIVE, EventStatus.PAUSED)
 DEFAULT_RETRY_DELAY_SECONDS = 30
 
 ACTION_LISTS = (
-    # (event attribute, task id prefix, trigger rule after the run, label)
-    ("always_events", "always", "all_done", "always"),
-    ("success_events", "on_success", "all_success", "on success"),
-    ("fail_events", "on_failure", "all_failed", "on failure"),
-    ("condition_events", "on_condition", "all_success", "on condition"),
+    # (event attribute, task id prefix, when the action fires, label); always actions come first
+    ("always_events", "always", "always", "always"),
+    ("success_events", "on_success", "success", "on success"),
+    ("fail_events", "on_failure", "failure", "on failure"),
+    ("condition_events", "on_condition", "condition", "on condition"),
 )
 ACTION_CONNECTION = {
     "always": ConnectionType.ALWAYS,
@@ -163,31 +163,42 @@ def event_task(
 def _action_tasks(
     event: Event, source: str = EVENT_RUN_TASK, incoming: Incoming | None = None
 ) -> tuple[list[TaskSpec], list[EdgePlan]]:
-    """The event's conditional actions as tasks after ``source`` (its ``run`` task, or its workflow node)."""
-    tasks: list[TaskSpec] = []
+    """The event's conditional actions as tasks after ``source`` (its ``run`` task, or its workflow node).
+
+    As Cronium fires them when a run ends (apps/cronium-app/src/lib/services/job-service.ts:583-623): only
+    after a run that happened, always actions first, then success or failure actions (a run cancelled by
+    a person fires neither), and condition actions whenever the run set its condition to true. Each
+    action waits for the run (``all_done``) and decides itself from the run's state and ``run_status``; a
+    failed action is shown as failed but never changes the run's result: in an event's DAG the ``result``
+    step, after every action, is the run's result.
+    """
+    tasks: list[ActionSpec] = []
     edges: list[EdgePlan] = []
     task_prefix = "" if source == EVENT_RUN_TASK else f"{source}__"
-    for attribute, prefix, rule, label in ACTION_LISTS:
+    always: list[str] = []
+    for attribute, prefix, when, label in ACTION_LISTS:
         for index, action in enumerate(getattr(event, attribute)):
             if action.type is ConditionalActionType.NONE:
                 continue
             task_id = f"{task_prefix}{prefix}_{index}"
-            condition_of = source if prefix == "on_condition" else None
+            common: dict[str, Any] = {
+                "task_id": task_id,
+                "trigger_rule": "all_done",
+                "condition_of": source if when == "condition" else None,
+                "when": when,
+                "event_task_id": source,
+            }
             spec: ActionSpec
             if action.type is ConditionalActionType.SCRIPT:
                 spec = TriggerEventSpec(
-                    task_id=task_id,
+                    **common,
                     display_name=f"{label}: run event {action.target_event_id}",
-                    trigger_rule=rule,
-                    condition_of=condition_of,
                     target_dag_id=event_dag_id(action.target_event_id or 0),
                 )
             else:
                 spec = SendMessageSpec(
-                    task_id=task_id,
+                    **common,
                     display_name=f"{label}: message via tool {action.tool_id}",
-                    trigger_rule=rule,
-                    condition_of=condition_of,
                     tool_id=action.tool_id,
                     message=action.message or "",
                     email_addresses=action.email_addresses,
@@ -200,9 +211,13 @@ def _action_tasks(
             tasks.append(spec)
             kind = ACTION_CONNECTION[prefix].value
             edges.append(EdgePlan(source, task_id, kind, CONNECTION_RULES[kind]))
-    if source == EVENT_RUN_TASK and any(t.trigger_rule in ("all_done", "all_failed") for t in tasks):
-        # a failure handled by an action must still fail the run, as it does in Cronium
-        tasks.append(
+            if when == "always":
+                always.append(task_id)
+            else:
+                edges += [EdgePlan(first, task_id, "ORDER", "after the always actions") for first in always]
+    result: list[TaskSpec] = list(tasks)
+    if source == EVENT_RUN_TASK and tasks:
+        result.append(
             EventResultSpec(
                 task_id=EVENT_RESULT_TASK,
                 display_name="event result",
@@ -215,7 +230,11 @@ def _action_tasks(
                 EVENT_RUN_TASK, EVENT_RESULT_TASK, "RESULT", "after the event has ended; fails the run if it failed"
             )
         )
-    return tasks, edges
+        edges += [
+            EdgePlan(t.task_id, EVENT_RESULT_TASK, "RESULT", "after the actions; their results do not count")
+            for t in tasks
+        ]
+    return result, edges
 
 
 def _doc(description: str | None, schedule: SchedulePlan, notes: tuple[str, ...] = ()) -> str | None:
@@ -333,6 +352,11 @@ def plan_workflow(workflow: Workflow, records: RecordSet, timezone: str = "UTC")
     ]
     edges += action_edges
     edges += [EdgePlan(leaf, WORKFLOW_RESULT_TASK, "RESULT", "after every node has ended") for leaf in leaves]
+    edges += [
+        EdgePlan(t.task_id, WORKFLOW_RESULT_TASK, "RESULT", "after the actions; their results do not count")
+        for t in tasks
+        if isinstance(t, ActionSpec)
+    ]
     notes: tuple[str, ...] = ()
     if not workflow.nodes:
         # Cronium ends the run as FAILURE, "Workflow has no nodes to execute" (lib/workflow-executor.ts:263-286)

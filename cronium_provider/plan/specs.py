@@ -221,17 +221,23 @@ class ToolActionSpec(EventRunSpec):
 # -- conditional actions -------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class ActionSpec(TaskSpec):
-    """A conditional action after an event's run; ``condition_of`` names the run whose condition it needs."""
+    """A conditional action after an event's run (``event_task_id``): ``when`` is ``always``, ``success``,
+    ``failure`` or ``condition``; ``condition_of`` names the run whose condition a condition action needs."""
 
+    when: str
+    event_task_id: str
     condition_of: str | None = None
 
     def arguments(self) -> dict[str, Any]:
         args = super().arguments()
-        args["condition_of"] = self.condition_of
+        args.update(condition_of=self.condition_of, run_when=self.when, event_task_id=self.event_task_id)
         return args
 
     def details(self) -> dict[str, Any]:
-        return {} if self.condition_of is None else {"condition_of": self.condition_of}
+        data: dict[str, Any] = {"when": self.when, "after": self.event_task_id}
+        if self.condition_of is not None:
+            data["condition_of"] = self.condition_of
+        return data
 
 
 @dataclass(frozen=True, kw_only=True)
