@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from contextlib import suppress
 from typing import Any
 
-from cronium_provider.runners.protocol import VariableChange
+from cronium_provider.runners.protocol import MISSING, VariableChange, appended
 
 DEFAULT_PREFIX = "cronium_"
 _OWNER_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -54,7 +54,12 @@ class VariableNamespace:
         return values
 
     def apply(self, changes: Iterable[VariableChange]) -> list[str]:
-        """Apply sets and deletes; returns a line per change for the task log (names, never values)."""
+        """Apply sets, deletes and appends; returns a line per change for the task log (names, never values).
+
+        An append reads the Variable as it is now and writes the joined value (:func:`appended`: a missing or
+        empty variable becomes the appended value, a list gets a new element, anything else is joined as
+        text), so appends of runs that overlap both count as long as they do not interleave here.
+        """
         from airflow.sdk import Variable
 
         done: list[str] = []
@@ -63,6 +68,11 @@ class VariableNamespace:
             if change.op == "set":
                 Variable.set(key, json.dumps(change.value, ensure_ascii=False))
                 done.append(f"set {key}")
+            elif change.op == "append":
+                raw = Variable.get(key, default=None)
+                current = MISSING if raw is None else self.decode(raw)
+                Variable.set(key, json.dumps(appended(current, change.value, change.separator), ensure_ascii=False))
+                done.append(f"appended to {key}")
             else:
                 # deleting a variable that does not exist is not an error in Cronium
                 with suppress(Exception):

@@ -408,7 +408,10 @@ HAND_WRITTEN_OUTPUT = {
     "NODEJS": """
         require('fs').writeFileSync(process.env.CRONIUM_RUN_DIR + '/output.json', 'hello world, this is not JSON');
     """,
-    "BASH": "cronium_output 'hello world, this is not JSON'",
+    # Bash's cronium_output stores a text that is not JSON as a string (Cronium's runtime SDK does), so the
+    # Bash script writes the malformed file by hand too.
+    "BASH": """printf '%s' 'hello world, this is not JSON' > "$CRONIUM_RUN_DIR/output.json"
+""",
 }
 
 
@@ -720,7 +723,7 @@ def test_commands_and_environment() -> None:
         "PYTHONUNBUFFERED": "1",
         "PYTHONIOENCODING": "utf-8",
     }
-    assert RESULT_FILES == ("output.json", "condition.json", "variables.log")
+    assert RESULT_FILES == ("output.json", "condition.json", "variables.log", "output.txt", "actions.jsonl")
 
 
 def test_write_run_folder_stays_inside(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import hashlib
 import importlib.resources
 import io
 import json
+import re
 import tarfile
 import time
 from collections.abc import Mapping
@@ -23,16 +24,25 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Final, Literal
 
 from cronium_provider.exceptions import ProtocolError
+from cronium_provider.tools.catalogue import DEFAULT_ACTION, SUPPORTED
 
 __all__ = [
+    "ACTIONS_FILE",
     "LANGUAGES",
+    "MAX_ACTION_REQUESTS",
+    "MISSING",
     "RESULT_FILES",
+    "ActionRequest",
     "ProtocolError",
     "ScriptResults",
     "VariableChange",
+    "appended",
     "build_run_files",
     "collect_result_files",
+    "event_context",
     "helpers_root",
+    "json_or_text",
+    "normalise_action",
     "read_results",
     "run_folder_tar",
     "script_command",
@@ -43,23 +53,73 @@ __all__ = [
 LANGUAGES: Final = ("BASH", "PYTHON", "NODEJS")
 """Script languages, as Cronium's event ``type`` spells them."""
 
-RESULT_FILES: Final = ("output.json", "condition.json", "variables.log")
+ACTIONS_FILE: Final = "actions.jsonl"
+"""Tool actions the script asked for (``execute_tool_action``, ``send_email``...), one JSON object a line."""
+
+RESULT_FILES: Final = ("output.json", "condition.json", "variables.log", "output.txt", ACTIONS_FILE)
 """Files the script may write, relative to the run folder; any of them may be missing."""
+
+MAX_ACTION_REQUESTS: Final = 100
+"""At most this many tool action requests per run; the helpers refuse more, the host rejects a longer file."""
 
 _SCRIPT_FILE: Final = {"BASH": "script.sh", "PYTHON": "script.py", "NODEJS": "script.js"}
 _HELPER_DIR: Final = {"BASH": "bash", "PYTHON": "python", "NODEJS": "nodejs"}
 _HELPER_SUFFIX: Final = {"BASH": ".sh", "PYTHON": ".py", "NODEJS": ".js"}
 _MAX_HEX_KEY_BYTES: Final = 120  # longer keys get a hashed name: 2 * 120 hex digits stays under NAME_MAX
 _SNIPPET_CHARS: Final = 60
+_MAX_EVENT_FIELDS: Final = 500  # event.d/ files of a Bash run (cronium_event_field)
+_MAX_EVENT_DEPTH: Final = 6
+_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# Action names that mean "the tool's one sending action": Cronium's SDK sends "send_message" for all three
+# of slack, discord and email (apps/runtime/runtime-helpers/python/cronium.py:255,271,287).
+_SEND_ALIASES: Final = frozenset({"send", "send-message", "sendmessage", "message", "send-email", "sendemail"})
+
+
+class _Missing:
+    """The value of a variable that does not exist (``MISSING``), as opposed to one holding ``null``."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing()
 
 
 @dataclass(frozen=True)
 class VariableChange:
-    """One variable change of a run: ``set`` to ``value``, or ``delete`` (``value`` is then None)."""
+    """One variable change of a run.
 
-    op: Literal["set", "delete"]
+    ``set`` to ``value``; ``delete`` (``value`` is then None); ``append`` ``value`` to what the variable
+    holds when the host applies it (see :func:`appended`; ``separator`` joins text), so that two runs
+    appending at once both count.
+    """
+
+    op: Literal["set", "delete", "append"]
     key: str
     value: Any = None
+    separator: str = ""
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """A tool action the script asked for; the host carries it out after the script ended.
+
+    ``tool`` is the tool type (``slack``, ``discord``, ``email``, ...) and ``action`` the provider's action
+    id (``slack-send-message``, ``discord-send-message``, ``send-email``; see :func:`normalise_action`);
+    ``config`` the action's parameters as the script gave them; ``line`` the line of ``actions.jsonl``.
+    """
+
+    tool: str
+    action: str
+    config: dict[str, Any]
+    line: int
 
 
 @dataclass(frozen=True)
@@ -68,13 +128,90 @@ class ScriptResults:
 
     ``output`` is what ``cronium.output()`` received (``has_output`` tells an output of ``null`` from no
     output at all); ``condition`` is None when the script never set one; ``variable_changes`` holds the
-    final change per key, in the order the keys were first changed.
+    final change per key, in the order the keys were first changed (a key the run only appended to keeps
+    its appends, in order); ``action_requests`` the tool actions asked for, in call order.
     """
 
     output: Any
     has_output: bool
     condition: bool | None
     variable_changes: tuple[VariableChange, ...]
+    action_requests: tuple[ActionRequest, ...] = ()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_or_text(text: str) -> Any:
+    """``text`` as the JSON value it spells, else ``text`` itself.
+
+    What Cronium's Bash SDK does with a value it is given as text (``cronium_set_variable``,
+    ``cronium_output``: apps/runtime/runtime-helpers/bash/cronium.sh:136-140, 166-170, "if not valid JSON,
+    wrap as string"); NaN and Infinity are not JSON here.
+    """
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        return text
+
+
+def _text_form(value: Any) -> str:
+    """A value as Bash sees it: a string as is, anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def appended(current: Any, value: Any, separator: str = "") -> Any:
+    """The value of a variable holding ``current`` (:data:`MISSING` when it does not exist) after appending
+    ``value``.
+
+    As Cronium's ``cronium_append_variable KEY VALUE [SEP]`` (apps/runtime/runtime-helpers/bash/
+    cronium.sh:357-368): a missing, null or empty variable becomes ``value``; otherwise the text forms are
+    joined with ``separator`` and the result stored as JSON when it is JSON text, else as a string. A list
+    gets ``value`` as a new element instead (Cronium would join the list's JSON text, which is never meant).
+    """
+    if current is MISSING or current is None or current == "":
+        return value
+    if isinstance(current, list):
+        return [*current, value]
+    return json_or_text(_text_form(current) + separator + _text_form(value))
+
+
+def event_context(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The event's facts plus the field names of Cronium's newest runtime context.
+
+    The runtime API answers ``event()`` with ``executionId, eventId, eventName, eventType, userId, startTime,
+    metadata`` (apps/runtime/cronium-runtime/pkg/types/types.go:8-16; ids are strings there); the older
+    generations with the event record (``id``, ``name``, ``type``...). Both names are offered; a field the
+    event already has is kept.
+    """
+    context = dict(event)
+    aliases = (("eventId", "id"), ("eventName", "name"), ("eventType", "type"))
+    for alias, source in aliases:
+        if alias not in context and context.get(source) is not None:
+            value = context[source]
+            context[alias] = str(value) if alias == "eventId" else value
+    return context
+
+
+def normalise_action(tool: str, action: str) -> tuple[str, str]:
+    """Tool type and action id as the provider spells them.
+
+    ``slack``/``send_message`` -> ``slack``/``slack-send-message``, ``discord`` -> ``discord-send-message``,
+    ``email`` -> ``send-email`` (Cronium's SDK names every sending action ``send_message``); an id the tool
+    already has is kept (``send_card`` -> ``send-card``); anything else is left as written, for the
+    operator to refuse with the list of what the tool supports.
+    """
+    tool_id = tool.strip().lower()
+    written = action.strip()
+    candidate = written.lower().replace("_", "-")
+    if candidate in SUPPORTED.get(tool_id, ()):
+        return tool_id, candidate
+    if tool_id in DEFAULT_ACTION and candidate in _SEND_ALIASES:
+        return tool_id, DEFAULT_ACTION[tool_id]
+    return tool_id, written
 
 
 def helpers_root() -> Path:
@@ -132,7 +269,8 @@ def build_run_files(
     """Every file of a run folder, as relative POSIX path -> content.
 
     That is the script, ``helpers/<language>/`` (the helper files of that language only), ``input.json``
-    (``{}`` when ``input`` is None), ``event.json``, ``variables.json`` and, for Bash, ``variables.d/``.
+    (``{}`` when ``input`` is None), ``event.json``, ``variables.json`` and, for Bash, ``variables.d/`` and
+    ``event.d/`` (what ``cronium_event_field`` prints, see :func:`_event_field_files`).
     Raises ValueError for an unknown language, an empty or non-string variable key, or a value that is not
     JSON-serializable (the message names the file).
     """
@@ -152,7 +290,39 @@ def build_run_files(
     if lang == "BASH":
         for key, value in variables.items():
             files[f"variables.d/{_variable_file_name(key)}"] = _variable_text(value)
+        for path, text in _event_field_files(event).items():
+            files[f"event.d/{path.encode('utf-8').hex()}"] = text
     return files
+
+
+def _event_field_files(event: Mapping[str, Any]) -> dict[str, bytes]:
+    """Field path -> text, for Bash's ``cronium_event_field FIELD``.
+
+    Cronium's helper prints ``jq -r ".$FIELD // empty"`` of the event (apps/runtime/runtime-helpers/bash/
+    cronium.sh:205-209), so a field is a jq path: ``name``, ``server.name``, ``tags[0]``. Bash has no JSON
+    parser, so the host writes one file per path (names that are identifiers only, at most 6 levels and 500
+    paths; a path of more than 120 bytes is left out): a string as is, other values as compact JSON, a
+    null field no file (it prints nothing, as ``// empty`` does).
+    """
+    found: dict[str, bytes] = {}
+
+    def walk(value: Any, path: str, depth: int) -> None:
+        if len(found) >= _MAX_EVENT_FIELDS:
+            return
+        if path and value is not None and len(path.encode("utf-8")) <= _MAX_HEX_KEY_BYTES:
+            found[path] = _variable_text(value)
+        if depth >= _MAX_EVENT_DEPTH:
+            return
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if isinstance(key, str) and _IDENTIFIER.match(key):
+                    walk(item, f"{path}.{key}" if path else key, depth + 1)
+        elif isinstance(value, list) and path:
+            for index, item in enumerate(value):
+                walk(item, f"{path}[{index}]", depth + 1)
+
+    walk(event_context(event), "", 0)
+    return found
 
 
 def script_command(language: str, run_dir: str) -> list[str]:
@@ -206,10 +376,13 @@ def _parse_json(filename: str, data: bytes) -> Any:
         raise ProtocolError(filename, f"not valid JSON ({position}); the script wrote: {_snippet(text)}") from None
 
 
-def _read_output(data: bytes | None) -> tuple[Any, bool]:
-    if data is None or not data.strip():
-        return None, False
-    return _parse_json("output.json", data), True
+def _read_output(json_data: bytes | None, text_data: bytes | None) -> tuple[Any, bool]:
+    if json_data is not None and json_data.strip():
+        return _parse_json("output.json", json_data), True
+    if text_data is not None and text_data.strip():
+        # What Bash's cronium_output was given: JSON text, or any other text for a string output.
+        return json_or_text(text_data.decode("utf-8-sig", errors="replace")), True
+    return None, False
 
 
 def _read_condition(data: bytes | None) -> bool | None:
@@ -221,10 +394,13 @@ def _read_condition(data: bytes | None) -> bool | None:
     raise ProtocolError("condition.json", f'expected {{"condition": true|false}}, got {_snippet(json.dumps(parsed))}')
 
 
-def _read_journal(data: bytes | None) -> tuple[VariableChange, ...]:
-    if not data:
-        return ()
-    final: dict[str, VariableChange] = {}
+def _json_lines(filename: str, data: bytes) -> list[tuple[int, Any, str]]:
+    """(line number, parsed object, text) of each non-blank line; NaN and Infinity are refused.
+
+    An unterminated last line that does not parse is a write the script was killed in the middle of: that
+    call never returned, so the line does not count.
+    """
+    entries = []
     lines = data.split(b"\n")
     complete = data.endswith(b"\n")
     for number, raw in enumerate(lines, start=1):
@@ -232,16 +408,50 @@ def _read_journal(data: bytes | None) -> tuple[VariableChange, ...]:
             continue
         text = raw.decode("utf-8", errors="replace")
         try:
-            entry = json.loads(text)
-        except json.JSONDecodeError as exc:
+            entry = json.loads(text, parse_constant=_reject_constant)
+        except ValueError as exc:
             if number == len(lines) and not complete:
-                # An unterminated last line is a write the script was killed in the middle of: that call
-                # never returned, so the change does not count.
                 break
-            raise ProtocolError("variables.log", f"not valid JSON ({exc.msg}): {_snippet(text)}", number) from None
-        final_change = _journal_change(entry, text, number)
-        final[final_change.key] = final_change  # re-assigning keeps the key's first position
-    return tuple(final.values())
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise ProtocolError(filename, f"not valid JSON ({reason}): {_snippet(text)}", number) from None
+        entries.append((number, entry, text))
+    return entries
+
+
+class _KeyChanges:
+    """The changes of one key so far: a known value (or MISSING after a delete), or appends to an unknown one."""
+
+    def __init__(self) -> None:
+        self.known = False
+        self.value: Any = MISSING
+        self.appends: list[VariableChange] = []
+
+    def add(self, change: VariableChange) -> None:
+        if change.op == "append":
+            if self.known:
+                self.value = appended(self.value, change.value, change.separator)
+            else:
+                self.appends.append(change)
+            return
+        self.known, self.appends = True, []
+        self.value = MISSING if change.op == "delete" else change.value
+
+    def final(self, key: str) -> list[VariableChange]:
+        if not self.known:
+            return self.appends
+        if self.value is MISSING:
+            return [VariableChange("delete", key)]
+        return [VariableChange("set", key, self.value)]
+
+
+def _read_journal(data: bytes | None) -> tuple[VariableChange, ...]:
+    if not data:
+        return ()
+    keys: dict[str, _KeyChanges] = {}
+    for number, entry, text in _json_lines("variables.log", data):
+        change = _journal_change(entry, text, number)
+        keys.setdefault(change.key, _KeyChanges()).add(change)  # a key keeps its first position
+    return tuple(change for key, changes in keys.items() for change in changes.final(key))
 
 
 def _journal_change(entry: Any, text: str, number: int) -> VariableChange:
@@ -249,28 +459,60 @@ def _journal_change(entry: Any, text: str, number: int) -> VariableChange:
         reason = f"expected an object with a non-empty string key: {_snippet(text)}"
         raise ProtocolError("variables.log", reason, number)
     op = entry.get("op")
-    if op == "set":
-        if "value" not in entry:
-            raise ProtocolError("variables.log", f'a "set" without a value: {_snippet(text)}', number)
-        return VariableChange("set", entry["key"], entry["value"])
     if op == "delete":
         return VariableChange("delete", entry["key"])
-    raise ProtocolError("variables.log", f'op must be "set" or "delete": {_snippet(text)}', number)
+    if op not in ("set", "append"):
+        raise ProtocolError("variables.log", f'op must be "set" or "delete" or "append": {_snippet(text)}', number)
+    # "value": the JSON value; "text": Bash's text, stored as the JSON it spells or as a string.
+    if "value" in entry:
+        value = entry["value"]
+    elif isinstance(entry.get("text"), str):
+        value = json_or_text(entry["text"])
+    else:
+        raise ProtocolError("variables.log", f'a "{op}" without a value: {_snippet(text)}', number)
+    if op == "set":
+        return VariableChange("set", entry["key"], value)
+    separator = entry.get("separator", "")
+    if not isinstance(separator, str):
+        raise ProtocolError("variables.log", f"an append's separator must be a string: {_snippet(text)}", number)
+    return VariableChange("append", entry["key"], value, separator)
+
+
+def _read_actions(data: bytes | None) -> tuple[ActionRequest, ...]:
+    if not data:
+        return ()
+    requests: list[ActionRequest] = []
+    for number, entry, text in _json_lines(ACTIONS_FILE, data):
+        if not isinstance(entry, dict):
+            raise ProtocolError(ACTIONS_FILE, f"expected an object: {_snippet(text)}", number)
+        tool, action, config = entry.get("tool"), entry.get("action"), entry.get("config")
+        if not isinstance(tool, str) or not tool.strip() or not isinstance(action, str) or not action.strip():
+            reason = f'"tool" and "action" must be non-empty strings: {_snippet(text)}'
+            raise ProtocolError(ACTIONS_FILE, reason, number)
+        if not isinstance(config, dict):
+            raise ProtocolError(ACTIONS_FILE, f'"config" must be an object: {_snippet(text)}', number)
+        if len(requests) == MAX_ACTION_REQUESTS:
+            reason = f"more than {MAX_ACTION_REQUESTS} tool action requests; a run may ask for {MAX_ACTION_REQUESTS}"
+            raise ProtocolError(ACTIONS_FILE, reason, number)
+        tool_id, action_id = normalise_action(tool, action)
+        requests.append(ActionRequest(tool_id, action_id, config, number))
+    return tuple(requests)
 
 
 def read_results(files: Mapping[str, bytes]) -> ScriptResults:
     """Parse the result files collected after the script exited (name in :data:`RESULT_FILES` -> content).
 
-    Missing files are fine: an empty or missing ``output.json`` means no output, a missing
-    ``condition.json`` a condition of None. Raises :class:`ProtocolError` naming the file (and the journal
-    line) when one is malformed.
+    Missing files are fine: an empty or missing ``output.json`` (and ``output.txt``) means no output, a
+    missing ``condition.json`` a condition of None. Raises :class:`ProtocolError` naming the file (and the
+    line of ``variables.log`` or ``actions.jsonl``) when one is malformed.
     """
-    output, has_output = _read_output(files.get("output.json"))
+    output, has_output = _read_output(files.get("output.json"), files.get("output.txt"))
     return ScriptResults(
         output=output,
         has_output=has_output,
         condition=_read_condition(files.get("condition.json")),
         variable_changes=_read_journal(files.get("variables.log")),
+        action_requests=_read_actions(files.get(ACTIONS_FILE)),
     )
 
 

@@ -17,6 +17,14 @@ case ${BASH_SOURCE[0]-} in
     *) _cronium_home=../.. ;;
 esac
 
+# Two generations of names live here. The documented camelCase names
+# (cronium_getVariable...) behave as they always did here; the snake_case names
+# of Cronium's runtime SDK (apps/runtime/runtime-helpers/bash/cronium.sh) behave
+# as that SDK does: cronium_get_variable of a missing variable prints nothing
+# and succeeds, cronium_set_variable stores a JSON text as JSON. Tool actions
+# (cronium_send_email...) are requests in actions.jsonl, carried out by the host
+# after the script ended: the container has no network.
+
 # `local -` (keep `set -x` out of the helpers) and `mapfile -d` need bash 4.4.
 if (( BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 4) )); then
     _cronium_bash44=1
@@ -105,18 +113,97 @@ _cronium_journal() {
     printf '%s\n' "$1" >> "${CRONIUM_RUN_DIR:-$_cronium_home}/variables.log"
 }
 
-# _cronium_store KEY TEXT JSON: record a set (JSON = the value as JSON) and
-# keep variables.d/ in step (TEXT = what cronium_getVariable prints).
+# _cronium_store KEY TEXT MEMBERS [OP]: journal OP (default set) of KEY with
+# the JSON object members MEMBERS ("value":JSON, or "text":STRING for a text the
+# host stores as the JSON it spells) and keep variables.d/ in step (TEXT = what
+# cronium_getVariable prints afterwards).
 _cronium_store() {
     local _cronium_json key_json
     _cronium_key_file "$1" || return 1
     _cronium_json_string "$1"
     key_json=$_cronium_json
-    _cronium_journal "{\"op\":\"set\",\"key\":$key_json,\"value\":$3}" || return 1
+    _cronium_journal "{\"op\":\"${4:-set}\",\"key\":$key_json,$3}" || return 1
     if [[ ! -d ${_cronium_kf%/*} ]]; then
         mkdir -p -- "${_cronium_kf%/*}" || return 1
     fi
     printf '%s' "$2" > "$_cronium_kf"
+}
+
+# _cronium_write_atomic FILE [TEXT]: write TEXT (or stdin) to FILE through
+# FILE.tmp-PID and a rename.
+_cronium_write_atomic() {
+    if (( $# > 1 )); then
+        printf '%s' "$2" > "$1.tmp-$$" || return 1
+    else
+        cat > "$1.tmp-$$" || return 1
+    fi
+    mv -f -- "$1.tmp-$$" "$1"
+}
+
+# _cronium_hex TEXT: set _cronium_hexed to the lowercase hex of TEXT's bytes.
+_cronium_hex() {
+    _cronium_hexed=$(printf '%s' "$1" | od -An -v -tx1) || return 1
+    _cronium_hexed=${_cronium_hexed//[!0-9a-f]/}
+}
+
+# _cronium_looks_json TEXT: status 0 when TEXT is shaped like a JSON value
+# (the host decides for certain; this only guides what the script sees).
+_cronium_looks_json() {
+    local number='-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?'
+    [[ $1 =~ ^[[:space:]]*(\{.*\}|\[.*\]|\".*\"|true|false|null|$number)[[:space:]]*$ ]]
+}
+
+# _cronium_string_list TEXT: set _cronium_list to a JSON array of the
+# comma-separated items of TEXT, blanks around them trimmed, empty ones left out.
+_cronium_string_list() {
+    local rest=$1 item items=
+    local _cronium_json
+    while :; do
+        item=${rest%%,*}
+        item=${item#"${item%%[![:space:]]*}"}
+        item=${item%"${item##*[![:space:]]}"}
+        if [[ -n $item ]]; then
+            _cronium_json_string "$item"
+            items+=${items:+,}$_cronium_json
+        fi
+        [[ $rest == *,* ]] || break
+        rest=${rest#*,}
+    done
+    _cronium_list="[$items]"
+}
+
+# _cronium_request FUNCTION TOOL ACTION CONFIG: append one tool action request
+# (CONFIG: a JSON object on one line) to actions.jsonl; at most 100 per run.
+# Cronium's SDK names the sending action of slack, discord and email
+# "send_message"; the provider's ids are written instead.
+_cronium_request() {
+    local file=${CRONIUM_RUN_DIR:-$_cronium_home}/actions.jsonl count=0 line
+    local tool=${2,,} action=$3 _cronium_json tool_json
+    tool=${tool//[[:space:]]/}
+    case ${action,,} in
+        send | send[_-]message | sendmessage | message | send[_-]email | sendemail)
+            case $tool in
+                slack) action=slack-send-message ;;
+                discord) action=discord-send-message ;;
+                email) action=send-email ;;
+            esac
+            ;;
+    esac
+    if [[ -f $file ]]; then
+        while IFS= read -r line || [[ -n $line ]]; do
+            if [[ -n ${line//[[:space:]]/} ]]; then
+                count=$((count + 1))
+            fi
+        done < "$file"
+    fi
+    if (( count >= 100 )); then
+        printf '%s: a run may ask for at most 100 tool actions\n' "$1" >&2
+        return 1
+    fi
+    _cronium_json_string "$tool"
+    tool_json=$_cronium_json
+    _cronium_json_string "$action"
+    printf '%s\n' "{\"tool\":$tool_json,\"action\":$_cronium_json,\"config\":$4}" >> "$file"
 }
 
 # _cronium_print_file FILE DEFAULT: print FILE, or DEFAULT when it is missing.
@@ -142,16 +229,19 @@ cronium_event() {
     _cronium_print_file "${CRONIUM_RUN_DIR:-$_cronium_home}/event.json" '{}'
 }
 
-# cronium_output [JSON]: make JSON the run's output; with no argument the JSON
-# is read from stdin. It is stored verbatim; the host rejects invalid JSON.
+# cronium_output [TEXT]: make TEXT the run's output (with no argument it is read
+# from stdin): the JSON value it spells, or TEXT itself as a string when it is
+# not JSON, as Cronium does. It goes verbatim to output.txt and the host decides.
 cronium_output() {
     [[ -z $_cronium_bash44 ]] || { local -; set +x; }
-    local file=${CRONIUM_RUN_DIR:-$_cronium_home}/output.json
+    local dir=${CRONIUM_RUN_DIR:-$_cronium_home}
     if (( $# )); then
-        printf '%s' "$1" > "$file"
+        _cronium_write_atomic "$dir/output.txt" "$1" || return 1
     else
-        cat > "$file"
+        _cronium_write_atomic "$dir/output.txt" || return 1
     fi
+    # An output.json (written by hand before) would win over output.txt.
+    rm -f -- "$dir/output.json"
 }
 
 # cronium_getVariable KEY: print the value (a string as is, anything else as
@@ -174,7 +264,7 @@ cronium_setVariable() {
     local _cronium_json _cronium_kf
     _cronium_check_key cronium_setVariable "${1-}" || return
     _cronium_json_string "${2-}"
-    _cronium_store "$1" "${2-}" "$_cronium_json"
+    _cronium_store "$1" "${2-}" "\"value\":$_cronium_json"
 }
 
 # cronium_setCondition VALUE: true|1|yes|on or false|0|no|off (any case).
@@ -254,12 +344,196 @@ cronium_increment_variable() {
     if [[ $current == -* ]]; then a=$(( -a )); fi
     if [[ $by == -* ]]; then b=$(( -b )); fi
     sum=$(( a + b ))
-    _cronium_store "$1" "$sum" "$sum" || return 1
+    _cronium_store "$1" "$sum" "\"value\":$sum" || return 1
     printf '%s\n' "$sum"
 }
 
-cronium_get_variable() { cronium_getVariable "$@"; }
-cronium_set_variable() { cronium_setVariable "$@"; }
+# ------------------------------------------------- Cronium's runtime SDK names
+
+# cronium_get_variable KEY: print the value and a newline (a string as is,
+# anything else as JSON); a missing variable prints nothing and succeeds
+# (runtime-helpers/bash/cronium.sh:147-158: jq -r '.data.value // empty').
+cronium_get_variable() {
+    [[ -z $_cronium_bash44 ]] || { local -; set +x; }
+    local _cronium_kf
+    _cronium_check_key cronium_get_variable "${1-}" || return
+    _cronium_key_file "$1" || return 1
+    if [[ -f $_cronium_kf ]]; then
+        cat -- "$_cronium_kf" || return 1
+        printf '\n'
+    fi
+    return 0
+}
+
+# cronium_set_variable KEY VALUE: store VALUE as the JSON value it spells, or
+# as a string when it is not JSON (runtime-helpers/bash/cronium.sh:161-174).
+# The host decides which; the script reads VALUE back as it gave it.
+cronium_set_variable() {
+    [[ -z $_cronium_bash44 ]] || { local -; set +x; }
+    local _cronium_json _cronium_kf
+    _cronium_check_key cronium_set_variable "${1-}" || return
+    _cronium_json_string "${2-}"
+    _cronium_store "$1" "${2-}" "\"text\":$_cronium_json"
+}
+
+# cronium_append_variable KEY VALUE [SEP]: a missing or empty variable becomes
+# VALUE, anything else VALUE joined to it with SEP (runtime-helpers/bash/
+# cronium.sh:356-368); a list gets VALUE as a new element. Journaled as an
+# append, which the host applies to the variable as it is when the run ends.
+cronium_append_variable() {
+    [[ -z $_cronium_bash44 ]] || { local -; set +x; }
+    local _cronium_json _cronium_kf value=${2-} separator=${3-} current= joined text_json
+    _cronium_check_key cronium_append_variable "${1-}" || return
+    _cronium_key_file "$1" || return 1
+    if [[ -f $_cronium_kf ]]; then
+        current=$(cat -- "$_cronium_kf"; printf x) || return 1
+        current=${current%x}
+    fi
+    if [[ -z $current || $current == null ]]; then
+        joined=$value
+    elif [[ $current =~ ^\[[[:space:]]*\]$ ]] || [[ $current == \[*\] ]]; then
+        if _cronium_looks_json "$value"; then
+            _cronium_json=$value
+        else
+            _cronium_json_string "$value"
+        fi
+        if [[ $current =~ ^\[[[:space:]]*\]$ ]]; then
+            joined="[$_cronium_json]"
+        else
+            joined="${current%]},$_cronium_json]"
+        fi
+    else
+        joined=$current$separator$value
+    fi
+    _cronium_json_string "$value"
+    text_json=$_cronium_json
+    _cronium_json_string "$separator"
+    _cronium_store "$1" "$joined" "\"text\":$text_json,\"separator\":$_cronium_json" append
+}
+
+# cronium_event_field FIELD: print one field of the event and a newline (a jq
+# path: name, server.name, tags[0]); nothing when it is missing or null
+# (runtime-helpers/bash/cronium.sh:205-209). The host wrote event.d/.
+cronium_event_field() {
+    [[ -z $_cronium_bash44 ]] || { local -; set +x; }
+    local field=${1-} _cronium_hexed file
+    field=${field#.}
+    if [[ -z $field ]]; then
+        cronium_event
+        return
+    fi
+    _cronium_hex "$field" || return 1
+    file=${CRONIUM_RUN_DIR:-$_cronium_home}/event.d/$_cronium_hexed
+    if [[ -f $file ]]; then
+        cat -- "$file" || return 1
+        printf '\n'
+    elif [[ $field == executionId && -n ${CRONIUM_EXECUTION_ID-} ]]; then
+        printf '%s\n' "$CRONIUM_EXECUTION_ID"
+    fi
+    return 0
+}
+
+# cronium_info: what these helpers are (never a secret).
+cronium_info() {
+    [[ -z $_cronium_bash44 ]] || { local -; set +x; }
+    printf 'Cronium Bash SDK v2.0.0 (airflow-provider-cronium, file protocol)\n'
+    printf 'API URL: none (no network; run folder %s)\n' "${CRONIUM_RUN_DIR:-$_cronium_home}"
+    printf 'Execution ID: %s\n' "${CRONIUM_EXECUTION_ID-}"
+    printf 'Token: none\n'
+}
+
+# cronium_execute_tool_action TOOL ACTION CONFIG_JSON: ask for a tool action;
+# the host carries it out after the run. Prints nothing: the script cannot see
+# the result (Cronium prints the action's data, runtime-helpers/bash/cronium.sh:211-236).
+cronium_execute_tool_action() {
+    [[ -z $_cronium_bash44 ]] || { local -; set +x; }
+    local config=${3-}
+    config=${config//$'\r'/ }
+    config=${config//$'\n'/ }
+    if [[ -z ${config//[[:space:]]/} ]]; then
+        config='{}'
+    elif [[ ! $config =~ ^[[:space:]]*\{.*\}[[:space:]]*$ ]]; then
+        printf 'Error: Invalid JSON configuration for tool action\n' >&2
+        return 1
+    fi
+    if [[ -z ${1-} || -z ${2-} ]]; then
+        printf 'cronium_execute_tool_action: a tool and an action are required\n' >&2
+        return 2
+    fi
+    _cronium_request cronium_execute_tool_action "$1" "$2" "$config"
+}
+
+# cronium_send_email TO SUBJECT BODY [--cc LIST] [--bcc LIST] [--html]: TO, CC
+# and BCC are comma-separated addresses (runtime-helpers/bash/cronium.sh:238-271).
+cronium_send_email() {
+    [[ -z $_cronium_bash44 ]] || { local -; set +x; }
+    local _cronium_json _cronium_list config
+    _cronium_string_list "${1-}"
+    config="{\"to\":$_cronium_list"
+    _cronium_json_string "${2-}"
+    config+=",\"subject\":$_cronium_json"
+    _cronium_json_string "${3-}"
+    config+=",\"body\":$_cronium_json"
+    if (( $# > 3 )); then shift 3; else shift $#; fi
+    while (( $# )); do
+        case $1 in
+            --cc | --bcc)
+                _cronium_string_list "${2-}"
+                config+=",\"${1#--}\":$_cronium_list"
+                if (( $# > 1 )); then shift; fi
+                ;;
+            --html) config+=',"html":true' ;;
+        esac
+        shift
+    done
+    _cronium_request cronium_send_email email send_message "$config}"
+}
+
+# cronium_send_slack_message CHANNEL TEXT [--username NAME] [--icon-emoji EMOJI]
+# [--icon-url URL] (runtime-helpers/bash/cronium.sh:273-304).
+cronium_send_slack_message() {
+    [[ -z $_cronium_bash44 ]] || { local -; set +x; }
+    local _cronium_json config name
+    _cronium_json_string "${1-}"
+    config="{\"channel\":$_cronium_json"
+    _cronium_json_string "${2-}"
+    config+=",\"text\":$_cronium_json"
+    if (( $# > 2 )); then shift 2; else shift $#; fi
+    while (( $# )); do
+        case $1 in
+            --username | --icon-emoji | --icon-url)
+                name=${1#--}
+                _cronium_json_string "${2-}"
+                config+=",\"${name//-/_}\":$_cronium_json"
+                if (( $# > 1 )); then shift; fi
+                ;;
+        esac
+        shift
+    done
+    _cronium_request cronium_send_slack_message slack send_message "$config}"
+}
+
+# cronium_send_discord_message CHANNEL_ID CONTENT [--embed JSON]
+# (runtime-helpers/bash/cronium.sh:306-324).
+cronium_send_discord_message() {
+    [[ -z $_cronium_bash44 ]] || { local -; set +x; }
+    local _cronium_json config embed
+    _cronium_json_string "${1-}"
+    config="{\"channelId\":$_cronium_json"
+    _cronium_json_string "${2-}"
+    config+=",\"content\":$_cronium_json"
+    if [[ ${3-} == --embed ]]; then
+        embed=${4-}
+        embed=${embed//$'\r'/ }
+        embed=${embed//$'\n'/ }
+        if [[ ! $embed =~ ^[[:space:]]*\{.*\}[[:space:]]*$ ]]; then
+            printf 'cronium_send_discord_message: --embed needs a JSON object\n' >&2
+            return 1
+        fi
+        config+=",\"embeds\":[$embed]"
+    fi
+    _cronium_request cronium_send_discord_message discord send_message "$config}"
+}
 cronium_deleteVariable() { cronium_delete_variable "$@"; }
 cronium_set_condition() { cronium_setCondition "$@"; }
 cronium_get_condition() { cronium_getCondition "$@"; }

@@ -21,15 +21,23 @@ const vm = require('vm');
 
 global.cronium = require('./cronium.js').sync;
 
-const TOP_LEVEL_AWAIT = /await is only valid in async functions and the top level bodies of modules/;
-
 function usesTopLevelAwait(file, source) {
   if (!/\bawait\b/.test(source) || /\.mjs$/.test(file)) return false;
+  const body = source.replace(/^#!.*/, '');
   try {
-    new vm.Script(Module.wrap(source.replace(/^#!.*/, '')), { filename: file });
+    new vm.Script(Module.wrap(body), { filename: file });
     return false;
   } catch (error) {
-    return error instanceof SyntaxError && TOP_LEVEL_AWAIT.test(error.message);
+    if (!(error instanceof SyntaxError)) return false;
+  }
+  // The error depends on where the first `await` stands (`(await x)` is not
+  // reported as a misplaced await): the script uses top-level await when it
+  // compiles as the body of an async function.
+  try {
+    new vm.Script('(async () => {' + body + '\n})();', { filename: file });
+    return true;
+  } catch (error) {
+    return false;
   }
 }
 
