@@ -123,6 +123,7 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
     def _finish(self, run: ScriptRun, namespace: VariableNamespace, image: str, context: Context) -> Any:
         results = run.results
         self.apply_variables(namespace, results.variable_changes if results is not None else None)
+        failed_actions = self.carry_out_actions(context, results)
         condition = bool(results.condition) if results is not None and results.condition is not None else False
         self.push_results(context, metrics=run.metrics(image), condition=condition)
         has_output = results is not None and results.has_output
@@ -148,6 +149,8 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
             raise ScriptFailed(f"The script exited with code {run.exit_code}. Last stderr lines:\n{tail}")
         if run.protocol_error is not None:
             raise ScriptFailed(f"The script's result files are invalid: {run.protocol_error}")
+        if failed_actions:
+            raise ScriptFailed("Tool action(s) the script asked for failed: " + "; ".join(failed_actions))
         return results.output if results is not None and results.has_output else None
 
     def stop_run(self) -> None:

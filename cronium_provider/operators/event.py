@@ -30,7 +30,7 @@ from cronium_provider.operators.gating import (
     incoming_pairs,
 )
 from cronium_provider.runners.outcome import DEFAULT_MAX_RESULT_BYTES
-from cronium_provider.runners.protocol import LANGUAGES, VariableChange
+from cronium_provider.runners.protocol import LANGUAGES, ScriptResults, VariableChange
 from cronium_provider.variables import VariableNamespace
 
 
@@ -256,6 +256,19 @@ class CroniumScriptEventOperator(CroniumEventOperator):
         env["CRONIUM_EVENT_ID"] = "" if event_id is None else str(event_id)
         env["CRONIUM_EVENT_NAME"] = str(self.event.get("name", self.task_id))
         return env
+
+    def carry_out_actions(self, context: Context, results: ScriptResults | None, prefix: str = "") -> list[str]:
+        """Send the tool actions the script asked for, in order (also after a failed script: Cronium sends
+        them while it runs); XCom ``actions`` holds each result. Returns what failed, for the task's result."""
+        if results is None or not results.action_requests:
+            return []
+        from cronium_provider.operators.tool_action import carry_out_requests
+
+        sent = carry_out_requests(
+            self.log, results.action_requests, event=self.event, variable_prefix=self.variable_prefix
+        )
+        self.push_results(context, actions=sent)
+        return [f"{prefix}action {r['line']} ({r['tool']} {r['actionId']}): {r['error']}" for r in sent if "error" in r]
 
     def apply_variables(
         self, namespace: VariableNamespace, changes: Sequence[VariableChange] | None, prefix: str = ""

@@ -148,14 +148,16 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
                 continue
             results = outcome.results
             self.apply_variables(namespace, results.variable_changes if results is not None else None, f"[{name}] ")
-            ok = outcome.exit_code == 0 and outcome.protocol_error is None and not self.killed
+            failed_actions = self.carry_out_actions(context, results, f"[{name}] ")
+            ok = outcome.exit_code == 0 and outcome.protocol_error is None and not self.killed and not failed_actions
             error = None
             if not ok:
-                error = (
-                    f"the script's result files are invalid: {outcome.protocol_error}"
-                    if outcome.exit_code == 0 and outcome.protocol_error is not None
-                    else f"exit code {outcome.exit_code}: " + " | ".join(outcome.stderr_tail[-5:])
-                )
+                if outcome.exit_code == 0 and outcome.protocol_error is not None:
+                    error = f"the script's result files are invalid: {outcome.protocol_error}"
+                elif outcome.exit_code == 0 and failed_actions:
+                    error = "tool action(s) the script asked for failed: " + "; ".join(failed_actions)
+                else:
+                    error = f"exit code {outcome.exit_code}: " + " | ".join(outcome.stderr_tail[-5:])
             per_server[name] = {
                 "status": "SUCCESS" if ok else "FAILURE",
                 "exit_code": outcome.exit_code,

@@ -11,7 +11,7 @@ a message saying when to try again; the task's own retries then apply.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from airflow.sdk import Context
 from cronium_provider.exceptions import CroniumInvalidParameter, InvalidCredentials
 from cronium_provider.naming import VARIABLE_PREFIX, tool_conn_id
 from cronium_provider.operators.event import CroniumEventOperator
+from cronium_provider.runners.protocol import ActionRequest
 from cronium_provider.tools.catalogue import DEFAULT_ACTION
 from cronium_provider.tools.delivery import sender, tool_type_of_connection, validate
 from cronium_provider.tools.templates import render
@@ -91,6 +92,52 @@ def deliver_tool_action(
         "parameters": params,
         "timestamp": datetime.now(UTC).isoformat(),
     }
+
+
+def request_conn_id(tool_type: str, config: Mapping[str, Any]) -> str:
+    """The connection of an action a script asked for: its config's ``toolId`` when it names one
+    (``cronium_tool_<toolId>``), else the tool type's default connection ``cronium_tool_<type>``."""
+    tool_id = config.get("toolId", config.get("tool_id"))
+    return tool_conn_id(tool_id if tool_id not in (None, "") else tool_type)
+
+
+def carry_out_requests(
+    log: Any, requests: Sequence[ActionRequest], *, event: Mapping[str, Any], variable_prefix: str = VARIABLE_PREFIX
+) -> list[dict[str, Any]]:
+    """The tool actions a script asked for (``send_slack_message``, ``send_email``...), sent in order after it
+    ended, each through the same guarded path as TOOL_ACTION events; one result per request, failed ones
+    included (the script could not see them: the one difference from Cronium)."""
+    results: list[dict[str, Any]] = []
+    for request in requests:
+        params = {k: v for k, v in request.config.items() if k not in ("toolId", "tool_id")}
+        conn_id = request_conn_id(request.tool, request.config)
+        try:
+            result = deliver_tool_action(
+                log,
+                conn_id=conn_id,
+                tool_type=request.tool,
+                action_id=request.action,
+                parameters=params,
+                event=event,
+                run_input=None,
+                condition=None,
+                variable_prefix=variable_prefix,
+            )
+        except Exception as exc:
+            log.error("in-script action %d (%s %s) failed: %s", request.line, request.tool, request.action, exc)
+            results.append(
+                {
+                    "line": request.line,
+                    "tool": request.tool,
+                    "actionId": request.action,
+                    "status": "FAILURE",
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+            )
+            continue
+        log.info("in-script action %d (%s %s) sent", request.line, request.tool, request.action)
+        results.append({"line": request.line, "tool": request.tool, "status": "SUCCESS", **result})
+    return results
 
 
 class CroniumToolActionOperator(CroniumEventOperator):
