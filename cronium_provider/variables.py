@@ -9,14 +9,60 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
-from contextlib import suppress
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
-from cronium_provider.runners.protocol import MISSING, VariableChange, appended
+from cronium_provider.runners.protocol import MISSING, VariableChange, appended, incremented
 
 DEFAULT_PREFIX = "cronium_"
 _OWNER_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+LOCK_TTL_SECONDS = 30.0  # a lock whose holder died frees itself after this long
+LOCK_WAIT_SECONDS = 60.0
+
+
+@contextmanager
+def variable_lock(key: str) -> Iterator[None]:
+    """Hold ``key`` for one read-modify-write, across every task process and worker.
+
+    The lock lives in the resilience store (``[cronium] resilience_store``: SQLite in ``$AIRFLOW_HOME`` on
+    one machine, Redis across machines), whose ``update`` is atomic; a holder that dies frees it after
+    ``LOCK_TTL_SECONDS``.
+    """
+    from cronium_provider.operators.tool_action import resilience_store_url
+    from cronium_provider.resilience import store_from_url
+
+    store = store_from_url(resilience_store_url())
+    token = uuid.uuid4().hex
+    lock_key = f"variable-lock:{key}"
+
+    def take(doc: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
+        now = time.time()
+        if doc is None or float(doc.get("until", 0)) < now or doc.get("owner") == token:
+            return {"owner": token, "until": now + LOCK_TTL_SECONDS}, True
+        return None, False
+
+    def give_back(doc: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
+        if doc is not None and doc.get("owner") == token:
+            return {"owner": "", "until": 0}, True
+        return None, False
+
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while not store.update(lock_key, take, ttl=LOCK_TTL_SECONDS * 4):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"variable {key} stayed locked for {LOCK_WAIT_SECONDS:.0f} s")
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        with suppress(Exception):
+            store.update(lock_key, give_back, ttl=LOCK_TTL_SECONDS * 4)
+        with suppress(Exception):
+            store.close()
 
 
 class VariableNamespace:
@@ -68,11 +114,16 @@ class VariableNamespace:
             if change.op == "set":
                 Variable.set(key, json.dumps(change.value, ensure_ascii=False))
                 done.append(f"set {key}")
-            elif change.op == "append":
-                raw = Variable.get(key, default=None)
-                current = MISSING if raw is None else self.decode(raw)
-                Variable.set(key, json.dumps(appended(current, change.value, change.separator), ensure_ascii=False))
-                done.append(f"appended to {key}")
+            elif change.op in ("append", "increment"):
+                with variable_lock(key):  # read and write as one step: runs changing it at once all count
+                    raw = Variable.get(key, default=None)
+                    current = MISSING if raw is None else self.decode(raw)
+                    if change.op == "append":
+                        value = appended(current, change.value, change.separator)
+                    else:
+                        value = incremented(current, int(change.value))
+                    Variable.set(key, json.dumps(value, ensure_ascii=False))
+                done.append(f"{'appended to' if change.op == 'append' else 'incremented'} {key}")
             else:
                 # deleting a variable that does not exist is not an error in Cronium
                 with suppress(Exception):

@@ -109,6 +109,11 @@ def delete(key: str) -> VariableChange:
     return VariableChange("delete", key)
 
 
+def increment(key: str, by: int) -> VariableChange:
+    """Bash's cronium_increment_variable is journaled as an increment, applied to the Variable as it is then."""
+    return VariableChange("increment", key, by)
+
+
 # --------------------------------------------------------------------------- documented API
 
 DOCUMENTED = {
@@ -241,8 +246,8 @@ OLDER_EXPECTED = {
         condition=False,
         variable_changes=(
             set_("seen", "hello again"),
-            set_("counter", 42),
-            set_("visits", 3),
+            increment("counter", 1),
+            increment("visits", 3),
             delete("obsolete"),
             set_("dotted", "via dots"),
         ),
@@ -486,7 +491,8 @@ def test_read_your_writes(tmp_path: Path, language: str) -> None:
     results = ok(run_script(tmp_path, language, READ_YOUR_WRITES[language])).results
     assert results.output == READ_YOUR_WRITES_EXPECTED[language]
     assert results.condition is True
-    assert results.variable_changes == (delete("k"), delete("greeting"), set_("zero", 0))
+    zero = increment("zero", 0) if language == "BASH" else set_("zero", 0)
+    assert results.variable_changes == (delete("k"), delete("greeting"), zero)
 
 
 FAILING = {
@@ -514,7 +520,8 @@ FAILING = {
 def test_variable_changes_survive_a_failing_script(tmp_path: Path, language: str) -> None:
     run = run_script(tmp_path, language, FAILING[language])
     assert run.proc.returncode == (3 if language == "BASH" else 1)
-    assert run.results == ScriptResults(None, False, None, (set_("a", 1), delete("greeting")))
+    first = increment("a", 1) if language == "BASH" else set_("a", 1)
+    assert run.results == ScriptResults(None, False, None, (first, delete("greeting")))
     script_path = str(run.folder / Path(script_command(language, str(run.folder))[-1]).name)
     if language == "PYTHON":
         stderr = run.proc.stderr

@@ -505,3 +505,16 @@ def test_an_output_above_the_limit_fails_naming_it_and_is_never_read(docker_clie
     big_peak, text = _peak_rss_kb(_dags_test(big_id))
     assert "output.json: 300000002 bytes, above the limit of 10485760 bytes for a result file" in text, text[-3000:]
     assert big_peak < small_peak + 50 * 1024, (small_peak, big_peak)
+
+
+def test_parallel_increments_all_count(docker_client) -> None:
+    """Two runs at once (two task processes, as two parallel workflow branches on two workers) each
+    increment one counter 20 times from the same starting snapshot: the counter ends at 40. Increments
+    travel as operations and are applied atomically when each run ends (as Cronium's atomic variable
+    updates do), not written back whole."""
+    name = f"counter_{uuid.uuid4().hex[:8]}"
+    script = f"sleep 4; for i in $(seq 20); do cronium_increment_variable {name} >/dev/null; done"
+    procs = [_dags_test(script_dag("BASH", script)[1]) for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs[0][-2000:] + outputs[1][-2000:]
+    assert variable(f"cronium_{name}") == "40"

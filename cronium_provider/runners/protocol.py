@@ -41,6 +41,7 @@ __all__ = [
     "collect_result_files",
     "event_context",
     "helpers_root",
+    "incremented",
     "json_or_text",
     "normalise_action",
     "read_results",
@@ -97,11 +98,11 @@ class VariableChange:
     """One variable change of a run.
 
     ``set`` to ``value``; ``delete`` (``value`` is then None); ``append`` ``value`` to what the variable
-    holds when the host applies it (see :func:`appended`; ``separator`` joins text), so that two runs
-    appending at once both count.
+    holds when the host applies it (see :func:`appended`; ``separator`` joins text), and ``increment`` it
+    by ``value`` (an integer), so that two runs appending or incrementing at once both count.
     """
 
-    op: Literal["set", "delete", "append"]
+    op: Literal["set", "delete", "append", "increment"]
     key: str
     value: Any = None
     separator: str = ""
@@ -427,6 +428,15 @@ class _KeyChanges:
         self.appends: list[VariableChange] = []
 
     def add(self, change: VariableChange) -> None:
+        if change.op == "increment":
+            if self.known:
+                self.value = incremented(self.value, change.value)
+            elif self.appends and self.appends[-1].op == "increment":
+                last = self.appends[-1]
+                self.appends[-1] = VariableChange("increment", last.key, int(last.value) + int(change.value))
+            else:
+                self.appends.append(change)
+            return
         if change.op == "append":
             if self.known:
                 self.value = appended(self.value, change.value, change.separator)
@@ -442,6 +452,20 @@ class _KeyChanges:
         if self.value is MISSING:
             return [VariableChange("delete", key)]
         return [VariableChange("set", key, self.value)]
+
+
+def incremented(current: Any, by: int) -> Any:
+    """An integer variable plus ``by``; a missing, null or empty one counts as 0 (Cronium's
+    ``cronium_increment_variable``); a value that is no integer is left as it is."""
+    if current is MISSING or current is None or current == "":
+        return by
+    if isinstance(current, bool):
+        return current
+    if isinstance(current, int):
+        return current + by
+    if isinstance(current, str) and current.strip().lstrip("+-").isdigit():
+        return int(current) + by
+    return current
 
 
 def _read_journal(data: bytes | None) -> tuple[VariableChange, ...]:
@@ -461,8 +485,14 @@ def _journal_change(entry: Any, text: str, number: int) -> VariableChange:
     op = entry.get("op")
     if op == "delete":
         return VariableChange("delete", entry["key"])
+    if op == "increment":
+        by = entry.get("by")
+        if not isinstance(by, int) or isinstance(by, bool):
+            raise ProtocolError("variables.log", f'an "increment" needs an integer "by": {_snippet(text)}', number)
+        return VariableChange("increment", entry["key"], by)
     if op not in ("set", "append"):
-        raise ProtocolError("variables.log", f'op must be "set" or "delete" or "append": {_snippet(text)}', number)
+        reason = f'op must be "set" or "delete" (or "append", "increment"): {_snippet(text)}'
+        raise ProtocolError("variables.log", reason, number)
     # "value": the JSON value; "text": Bash's text, stored as the JSON it spells or as a string.
     if "value" in entry:
         value = entry["value"]

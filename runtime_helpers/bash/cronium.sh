@@ -344,7 +344,9 @@ cronium_increment_variable() {
     if [[ $current == -* ]]; then a=$(( -a )); fi
     if [[ $by == -* ]]; then b=$(( -b )); fi
     sum=$(( a + b ))
-    _cronium_store "$1" "$sum" "\"value\":$sum" || return 1
+    # journaled as an increment: the host adds BY to the Variable as it is then, so that runs
+    # incrementing at once all count
+    _cronium_store "$1" "$sum" "\"value\":$sum,\"by\":$b" increment || return 1
     printf '%s\n' "$sum"
 }
 
