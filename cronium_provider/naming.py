@@ -87,3 +87,10 @@ CONTAINER_LABEL_TASK = "org.cronium.task_id"
 CONTAINER_LABEL_HOST = "org.cronium.host"  # the worker host that runs it
 CONTAINER_LABEL_PID = "org.cronium.pid"  # the task process that runs it
 CONTAINER_LABEL_PID_START = "org.cronium.pid_start"  # that process's start time (a reused pid is not it)
+
+
+# -- webhooks (the api-server plugin serving Cronium's workflow webhook route) ----------------------------
+WEBHOOK_PLUGIN = "cronium_webhooks"  # the Airflow plugin's name
+WEBHOOK_URL_PREFIX = "/cronium"  # where the plugin's app is mounted under the api-server
+WEBHOOK_ROUTE_PREFIX = "/api/workflows/webhook/"  # Cronium's own path, kept under the prefix
+WEBHOOK_TRIGGERING_USER = "cronium-webhook"  # the DAG run's triggering user
