@@ -91,6 +91,20 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "52428800",
                         "default": "10485760",
                     },
+                    "webhook_rate_limit": {
+                        "description": "Calls per key and window the webhook route admits (0: no limit).",
+                        "version_added": "0.2.0",
+                        "type": "integer",
+                        "example": "100",
+                        "default": "100",
+                    },
+                    "webhook_rate_window": {
+                        "description": "The webhook rate limit's window, in seconds.",
+                        "version_added": "0.2.0",
+                        "type": "integer",
+                        "example": "60",
+                        "default": "60",
+                    },
                     "resilience_store": {
                         "description": "Where tool-action rate limits and circuit breakers keep their state: "
                         "empty for a SQLite file in AIRFLOW_HOME, or redis://host:port/db across machines.",

@@ -91,7 +91,7 @@ def _is_secret(loc: tuple[int | str, ...]) -> bool:
     names = {p for p in loc if isinstance(p, str)}
     if "envVars" in names and "key" not in names:
         return True
-    return bool(names & {"sshKey", "password"})
+    return bool(names & {"sshKey", "password", "webhookKey", "webhook_key"})
 
 
 def _pydantic_errors(raw: RawRecord, exc: ValidationError) -> list[RecordError]:
