@@ -2,23 +2,57 @@
 
 It reads local record files and nothing else at parse time. A bad record is logged with its file, id and
 field, and every good record still becomes a DAG.
+
+Two kinds of parse (see the README, "Parse time and sharding"):
+
+- the DAG processor's (no DAG id in Airflow's parsing context): every record is loaded and validated and
+  every DAG built, and every bad record is logged; it also writes the parse index
+  (:mod:`cronium_provider.records.index`) when the records changed;
+- a worker's, before one task (the parsing context names the task's DAG): only that DAG is built, from
+  the records it needs as the index holds them. With no usable index (none yet, stale, unreadable, or the
+  records changed less than 2 s ago) every record is loaded as the DAG processor does, the index is written
+  when it can be, and only the one DAG is rendered.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, get_parsing_context
 
-from cronium_provider.plan.build import build_plan
-from cronium_provider.records.validation import load_records
+from cronium_provider.plan.build import BUILT_STATUSES, action_targets, build_plan, plan_event, plan_workflow
+from cronium_provider.plan.models import DagPlan, Plan
+from cronium_provider.records.errors import RecordError
+from cronium_provider.records.index import (
+    RACY_NS,
+    DagEntry,
+    FolderState,
+    Lookup,
+    built_digest,
+    folder_state,
+    index_file,
+    load_with_raws,
+    lookup,
+    stored_meta,
+    write_index,
+)
+from cronium_provider.records.source import RawRecord
+from cronium_provider.records.validation import RecordSet, validate_records
 from cronium_provider.render.dags import render_plan
 
 log = logging.getLogger("airflow.cronium.factory")
 
 RECORDS_DIR_ENV = "CRONIUM_RECORDS_DIR"
+INDEX_DIR_ENV = "CRONIUM_INDEX_DIR"
+INDEX_OFF = ("off", "none", "false", "0")
 
 
 def records_dir() -> Path | None:
@@ -29,6 +63,21 @@ def records_dir() -> Path | None:
 
         value = conf.get("cronium", "records_dir", fallback=None)
     return Path(value) if value else None
+
+
+def index_dir() -> Path | None:
+    """Where parse indexes are kept: ``$CRONIUM_INDEX_DIR``, else ``[cronium] index_dir``, else
+    ``$AIRFLOW_HOME/cronium/parse-index``; None (no index) when set to ``off``."""
+    value = os.environ.get(INDEX_DIR_ENV)
+    if value is None:
+        from airflow.providers.common.compat.sdk import conf
+
+        value = conf.get("cronium", "index_dir", fallback=None)
+    if value and value.strip().lower() in INDEX_OFF:
+        return None
+    if value:
+        return Path(value).expanduser()
+    return Path(os.environ.get("AIRFLOW_HOME") or "~/airflow").expanduser() / "cronium" / "parse-index"
 
 
 def schedule_timezone() -> str:
@@ -44,13 +93,122 @@ def schedule_timezone() -> str:
     return "UTC" if name.lower() == "utc" else name
 
 
-def build_dags(path: str | Path | None = None) -> dict[str, DAG]:
-    """Every DAG the records under ``path`` (default: :func:`records_dir`) build, by dag id."""
+@dataclass
+class ParseResult:
+    """The DAGs one parse built, and how: ``full`` (every record), ``index`` (one DAG from the parse index)
+    or ``one`` (one DAG, after loading every record: no usable index); ``detail`` says why, or what
+    happened to the index; ``errors``: every record error the load found (the full and ``one`` parses)."""
+
+    dags: dict[str, DAG]
+    mode: str
+    detail: str = ""
+    errors: list[RecordError] = field(default_factory=list)
+
+
+def build_dags(path: str | Path | None = None, *, shard: str | None = None) -> dict[str, DAG]:
+    """The DAGs the records under ``path`` (default: :func:`records_dir`; with ``shard``, its sub-folder of
+    that name) build, by dag id: every one, or only the DAG Airflow's parsing context names."""
+    return parse_dags(path, dag_id=get_parsing_context().dag_id, shard=shard).dags
+
+
+def parse_dags(path: str | Path | None = None, *, dag_id: str | None = None, shard: str | None = None) -> ParseResult:
+    """Every DAG of the records (``dag_id`` None: the DAG processor's parse), or only ``dag_id``'s."""
     folder = Path(path) if path is not None else records_dir()
     if folder is None:
         log.warning("No Cronium records folder: set %s or [cronium] records_dir", RECORDS_DIR_ENV)
-        return {}
-    records = load_records([folder])
+        return ParseResult({}, "full" if dag_id is None else "one", "no records folder")
+    if shard:
+        folder = folder / shard
+    cache_dir = index_dir()
+    with _gc_paused():
+        if dag_id is None:
+            return _parse_all(folder, cache_dir)
+        return _parse_one(folder, dag_id, cache_dir)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while DAGs are built: building thousands of DAGs allocates millions of
+    objects that all stay alive and almost no garbage, and the collector would walk them over and over
+    (a third of the full parse's time at 10,000 events). The previous state comes back afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@cache
+def _code_stamp() -> str:
+    """The code that decides which records are valid and which DAGs they build: part of the index key."""
+    import cronium_provider
+
+    base = Path(cronium_provider.__file__).parent
+    parts = [cronium_provider.__version__]
+    for pattern in ("records/*.py", "plan/*.py", "naming.py", "factory.py"):
+        for file in sorted(base.glob(pattern)):
+            st = file.stat()
+            parts.append(f"{file.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def _state(folder: Path) -> FolderState | None:
+    try:
+        return folder_state([folder], _code_stamp())
+    except OSError:
+        return None
+
+
+def _entries(records: RecordSet, plan: Plan) -> list[DagEntry]:
+    """The index entry of every DAG the plan builds (an event built only because actions start it keeps
+    the DAGs that start it: its DAG names them)."""
+    targets: dict[int, tuple[str, ...]] | None = None
+    entries = []
+    for dag_plan in plan.dags:
+        starters: tuple[str, ...] = ()
+        if dag_plan.kind == "event" and records.events[dag_plan.record_id].status not in BUILT_STATUSES:
+            targets = action_targets(records) if targets is None else targets
+            starters = targets.get(dag_plan.record_id, ())
+        entries.append(DagEntry(dag_plan.dag_id, dag_plan.kind, dag_plan.record_id, starters))
+    return entries
+
+
+def _save_index(
+    cache_dir: Path,
+    folder: Path,
+    state: FolderState | None,
+    started_ns: int,
+    records: RecordSet,
+    raws: list[RawRecord],
+    plan: Plan,
+) -> str:
+    """Write the parse index of ``folder`` unless it is up to date or cannot be trusted; says which."""
+    if state is None:
+        return "index not written: a records path is missing"
+    try:
+        target = index_file(cache_dir, [folder])
+        entries = _entries(records, plan)
+        meta = stored_meta(target)
+        if meta.get("key") == state.key and meta.get("built") == built_digest(e.dag_id for e in entries):
+            return "index up to date"
+        if state.newest_ns > started_ns - RACY_NS:
+            return "index not written: record files changed less than 2 s before the load"
+        if _state(folder) != state:
+            return "index not written: record files changed during the load"
+        count = write_index(target, state.key, records, raws, entries)
+    except Exception as exc:  # the index only saves time: never fail a parse for it
+        log.warning("Cronium: parse index not written to %s: %s: %s", cache_dir, type(exc).__name__, exc)
+        return f"index not written: {exc}"
+    log.info("Cronium: parse index of %s written (%d DAGs)", folder, count)
+    return f"index written ({count} DAGs)"
+
+
+def _parse_all(folder: Path, cache_dir: Path | None) -> ParseResult:
+    started_ns = time.time_ns()
+    state = _state(folder) if cache_dir is not None else None
+    records, raws = load_with_raws([folder])
     for error in records.errors:
         log.error("Cronium record left out: %s", error)
     plan = build_plan(records, timezone=schedule_timezone())
@@ -62,4 +220,62 @@ def build_dags(path: str | Path | None = None) -> dict[str, DAG]:
         len(plan.not_built),
         len(records.errors),
     )
-    return dags
+    detail = "no index folder"
+    if cache_dir is not None:
+        detail = _save_index(cache_dir, folder, state, started_ns, records, raws, plan)
+    return ParseResult(dags, "full", detail, list(records.errors))
+
+
+def _plan_one(found: Lookup, timezone: str) -> DagPlan | None:
+    """The plan of the one DAG an index hit names, from its records alone; None when they do not validate
+    alone exactly as they did in the full load."""
+    entry = found.entry
+    if entry is None:
+        return None
+    records = validate_records(found.raws)
+    if records.errors:
+        return None
+    if entry.kind == "event" and entry.record_id in records.events:
+        dag_plan = plan_event(
+            records.events[entry.record_id], records, action_target_of=entry.action_target_of, timezone=timezone
+        )
+    elif entry.kind == "workflow" and entry.record_id in records.workflows:
+        dag_plan = plan_workflow(records.workflows[entry.record_id], records, timezone)
+    else:
+        return None
+    return dag_plan if dag_plan.dag_id == entry.dag_id else None
+
+
+def _parse_one(folder: Path, dag_id: str, cache_dir: Path | None) -> ParseResult:
+    timezone = schedule_timezone()
+    started_ns = time.time_ns()
+    state: FolderState | None = None
+    reason = "no index folder"
+    if cache_dir is not None:
+        state = _state(folder)
+        if state is None:
+            reason = "a records path is missing"
+        else:
+            found = lookup(index_file(cache_dir, [folder]), state.key, dag_id)
+            if found.status == "absent":
+                log.info("Cronium: the records in %s build no DAG %s (parse index)", folder, dag_id)
+                return ParseResult({}, "index", "no such DAG")
+            if found.status == "hit":
+                dag_plan = _plan_one(found, timezone)
+                if dag_plan is not None:
+                    dags = render_plan(Plan(dags=[dag_plan]))
+                    log.info("Cronium: DAG %s from the parse index (%d record(s))", dag_id, len(found.raws))
+                    return ParseResult(dags, "index", f"{len(found.raws)} record(s)")
+                reason = "the indexed records do not validate alone"
+            else:
+                reason = found.reason
+    log.info("Cronium: loading every record for DAG %s: %s", dag_id, reason)
+    records, raws = load_with_raws([folder])
+    if records.errors:
+        log.warning("Cronium: %d record(s) left out (the DAG processor's log names them)", len(records.errors))
+    plan = build_plan(records, timezone=timezone)
+    dags = render_plan(Plan(dags=[d for d in plan.dags if d.dag_id == dag_id]))
+    detail = reason
+    if cache_dir is not None:
+        detail += "; " + _save_index(cache_dir, folder, state, started_ns, records, raws, plan)
+    return ParseResult(dags, "one", detail, list(records.errors))

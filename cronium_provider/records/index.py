@@ -9,9 +9,10 @@ one-DAG path reads no record file at all.
 Never stale: the index is keyed by the record files themselves (each file's path, size, mtime and ctime in
 ns, inode and device, the folder as given and as an absolute path) and a salt the caller gives (the code's
 version). A lookup whose key is not the stored one misses, and the caller falls back to the full load.
-The key is computed before the files are read and again after; the index is written only when both agree
-and every file is older than :data:`RACY_NS` when the load started, so that a file written twice within
-one tick of its filesystem's clock cannot keep its key across an edit (the racy-timestamp case).
+A writer (``cronium_provider.factory``) computes the key before the files are read and again after, and
+writes the index only when both agree and every file is older than :data:`RACY_NS` when the load started,
+so that a file written twice within one tick of its filesystem's clock cannot keep its key across an edit
+(the racy-timestamp case).
 
 Safe under concurrent writers and readers: the index is written to a temporary file in the same folder
 and renamed over the old one; readers open it read-only and see the old file or the new one, whole. It
@@ -26,6 +27,7 @@ import json
 import os
 import secrets
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,7 @@ INDEX_FORMAT = 1
 # Files changed this recently when a load starts make its index unsafe to write (timestamp granularity:
 # jiffies on ext4 and tmpfs, 1 s on ext3 and some network filesystems, 2 s on FAT).
 RACY_NS = 2_000_000_000
+ABANDONED_SECONDS = 3600  # a temporary index file this old belongs to no running writer
 ACTION_ATTRIBUTES = ("always_events", "success_events", "fail_events", "condition_events")
 
 
@@ -261,6 +264,17 @@ def lookup(path: Path, key: str, dag_id: str) -> Lookup:
     return Lookup("hit", entry, raws)
 
 
+def _remove_abandoned(path: Path) -> None:
+    """Temporary files of writers that were killed (a parse past its timeout) and never renamed."""
+    limit = time.time() - ABANDONED_SECONDS
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            if tmp.stat().st_mtime < limit:
+                tmp.unlink()
+        except OSError:
+            continue
+
+
 def write_index(
     path: Path, key: str, records: RecordSet, raws: Iterable[RawRecord], entries: Iterable[DagEntry]
 ) -> int:
@@ -293,6 +307,7 @@ def write_index(
             )
         )
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _remove_abandoned(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     try:
