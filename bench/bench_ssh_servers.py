@@ -9,10 +9,9 @@ Cronium did), and the same event as mapped tasks (one task per server) run by Ai
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
+import shutil
+import signal
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -20,53 +19,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import median, private_airflow_home, report
-
-from tests.support.sshd import TestSSHServer, ensure_test_user
+from ssh_fleet import SSHFleet
 
 SCRIPT = "sleep 2; cronium_output '{\"ok\": true}'"
 
 
-def start_servers(count: int, work: Path) -> list[TestSSHServer]:
-    key = work / "client_key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    servers = []
-    for i in range(count):
-        folder = work / f"srv{i}"
-        folder.mkdir()
-        for suffix in ("", ".pub"):
-            (folder / f"client_key{suffix}").write_bytes(Path(f"{key}{suffix}").read_bytes())
-        (folder / "client_key").chmod(0o600)
-        servers.append(
-            TestSSHServer(
-                "/usr/sbin/sshd", folder, address=f"127.0.0.{i + 2}", port=2290, user=ensure_test_user()
-            ).start()
-        )
-    return servers
+def _stop_on_sigterm(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    import os
-
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `finally` then stops the sshd processes
     home = private_airflow_home("cronium-bench-ssh-")
-    work = Path(tempfile.mkdtemp(prefix="cronium-bench-sshd-"))
-    servers = start_servers(8, work)
+    fleet = SSHFleet(8, 2290)  # 127.0.0.2-127.0.0.9
     try:
-        targets = []
-        for i, server in enumerate(servers):
-            conn_id = f"bench_srv_{i}"
-            os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(
-                {
-                    "conn_type": "ssh",
-                    "host": server.address,
-                    "port": server.port,
-                    "login": server.user,
-                    "extra": json.dumps({**server.connection_uri_extra(), "look_for_keys": "false"}),
-                }
-            )
-            targets.append({"name": f"s{i}", "conn_id": conn_id})
+        fleet.start()
+        targets = fleet.connections("bench_srv")
         (home / "dags" / "bench_ssh.py").write_text(
             textwrap.dedent(f"""
             import pendulum
@@ -137,8 +108,8 @@ def main() -> int:
             else 1
         )
     finally:
-        for server in servers:
-            server.stop()
+        fleet.stop()  # the sshd processes and their folders
+        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""Run every benchmark, one after another; exit 1 if any target is missed."""
+"""Run every benchmark, one after another; exit 1 if any target is missed.
+
+Each benchmark gets at most ``LIMIT_SECONDS``; past it, it is sent SIGTERM (the benchmarks stop what they
+started on SIGTERM) and, if still running ``GRACE_SECONDS`` later, killed. That counts as a missed target.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,34 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["bench_script_event.py", "bench_dag_parse.py", "bench_ssh_servers.py"]
+BENCHES = [
+    "bench_script_event.py",
+    "bench_dag_parse.py",
+    "bench_ssh_servers.py",
+    "bench_ssh_fanout.py",  # one event on 64 servers vs 1 server
+    "bench_celery_workers.py",  # 40 events on the CeleryExecutor: one worker vs two (~8 minutes)
+]
+LIMIT_SECONDS = 1200
+GRACE_SECONDS = 180
+
+
+def run(path: Path) -> int:
+    process = subprocess.Popen([sys.executable, str(path)])
+    try:
+        return process.wait(timeout=LIMIT_SECONDS)
+    except subprocess.TimeoutExpired:
+        print(f"{path.name}: still running after {LIMIT_SECONDS} s; stopping it", flush=True)
+        process.terminate()
+        try:
+            process.wait(timeout=GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        return 1
+    except BaseException:
+        process.terminate()  # Ctrl-C or SIGTERM here: let the benchmark clean up, then leave
+        process.wait(timeout=GRACE_SECONDS)
+        raise
 
 
 def main() -> int:
@@ -14,7 +45,7 @@ def main() -> int:
     failed = []
     for name in BENCHES:
         print(f"\n=== {name}", flush=True)
-        if subprocess.run([sys.executable, str(here / name)]).returncode != 0:
+        if run(here / name) != 0:
             failed.append(name)
     print("\nall benchmark targets met" if not failed else f"\ntargets missed in: {', '.join(failed)}")
     return 1 if failed else 0
