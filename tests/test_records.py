@@ -311,3 +311,12 @@ def test_example_records_are_all_valid() -> None:
     }
     kinds = {c.connection_type.value for w in records.workflows.values() for c in w.connections}
     assert kinds == {"ALWAYS", "ON_SUCCESS", "ON_FAILURE", "ON_CONDITION"}
+
+
+def test_cronium_default_template_action_ids_are_aliases() -> None:
+    """Cronium's default tool templates name the message action ``send-message`` for Slack and Discord
+    (apps/cronium-app/src/lib/default-tool-action-templates.ts:21-41); the record means the provider's id."""
+    for tool, canonical in (("slack", "slack-send-message"), ("discord", "discord-send-message")):
+        cfg = {"toolType": tool, "actionId": "send-message", "toolId": 3, "parameters": {"text": "hi"}}
+        event = Event.model_validate({"id": 1, "name": "t", "type": "TOOL_ACTION", "toolActionConfig": cfg})
+        assert event.tool_action_config is not None and event.tool_action_config.action_id == canonical

@@ -186,6 +186,16 @@ class ToolActionConfig(CroniumModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     output_mapping: dict[str, Any] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _alias(cls, data: Any) -> Any:
+        """Cronium's default templates name the message action ``send-message``: the provider's id is used."""
+        if isinstance(data, dict) and isinstance(data.get("toolType"), str) and isinstance(data.get("actionId"), str):
+            from cronium_provider.tools.catalogue import canonical_action
+
+            data = {**data, "actionId": canonical_action(data["toolType"], data["actionId"])}
+        return data
+
     @model_validator(mode="after")
     def _supported(self) -> ToolActionConfig:
         from cronium_provider.tools.catalogue import unsupported_reason

@@ -19,9 +19,23 @@ DEFAULT_ACTION = {
 }
 
 
+# Action ids Cronium's default tool templates use for the tool's one message action
+# (apps/cronium-app/src/lib/default-tool-action-templates.ts:21-41: ``send-message`` for Slack and Discord).
+ALIASES = {
+    ("slack", "send-message"): "slack-send-message",
+    ("discord", "send-message"): "discord-send-message",
+}
+
+
+def canonical_action(tool_type: str, action_id: str) -> str:
+    """The provider's id of an action given by one of Cronium's other names (``send-message``)."""
+    return ALIASES.get((tool_type.lower(), action_id), action_id)
+
+
 def unsupported_reason(tool_type: str, action_id: str) -> str | None:
     """Why the provider cannot run ``action_id`` of ``tool_type``, or None when it can."""
     tool = tool_type.lower()
+    action_id = canonical_action(tool, action_id)
     if tool in NOT_SUPPORTED:
         return f"tool '{tool}' is not supported by airflow-provider-cronium (supported: {', '.join(SUPPORTED)})"
     if tool not in SUPPORTED:
