@@ -284,3 +284,48 @@ def test_a_run_stopped_by_a_person_fires_only_its_always_actions(factory: Factor
     assert states["always_0"] == "success", output[-3000:]
     assert states["on_failure_0"] == "skipped", output[-3000:]
     assert "was cancelled, not failed (status CANCELLED)" in output
+
+
+@pytest.mark.docker
+def test_a_node_not_reached_fires_none_of_its_actions(tmp_path: Path, capfd, monkeypatch, airflow_db) -> None:
+    """A workflow node whose connection is not satisfied did not run: its always action stays silent
+    (Cronium fires actions only for a job that completed, job-service.ts:583-589)."""
+    from tests.test_workflows import WorkflowBuilder
+
+    folder = tmp_path / "records"
+    folder.mkdir()
+    wf = WorkflowBuilder(folder, capfd, monkeypatch)
+    target = new_id()
+    wf.events.append({"id": target, "name": "target", "type": "BASH", "status": "ACTIVE", "content": "true"})
+    wf.node("a", "true")
+    wf.node("b", "true", alwaysEvents=[{"type": "SCRIPT", "targetEventId": target}])
+    wf.connect("a", "b", "ON_FAILURE")
+    run = wf.run()
+    assert run.result.task_states["node_b"] == "skipped"
+    assert run.result.task_states["node_b__always_0"] == "skipped"
+    assert run.result.state == "success"
+    assert dag_runs(f"cronium_event_{target}") == []
+
+
+def test_the_dag_file_reads_the_schedules_time_zone_from_the_config(tmp_path: Path, monkeypatch) -> None:
+    """``[cronium] timezone`` is the zone of every schedule the DAG file builds."""
+    from cronium_provider.factory import build_dags
+
+    (tmp_path / "e.json").write_text(
+        json.dumps(
+            {
+                "kind": "event",
+                "id": 1,
+                "name": "s",
+                "type": "BASH",
+                "status": "ACTIVE",
+                "content": "true",
+                "triggerType": "SCHEDULE",
+                "customSchedule": "0 9 * * 1-5",
+            }
+        )
+    )
+    monkeypatch.setenv("AIRFLOW__CRONIUM__TIMEZONE", "Europe/Berlin")
+    dag = build_dags(tmp_path)["cronium_event_1"]
+    assert dag.timetable.timezone == "Europe/Berlin"
+    assert dag.timetable.summary == "0 9 * * 1-5 (Europe/Berlin)"
