@@ -194,14 +194,20 @@ def kept_raws(records: RecordSet, raws: Iterable[RawRecord]) -> dict[tuple[str, 
 
 
 def _storable(raw: RawRecord) -> str | None:
-    """The raw record's data as JSON, or None when JSON cannot carry it exactly (e.g. a YAML date)."""
+    """The raw record's data as JSON, or None when JSON cannot carry it exactly (e.g. a YAML date).
+
+    A workflow's ``webhookKey`` is a secret no DAG needs: it is never written into the index.
+    """
+    data = raw.data
+    if raw.kind == "workflow" and "webhookKey" in data:
+        data = {key: value for key, value in data.items() if key != "webhookKey"}
     try:
-        text = json.dumps(raw.data, ensure_ascii=False, allow_nan=False)
+        text = json.dumps(data, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError):
         return None
     if raw.path.lower().endswith(".json"):
         return text  # read by json.loads: the round trip is exact
-    return text if json.loads(text) == raw.data else None
+    return text if json.loads(text) == data else None
 
 
 def built_digest(dag_ids: Iterable[str]) -> str:
