@@ -456,9 +456,10 @@ def test_a_sigkilled_task_leaves_no_container_behind(docker_client) -> None:
     _, killed_id = script_dag("BASH", "sleep 300")
     _, live_id = script_dag("BASH", "sleep 300")
     killed = _dags_test(killed_id)
-    live = _dags_test(live_id)
+    live: subprocess.Popen[str] | None = None
     try:
         orphan = _wait_for_container(docker_client, killed_id, killed)
+        live = _dags_test(live_id)  # one after the other: two processes starting on SQLite at once may collide
         alive = _wait_for_container(docker_client, live_id, live)
         os.killpg(killed.pid, signal.SIGKILL)
         killed.wait(timeout=30)
@@ -469,11 +470,16 @@ def test_a_sigkilled_task_leaves_no_container_behind(docker_client) -> None:
         remaining = _cronium_containers(docker_client)
         assert orphan not in remaining and alive in remaining
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(live.pid, signal.SIGTERM)
-        live.wait(timeout=60)
+        if live is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(live.pid, signal.SIGTERM)
+            live.wait(timeout=60)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(killed.pid, signal.SIGKILL)
+        for dag_id in (killed_id, live_id):  # whatever happened above, leave no container to the next test
+            for c in docker_client.api.containers(all=True, filters={"label": f"org.cronium.dag_id={dag_id}"}):
+                with contextlib.suppress(Exception):
+                    docker_client.api.remove_container(c["Id"], v=True, force=True)
 
 
 def _peak_rss_kb(proc: subprocess.Popen[str]) -> tuple[int, str]:
