@@ -12,10 +12,12 @@ the parse with no index (``CRONIUM_INDEX_DIR=off``: every record loaded, one DAG
 DAG processor: the full parse (no parsing context) of 10,000 events and 1,000 workflows of 10 nodes
 against a hand-written file of the same DAGs (bench_dag_parse.py's baseline), each in a fresh process,
 alternately; the index is removed before every template parse, so each measured parse also writes it
-(the worst case: the records changed). Target <= 1.10x, and the seconds against Airflow's defaults
-``[core] dagbag_import_timeout`` (30 s, the import of the file) and ``[dag_processor]
-dag_file_processor_timeout`` (50 s, the whole parse); the import timeout is raised here so that a slow
-parse is measured rather than stopped.
+(the worst case: the records changed). Targets: wall and CPU time <= 1.10x the hand-written file's, and
+CPU time <= 0.8x Airflow's defaults ``[core] dagbag_import_timeout`` (30 s, the import of the file) and
+``[dag_processor] dag_file_processor_timeout`` (50 s, the whole parse). The parse is one thread: on an idle
+core its wall time is its CPU time; on a machine busy with other work it is longer, so the wall time
+against the timeouts is shown, with the load average, without a target. The import timeout is raised here
+so that a slow parse is measured rather than stopped.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_dag_parse import TEMPLATE, handwritten_source, make_events, make_workflows, parse
+from bench_dag_parse import TEMPLATE, handwritten_source, make_events, make_workflows
 from common import median, report
 
 DAG_FILE_PROCESSOR_TIMEOUT = 50.0  # [dag_processor] dag_file_processor_timeout: the whole parse of one file
@@ -49,6 +51,32 @@ dag = bag.dags[os.environ["_AIRFLOW_PARSING_CONTEXT_DAG_ID"]]
 assert os.environ["_AIRFLOW_PARSING_CONTEXT_TASK_ID"] in dag.task_dict
 print("RESULT " + json.dumps({"seconds": seconds, "dags": len(bag.dags), "tasks": len(dag.tasks)}))
 """
+
+
+PARSE_FULL = r"""
+import json, resource, sys, time
+from airflow.dag_processing.dagbag import DagBag
+start, cpu = time.perf_counter(), time.process_time()
+bag = DagBag(dag_folder=sys.argv[1])
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+assert not bag.import_errors, bag.import_errors
+print("RESULT " + json.dumps({"seconds": seconds, "cpu": cpu, "dags": len(bag.dags),
+      "tasks": sum(len(d.tasks) for d in bag.dags.values()),
+      "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def parse_full(folder: Path, records_dir: Path) -> dict[str, Any]:
+    """bench_dag_parse's parse, also timing the CPU the parse used (the wall time depends on other load)."""
+    env = dict(os.environ, CRONIUM_RECORDS_DIR=str(records_dir))
+    proc = subprocess.run(
+        [sys.executable, "-c", PARSE_FULL, str(folder)], capture_output=True, text=True, env=env, timeout=1200
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"parse of {folder} failed:\n{proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(lines[0][len("RESULT ") :])
+    return result
 
 
 def write_records(folder: Path, records: dict[str, Any]) -> Path:
@@ -124,6 +152,7 @@ def task_parses(work: Path, runs: int) -> bool:
             results[name].append(result)
     if retaken:
         print(f"{retaken} task parse(s) found a stale index (code or records changed meanwhile) and were retaken")
+    print(f"load average (1 min) after the task parses: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"task parses: each built 1 DAG; tasks in the workflow DAG: {results['workflow'][0]['tasks']}")
 
     def seconds(name: str) -> float:
@@ -157,22 +186,26 @@ def dag_processor_parse(work: Path, events: int, workflows: int, nodes: int, run
             if name == "template":
                 shutil.rmtree(index_dir, ignore_errors=True)
                 os.environ["CRONIUM_INDEX_DIR"] = str(index_dir)
-                results[name].append(parse(template_dir, records_dir))
+                results[name].append(parse_full(template_dir, records_dir))
                 if not list(index_dir.glob("records-*.sqlite")):
                     raise SystemExit("the full parse wrote no index")
             else:
-                results[name].append(parse(hand_dir, records_dir))
+                results[name].append(parse_full(hand_dir, records_dir))
     t, h = results["template"], results["hand"]
     assert t[0]["dags"] == h[0]["dags"] and t[0]["tasks"] == h[0]["tasks"], (t[0], h[0])
     print(f"\n{t[0]['dags']} DAGs, {t[0]['tasks']} tasks in each file")
-    ours = median([r["seconds"] for r in t])
+    ours, cpu = median([r["seconds"] for r in t]), median([r["cpu"] for r in t])
+    print(f"load average (1 min) after the parses: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     ok = report(
         f"DAG processor's full parse, {events} events + {workflows} workflows of {nodes} nodes, median of {runs} "
         "parses (each also writing the index)",
         [
-            ("parse time vs hand-written (s)", ours, median([r["seconds"] for r in h])),
-            ("parse time vs 50 s processor timeout", ours, DAG_FILE_PROCESSOR_TIMEOUT, 0.8),
-            ("parse time vs 30 s import timeout", ours, DAGBAG_IMPORT_TIMEOUT, 1.0),
+            ("wall time vs hand-written (s)", ours, median([r["seconds"] for r in h])),
+            ("CPU time vs hand-written (s)", cpu, median([r["cpu"] for r in h])),
+            ("CPU time vs 50 s processor timeout", cpu, DAG_FILE_PROCESSOR_TIMEOUT, 0.8),
+            ("CPU time vs 30 s import timeout", cpu, DAGBAG_IMPORT_TIMEOUT, 0.8),
+            ("wall time vs 50 s processor timeout", ours, DAG_FILE_PROCESSOR_TIMEOUT, None),
+            ("wall time vs 30 s import timeout", ours, DAGBAG_IMPORT_TIMEOUT, None),
             (
                 "peak RSS vs hand-written (MB)",
                 median([r["peak_kb"] / 1024 for r in t]),
@@ -182,10 +215,10 @@ def dag_processor_parse(work: Path, events: int, workflows: int, nodes: int, run
         ],
         target=1.10,
     )
-    per_1000 = ours / (t[0]["tasks"] / 1000)
+    per_1000 = cpu / (t[0]["tasks"] / 1000)
     print(
-        f"full parse: {ours:.1f} s for {t[0]['dags']} DAGs, {t[0]['tasks']} tasks ({per_1000:.2f} s per 1,000 "
-        f"tasks); at that rate the 30 s import timeout is reached near "
+        f"full parse: {ours:.1f} s ({cpu:.1f} s of CPU) for {t[0]['dags']} DAGs, {t[0]['tasks']} tasks "
+        f"({per_1000:.2f} CPU s per 1,000 tasks); on an idle core the 30 s import timeout is reached near "
         f"{DAGBAG_IMPORT_TIMEOUT / per_1000 * 1000:,.0f} tasks, the 50 s one near "
         f"{DAG_FILE_PROCESSOR_TIMEOUT / per_1000 * 1000:,.0f}"
     )

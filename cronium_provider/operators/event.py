@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
@@ -74,14 +75,26 @@ class CroniumEventOperator(BaseOperator):
             self._pause_at_limit(context, finished_now=False)
             raise
         value = gated_input(context, self.workflow_incoming, self.input_data)  # an unreached node skips here
+        self._push_started(context)
+        return self._report(context, lambda: self.run_event(context, value))
+
+    def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> Any:
+        """Back from a deferral (``deferrable=True``): the sibling's :meth:`resume_event` collects the run's
+        results; its status, error and ``maxExecutions`` are then reported exactly as after :meth:`execute`."""
+        return self._report(context, lambda: self.resume_event(context, dict(event or {})))
+
+    def _report(self, context: Context, run: Callable[[], Any]) -> Any:
+        """Run ``run`` (the event, or its end after a deferral) and report how it ended: ``run_status``,
+        ``error``, and the pause at ``maxExecutions``. A deferral (``TaskDeferred``, not an ``Exception``)
+        passes through: the run has not ended."""
         try:
-            result = self.run_event(context, value)
-        except AirflowTaskTimeout:
-            self._push_status(context, FAILURE_STATUS)  # Cronium counts a timeout as a failure
+            result = run()
+        except AirflowTaskTimeout as exc:
+            self._push_status(context, FAILURE_STATUS, error=exc)  # Cronium counts a timeout as a failure
             self._pause_at_limit(context, finished_now=True)
             raise
-        except Exception:
-            self._push_status(context, CANCELLED_STATUS if self.killed else FAILURE_STATUS)
+        except Exception as exc:
+            self._push_status(context, CANCELLED_STATUS if self.killed else FAILURE_STATUS, error=exc)
             self._pause_at_limit(context, finished_now=True)
             raise
         self._push_status(context, SUCCESS_STATUS)
@@ -120,15 +133,35 @@ class CroniumEventOperator(BaseOperator):
             return
         self.log.info("maxExecutions %d reached: %s paused, as Cronium pauses the event", self.max_executions, dag_id)
 
-    def _push_status(self, context: Context, status: str) -> None:
+    def _push_started(self, context: Context) -> None:
+        """When the run started (``started_at`` XCom, ISO 8601): ``{{cronium.event.executionTime}}`` of the
+        messages it fires."""
+        ti = context.get("ti")
+        started = getattr(ti, "start_date", None) or datetime.now(UTC)
+        with contextlib.suppress(Exception):
+            self.push_results(context, started_at=started.isoformat())
+
+    def _push_status(self, context: Context, status: str, error: BaseException | None = None) -> None:
         """How the run ended, as Cronium's job status decides its actions (``run_status`` XCom): a run
-        stopped by a person is CANCELLED and fires only its always actions."""
+        stopped by a person is CANCELLED and fires only its always actions. A failed run also pushes its
+        ``error`` (``{{cronium.event.error}}`` of its messages), with every masked secret redacted."""
         with contextlib.suppress(Exception):  # the task may be going down; the actions then read "no status"
-            self.push_results(context, run_status=status)
+            values: dict[str, Any] = {"run_status": status}
+            if error is not None:
+                from airflow.sdk._shared.secrets_masker import redact
+
+                values["error"] = redact(str(error) or type(error).__name__)
+            self.push_results(context, **values)
 
     @abstractmethod
     def run_event(self, context: Context, run_input: Any) -> Any:
-        """Run the event with its input; the return value is the XCom ``return_value``."""
+        """Run the event with its input; the return value is the XCom ``return_value``. A sibling that
+        can defer calls ``self.defer(..., method_name="execute_complete")`` here."""
+
+    def resume_event(self, context: Context, event: dict[str, Any]) -> Any:
+        """Finish a run that deferred, from its trigger's ``event``; the return value is the XCom
+        ``return_value``. Only siblings that defer implement it."""
+        raise NotImplementedError(f"{type(self).__name__} does not defer")
 
     def run_facts(self, context: Context) -> dict[str, Any]:
         """The event's facts with the run's own: what ``cronium.event()`` returns to a script."""

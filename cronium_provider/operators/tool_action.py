@@ -21,9 +21,9 @@ from cronium_provider.exceptions import CroniumInvalidParameter, InvalidCredenti
 from cronium_provider.naming import VARIABLE_PREFIX, tool_conn_id
 from cronium_provider.operators.event import CroniumEventOperator
 from cronium_provider.runners.protocol import ActionRequest
-from cronium_provider.tools.catalogue import DEFAULT_ACTION
+from cronium_provider.tools.catalogue import DEFAULT_ACTION, canonical_action
 from cronium_provider.tools.delivery import sender, tool_type_of_connection, validate
-from cronium_provider.tools.templates import render
+from cronium_provider.tools.templates import iso_time, render
 from cronium_provider.variables import VariableNamespace
 
 
@@ -32,6 +32,15 @@ def resilience_store_url() -> str | None:
 
     value = conf.get("cronium", "resilience_store", fallback=None)
     return str(value) if value else None
+
+
+def message_timezone() -> str:
+    """The zone ``{{formatTime}}`` prints in: Cronium prints its server's local time, the zone of its
+    schedules, so ``[cronium] timezone``, else Airflow's ``[core] default_timezone`` (``system``: local)."""
+    from airflow.providers.common.compat.sdk import conf
+
+    value = conf.get("cronium", "timezone", fallback=None) or conf.get("core", "default_timezone", fallback="UTC")
+    return str(value or "UTC")
 
 
 def deliver_tool_action(
@@ -46,13 +55,20 @@ def deliver_tool_action(
     condition: bool | None,
     variable_prefix: str = VARIABLE_PREFIX,
     retry_strategy: str | None = None,
+    overlay: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Template, validate and send one action through the resilience guard; Cronium's result object."""
+    """Template, validate and send one action through the resilience guard; Cronium's result object.
+
+    ``parameters`` are Handlebars templates (:mod:`cronium_provider.tools.templates`) seeing ``event``,
+    ``run_input`` and ``condition``; ``overlay`` (a TOOL_ACTION event's input) is laid over them once
+    rendered, itself not rendered, and is also read by ``{{cronium.getVariables.KEY}}``, as Cronium does
+    (apps/cronium-app/src/lib/scheduler/tool-action-executor.ts:308-344).
+    """
     if tool_type is None:
         from airflow.sdk import BaseHook
 
         tool_type = tool_type_of_connection(BaseHook.get_connection(conn_id))
-    action = action_id or DEFAULT_ACTION.get(tool_type, "send-webhook")
+    action = canonical_action(tool_type, action_id or DEFAULT_ACTION.get(tool_type, "send-webhook"))
     namespace = VariableNamespace(variable_prefix)
 
     def variable(key: str) -> Any:
@@ -60,7 +76,17 @@ def deliver_tool_action(
 
         return namespace.decode(Variable.get(namespace.airflow_key(key), default=None))
 
-    params = render(dict(parameters), event=event, input=run_input, condition=condition, variable=variable)
+    params = render(
+        dict(parameters),
+        event=event,
+        input=run_input,
+        condition=condition,
+        variable=variable,
+        variables_overlay=overlay,
+        timezone=message_timezone(),
+    )
+    if overlay:
+        params.update(overlay)
     validate(tool_type, action, params)
     from cronium_provider.resilience import ErrorKind, ToolActionGuard, classify, store_from_url
 
@@ -151,7 +177,7 @@ class CroniumToolActionOperator(CroniumEventOperator):
         connection (its type, or its extra ``tool_type``).
     :param action_id: e.g. ``slack-send-message``; default: the tool's message action.
     :param tool_id: Cronium's tool id; the credential is the Airflow connection ``cronium_tool_<toolId>``.
-    :param parameters: the action's parameters, with Cronium's ``{{cronium.*}}`` templates.
+    :param parameters: the action's parameters, Handlebars templates as in Cronium (``{{cronium.*}}``).
     :param conn_id: another connection than ``cronium_tool_<toolId>``.
     :param merge_input: lay the run's input over the parameters (Cronium does for TOOL_ACTION events).
     :param retry_strategy: ``standard`` (default), ``aggressive`` or ``conservative``.
@@ -185,19 +211,30 @@ class CroniumToolActionOperator(CroniumEventOperator):
         self.retry_strategy = retry_strategy
         self.variable_prefix = variable_prefix
 
+    def template_event(self) -> dict[str, Any]:
+        """``cronium.event`` of a TOOL_ACTION event's templates: the run is under way, as Cronium says
+        (apps/cronium-app/src/lib/scheduler/tool-action-executor.ts:316-324)."""
+        return {
+            **self.event,
+            "status": "running",
+            "duration": 0,
+            "executionTime": iso_time(datetime.now(UTC)),
+            "server": "local",
+            "output": "",
+        }
+
     def run_event(self, context: Context, run_input: Any) -> Any:
-        params = dict(self.parameters)
-        if self.merge_input and isinstance(run_input, Mapping):
-            params.update(run_input)
+        overlay = dict(run_input) if self.merge_input and isinstance(run_input, Mapping) else None
         return deliver_tool_action(
             self.log,
             conn_id=self.conn_id,
             tool_type=self.tool_type,
             action_id=self.action_id,
-            parameters=params,
-            event=self.event,
+            parameters=self.parameters,
+            event=self.template_event(),
             run_input=run_input,
             condition=None,
             variable_prefix=self.variable_prefix,
             retry_strategy=self.retry_strategy,
+            overlay=overlay,
         )

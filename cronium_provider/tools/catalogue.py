@@ -21,9 +21,12 @@ DEFAULT_ACTION = {
 
 # Action ids Cronium's default tool templates use for the tool's one message action
 # (apps/cronium-app/src/lib/default-tool-action-templates.ts:21-41: ``send-message`` for Slack and Discord).
+# Cronium's SEND_MESSAGE handler names Teams' message action ``teams-send-message``
+# (apps/cronium-app/src/lib/scheduler/event-handlers.ts:254-259), an id its Teams plugin spells ``send-message``.
 ALIASES = {
     ("slack", "send-message"): "slack-send-message",
     ("discord", "send-message"): "discord-send-message",
+    ("teams", "teams-send-message"): "send-message",
 }
 
 

@@ -183,15 +183,27 @@ def sender(tool_type: str, action_id: str) -> Callable[[str, Mapping[str, Any]],
     return send_webhook
 
 
-def message_parameters(tool_type: str, message: str, addresses: str | None, subject: str | None) -> dict[str, Any]:
-    """A ``SEND_MESSAGE`` conditional action as the parameters of its tool's action (Cronium's mapping)."""
+def message_parameters(
+    tool_type: str,
+    message: str,
+    addresses: str | None,
+    subject: str | None,
+    *,
+    event_name: str = "",
+    succeeded: bool = True,
+) -> dict[str, Any]:
+    """A ``SEND_MESSAGE`` conditional action as the parameters of its tool's action, with Cronium's
+    defaults: an email without a subject is ``Event Success: <name>`` (or ``Failure``), a Teams message
+    without one is titled ``Event <name>`` (apps/cronium-app/src/lib/scheduler/event-handlers.ts:319-342).
+    Every text of them is then rendered as a template (the message and the subject are templates)."""
     tool = tool_type.lower()
     if tool == "email":
-        return {"to": addresses or "", "subject": subject or "Cronium notification", "body": message}
+        default_subject = f"Event {'Success' if succeeded else 'Failure'}: {event_name}"
+        return {"to": addresses or "", "subject": subject or default_subject, "body": message}
     if tool == "slack":
         return {"text": message, **({"channel": addresses} if addresses else {})}
     if tool == "discord":
         return {"content": message}
     if tool == "teams":
-        return {"message": message, **({"title": subject} if subject else {})}
+        return {"message": message, "title": subject or f"Event {event_name}"}
     return {"message": message, **({"subject": subject} if subject else {})}
