@@ -13,6 +13,7 @@ from pathlib import Path
 BENCHES = [
     "bench_script_event.py",
     "bench_dag_parse.py",
+    "bench_task_parse.py",  # a worker's parse before one task: 2,000 / 10,000 events vs 1; full parse of 11,000 DAGs
     "bench_ssh_servers.py",
     "bench_ssh_fanout.py",  # one event on 64 servers vs 1 server
     "bench_celery_workers.py",  # 40 events on the CeleryExecutor: one worker vs two (~8 minutes)
