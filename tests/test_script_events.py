@@ -11,6 +11,8 @@ import contextlib
 import datetime
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -506,11 +508,59 @@ def test_an_output_above_the_limit_fails_naming_it_and_is_never_read(docker_clie
         "f.write('\\\"'); [f.write('a'*1000000) for _ in range(300)]; f.write('\\\"')\""
     )
     _, small_id = script_dag("BASH", "cronium_output '\"small\"'")
-    _, big_id = script_dag("BASH", big)
+    _, big_id = script_dag("BASH", big, run_folder_mb=400)  # room for the file: the result limit is what stops it
     small_peak, _ = _peak_rss_kb(_dags_test(small_id))
     big_peak, text = _peak_rss_kb(_dags_test(big_id))
     assert "output.json: 300000002 bytes, above the limit of 10485760 bytes for a result file" in text, text[-3000:]
     assert big_peak < small_peak + 50 * 1024, (small_peak, big_peak)
+
+
+def _docker_disk_used() -> int:
+    root = subprocess.run(
+        ["docker", "info", "--format", "{{.DockerRootDir}}"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return shutil.disk_usage(root).used
+
+
+def test_a_script_filling_its_run_folder_fails_naming_the_limit_and_spares_the_disk(docker_client) -> None:
+    """A script writes 2 GB into its run folder: it is refused space at the folder's 100 MB (the default, as
+    ``/tmp``), the run fails saying the folder was full and naming the setting, and the Docker host's disk
+    never grows by more than a few MB meanwhile (sampled every 50 ms); the folder is removed with the run."""
+    script = 'dd if=/dev/zero of="$CRONIUM_RUN_DIR/big" bs=1M count=2048; echo "dd said $?"; exit 1'
+    before = _docker_disk_used()
+    peak = before
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _docker_disk_used())
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = run_script("BASH", script)
+    finally:
+        done.set()
+        sampler.join(timeout=10)
+    text = result.log_text()
+    assert result.task_states["run"] == "failed"
+    assert "No space left on device" in text
+    assert "The run folder is full: it reached its limit of 100 MB (run_folder_mb, [cronium] run_folder_mb)" in text
+    assert peak - before < 20 * 1024 * 1024, f"the host's disk grew by {(peak - before) / 1e6:.0f} MB"
+
+
+def test_a_run_folder_size_can_be_set_within_a_cap() -> None:
+    """``run_folder_mb`` sets the folder's size (a script sees it with ``df``); above 1024 MB it is refused."""
+    result = run_script("BASH", "df -m \"$CRONIUM_RUN_DIR\" | tail -1", run_folder_mb=250)
+    assert result.task_states["run"] == "success"
+    assert re.search(r"tmpfs +250 +\d+ +\d+ +\d+% +/cronium", result.log_text()), result.log_text()[-2000:]
+    from cronium_provider.exceptions import ContainerLimitError
+    from cronium_provider.runners.container import ContainerLimits
+
+    with pytest.raises(ContainerLimitError, match="run_folder_mb 2048 must be between 1 and 1024"):
+        ContainerLimits(run_folder_mb=2048)
 
 
 def test_parallel_increments_all_count(docker_client) -> None:

@@ -13,6 +13,7 @@ from cronium_provider.naming import CONTAINER_LABEL_DAG, CONTAINER_LABEL_TASK
 from cronium_provider.operators.event import CroniumScriptEventOperator
 from cronium_provider.runners.container import ContainerExecutor, ContainerLimits, ScriptJob, remove_orphans
 from cronium_provider.runners.outcome import ScriptRun
+from cronium_provider.runners.run_folder import DEFAULT_RUN_FOLDER_MB
 from cronium_provider.variables import VariableNamespace
 
 DEFAULT_IMAGE = "cronium-runtime:1"
@@ -54,6 +55,10 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
     :param memory_mb: memory limit in MB (default 512, at most 2048).
     :param pids: process limit (default 100, at most 1000).
     :param network: Docker network mode: ``none`` (default) or ``host``.
+    :param run_folder_mb: the size of the script's run folder ``/cronium`` (its helpers, input, results and
+        whatever it writes there), in MB; default ``[cronium] run_folder_mb`` or 100, as ``/tmp``; at most
+        1024. It is memory (tmpfs), never the Docker host's disk; a script that fills it is refused space
+        and a failed run says the folder was full.
     :param docker_conn_id: an Airflow Docker connection for registry login (optional).
     :param docker_url: the Docker daemon's URL; default ``[cronium] docker_url`` or the local socket.
     Before each run, containers of this host whose task process is gone (killed with SIGKILL, out of
@@ -71,13 +76,18 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         memory_mb: int = 512,
         pids: int = 100,
         network: str = "none",
+        run_folder_mb: int | None = None,
         docker_conn_id: str | None = None,
         docker_url: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.image = image
-        self.limits = ContainerLimits(cpus=cpus, memory_mb=memory_mb, pids=pids, network=network)
+        if run_folder_mb is None:
+            run_folder_mb = int(_config("run_folder_mb", None) or DEFAULT_RUN_FOLDER_MB)
+        self.limits = ContainerLimits(
+            cpus=cpus, memory_mb=memory_mb, pids=pids, network=network, run_folder_mb=run_folder_mb
+        )
         self.docker_conn_id = docker_conn_id
         self.docker_url = docker_url
         self._executor: ContainerExecutor | None = None
@@ -146,7 +156,8 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
             raise ScriptFailed(f"The task was killed; its container was stopped (exit code {run.exit_code}).")
         if run.exit_code != 0:
             tail = "\n".join(run.stderr_tail[-10:]) or "(no stderr)"
-            raise ScriptFailed(f"The script exited with code {run.exit_code}. Last stderr lines:\n{tail}")
+            limit = f" {run.limit_reached}" if run.limit_reached else ""
+            raise ScriptFailed(f"The script exited with code {run.exit_code}.{limit} Last stderr lines:\n{tail}")
         if run.protocol_error is not None:
             raise ScriptFailed(f"The script's result files are invalid: {run.protocol_error}")
         if failed_actions:

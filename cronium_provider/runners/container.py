@@ -43,6 +43,13 @@ from cronium_provider.runners.protocol import (
     script_command,
     script_environment,
 )
+from cronium_provider.runners.run_folder import (
+    DEFAULT_RUN_FOLDER_MB,
+    MAX_RUN_FOLDER_MB,
+    RunFolder,
+    create_run_folder,
+    remove_orphan_volumes,
+)
 
 RUN_DIR = "/cronium"
 RUN_USER = "1000:1000"
@@ -57,6 +64,7 @@ class ContainerLimits:
     pids: int = 100
     network: str = "none"
     tmp_mb: int = 100
+    run_folder_mb: int = DEFAULT_RUN_FOLDER_MB
 
     MAX_CPUS = 2.0
     MAX_MEMORY_MB = 2048
@@ -70,6 +78,8 @@ class ContainerLimits:
             problems.append(f"memory_mb {self.memory_mb} must be between 16 and {self.MAX_MEMORY_MB}")
         if not 10 <= self.pids <= self.MAX_PIDS:
             problems.append(f"pids {self.pids} must be between 10 and {self.MAX_PIDS}")
+        if not 1 <= self.run_folder_mb <= MAX_RUN_FOLDER_MB:
+            problems.append(f"run_folder_mb {self.run_folder_mb} must be between 1 and {MAX_RUN_FOLDER_MB}")
         if self.network not in ("none", "host", "bridge") and not self.network.startswith("container:"):
             if not self.network.replace("-", "").replace("_", "").isalnum():
                 problems.append(f"network {self.network!r} is not a Docker network name")
@@ -148,20 +158,25 @@ def remove_orphans(client: Any, host: str | None = None) -> list[str]:
     once never remove each other's containers. Returns the ids removed.
     """
     host = host or socket.gethostname()
-    removed: list[str] = []
-    for container in client.containers(all=True, filters={"label": [f"{CONTAINER_LABEL_RUN}=true"]}):
-        labels = container.get("Labels") or {}
+
+    def orphaned(labels: Mapping[str, str]) -> bool:
         if labels.get(CONTAINER_LABEL_HOST) != host:
-            continue
+            return False
         pid_text = labels.get(CONTAINER_LABEL_PID, "")
         if not pid_text.isdigit():
-            continue
+            return False
         start = _process_start(int(pid_text))
-        if start is not None and start == labels.get(CONTAINER_LABEL_PID_START):
-            continue  # its task is still running
+        return start is None or start != labels.get(CONTAINER_LABEL_PID_START)  # else its task still runs
+
+    removed: list[str] = []
+    for container in client.containers(all=True, filters={"label": [f"{CONTAINER_LABEL_RUN}=true"]}):
+        if not orphaned(container.get("Labels") or {}):
+            continue
         with contextlib.suppress(Exception):  # removed by another worker meanwhile
             client.remove_container(container["Id"], v=True, force=True)
             removed.append(container["Id"])
+    # then the run folders (a volume in use by a live run is never removed: Docker refuses)
+    removed += remove_orphan_volumes(client, orphaned, CONTAINER_LABEL_RUN)
     return removed
 
 
@@ -179,10 +194,27 @@ class ContainerExecutor:
         self.on_line: LineCallback = on_line or (lambda stream, line: None)
         self.max_result_bytes = max_result_bytes
         self.container_id: str | None = None
+        self.run_folder: RunFolder | None = None
         self._lock = threading.Lock()
 
     def create(self, job: ScriptJob) -> str:
+        """Create the run folder (a tmpfs volume of ``limits.run_folder_mb``, see
+        :mod:`~cronium_provider.runners.run_folder`) and the script's container on it."""
         limits = job.limits
+        labels = {CONTAINER_LABEL_RUN: "true", **owner_labels(), **job.labels}
+        run_folder = create_run_folder(self.client, limits.run_folder_mb, labels)
+        with self._lock:
+            self.run_folder = run_folder
+        holder_error: list[BaseException] = []
+
+        def start_holder() -> None:
+            try:
+                run_folder.start_holder(job.image, RUN_DIR, labels)
+            except BaseException as exc:
+                holder_error.append(exc)
+
+        holder = threading.Thread(target=start_holder, daemon=True, name="cronium-run-folder")
+        holder.start()
         environment = {
             **job.environment,
             **script_environment(job.language, RUN_DIR),
@@ -198,20 +230,30 @@ class ContainerExecutor:
             pids_limit=limits.pids,
             read_only=True,
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={limits.tmp_mb}m,mode=1777"},
+            binds={run_folder.volume: {"bind": RUN_DIR, "mode": "rw"}},
             security_opt=["no-new-privileges"],
             cap_drop=["ALL"],
         )
-        container = self.client.create_container(
-            image=job.image,
-            command=script_command(job.language, RUN_DIR),
-            environment=environment,
-            user=RUN_USER,
-            working_dir=RUN_DIR,
-            volumes=[RUN_DIR],
-            host_config=host_config,
-            labels={CONTAINER_LABEL_RUN: "true", **owner_labels(), **job.labels},
-            network_disabled=limits.network == "none",
-        )
+        try:
+            container = self.client.create_container(
+                image=job.image,
+                command=script_command(job.language, RUN_DIR),
+                environment=environment,
+                user=RUN_USER,
+                working_dir=RUN_DIR,
+                volumes=[RUN_DIR],
+                host_config=host_config,
+                labels=labels,
+                network_disabled=limits.network == "none",
+            )
+        except BaseException:
+            holder.join()
+            self.remove()
+            raise
+        holder.join()
+        if holder_error:
+            self.remove()
+            raise holder_error[0]
         container_id: str = container["Id"]
         with self._lock:
             self.container_id = container_id
@@ -240,6 +282,7 @@ class ContainerExecutor:
             state = self.client.inspect_container(container_id)["State"]
             results, problem = self._collect(container_id)
             return ScriptRun(
+                limit_reached=self.run_folder_full() if exit_code != 0 else None,
                 exit_code=exit_code,
                 duration_seconds=duration,
                 peak_memory_bytes=sampler.peak,
@@ -288,10 +331,25 @@ class ContainerExecutor:
                 return
 
     def remove(self) -> None:
+        """Remove the container, then its run folder (holder and volume)."""
         with self._lock:
             container_id, self.container_id = self.container_id, None
-        if container_id:
-            try:
+            run_folder, self.run_folder = self.run_folder, None
+        if run_folder is not None:
+            run_folder.remove(container_id)  # the container and the holder at once, then the volume
+        elif container_id:
+            with contextlib.suppress(Exception):  # already removed by a concurrent stop/kill
                 self.client.remove_container(container_id, v=True, force=True)
-            except Exception:  # already removed by a concurrent stop/kill
-                return
+
+    def run_folder_full(self) -> str | None:
+        """Says so when the run folder is full (checked after a failed run: the script was refused space)."""
+        run_folder = self.run_folder
+        if run_folder is None:
+            return None
+        used = run_folder.usage_bytes()
+        if used is None or used < run_folder.size_mb * 1024 * 1024 - 1024 * 1024:
+            return None
+        return (
+            f"The run folder is full: it reached its limit of {run_folder.size_mb} MB (run_folder_mb, "
+            "[cronium] run_folder_mb); the script could write no more."
+        )

@@ -26,6 +26,7 @@ class ScriptRun:
     protocol_error: ProtocolError | None
     stderr_tail: list[str]
     container_id: str  # or "server:folder" for a remote run
+    limit_reached: str | None = None  # a bound the run hit (its run folder full), said in its failure
 
     def metrics(self, image: str) -> dict[str, Any]:
         return {
