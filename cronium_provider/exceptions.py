@@ -116,6 +116,11 @@ class ScriptFailed(CroniumException):
     """The script ran and failed (non-zero exit, out of memory, malformed results, killed)."""
 
 
+class DockerUnreachable(CroniumException):
+    """The Docker daemon could not be reached, or stopped answering during a run (stopped, restarted): a
+    retry once it answers again may succeed."""
+
+
 class CroniumRunFailed(CroniumException):
     """The event or workflow a result step sums up failed."""
 
@@ -156,6 +161,11 @@ class RateLimitExceeded(CroniumException):
             f"rate limit for {tool_type} tool actions of user {user_id!r} reached ({limit.describe()}); "
             f"try again in {shown:.1f} s"
         )
+
+
+class ResilienceStoreUnavailable(CroniumException):
+    """The resilience store (``[cronium] resilience_store``) could not be reached: no tool action is sent
+    without its rate limits and circuit breakers; a retry once it answers again may succeed."""
 
 
 class CircuitOpen(CroniumException):

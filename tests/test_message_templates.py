@@ -253,6 +253,37 @@ def test_event_output_and_error_are_text() -> None:
     assert show(template, event) == 'failure on Local after 1.3s: exit code 3 / {"rows": 12}'
 
 
+def test_cronium_event_holds_cronium_facts_only_in_its_order() -> None:
+    """``cronium.event`` is what ``createTemplateContext`` keeps: ``id``, ``name``, ``status`` (``unknown``
+    when there is none), then ``duration``, ``executionTime``, ``server``, ``output``, ``error`` when known
+    (template-processor.ts:197-210); the rest of the record (owner, tags, type...) reaches no message."""
+    record = {"userId": "u-1", "tags": ["ops"], "type": "BASH", "description": "d", "error": "exit 3"}
+    record |= {"output": {"rows": 2}, "server": "Local", "executionTime": "2024-01-02T15:04:05.000Z"}
+    record |= {"duration": 5, "status": "failure", "name": "Load", "id": 3}
+    data = template_context(event=record, input=None, condition=None, variable=dict().get)
+    assert render_template("{{{json cronium.event}}}", data) == (
+        '{\n  "id": 3,\n  "name": "Load",\n  "status": "failure",\n  "duration": 5,\n'
+        '  "executionTime": "2024-01-02T15:04:05.000Z",\n  "server": "Local",\n  "output": "{\\"rows\\": 2}",\n'
+        '  "error": "exit 3"\n}'
+    )
+    bare = template_context(
+        event={"id": 1, "name": "x", "userId": "u"}, input=None, condition=None, variable=dict().get
+    )
+    assert (
+        render_template("{{{json cronium.event}}}", bare) == '{\n  "id": 1,\n  "name": "x",\n  "status": "unknown"\n}'
+    )
+
+
+def test_airflows_utc_zone_is_utc(caplog: pytest.LogCaptureFixture) -> None:
+    """Airflow's ``[core] default_timezone`` is ``utc`` by default: formatTime prints UTC, with no warning."""
+    from datetime import UTC
+
+    from cronium_provider.tools.templates import time_zone
+
+    assert time_zone("utc") is UTC and time_zone("UTC") is UTC
+    assert "unknown time zone" not in caplog.text
+
+
 def test_render_walks_parameters_and_leaves_other_values() -> None:
     """Every text of the parameters is a template, through lists and objects; keys, numbers and booleans
     stay as they are (tool-action-template-processor.ts:28-64)."""

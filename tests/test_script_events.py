@@ -553,7 +553,7 @@ def test_a_script_filling_its_run_folder_fails_naming_the_limit_and_spares_the_d
 
 def test_a_run_folder_size_can_be_set_within_a_cap() -> None:
     """``run_folder_mb`` sets the folder's size (a script sees it with ``df``); above 1024 MB it is refused."""
-    result = run_script("BASH", "df -m \"$CRONIUM_RUN_DIR\" | tail -1", run_folder_mb=250)
+    result = run_script("BASH", 'df -m "$CRONIUM_RUN_DIR" | tail -1', run_folder_mb=250)
     assert result.task_states["run"] == "success"
     assert re.search(r"tmpfs +250 +\d+ +\d+ +\d+% +/cronium", result.log_text()), result.log_text()[-2000:]
     from cronium_provider.exceptions import ContainerLimitError

@@ -7,14 +7,18 @@ a real SMTP server (aiosmtpd) receives the email. Credentials are Airflow connec
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import re
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -374,3 +378,254 @@ def test_a_failing_workflow_node_sends_its_slack_message(
     [message] = [r for r in receiver.requests if r.path == "/services/T000/B000/slack"]
     assert message.json() == {"text": "Charge card failed for order 7 (Zoë)", "channel": "#billing"}
     assert run.result.state == "failed"
+
+
+# -- Handlebars messages with the facts of the run that fired them --------------------------------------
+SLACK_PATH = "/services/T000/B000/slack"
+CRONIUM_TIME = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4}), (\d{1,2}):(\d\d):(\d\d) (AM|PM)$")
+
+
+def slack_tool(monkeypatch: pytest.MonkeyPatch, receiver: HttpReceiver) -> int:
+    return tool(monkeypatch, {"conn_type": "slackwebhook", "password": f"{receiver.url}{SLACK_PATH}"})
+
+
+def slack_texts(receiver: HttpReceiver) -> list[str]:
+    return [r.json()["text"] for r in receiver.requests if r.path == SLACK_PATH]
+
+
+def task_instance(result: Any, task_id: str) -> Any:
+    """The task instance of one task of a finished run, as the Airflow UI shows it (start, end, duration)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = (
+            session.query(TaskInstance)
+            .filter_by(dag_id=result.dag_id, run_id=result.run_id, task_id=task_id, map_index=-1)
+            .one()
+        )
+        session.expunge(ti)
+        return ti
+
+
+def parse_cronium_time(text: str, zone: str) -> datetime:
+    """``{{formatTime ...}}`` text (``1/2/2024, 3:04:05 PM``) as an aware time in ``zone``."""
+    match = CRONIUM_TIME.match(text)
+    assert match, text
+    month, day, year, hour, minute, second = (int(g) for g in match.groups()[:6])
+    hour = hour % 12 + (12 if match.group(7) == "PM" else 0)
+    return datetime(year, month, day, hour, minute, second, tzinfo=ZoneInfo(zone))
+
+
+@contextlib.contextmanager
+def smtp_server() -> Iterator[tuple[int, list[Any]]]:
+    """A real SMTP server (aiosmtpd) on loopback; yields its port and the messages it received."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    received: list[Any] = []
+
+    class Collect(Message):
+        def handle_message(self, message: Any) -> None:
+            received.append(message)
+
+    port = _free_port()
+    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, received
+    finally:
+        controller.stop()
+
+
+def smtp_tool(monkeypatch: pytest.MonkeyPatch, port: int) -> int:
+    extra = json.dumps({"disable_ssl": True, "disable_tls": True, "from_email": "cronium@example.test"})
+    return tool(
+        monkeypatch,
+        {"conn_type": "smtp", "host": "127.0.0.1", "port": port, "login": "", "password": "", "extra": extra},
+    )
+
+
+@pytest.mark.docker
+def test_a_failed_scripts_send_message_renders_its_handlebars_template(
+    factory: Factory, receiver: HttpReceiver, monkeypatch
+) -> None:
+    """A failure action's message is rendered with the facts of the run that failed, as Cronium renders it:
+    ``status`` ``failure``, ``server`` ``Local`` for a run on the Cronium host, ``duration`` in ms and
+    ``error`` the run's error (apps/cronium-app/src/lib/scheduler/event-handlers.ts:89-100, 280-314);
+    ``formatDuration`` prints ``1.2s`` or ``850ms`` (apps/cronium-app/src/lib/template-processor.ts:71-85);
+    the ``{{#if}}``/``{{else}}`` lines, alone on their lines, leave no blank line (Handlebars' standalone
+    rule, Cronium renders with ``handlebars`` 4.7: template-processor.ts:8,136-137)."""
+    slack = slack_tool(monkeypatch, receiver)
+    template = (
+        "{{#if cronium.event.error}}\n"
+        ":rotating_light: {{cronium.event.name}} {{cronium.event.status}} on {{cronium.event.server}}"
+        " after {{formatDuration cronium.event.duration}}\n"
+        "{{cronium.event.error}}\n"
+        "{{else}}\n"
+        "{{cronium.event.name}} is fine\n"
+        "{{/if}}\n"
+        "(no error: {{#unless cronium.event.error}}yes{{else}}no{{/unless}})"
+    )
+    event = factory.event(
+        name="Nightly load",
+        content="echo starting; echo 'disk full on /data' >&2; exit 3",
+        failEvents=[{"type": "SEND_MESSAGE", "toolId": slack, "message": template}],
+    )
+    module = factory.load()
+    result = factory.run(module, event)
+    assert result.task_states["run"] == "failed"
+    assert result.task_states["on_failure_0"] == "success", result.log_text()[-3000:]
+    [text] = slack_texts(receiver)
+    match = re.fullmatch(
+        r":rotating_light: Nightly load failure on Local after (\d+ms|\d+\.\d+s)\n"
+        r"The script exited with code 3\. Last stderr lines:\ndisk full on /data\n"
+        r"\(no error: no\)",
+        text,
+    )
+    assert match, text
+    figure = match.group(1)
+    ms = float(figure[:-2]) if figure.endswith("ms") else float(figure[:-1]) * 1000
+    run = task_instance(result, "run")
+    assert 0 < ms and abs(ms - run.duration * 1000) <= 100, (figure, run.duration)
+
+
+@pytest.mark.docker
+def test_a_succeeded_runs_message_has_its_status_output_and_time(factory: Factory, monkeypatch) -> None:
+    """A success action's email, through a real SMTP server: ``status`` is ``success``, ``output`` the run's
+    output, the subject Cronium's default ``Event Success: <name>`` when the action has none
+    (apps/cronium-app/src/lib/scheduler/event-handlers.ts:42-59, 280-301, 320-328), and ``formatTime`` the
+    run's start (``executionTime``, the log's ``startTime``) as ``toLocaleString()`` prints it in the server's
+    zone (apps/cronium-app/src/lib/template-processor.ts:88-97): ``[cronium] timezone`` here."""
+    zone = "Asia/Kolkata"
+    monkeypatch.setenv("AIRFLOW__CRONIUM__TIMEZONE", zone)
+    with smtp_server() as (port, received):
+        mail = smtp_tool(monkeypatch, port)
+        event = factory.event(
+            name="Nightly load",
+            content="sleep 0.5; cronium_output '42 rows loaded'",
+            successEvents=[
+                {
+                    "type": "SEND_MESSAGE",
+                    "toolId": mail,
+                    "emailAddresses": "ops@example.test",
+                    "emailSubject": "",
+                    "message": "<p>{{cronium.event.name}}: {{cronium.event.status}}</p>"
+                    "<p>Output: {{cronium.event.output}}</p>"
+                    "<p>Started: {{formatTime cronium.event.executionTime}}</p>",
+                }
+            ],
+        )
+        module = factory.load()
+        result = factory.run(module, event)
+        assert result.state == "success", result.log_text()[-3000:]
+        assert result.task_states["on_success_0"] == "success"
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.1)
+    [message] = received
+    assert message["Subject"] == "Event Success: Nightly load"
+    assert message["To"] == "ops@example.test"
+    html = next(p for p in message.walk() if p.get_content_type() == "text/html")
+    body = html.get_payload(decode=True).decode()
+    match = re.fullmatch(r"<p>Nightly load: success</p><p>Output: 42 rows loaded</p><p>Started: (.+)</p>", body)
+    assert match, body
+    started = parse_cronium_time(match.group(1), zone)
+    run = task_instance(result, "run")
+    # formatTime prints whole seconds: the run's start, truncated
+    assert started == run.start_date.astimezone(ZoneInfo(zone)).replace(microsecond=0), (started, run.start_date)
+    assert result.started - 1 <= started.timestamp() <= result.finished
+
+
+@pytest.mark.docker
+def test_send_message_gathers_the_facts_of_the_run_that_fired_it(
+    factory: Factory, receiver: HttpReceiver, monkeypatch
+) -> None:
+    """``{{json cronium.event}}`` prints what Cronium's template context holds of the run that fired the
+    action (apps/cronium-app/src/lib/template-processor.ts:100-102, 182-215; its facts:
+    apps/cronium-app/src/lib/scheduler/event-handlers.ts:42-59, 89-100, 280-301): ``status``, ``duration``
+    in ms (the task's duration), ``executionTime`` (its start, ISO 8601), ``server``, ``output`` and, for a
+    failed run, ``error``; a failed run's output is ``No output available`` when it left none."""
+    slack = slack_tool(monkeypatch, receiver)
+    action = {"type": "SEND_MESSAGE", "toolId": slack, "message": "{{json cronium.event}}"}
+    good = factory.event(name="Good", content="sleep 1; cronium_output 'all 3 files copied'", alwaysEvents=[action])
+    bad = factory.event(name="Bad", content="sleep 1; echo 'no input file' >&2; exit 5", alwaysEvents=[action])
+    module = factory.load()
+    outcomes = {}
+    for event in (good, bad):
+        result = factory.run(module, event)
+        assert result.task_states["always_0"] == "success", result.log_text()[-3000:]
+        run = task_instance(result, "run")
+        outcomes[event["name"]] = (json.loads(slack_texts(receiver)[-1]), run)
+
+    facts, run = outcomes["Good"]
+    assert run.state == "success"
+    # Cronium's keys, in its order: nothing else of the record (its owner, tags...) reaches a message
+    assert list(facts) == ["id", "name", "status", "duration", "executionTime", "server", "output"]
+    assert facts["id"] == good["id"] and facts["name"] == "Good"
+    assert facts["status"] == "success" and facts["server"] == "Local"
+    assert facts["output"] == "all 3 files copied"
+    for name, (facts, run) in outcomes.items():
+        assert isinstance(facts["duration"], int) and facts["duration"] >= 1000, name
+        assert abs(facts["duration"] - run.duration * 1000) <= 100, (name, facts["duration"], run.duration)
+        started = datetime.fromisoformat(facts["executionTime"].replace("Z", "+00:00"))
+        assert facts["executionTime"].endswith("Z")
+        assert abs((started - run.start_date).total_seconds()) < 0.002, (name, started, run.start_date)
+
+    facts, run = outcomes["Bad"]
+    assert run.state == "failed"
+    assert list(facts) == ["id", "name", "status", "duration", "executionTime", "server", "output", "error"]
+    assert facts["status"] == "failure" and facts["server"] == "Local"
+    assert facts["output"] == "No output available"
+    assert facts["error"] == "The script exited with code 5. Last stderr lines:\nno input file"
+
+
+def test_cronium_default_templates_with_their_send_message_action_ids(
+    factory: Factory, receiver: HttpReceiver, monkeypatch
+) -> None:
+    """Cronium's default tool-action templates name Slack's and Discord's message action ``send-message``
+    (apps/cronium-app/src/lib/default-tool-action-templates.ts:17-77); such events are delivered. Their
+    parameters are Handlebars templates (``{{#if}}``, ``{{get}}``, ``{{ifEquals}}``: apps/cronium-app/src/lib/
+    template-processor.ts:40-68) over a run under way (``status`` ``running``) and then the run's input is
+    laid over the rendered parameters, itself never rendered
+    (apps/cronium-app/src/lib/scheduler/tool-action-executor.ts:315-344)."""
+    slack = slack_tool(monkeypatch, receiver)
+    discord = tool(
+        monkeypatch,
+        {
+            "conn_type": "discord",
+            "host": f"{receiver.url}/api/",
+            "extra": json.dumps({"webhook_endpoint": "webhooks/42/discord-token"}),
+        },
+    )
+    text = (
+        '{{#if cronium.input.urgent}}URGENT: {{/if}}build {{get cronium.input "build.id" "none"}} '
+        '{{#ifEquals cronium.event.status "running"}}is being announced{{else}}ended{{/ifEquals}} by '
+        "{{cronium.event.name}}"
+    )
+    slack_event = tool_event(
+        factory, "slack", "send-message", slack, {"text": text, "channel": "#general"}, name="Announce"
+    )
+    discord_event = tool_event(
+        factory, "discord", "send-message", discord, {"content": text, "username": "cronium"}, name="Announce"
+    )
+    module = factory.load()
+    conf = {"urgent": True, "build": {"id": "b-9"}, "channel": "#ops-{{cronium.event.name}}"}
+    slack_run = factory.run(module, slack_event, conf)
+    discord_run = factory.run(
+        module, discord_event, {"build": {"id": "b-10"}, "username": "{{cronium.event.name}} bot"}
+    )
+    for result in (slack_run, discord_run):
+        assert result.state == "success", result.log_text()[-3000:]
+    by_path = {r.path: r.json() for r in receiver.requests}
+    assert by_path[SLACK_PATH] == {
+        "text": "URGENT: build b-9 is being announced by Announce",
+        "channel": "#ops-{{cronium.event.name}}",
+    }
+    assert by_path["/api/webhooks/42/discord-token"] == {
+        "content": "build b-10 is being announced by Announce",
+        "username": "{{cronium.event.name}} bot",
+    }
+    assert slack_run.xcom("run")["actionId"] == "slack-send-message"
+    assert discord_run.xcom("run")["actionId"] == "discord-send-message"
+    assert slack_run.xcom("run")["parameters"]["channel"] == "#ops-{{cronium.event.name}}"

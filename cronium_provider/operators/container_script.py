@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+import signal
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from airflow.sdk import Context
 
-from cronium_provider.exceptions import ScriptFailed
+from cronium_provider.exceptions import DockerUnreachable, ScriptFailed
 from cronium_provider.naming import CONTAINER_LABEL_DAG, CONTAINER_LABEL_TASK
 from cronium_provider.operators.event import CroniumScriptEventOperator
 from cronium_provider.runners.container import ContainerExecutor, ContainerLimits, ScriptJob, remove_orphans
@@ -41,6 +43,46 @@ def _size(n: float | None) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n = n / 1024
     return str(n)
+
+
+def _signal_text(exit_code: int) -> str:
+    """``: killed by SIGKILL (signal 9)`` for an exit code above 128 that names a signal (the shell's rule:
+    ``docker kill``, the kernel), else nothing."""
+    with contextlib.suppress(ValueError):
+        if exit_code > 128:
+            number = exit_code - 128
+            return f": killed by {signal.Signals(number).name} (signal {number})"
+    return ""
+
+
+def _daemon_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the Docker daemon is not there: its socket is gone, the
+    connection was refused or dropped (the daemon was stopped or restarted)."""
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, RequestsConnectionError | ConnectionError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@contextlib.contextmanager
+def docker_daemon_errors(url: str | None) -> Iterator[None]:
+    """Turn a lost Docker daemon into a :class:`DockerUnreachable` that names it (not a bare traceback)."""
+    try:
+        yield
+    except Exception as exc:
+        if not _daemon_unreachable(exc):
+            raise
+        raise DockerUnreachable(
+            f"The Docker daemon at {url} could not be reached or stopped answering during the run (was it "
+            f"stopped or restarted?): {exc}. The run's container and run folder, if it had any, are removed by "
+            "the next script run on this host once the daemon answers again."
+        ) from exc
 
 
 class CroniumScriptOperator(CroniumScriptEventOperator):
@@ -119,15 +161,16 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
                 CONTAINER_LABEL_TASK: str(getattr(ti, "task_id", "")),
             },
         )
-        client = self._client()
-        for orphan in remove_orphans(client):
-            self.log.warning("Removed container %s: its task process is gone (killed or lost)", orphan[:12])
-        self._executor = ContainerExecutor(client, on_line=self._log_line, max_result_bytes=self.result_limit())
-        self.log.info("Running %s script in %s (limits: %s)", self.language, image, self.limits)
-        try:
-            run = self._executor.run(job)
-        finally:
-            self._executor = None
+        with docker_daemon_errors(self.docker_url or _config("docker_url", DEFAULT_DOCKER_URL)):
+            client = self._client()
+            for orphan in remove_orphans(client):
+                self.log.warning("Removed container %s: its task process is gone (killed or lost)", orphan[:12])
+            self._executor = ContainerExecutor(client, on_line=self._log_line, max_result_bytes=self.result_limit())
+            self.log.info("Running %s script in %s (limits: %s)", self.language, image, self.limits)
+            try:
+                run = self._executor.run(job)
+            finally:
+                self._executor = None
         return self._finish(run, namespace, image, context)
 
     def _finish(self, run: ScriptRun, namespace: VariableNamespace, image: str, context: Context) -> Any:
@@ -157,7 +200,10 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         if run.exit_code != 0:
             tail = "\n".join(run.stderr_tail[-10:]) or "(no stderr)"
             limit = f" {run.limit_reached}" if run.limit_reached else ""
-            raise ScriptFailed(f"The script exited with code {run.exit_code}.{limit} Last stderr lines:\n{tail}")
+            raise ScriptFailed(
+                f"The script exited with code {run.exit_code}{_signal_text(run.exit_code)}.{limit} "
+                f"Last stderr lines:\n{tail}"
+            )
         if run.protocol_error is not None:
             raise ScriptFailed(f"The script's result files are invalid: {run.protocol_error}")
         if failed_actions:

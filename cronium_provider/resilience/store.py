@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
 
+from cronium_provider.exceptions import ResilienceStoreUnavailable
+
 T = TypeVar("T")
 
 #: The JSON document :meth:`StateStore.update` reads and writes.
@@ -277,6 +279,22 @@ class RedisStateStore:
     def __repr__(self) -> str:
         return f"RedisStateStore(prefix={self.prefix!r})"  # never the URL: it may carry a password
 
+    @contextlib.contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Redis down, refusing or silent: a :class:`ResilienceStoreUnavailable` naming the store (its host,
+        never its password). Raised without its cause, so the retry rules never take it for the tool's
+        network error and send an action twice."""
+        try:
+            yield
+        except (self._redis.ConnectionError, self._redis.TimeoutError) as exc:
+            kwargs = self._client.connection_pool.connection_kwargs
+            where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('db', 0)}"
+            reason = str(exc).rstrip(".")
+            raise ResilienceStoreUnavailable(
+                f"the resilience store ([cronium] resilience_store: Redis at {where}) cannot be reached: {reason}; "
+                "no tool action is sent without its rate limits and circuit breakers"
+            ) from None
+
     def hit_windows(self, key: str, now: float, limits: Sequence[tuple[float, int]]) -> WindowDecision:
         _check_limits(limits)
         longest = max(window for window, _ in limits)
@@ -284,7 +302,8 @@ class RedisStateStore:
         args.append(repr(now - longest))
         for window, limit in limits:
             args.extend([repr(now - window), repr(float(window)), int(limit)])
-        admitted, wait = self._hit_script(keys=[f"{self.prefix}window:{key}"], args=args)
+        with self._reachable():
+            admitted, wait = self._hit_script(keys=[f"{self.prefix}window:{key}"], args=args)
         return WindowDecision(bool(int(admitted)), float(wait))
 
     def update(
@@ -292,6 +311,15 @@ class RedisStateStore:
         key: str,
         mutate: Callable[[JSONState | None], tuple[JSONState | None, T]],
         ttl: float = DEFAULT_STATE_TTL,
+    ) -> T:
+        with self._reachable():
+            return self._update(key, mutate, ttl)
+
+    def _update(
+        self,
+        key: str,
+        mutate: Callable[[JSONState | None], tuple[JSONState | None, T]],
+        ttl: float,
     ) -> T:
         name = f"{self.prefix}state:{key}"
         for _ in range(self.MAX_CONFLICT_RETRIES):

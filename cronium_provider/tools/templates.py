@@ -165,6 +165,10 @@ class Variables(dict[str, Any]):
         return 0
 
 
+# ``cronium.event``: what Cronium's TemplateContext holds of the run (template-processor.ts:10-20)
+EVENT_FACTS = ("id", "name", "status", "duration", "executionTime", "server", "output", "error")
+
+
 def template_context(
     *,
     event: Mapping[str, Any],
@@ -175,10 +179,16 @@ def template_context(
 ) -> dict[str, Any]:
     """The data a template renders: ``{"cronium": {...}}``, as template-processor.ts:127-134 builds it."""
     variables = Variables(variable, variables_overlay)
-    facts = _plain(dict(event))
-    for key in ("output", "error"):
-        if key in facts:
-            facts[key] = as_text(facts[key])
+    # only the facts Cronium's createTemplateContext keeps, in its order (template-processor.ts:197-210)
+    status = event.get("status")
+    facts = {
+        "id": _plain(event.get("id")),
+        "name": _plain(event.get("name")),
+        "status": "unknown" if status is None else _plain(status),
+    }
+    for key in EVENT_FACTS[3:]:
+        if key in event:
+            facts[key] = as_text(event[key]) if key in ("output", "error") else _plain(event[key])
     return {
         "cronium": {
             "event": facts,
@@ -363,7 +373,7 @@ def engine(zone: tzinfo = UTC) -> Handlebars:
 
 def time_zone(name: str | None) -> tzinfo:
     """The zone named ``name`` (``system``: this machine's), UTC when it names none."""
-    if not name:
+    if not name or name.strip().upper() == "UTC":  # Airflow's default_timezone is ``utc``, not an IANA name
         return UTC
     if name.lower() == "system":
         local = datetime.now().astimezone().tzinfo
