@@ -60,9 +60,16 @@ def default_timezone() -> str:
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     records = load_records(args.paths)
     try:
-        plan = build_plan(records, timezone=args.timezone or default_timezone())
+        plan = build_plan(
+            records,
+            timezone=args.timezone or default_timezone(),
+            scope_variables_by_owner=os.environ.get("AIRFLOW__CRONIUM__SCOPE_VARIABLES_BY_OWNER") or "auto",
+        )
     except ScheduleError as exc:
         out.write(f"error: --timezone: {exc}\n")
+        return 2
+    except ValueError as exc:  # [cronium] scope_variables_by_owner is not auto, true or false
+        out.write(f"error: {exc}\n")
         return 2
     data = plan.to_json()
     data["errors"] = [e.to_json() for e in records.errors]

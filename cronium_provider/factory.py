@@ -28,7 +28,16 @@ from pathlib import Path
 
 from airflow.sdk import DAG, get_parsing_context
 
-from cronium_provider.plan.build import BUILT_STATUSES, action_targets, build_plan, plan_event, plan_workflow
+from cronium_provider.plan.build import (
+    BUILT_STATUSES,
+    SCOPE_AUTO,
+    action_targets,
+    build_plan,
+    plan_event,
+    plan_workflow,
+    scope_setting,
+    variables_scoped,
+)
 from cronium_provider.plan.models import DagPlan, Plan
 from cronium_provider.records.errors import RecordError
 from cronium_provider.records.index import (
@@ -41,6 +50,7 @@ from cronium_provider.records.index import (
     index_file,
     load_with_raws,
     lookup,
+    owner_count,
     stored_meta,
     write_index,
 )
@@ -91,6 +101,19 @@ def schedule_timezone() -> str:
 
         return str(local_timezone().name)
     return "UTC" if name.lower() == "utc" else name
+
+
+def variables_scope_setting() -> str:
+    """``[cronium] scope_variables_by_owner``: ``auto`` (default: scoped by owner when the records name more
+    than one ``userId``), ``true`` or ``false``. A value that is none of these is logged and read as ``auto``."""
+    from airflow.providers.common.compat.sdk import conf
+
+    value = conf.get("cronium", "scope_variables_by_owner", fallback=None)
+    try:
+        return scope_setting(value)
+    except ValueError as exc:
+        log.error("Cronium: %s; using auto", exc)
+        return SCOPE_AUTO
 
 
 @dataclass
@@ -191,7 +214,11 @@ def _save_index(
         target = index_file(cache_dir, [folder])
         entries = _entries(records, plan)
         meta = stored_meta(target)
-        if meta.get("key") == state.key and meta.get("built") == built_digest(e.dag_id for e in entries):
+        if (
+            meta.get("key") == state.key
+            and meta.get("built") == built_digest(e.dag_id for e in entries)
+            and meta.get("owners") == str(owner_count(records))
+        ):
             return "index up to date"
         if state.newest_ns > started_ns - RACY_NS:
             return "index not written: record files changed less than 2 s before the load"
@@ -211,7 +238,7 @@ def _parse_all(folder: Path, cache_dir: Path | None) -> ParseResult:
     records, raws = load_with_raws([folder])
     for error in records.errors:
         log.error("Cronium record left out: %s", error)
-    plan = build_plan(records, timezone=schedule_timezone())
+    plan = build_plan(records, timezone=schedule_timezone(), scope_variables_by_owner=variables_scope_setting())
     dags = render_plan(plan)
     log.info(
         "Cronium: %d DAG(s) from %s (%d record(s) not built, %d error(s))",
@@ -226,21 +253,27 @@ def _parse_all(folder: Path, cache_dir: Path | None) -> ParseResult:
     return ParseResult(dags, "full", detail, list(records.errors))
 
 
-def _plan_one(found: Lookup, timezone: str) -> DagPlan | None:
+def _plan_one(found: Lookup, timezone: str, scope_setting_value: str = SCOPE_AUTO) -> DagPlan | None:
     """The plan of the one DAG an index hit names, from its records alone; None when they do not validate
-    alone exactly as they did in the full load."""
+    alone exactly as they did in the full load, or the index does not say how many owners the whole folder
+    names (whether variables are scoped by owner is decided over every record, as the full parse does)."""
     entry = found.entry
-    if entry is None:
+    if entry is None or found.owners is None:
         return None
     records = validate_records(found.raws)
     if records.errors:
         return None
+    scoped = variables_scoped(scope_setting_value, found.owners)
     if entry.kind == "event" and entry.record_id in records.events:
         dag_plan = plan_event(
-            records.events[entry.record_id], records, action_target_of=entry.action_target_of, timezone=timezone
+            records.events[entry.record_id],
+            records,
+            action_target_of=entry.action_target_of,
+            timezone=timezone,
+            scope_variables=scoped,
         )
     elif entry.kind == "workflow" and entry.record_id in records.workflows:
-        dag_plan = plan_workflow(records.workflows[entry.record_id], records, timezone)
+        dag_plan = plan_workflow(records.workflows[entry.record_id], records, timezone, scope_variables=scoped)
     else:
         return None
     return dag_plan if dag_plan.dag_id == entry.dag_id else None
@@ -248,6 +281,7 @@ def _plan_one(found: Lookup, timezone: str) -> DagPlan | None:
 
 def _parse_one(folder: Path, dag_id: str, cache_dir: Path | None) -> ParseResult:
     timezone = schedule_timezone()
+    scope = variables_scope_setting()
     started_ns = time.time_ns()
     state: FolderState | None = None
     reason = "no index folder"
@@ -261,7 +295,7 @@ def _parse_one(folder: Path, dag_id: str, cache_dir: Path | None) -> ParseResult
                 log.info("Cronium: the records in %s build no DAG %s (parse index)", folder, dag_id)
                 return ParseResult({}, "index", "no such DAG")
             if found.status == "hit":
-                dag_plan = _plan_one(found, timezone)
+                dag_plan = _plan_one(found, timezone, scope)
                 if dag_plan is not None:
                     dags = render_plan(Plan(dags=[dag_plan]))
                     log.info("Cronium: DAG %s from the parse index (%d record(s))", dag_id, len(found.raws))
@@ -273,7 +307,7 @@ def _parse_one(folder: Path, dag_id: str, cache_dir: Path | None) -> ParseResult
     records, raws = load_with_raws([folder])
     if records.errors:
         log.warning("Cronium: %d record(s) left out (the DAG processor's log names them)", len(records.errors))
-    plan = build_plan(records, timezone=timezone)
+    plan = build_plan(records, timezone=timezone, scope_variables_by_owner=scope)
     dags = render_plan(Plan(dags=[d for d in plan.dags if d.dag_id == dag_id]))
     detail = reason
     if cache_dir is not None:

@@ -61,6 +61,15 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "Europe/Berlin",
                         "default": None,
                     },
+                    "scope_variables_by_owner": {
+                        "description": "Whose Cronium variables an event reads and writes: auto (each event "
+                        "owner's own, cronium_<userId>_<key>, when the records name more than one userId; else "
+                        "the shared cronium_<key>), true (always the owner's) or false (shared by every event).",
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": "true",
+                        "default": "auto",
+                    },
                     "base_url": {
                         "description": "Cronium's own URL, for the 'Cronium event' link on each task.",
                         "version_added": "0.1.0",

@@ -2,23 +2,24 @@
 
 Values are stored as JSON so that every type round-trips exactly; a Variable whose text is not JSON (set
 by hand in the UI, say) reads as a string. With ``scope_by_owner`` each event owner gets its own
-namespace (``cronium_<userId>_<key>``), as Cronium keeps variables per user.
+namespace (``cronium_<userId>_<key>``), as Cronium keeps variables per user; the plan decides it
+(``[cronium] scope_variables_by_owner``) and every task of a DAG that reads or writes variables (scripts,
+their in-script tool actions, tool actions, SEND_MESSAGE templates) uses the same namespace.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
+from cronium_provider.naming import VARIABLE_PREFIX, owner_variable_prefix
 from cronium_provider.runners.protocol import MISSING, VariableChange, appended, incremented
 
-DEFAULT_PREFIX = "cronium_"
-_OWNER_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+DEFAULT_PREFIX = VARIABLE_PREFIX
 
 
 LOCK_TTL_SECONDS = 30.0  # a lock whose holder died frees itself after this long
@@ -66,11 +67,15 @@ def variable_lock(key: str) -> Iterator[None]:
 
 
 class VariableNamespace:
-    """Maps Cronium variable names to Airflow Variable keys, and reads and writes them."""
+    """Maps Cronium variable names to Airflow Variable keys, and reads and writes them.
+
+    With ``scope_by_owner`` and an ``owner``, the keys are that owner's (``<prefix><owner>_<key>``, see
+    :func:`~cronium_provider.naming.owner_variable_prefix`); an event with no owner keeps ``<prefix><key>``.
+    """
 
     def __init__(self, prefix: str = DEFAULT_PREFIX, owner: str | int | None = None, scope_by_owner: bool = False):
         if scope_by_owner and owner is not None and str(owner) != "":
-            prefix = f"{prefix}{_OWNER_UNSAFE.sub('_', str(owner))}_"
+            prefix = owner_variable_prefix(prefix, owner)
         self.prefix = prefix
 
     def airflow_key(self, name: str) -> str:

@@ -185,6 +185,8 @@ class CroniumSendMessageOperator(BaseOperator):
         its facts ``{{cronium.event.*}}``.
     :param event_incoming: for an action of a workflow node, the node's incoming connections, so that
         ``{{cronium.input.*}}`` is the input that node ran with.
+    :param scope_variables_by_owner: ``{{cronium.getVariables.KEY}}`` reads the variable of the event's owner
+        (``event['userId']``: ``cronium_<userId>_<key>``), as Cronium reads that user's (event-handlers.ts:270).
     """
 
     operator_extra_links = (CroniumEventLink(),)
@@ -207,6 +209,7 @@ class CroniumSendMessageOperator(BaseOperator):
         event_task_id: str | None = None,
         retry_strategy: str | None = None,
         variable_prefix: str = VARIABLE_PREFIX,
+        scope_variables_by_owner: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -224,6 +227,7 @@ class CroniumSendMessageOperator(BaseOperator):
         self.event_task_id = event_task_id
         self.retry_strategy = retry_strategy
         self.variable_prefix = variable_prefix
+        self.scope_variables_by_owner = scope_variables_by_owner
 
     def execute(self, context: Context) -> Any:
         if self.run_when is not None and self.event_task_id is not None:
@@ -261,4 +265,5 @@ class CroniumSendMessageOperator(BaseOperator):
             condition=condition,
             variable_prefix=self.variable_prefix,
             retry_strategy=self.retry_strategy,
+            scope_variables_by_owner=self.scope_variables_by_owner,
         )

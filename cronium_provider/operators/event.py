@@ -298,7 +298,11 @@ class CroniumScriptEventOperator(CroniumEventOperator):
         from cronium_provider.operators.tool_action import carry_out_requests
 
         sent = carry_out_requests(
-            self.log, results.action_requests, event=self.event, variable_prefix=self.variable_prefix
+            self.log,
+            results.action_requests,
+            event=self.event,
+            variable_prefix=self.variable_prefix,
+            scope_variables_by_owner=self.scope_variables_by_owner,
         )
         self.push_results(context, actions=sent)
         return [f"{prefix}action {r['line']} ({r['tool']} {r['actionId']}): {r['error']}" for r in sent if "error" in r]

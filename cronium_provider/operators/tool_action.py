@@ -56,20 +56,23 @@ def deliver_tool_action(
     variable_prefix: str = VARIABLE_PREFIX,
     retry_strategy: str | None = None,
     overlay: Mapping[str, Any] | None = None,
+    scope_variables_by_owner: bool = False,
 ) -> dict[str, Any]:
     """Template, validate and send one action through the resilience guard; Cronium's result object.
 
     ``parameters`` are Handlebars templates (:mod:`cronium_provider.tools.templates`) seeing ``event``,
     ``run_input`` and ``condition``; ``overlay`` (a TOOL_ACTION event's input) is laid over them once
     rendered, itself not rendered, and is also read by ``{{cronium.getVariables.KEY}}``, as Cronium does
-    (apps/cronium-app/src/lib/scheduler/tool-action-executor.ts:308-344).
+    (apps/cronium-app/src/lib/scheduler/tool-action-executor.ts:308-344). With ``scope_variables_by_owner``
+    those are the variables of the event's owner (``event['userId']``), as Cronium reads that user's
+    (tool-action-executor.ts:309, event-handlers.ts:270).
     """
     if tool_type is None:
         from airflow.sdk import BaseHook
 
         tool_type = tool_type_of_connection(BaseHook.get_connection(conn_id))
     action = canonical_action(tool_type, action_id or DEFAULT_ACTION.get(tool_type, "send-webhook"))
-    namespace = VariableNamespace(variable_prefix)
+    namespace = VariableNamespace(variable_prefix, owner=event.get("userId"), scope_by_owner=scope_variables_by_owner)
 
     def variable(key: str) -> Any:
         from airflow.sdk import Variable
@@ -128,7 +131,12 @@ def request_conn_id(tool_type: str, config: Mapping[str, Any]) -> str:
 
 
 def carry_out_requests(
-    log: Any, requests: Sequence[ActionRequest], *, event: Mapping[str, Any], variable_prefix: str = VARIABLE_PREFIX
+    log: Any,
+    requests: Sequence[ActionRequest],
+    *,
+    event: Mapping[str, Any],
+    variable_prefix: str = VARIABLE_PREFIX,
+    scope_variables_by_owner: bool = False,
 ) -> list[dict[str, Any]]:
     """The tool actions a script asked for (``send_slack_message``, ``send_email``...), sent in order after it
     ended, each through the same guarded path as TOOL_ACTION events; one result per request, failed ones
@@ -148,6 +156,7 @@ def carry_out_requests(
                 run_input=None,
                 condition=None,
                 variable_prefix=variable_prefix,
+                scope_variables_by_owner=scope_variables_by_owner,
             )
         except Exception as exc:
             log.error("in-script action %d (%s %s) failed: %s", request.line, request.tool, request.action, exc)
@@ -182,6 +191,8 @@ class CroniumToolActionOperator(CroniumEventOperator):
     :param merge_input: lay the run's input over the parameters (Cronium does for TOOL_ACTION events).
     :param retry_strategy: ``standard`` (default), ``aggressive`` or ``conservative``.
     :param variable_prefix: the Airflow Variable key prefix of ``{{cronium.getVariable}}``.
+    :param scope_variables_by_owner: ``{{cronium.getVariables.KEY}}`` reads the event owner's variable
+        (``cronium_<userId>_<key>``).
     """
 
     ui_color = "#fff2cc"
@@ -197,6 +208,7 @@ class CroniumToolActionOperator(CroniumEventOperator):
         merge_input: bool = True,
         retry_strategy: str | None = None,
         variable_prefix: str = VARIABLE_PREFIX,
+        scope_variables_by_owner: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -210,6 +222,7 @@ class CroniumToolActionOperator(CroniumEventOperator):
         self.merge_input = merge_input
         self.retry_strategy = retry_strategy
         self.variable_prefix = variable_prefix
+        self.scope_variables_by_owner = scope_variables_by_owner
 
     def template_event(self) -> dict[str, Any]:
         """``cronium.event`` of a TOOL_ACTION event's templates: the run is under way, as Cronium says
@@ -237,4 +250,5 @@ class CroniumToolActionOperator(CroniumEventOperator):
             variable_prefix=self.variable_prefix,
             retry_strategy=self.retry_strategy,
             overlay=overlay,
+            scope_variables_by_owner=self.scope_variables_by_owner,
         )

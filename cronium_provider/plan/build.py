@@ -30,6 +30,7 @@ from cronium_provider.plan.specs import (
     TriggerEventSpec,
     WorkflowResultSpec,
 )
+from cronium_provider.records.index import owner_count
 from cronium_provider.records.models import (
     SCRIPT_TYPES,
     ConditionalActionType,
@@ -69,6 +70,54 @@ CONNECTION_RULES = {
 }
 
 
+# ``[cronium] scope_variables_by_owner``: whether each event owner gets its own Cronium variables.
+SCOPE_AUTO, SCOPE_ON, SCOPE_OFF = "auto", "true", "false"
+_SCOPE_WORDS = {
+    "auto": SCOPE_AUTO,
+    "": SCOPE_AUTO,
+    "true": SCOPE_ON,
+    "yes": SCOPE_ON,
+    "on": SCOPE_ON,
+    "1": SCOPE_ON,
+    "false": SCOPE_OFF,
+    "no": SCOPE_OFF,
+    "off": SCOPE_OFF,
+    "0": SCOPE_OFF,
+}
+
+
+def scope_setting(value: object) -> str:
+    """``[cronium] scope_variables_by_owner`` as ``auto``, ``true`` or ``false`` (a bool, ``yes``/``no``,
+    ``on``/``off``, ``1``/``0`` too; None or blank: ``auto``). Anything else raises ``ValueError``."""
+    if isinstance(value, bool):
+        return SCOPE_ON if value else SCOPE_OFF
+    word = _SCOPE_WORDS.get("" if value is None else str(value).strip().lower())
+    if word is None:
+        raise ValueError(f"[cronium] scope_variables_by_owner must be auto, true or false, not {value!r}")
+    return word
+
+
+def variables_scoped(setting: object, owners: int) -> bool:
+    """Whether Cronium variables are scoped by owner: always (``true``), never (``false``), or (``auto``)
+    when the records name more than one owner. Cronium keeps variables per user (its ``user_variables``
+    table, unique on user and key); with one owner, as on a typical self-hosted Cronium, the shared names
+    ``cronium_<key>`` are that owner's and nothing changes."""
+    word = scope_setting(setting)
+    return word == SCOPE_ON or (word == SCOPE_AUTO and owners > 1)
+
+
+def _no_owner_note(events: list[Event], scoped: bool) -> tuple[str, ...]:
+    """A DAG whose events have no owner while variables are scoped: they use the shared names."""
+    unowned = sorted({e.id for e in events if e.user_id is None or str(e.user_id) == ""})
+    if not scoped or not unowned:
+        return ()
+    which = ", ".join(str(i) for i in unowned)
+    return (
+        f"variables are scoped by owner, but event(s) {which} have no userId: they read and write the shared "
+        "names cronium_<key>, and their scripts see every variable under cronium_ (give them a userId)",
+    )
+
+
 def event_facts(event: Event) -> dict[str, Any]:
     """What ``cronium.event()`` returns: the record without its script, secrets or bookkeeping."""
     return {
@@ -104,8 +153,10 @@ def event_task(
     node_id: str | None = None,
     incoming: Incoming | None = None,
     override_server_ids: list[int] | None = None,
+    scope_variables: bool = False,
 ) -> EventRunSpec:
-    """The task that runs one event: its own DAG's ``run`` task, or (with ``node_id``) a workflow node."""
+    """The task that runs one event: its own DAG's ``run`` task, or (with ``node_id``) a workflow node;
+    ``scope_variables``: its Cronium variables are its owner's (:func:`variables_scoped`)."""
     common: dict[str, Any] = {
         "task_id": task_id,
         "display_name": event.name,
@@ -121,6 +172,7 @@ def event_task(
         "env_keys": tuple(v.key for v in event.env_vars),
         "node_id": node_id,
         "workflow_incoming": incoming,
+        "scope_variables_by_owner": scope_variables,
     }
     if node_id is None:
         common.update(max_executions=event.max_executions, execution_count=event.execution_count)
@@ -161,7 +213,7 @@ def event_task(
 
 
 def _action_tasks(
-    event: Event, source: str = EVENT_RUN_TASK, incoming: Incoming | None = None
+    event: Event, source: str = EVENT_RUN_TASK, incoming: Incoming | None = None, scope_variables: bool = False
 ) -> tuple[list[TaskSpec], list[EdgePlan]]:
     """The event's conditional actions as tasks after ``source`` (its ``run`` task, or its workflow node).
 
@@ -207,6 +259,7 @@ def _action_tasks(
                     event=event_facts(event),
                     condition_source=source,
                     event_incoming=incoming,
+                    scope_variables_by_owner=scope_variables,
                 )
             tasks.append(spec)
             kind = ACTION_CONNECTION[prefix].value
@@ -258,14 +311,19 @@ def _skipped(kind: str, dag_id: str, record_id: int, status: EventStatus, source
 
 
 def plan_event(
-    event: Event, records: RecordSet, *, action_target_of: tuple[str, ...] = (), timezone: str = "UTC"
+    event: Event,
+    records: RecordSet,
+    *,
+    action_target_of: tuple[str, ...] = (),
+    timezone: str = "UTC",
+    scope_variables: bool = False,
 ) -> DagPlan:
     """The DAG of one event: its ``run`` task, then its conditional actions (and the result step).
 
     A DRAFT or ARCHIVED event that is the target of a ``SCRIPT`` action (``action_target_of`` names the DAGs
     whose actions start it) still runs when an action starts it, as in Cronium, which runs the target
     whatever its status (apps/cronium-app/src/lib/scheduler/event-handlers.ts:386-411): its DAG has no
-    schedule and is not paused, so only those actions start it.
+    schedule and is not paused, so only those actions start it. ``scope_variables``: see :func:`build_plan`.
     """
     source = records.origin("event", event.id)
     schedule = record_schedule(event, timezone)
@@ -278,7 +336,8 @@ def plan_event(
             f"status {event.status.value}: built only as the target of conditional actions of "
             f"{', '.join(action_target_of)}; it has no schedule and runs only when one of them starts it",
         )
-    action_tasks, action_edges = _action_tasks(event)
+    notes += _no_owner_note([event], scope_variables)
+    action_tasks, action_edges = _action_tasks(event, scope_variables=scope_variables)
     return DagPlan(
         dag_id=event_dag_id(event.id),
         kind="event",
@@ -290,14 +349,17 @@ def plan_event(
         is_paused=is_paused,
         schedule=schedule,
         source=source,
-        tasks=(event_task(event, EVENT_RUN_TASK, records), *action_tasks),
+        tasks=(event_task(event, EVENT_RUN_TASK, records, scope_variables=scope_variables), *action_tasks),
         edges=tuple(action_edges),
         doc_md=_doc(event.description, schedule, notes),
         notes=notes,
+        variables_scope="owner" if scope_variables else "shared",
     )
 
 
-def plan_workflow(workflow: Workflow, records: RecordSet, timezone: str = "UTC") -> DagPlan:
+def plan_workflow(
+    workflow: Workflow, records: RecordSet, timezone: str = "UTC", *, scope_variables: bool = False
+) -> DagPlan:
     """Nodes become ``node_<id>`` tasks; a node with parents waits for all of them (``all_done``) and then
     checks Cronium's connection rules itself; a final ``workflow_result`` step records every node."""
     events = records.events
@@ -320,6 +382,7 @@ def plan_workflow(workflow: Workflow, records: RecordSet, timezone: str = "UTC")
                 node_id=node.id,
                 incoming=tuple(parents),
                 override_server_ids=override,
+                scope_variables=scope_variables,
             )
         )
     leaves = [node_task_id(n.id) for n in workflow.nodes if n.id not in sources]
@@ -327,7 +390,7 @@ def plan_workflow(workflow: Workflow, records: RecordSet, timezone: str = "UTC")
     for node in workflow.nodes:  # Cronium fires an event's conditional actions when it runs as a node too
         node_task = node_task_id(node.id)
         node_parents = tuple(incoming.get(node.id, []))
-        node_actions, node_edges = _action_tasks(events[node.event_id], node_task, node_parents)
+        node_actions, node_edges = _action_tasks(events[node.event_id], node_task, node_parents, scope_variables)
         tasks.extend(node_actions)
         action_edges.extend(node_edges)
     tasks.append(
@@ -361,6 +424,7 @@ def plan_workflow(workflow: Workflow, records: RecordSet, timezone: str = "UTC")
     if not workflow.nodes:
         # Cronium ends the run as FAILURE, "Workflow has no nodes to execute" (lib/workflow-executor.ts:263-286)
         notes = (f"no nodes: every run ends as FAILURE ('{NO_NODES_MESSAGE}'), as in Cronium",)
+    notes += _no_owner_note([events[n.event_id] for n in workflow.nodes], scope_variables)
     return DagPlan(
         dag_id=workflow_dag_id(workflow.id),
         kind="workflow",
@@ -376,6 +440,7 @@ def plan_workflow(workflow: Workflow, records: RecordSet, timezone: str = "UTC")
         edges=tuple(edges),
         doc_md=_doc(workflow.description, schedule, notes),
         notes=notes,
+        variables_scope="owner" if scope_variables else "shared",
     )
 
 
@@ -411,26 +476,33 @@ def action_targets(records: RecordSet) -> dict[int, tuple[str, ...]]:
     return {target: tuple(sorted(dags)) for target, dags in starters.items()}
 
 
-def build_plan(records: RecordSet, timezone: str = "UTC") -> Plan:
+def build_plan(records: RecordSet, timezone: str = "UTC", scope_variables_by_owner: object = SCOPE_AUTO) -> Plan:
     """The plan for every valid record; DRAFT and ARCHIVED records are listed, not built, unless a
     conditional action starts them. ``timezone`` is the zone of every Cronium schedule (``[cronium]
-    timezone``): Cronium reads its rules in its server's local time."""
+    timezone``): Cronium reads its rules in its server's local time. ``scope_variables_by_owner`` is
+    ``[cronium] scope_variables_by_owner`` (``auto``, ``true``, ``false``), decided over the whole record set
+    (:func:`variables_scoped`, :func:`~cronium_provider.records.index.owner_count`) for every DAG alike."""
     plan = Plan()
+    scoped = variables_scoped(scope_variables_by_owner, owner_count(records))
     targets = action_targets(records)
     for event_id in sorted(records.events):
         event = records.events[event_id]
         source = records.origin("event", event_id)
         if event.status in BUILT_STATUSES:
-            plan.dags.append(plan_event(event, records, timezone=timezone))
+            plan.dags.append(plan_event(event, records, timezone=timezone, scope_variables=scoped))
         elif event_id in targets:
-            plan.dags.append(plan_event(event, records, action_target_of=targets[event_id], timezone=timezone))
+            plan.dags.append(
+                plan_event(
+                    event, records, action_target_of=targets[event_id], timezone=timezone, scope_variables=scoped
+                )
+            )
         else:
             plan.not_built.append(_skipped("event", event_dag_id(event_id), event_id, event.status, source))
     for wf_id in sorted(records.workflows):
         wf = records.workflows[wf_id]
         source = records.origin("workflow", wf_id)
         if wf.status in BUILT_STATUSES:
-            plan.dags.append(plan_workflow(wf, records, timezone))
+            plan.dags.append(plan_workflow(wf, records, timezone, scope_variables=scoped))
         else:
             plan.not_built.append(_skipped("workflow", workflow_dag_id(wf_id), wf_id, wf.status, source))
     return plan

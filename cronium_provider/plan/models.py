@@ -44,6 +44,9 @@ class DagPlan:
     start_date: str = DEFAULT_START_DATE
     doc_md: str | None = None
     notes: tuple[str, ...] = ()  # what a user should know about this DAG (shown by ``plan``)
+    # whose Cronium variables its tasks read and write: ``owner`` (each event owner's own,
+    # ``cronium_<userId>_<key>``) or ``shared`` (``cronium_<key>``, one set for every event)
+    variables_scope: str = "shared"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +67,7 @@ class DagPlan:
             "start_date": self.start_date,
             "doc_md": self.doc_md,
             "notes": list(self.notes),
+            "variables_scope": self.variables_scope,
         }
 
 

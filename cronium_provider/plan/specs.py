@@ -63,6 +63,8 @@ class EventRunSpec(TaskSpec):
     ``event`` is what ``cronium.event()`` returns (no script, secrets or bookkeeping). In an event's own DAG
     ``max_executions`` / ``execution_count`` bound its runs; as a workflow node ``workflow_incoming`` lists
     the connections that must all be satisfied for it to run (None outside a workflow).
+    ``scope_variables_by_owner``: its Cronium variables are its owner's (``cronium_<userId>_<key>``), not
+    the shared ``cronium_<key>`` (for the kinds that read or write variables: scripts and tool actions).
     """
 
     event_id: int
@@ -78,6 +80,7 @@ class EventRunSpec(TaskSpec):
     execution_count: int = 0
     node_id: str | None = None
     workflow_incoming: Incoming | None = None
+    scope_variables_by_owner: bool = False
 
     def arguments(self) -> dict[str, Any]:
         args = super().arguments()
@@ -131,6 +134,7 @@ class ScriptSpec(EventRunSpec):
             script=self.script,
             event_env_keys=list(self.env_keys),
             records_source=self.records_source,
+            scope_variables_by_owner=self.scope_variables_by_owner,
         )
         return args
 
@@ -210,7 +214,11 @@ class ToolActionSpec(EventRunSpec):
     def arguments(self) -> dict[str, Any]:
         args = super().arguments()
         args.update(
-            tool_type=self.tool_type, action_id=self.action_id, tool_id=self.tool_id, parameters=dict(self.parameters)
+            tool_type=self.tool_type,
+            action_id=self.action_id,
+            tool_id=self.tool_id,
+            parameters=dict(self.parameters),
+            scope_variables_by_owner=self.scope_variables_by_owner,
         )
         return args
 
@@ -259,7 +267,8 @@ class TriggerEventSpec(ActionSpec):
 
 @dataclass(frozen=True, kw_only=True)
 class SendMessageSpec(ActionSpec):
-    """A ``SEND_MESSAGE`` action: ``message`` through the tool ``tool_id``, templated with the run's facts."""
+    """A ``SEND_MESSAGE`` action: ``message`` through the tool ``tool_id``, templated with the run's facts;
+    ``{{cronium.getVariables.KEY}}`` reads the event owner's variable when ``scope_variables_by_owner``."""
 
     kind: ClassVar[str] = "send_message"
 
@@ -271,10 +280,12 @@ class SendMessageSpec(ActionSpec):
     event: Mapping[str, Any]
     condition_source: str  # the run whose condition ``{{cronium.getCondition}}`` reads
     event_incoming: Incoming | None = None  # for a node's action: the node's connections (its input)
+    scope_variables_by_owner: bool = False
 
     def arguments(self) -> dict[str, Any]:
         args = super().arguments()
         args.update(
+            scope_variables_by_owner=self.scope_variables_by_owner,
             tool_id=self.tool_id,
             message=self.message,
             email_addresses=self.email_addresses,

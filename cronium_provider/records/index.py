@@ -18,6 +18,9 @@ Safe under concurrent writers and readers: the index is written to a temporary f
 and renamed over the old one; readers open it read-only and see the old file or the new one, whole. It
 holds raw record content (env var values and server credentials included), so it is created with mode
 600 in a folder of mode 700.
+
+It also holds what a one-DAG parse cannot see from its own records: how many owners (``userId``) the
+whole folder names (:func:`owner_count`), which decides whether Cronium variables are scoped by owner.
 """
 
 from __future__ import annotations
@@ -71,12 +74,21 @@ class Lookup:
     ``hit``: the records the DAG needs (``entry``, ``raws``); ``absent``: the full load builds no such DAG;
     ``full``: the DAG exists but its records could not be indexed (load everything); ``miss``: no usable
     index (missing, stale, unreadable; ``reason`` says which).
+    ``owners``: :func:`owner_count` of the whole folder (a hit always has it).
     """
 
     status: Literal["hit", "absent", "full", "miss"]
     entry: DagEntry | None = None
     raws: list[RawRecord] = field(default_factory=list)
     reason: str = ""
+    owners: int | None = None
+
+
+def owner_count(records: RecordSet) -> int:
+    """How many distinct owners (``userId``) the valid events and workflows name; a record without one
+    names none. ``1`` and ``"1"`` are one owner (Cronium's ids are text)."""
+    named = [e.user_id for e in records.events.values()] + [w.user_id for w in records.workflows.values()]
+    return len({str(owner) for owner in named if owner is not None and str(owner) != ""})
 
 
 def folder_state(paths: Sequence[str | Path], salt: str = "") -> FolderState | None:
@@ -246,6 +258,10 @@ def lookup(path: Path, key: str, dag_id: str) -> Lookup:
             row = con.execute("SELECT value FROM meta WHERE name = 'key'").fetchone()
             if not row or row[0] != key:
                 return Lookup("miss", reason="stale index: the record files changed since it was written")
+            row = con.execute("SELECT value FROM meta WHERE name = 'owners'").fetchone()
+            owners = _plain_int(row[0]) if row else None
+            if owners is None or owners < 0:
+                return Lookup("miss", reason="the index holds no owner count")
             row = con.execute(
                 "SELECT kind, record_id, action_target_of, rids FROM dags WHERE dag_id = ?", (dag_id,)
             ).fetchone()
@@ -267,7 +283,7 @@ def lookup(path: Path, key: str, dag_id: str) -> Lookup:
     if len(rows) != len(rids):
         return Lookup("miss", reason="inconsistent index")
     raws = [RawRecord(str(p), str(k), json.loads(d), str(pos), bool(n)) for p, k, pos, n, d in rows]
-    return Lookup("hit", entry, raws)
+    return Lookup("hit", entry, raws, owners=owners)
 
 
 def _remove_abandoned(path: Path) -> None:
@@ -332,7 +348,12 @@ def write_index(
             )
             con.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)", record_rows)
             con.executemany("INSERT INTO dags VALUES (?, ?, ?, ?, ?)", dag_rows)
-            meta = [("format", str(INDEX_FORMAT)), ("built", built_digest(e.dag_id for e in entries)), ("key", key)]
+            meta = [
+                ("format", str(INDEX_FORMAT)),
+                ("built", built_digest(e.dag_id for e in entries)),
+                ("owners", str(owner_count(records))),
+                ("key", key),
+            ]
             con.executemany("INSERT INTO meta VALUES (?, ?)", meta)  # the key last: a file without it is never used
             con.execute("COMMIT")
         finally:
