@@ -38,9 +38,21 @@ from tests.support.airflow_run import (
 pytestmark = [pytest.mark.docker, pytest.mark.airflow]
 
 
+def _ours(labels: Any) -> bool:
+    """A container or volume of this module's DAGs (``script_*``), not of another session on the daemon."""
+    return str((labels or {}).get("org.cronium.dag_id", "")).startswith("script_")
+
+
 def _cronium_containers(client: Any) -> list[str]:
-    """Ids of the project's script containers (the low-level list: no per-container look-up to race with)."""
-    return [c["Id"] for c in client.api.containers(all=True, filters={"label": "org.cronium.run=true"})]
+    """Ids of this module's script containers and run folder holders (the low-level list: no per-container
+    look-up to race with)."""
+    found = client.api.containers(all=True, filters={"label": "org.cronium.run=true"})
+    return [c["Id"] for c in found if _ours(c.get("Labels"))]
+
+
+def _run_folders(client: Any) -> set[str]:
+    volumes = client.api.volumes(filters={"label": "org.cronium.run=true"}).get("Volumes") or []
+    return {v["Name"] for v in volumes if _ours(v.get("Labels"))}
 
 
 @pytest.fixture(autouse=True)
@@ -51,8 +63,9 @@ def nothing_left_behind(docker_client, airflow_db):
     while _cronium_containers(docker_client) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _cronium_containers(docker_client) == [], "a script container was left behind"
-    leftover = {v.id for v in docker_client.volumes.list()} - volumes_before
-    assert leftover == set(), f"run folder volumes left behind: {leftover}"
+    assert _run_folders(docker_client) == set(), "a run folder volume was left behind"
+    unlabelled = {v.id for v in docker_client.volumes.list() if not (v.attrs.get("Labels") or {})} - volumes_before
+    assert unlabelled == set(), f"volumes left behind: {unlabelled}"
 
 
 def script_dag(language: str, script: str, **operator_args: Any) -> tuple[Any, str]:
