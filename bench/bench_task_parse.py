@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_dag_parse import TEMPLATE, handwritten_source, make_events, make_workflows
+from bench_dag_parse import TEMPLATE, handwritten_source, make_events, make_workflows, parse
 from common import median, report
 
 DAG_FILE_PROCESSOR_TIMEOUT = 50.0  # [dag_processor] dag_file_processor_timeout: the whole parse of one file
@@ -51,32 +51,6 @@ dag = bag.dags[os.environ["_AIRFLOW_PARSING_CONTEXT_DAG_ID"]]
 assert os.environ["_AIRFLOW_PARSING_CONTEXT_TASK_ID"] in dag.task_dict
 print("RESULT " + json.dumps({"seconds": seconds, "dags": len(bag.dags), "tasks": len(dag.tasks)}))
 """
-
-
-PARSE_FULL = r"""
-import json, resource, sys, time
-from airflow.dag_processing.dagbag import DagBag
-start, cpu = time.perf_counter(), time.process_time()
-bag = DagBag(dag_folder=sys.argv[1])
-seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-assert not bag.import_errors, bag.import_errors
-print("RESULT " + json.dumps({"seconds": seconds, "cpu": cpu, "dags": len(bag.dags),
-      "tasks": sum(len(d.tasks) for d in bag.dags.values()),
-      "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
-"""
-
-
-def parse_full(folder: Path, records_dir: Path) -> dict[str, Any]:
-    """bench_dag_parse's parse, also timing the CPU the parse used (the wall time depends on other load)."""
-    env = dict(os.environ, CRONIUM_RECORDS_DIR=str(records_dir))
-    proc = subprocess.run(
-        [sys.executable, "-c", PARSE_FULL, str(folder)], capture_output=True, text=True, env=env, timeout=1200
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"parse of {folder} failed:\n{proc.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(lines[0][len("RESULT ") :])
-    return result
 
 
 def write_records(folder: Path, records: dict[str, Any]) -> Path:
@@ -186,11 +160,11 @@ def dag_processor_parse(work: Path, events: int, workflows: int, nodes: int, run
             if name == "template":
                 shutil.rmtree(index_dir, ignore_errors=True)
                 os.environ["CRONIUM_INDEX_DIR"] = str(index_dir)
-                results[name].append(parse_full(template_dir, records_dir))
+                results[name].append(parse(template_dir, records_dir, timeout=1200))
                 if not list(index_dir.glob("records-*.sqlite")):
                     raise SystemExit("the full parse wrote no index")
             else:
-                results[name].append(parse_full(hand_dir, records_dir))
+                results[name].append(parse(hand_dir, records_dir, timeout=1200))
     t, h = results["template"], results["hand"]
     assert t[0]["dags"] == h[0]["dags"] and t[0]["tasks"] == h[0]["tasks"], (t[0], h[0])
     print(f"\n{t[0]['dags']} DAGs, {t[0]['tasks']} tasks in each file")
