@@ -144,30 +144,8 @@ def test_slack_discord_teams_and_webhook_requests_are_what_the_services_document
 
 
 def test_email_reaches_a_real_smtp_server(factory: Factory, monkeypatch) -> None:
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.handlers import Message
-
-    received: list[Any] = []
-
-    class Collect(Message):
-        def handle_message(self, message: Any) -> None:
-            received.append(message)
-
-    port = _free_port()
-    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        mail = tool(
-            monkeypatch,
-            {
-                "conn_type": "smtp",
-                "host": "127.0.0.1",
-                "port": port,
-                "login": "",
-                "password": "",
-                "extra": json.dumps({"disable_ssl": True, "disable_tls": True, "from_email": "cronium@example.test"}),
-            },
-        )
+    with smtp_server() as (port, received):
+        mail = smtp_tool(monkeypatch, port)
         event = tool_event(
             factory,
             "email",
@@ -185,8 +163,6 @@ def test_email_reaches_a_real_smtp_server(factory: Factory, monkeypatch) -> None
         deadline = time.monotonic() + 10
         while not received and time.monotonic() < deadline:
             time.sleep(0.1)
-    finally:
-        controller.stop()
     [message] = received
     assert message["Subject"] == "Report Monday"
     assert message["From"] == "cronium@example.test"
