@@ -40,6 +40,12 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "triggers": [
+            {
+                "integration-name": "Cronium",
+                "python-modules": ["cronium_provider.triggers.container", "cronium_provider.triggers.ssh"],
+            }
+        ],
         "extra-links": ["cronium_provider.links.CroniumEventLink"],
         "config": {
             "cronium": {
@@ -91,6 +97,15 @@ def get_provider_info() -> dict[str, Any]:
                         "type": "string",
                         "example": "tcp://docker:2376",
                         "default": "unix://var/run/docker.sock",
+                    },
+                    "deferrable": {
+                        "description": "Run every Cronium script task in deferrable mode: the worker starts the "
+                        "run and frees its slot, the triggerer follows it, the task resumes to collect the "
+                        "results (a task's deferrable argument wins; empty: [operators] default_deferrable).",
+                        "version_added": "0.2.0",
+                        "type": "boolean",
+                        "example": "True",
+                        "default": None,
                     },
                     "max_result_bytes": {
                         "description": "The largest result file (output, condition, variables) read back from "

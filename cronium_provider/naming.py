@@ -80,13 +80,23 @@ def ssh_progress_key(dag_id: str, run_id: str, task_id: str, map_index: int | No
     return f"{INTERNAL_PREFIX}ssh_progress.{digest}"
 
 
+def ssh_deferred_key(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
+    """Where a deferred remote task keeps the scripts it started, until it resumes: a next try stops them
+    if the trigger never did (the task cleared before the triggerer took it up)."""
+    return ssh_progress_key(dag_id, run_id, task_id, map_index).replace("ssh_progress.", "ssh_deferred.", 1)
+
+
 # -- containers ----------------------------------------------------------------------------------------
 CONTAINER_LABEL_RUN = "org.cronium.run"
 CONTAINER_LABEL_DAG = "org.cronium.dag_id"
 CONTAINER_LABEL_TASK = "org.cronium.task_id"
+CONTAINER_LABEL_RUN_ID = "org.cronium.run_id"  # with dag_id, task_id, map_index and try_number: the try
+CONTAINER_LABEL_MAP_INDEX = "org.cronium.map_index"
+CONTAINER_LABEL_TRY = "org.cronium.try_number"
 CONTAINER_LABEL_HOST = "org.cronium.host"  # the worker host that runs it
 CONTAINER_LABEL_PID = "org.cronium.pid"  # the task process that runs it
 CONTAINER_LABEL_PID_START = "org.cronium.pid_start"  # that process's start time (a reused pid is not it)
+CONTAINER_LABEL_DEFERRED = "org.cronium.deferred"  # its task deferred: the triggerer follows it, not the pid
 
 
 # -- webhooks (the api-server plugin serving Cronium's workflow webhook route) ----------------------------

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
-from collections.abc import Iterator, Sequence
-from typing import Any
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
 
 from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowTaskTimeout
 
 from cronium_provider.exceptions import DockerUnreachable, ScriptFailed
-from cronium_provider.naming import CONTAINER_LABEL_DAG, CONTAINER_LABEL_TASK
-from cronium_provider.operators.event import CroniumScriptEventOperator
+from cronium_provider.naming import (
+    CONTAINER_LABEL_DAG,
+    CONTAINER_LABEL_DEFERRED,
+    CONTAINER_LABEL_MAP_INDEX,
+    CONTAINER_LABEL_RUN_ID,
+    CONTAINER_LABEL_TASK,
+    CONTAINER_LABEL_TRY,
+)
+from cronium_provider.operators.event import CroniumScriptEventOperator, default_deferrable
 from cronium_provider.runners.container import ContainerExecutor, ContainerLimits, ScriptJob, remove_orphans
 from cronium_provider.runners.outcome import ScriptRun
 from cronium_provider.runners.run_folder import DEFAULT_RUN_FOLDER_MB
@@ -85,6 +97,77 @@ def docker_daemon_errors(url: str | None) -> Iterator[None]:
         ) from exc
 
 
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+# A try in one of these states has ended: its deferred container, if still there, is left over.
+_TRY_OVER_STATES = {None, "success", "failed", "skipped", "upstream_failed", "removed", "up_for_retry", "restarting"}
+# Asking Airflow about other tasks' deferred containers costs a request per DAG run: a host does it at most
+# this often (the runs in between skip it; many tasks starting at once would otherwise each ask for all).
+DEFERRED_SWEEP_SECONDS = 60
+
+
+def deferred_sweep_stamp() -> Path:
+    """The file whose modification time says when a task on this host last asked (one per OS user)."""
+    return Path(tempfile.gettempdir()) / f"cronium-deferred-sweep-{os.getuid()}"
+
+
+def _deferred_sweep_due() -> bool:
+    stamp = deferred_sweep_stamp()
+    with contextlib.suppress(OSError):
+        if time.time() - stamp.stat().st_mtime < DEFERRED_SWEEP_SECONDS:
+            return False
+    with contextlib.suppress(OSError):
+        stamp.touch()
+    return True
+
+
+def deferred_try_over(context: Context) -> Callable[[Mapping[str, str]], bool]:
+    """Whether the try that started a deferred container has ended, from its labels: an earlier try of the
+    running task (it was cleared), or a task instance whose state says its try is over (cleared, marked
+    failed or successful before the triggerer took it up, its triggerer down). Asks Airflow once per DAG
+    run, at most every ``DEFERRED_SWEEP_SECONDS`` per host; a task instance it does not know of, or a
+    failed question, keeps the container."""
+    ti = context.get("ti")
+    me = tuple(str(getattr(ti, name, "")) for name in ("dag_id", "task_id", "run_id", "map_index"))
+    my_try = str(getattr(ti, "try_number", ""))
+    runs: dict[tuple[str, str], dict[str, Any] | None] = {}
+    sweep: list[bool] = []  # decided on the first deferred container of another task
+
+    def over(labels: Mapping[str, str]) -> bool:
+        dag_id, task_id, run_id, map_index = (
+            labels.get(CONTAINER_LABEL_DAG, ""),
+            labels.get(CONTAINER_LABEL_TASK, ""),
+            labels.get(CONTAINER_LABEL_RUN_ID, ""),
+            labels.get(CONTAINER_LABEL_MAP_INDEX, ""),
+        )
+        if not (dag_id and task_id and run_id and map_index.lstrip("-").isdigit()):
+            return False
+        if (dag_id, task_id, run_id, map_index) == me:
+            return labels.get(CONTAINER_LABEL_TRY) != my_try  # an earlier try of this very task
+        if not sweep:
+            sweep.append(_deferred_sweep_due())
+        if (dag_id, run_id) not in runs:
+            runs[(dag_id, run_id)] = None
+            if ti is None or not sweep[0]:
+                return False
+            with contextlib.suppress(Exception):  # Airflow did not answer: the container is kept
+                runs[(dag_id, run_id)] = ti.get_task_states(dag_id=dag_id, run_ids=[run_id]).get(run_id, {})
+        states = runs[(dag_id, run_id)]
+        key = task_id if int(map_index) < 0 else f"{task_id}_{map_index}"
+        if states is None or key not in states:
+            return False
+        state = states[key]
+        return getattr(state, "value", state) in _TRY_OVER_STATES
+
+    return over
+
+
 class CroniumScriptOperator(CroniumScriptEventOperator):
     """
     Run a Cronium BASH, PYTHON or NODEJS script in an isolated container.
@@ -103,8 +186,12 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         and a failed run says the folder was full.
     :param docker_conn_id: an Airflow Docker connection for registry login (optional).
     :param docker_url: the Docker daemon's URL; default ``[cronium] docker_url`` or the local socket.
+    :param deferrable: start the container, then free the worker slot while the script runs: the triggerer
+        follows the container (log lines, exit, timeout, kill) and the task resumes only to collect the
+        results. Default ``[cronium] deferrable``, else Airflow's ``[operators] default_deferrable``, else
+        off. The triggerer and the workers must reach the same Docker daemon (``docker_url``).
     Before each run, containers of this host whose task process is gone (killed with SIGKILL, out of
-    memory, worker lost) are removed with their run folders.
+    memory, worker lost) are removed with their run folders, and deferred runs' containers whose try is over.
     """
 
     template_fields: Sequence[str] = (*CroniumScriptEventOperator.template_fields, "image")
@@ -121,9 +208,11 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         run_folder_mb: int | None = None,
         docker_conn_id: str | None = None,
         docker_url: str | None = None,
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
         self.image = image
         if run_folder_mb is None:
             run_folder_mb = int(_config("run_folder_mb", None) or DEFAULT_RUN_FOLDER_MB)
@@ -144,6 +233,7 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         self.log.info("[%s] %s", stream, line)
 
     def run_event(self, context: Context, run_input: Any) -> Any:
+        started = time.time()
         namespace = self.variables()
         image = self.image or default_image(self.language)
         ti = context.get("ti")
@@ -159,18 +249,117 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
             labels={
                 CONTAINER_LABEL_DAG: str(getattr(ti, "dag_id", "")),
                 CONTAINER_LABEL_TASK: str(getattr(ti, "task_id", "")),
+                CONTAINER_LABEL_RUN_ID: str(getattr(ti, "run_id", "")),
+                CONTAINER_LABEL_MAP_INDEX: str(getattr(ti, "map_index", -1)),
+                CONTAINER_LABEL_TRY: str(getattr(ti, "try_number", "")),
+                **({CONTAINER_LABEL_DEFERRED: "true"} if self.deferrable else {}),
             },
         )
-        with docker_daemon_errors(self.docker_url or _config("docker_url", DEFAULT_DOCKER_URL)):
+        with docker_daemon_errors(self._docker_url()):
             client = self._client()
-            for orphan in remove_orphans(client):
-                self.log.warning("Removed container %s: its task process is gone (killed or lost)", orphan[:12])
+            for orphan in remove_orphans(client, deferred_over=deferred_try_over(context)):
+                self.log.warning(
+                    "Removed container %s: its task process is gone (killed or lost), or its deferred try is over",
+                    orphan[:12],
+                )
             self._executor = ContainerExecutor(client, on_line=self._log_line, max_result_bytes=self.result_limit())
             self.log.info("Running %s script in %s (limits: %s)", self.language, image, self.limits)
             try:
+                if self.deferrable:
+                    self._defer_run(self._executor, job, namespace, started)
                 run = self._executor.run(job)
             finally:
                 self._executor = None
+        return self._finish(run, namespace, image, context)
+
+    def _docker_url(self) -> str:
+        return self.docker_url or _config("docker_url", DEFAULT_DOCKER_URL) or DEFAULT_DOCKER_URL
+
+    def _defer_run(
+        self, executor: ContainerExecutor, job: ScriptJob, namespace: VariableNamespace, started: float
+    ) -> NoReturn:
+        """Start the container and defer to :class:`~cronium_provider.triggers.container.
+        CroniumContainerTrigger`; :meth:`resume_event` collects the run. The container carries the deferred
+        label from its creation, so no worker's orphan cleanup removes it once this process has ended, until
+        Airflow says its try is over (see :func:`deferred_try_over`): that also covers a task process killed
+        between the start and the deferral (a few milliseconds), once Airflow has failed that try."""
+        from cronium_provider.triggers.container import CroniumContainerTrigger
+
+        container_id = executor.start(job)
+        try:
+            run_folder = executor.run_folder
+            assert run_folder is not None  # set by start
+            deadline, timeout_seconds, backstop = self.deferral_limits(started)
+            trigger = CroniumContainerTrigger(
+                container_id=container_id,
+                volume=run_folder.volume,
+                holder=run_folder.holder,
+                run_folder_mb=run_folder.size_mb,
+                docker_url=self._docker_url(),
+                deadline=deadline,
+                timeout_seconds=timeout_seconds,
+                masked=self._masked_values(job, namespace),
+                task_label=f"{self.dag_id}.{self.task_id}",
+            )
+        except BaseException:
+            executor.remove()
+            raise
+        self.log.info(
+            "Deferred: container %s runs the script; the triggerer follows it (its lines follow in this log) "
+            "and the task resumes to collect its results",
+            container_id[:12],
+        )
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
+
+    @staticmethod
+    def _masked_values(job: ScriptJob, namespace: VariableNamespace) -> list[Any]:
+        """What this run masks in the task's log, for the triggerer to mask too: the script's environment
+        (every value is masked, see ``script_environment``) and the variables with a sensitive name."""
+        from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
+
+        masked: list[Any] = [
+            value
+            for name, value in job.environment.items()
+            if value and name not in ("CRONIUM_EVENT_ID", "CRONIUM_EVENT_NAME")
+        ]
+        masked += [
+            value
+            for name, value in job.variables.items()
+            if value not in (None, "") and should_hide_value_for_key(namespace.airflow_key(name))  # type: ignore[no-untyped-call]
+        ]
+        return masked
+
+    def resume_event(self, context: Context, event: dict[str, Any]) -> Any:
+        """Collect a deferred run with the normal mode's code: its results, variables, actions and XComs
+        and its summary line are those the normal mode gives; the container and run folder are removed."""
+        status = event.get("status")
+        if status == "timeout":
+            self.log.error(
+                "The script ran past execution_timeout (%s s) while deferred: its container %s was stopped "
+                "(SIGTERM, SIGKILL 5 s later) and removed with its run folder",
+                event.get("timeout_seconds"),
+                str(event.get("container_id") or "")[:12],
+            )
+            raise AirflowTaskTimeout(f"Timeout, PID: {os.getpid()}")  # the normal mode's timeout message
+        namespace = self.variables()
+        image = self.image or default_image(self.language)
+        container_id = str(event.get("container_id") or "")
+        with docker_daemon_errors(self._docker_url()):
+            executor = ContainerExecutor(self._client(), on_line=self._log_line, max_result_bytes=self.result_limit())
+            executor.adopt(
+                container_id,
+                str(event.get("volume") or ""),
+                _text_or_none(event.get("holder")),
+                int(event.get("run_folder_mb") or self.limits.run_folder_mb),
+            )
+            try:
+                if status != "exited":
+                    raise ScriptFailed(
+                        f"The deferred run failed: {event.get('message') or event}. Its container was removed."
+                    )
+                run = self._collect_deferred(executor, container_id, event)
+            finally:
+                executor.remove()
         return self._finish(run, namespace, image, context)
 
     def _finish(self, run: ScriptRun, namespace: VariableNamespace, image: str, context: Context) -> Any:
@@ -209,6 +398,18 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         if failed_actions:
             raise ScriptFailed("Tool action(s) the script asked for failed: " + "; ".join(failed_actions))
         return results.output if results is not None and results.has_output else None
+
+    @staticmethod
+    def _collect_deferred(executor: ContainerExecutor, container_id: str, event: dict[str, Any]) -> ScriptRun:
+        from docker.errors import NotFound
+
+        try:
+            return executor.collect(container_id, peak_memory_bytes=_int_or_none(event.get("peak_memory_bytes")))
+        except NotFound as exc:
+            raise ScriptFailed(
+                f"The script's container {container_id[:12]} is gone: it was removed while the task was deferred "
+                f"(exit code {event.get('exit_code')}), so its results cannot be read."
+            ) from exc
 
     def stop_run(self) -> None:
         """Stop the container as Cronium does: SIGTERM, then SIGKILL 5 s later; ``run_event`` then removes it."""

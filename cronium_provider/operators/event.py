@@ -9,9 +9,10 @@ wherever it runs: its language and text, its env vars and the Cronium variables.
 from __future__ import annotations
 
 import contextlib
+import time
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
@@ -199,6 +200,19 @@ class CroniumEventOperator(BaseOperator):
         """Stop whatever the run started (a container, remote processes); called from :meth:`on_kill`."""
 
 
+# How long past the task's execution_timeout a deferral itself times out: a backstop only, the trigger stops
+# the run at the timeout and reports it.
+DEFERRAL_BACKSTOP_SECONDS = 120
+
+
+def default_deferrable() -> bool:
+    """``[cronium] deferrable``, else Airflow's ``[operators] default_deferrable``, else False."""
+    from airflow.providers.common.compat.sdk import conf
+
+    fallback = conf.getboolean("operators", "default_deferrable", fallback=False)
+    return bool(conf.getboolean("cronium", "deferrable", fallback=fallback))
+
+
 class CroniumScriptEventOperator(CroniumEventOperator):
     """
     A BASH, PYTHON or NODEJS script event; the siblings decide where it runs.
@@ -271,6 +285,16 @@ class CroniumScriptEventOperator(CroniumEventOperator):
         return VariableNamespace(
             self.variable_prefix, owner=self.event.get("userId"), scope_by_owner=self.scope_variables_by_owner
         )
+
+    def deferral_limits(self, started: float) -> tuple[float | None, float | None, timedelta | None]:
+        """For a run started at ``started`` (epoch seconds): when its ``execution_timeout`` ends (epoch
+        seconds), that timeout in seconds, and the deferral's own backstop timeout (None: no timeout)."""
+        timeout = self.execution_timeout
+        if timeout is None:
+            return None, None, None
+        deadline = started + timeout.total_seconds()
+        backstop = timedelta(seconds=max(0.0, deadline - time.time()) + DEFERRAL_BACKSTOP_SECONDS)
+        return deadline, timeout.total_seconds(), backstop
 
     def script_environment(self) -> dict[str, str]:
         """The script's environment: its own values, its secrets and its event's env vars, all masked."""

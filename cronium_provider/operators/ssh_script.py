@@ -5,25 +5,36 @@ Each server keeps its own log lines (prefixed with its name), output and exit st
 all succeeded -> success; all failed -> failure; some failed -> success with status ``PARTIAL`` and the
 failed servers in XCom (``fail_on_partial=True`` makes that a failure). A retry reruns only the servers
 that failed: the results of the others are kept, between tries, in an Airflow Variable removed at the end.
+
+With ``deferrable=True`` the task starts the script on every server detached from its connections and
+defers to :class:`~cronium_provider.triggers.ssh.CroniumSSHTrigger`: the triggerer follows the scripts (their
+lines reach the task's log), stops them at the timeout or when the task is cleared or marked, and the task
+resumes only to collect the results, with the same code as the normal mode.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 
 from cronium_provider.exceptions import CroniumInvalidParameter, RemoteRunError, RemoteRunRefused, ScriptFailed
-from cronium_provider.naming import ssh_progress_key
-from cronium_provider.operators.event import CroniumScriptEventOperator
+from cronium_provider.naming import ssh_deferred_key, ssh_progress_key
+from cronium_provider.operators.event import DEFERRAL_BACKSTOP_SECONDS, CroniumScriptEventOperator, default_deferrable
 from cronium_provider.runners.outcome import ScriptRun
-from cronium_provider.runners.ssh import SSHScriptExecutor, connect, ssh_hook
+from cronium_provider.runners.ssh import DetachedRun, SSHScriptExecutor, connect, ssh_hook
 from cronium_provider.variables import VariableNamespace
+
+_UNMASKED_ENVIRONMENT = ("CRONIUM_EVENT_ID", "CRONIUM_EVENT_NAME")  # what script_environment() does not mask
+_Outcome = TypeVar("_Outcome")
 
 
 class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
@@ -36,17 +47,33 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
     :param servers: ``[{"name": ..., "conn_id": ...}]``: each server's display name and Airflow SSH
         connection (``cronium_server_<id>`` by default, as ``cronium-airflow servers sync`` creates them).
     :param fail_on_partial: fail the task when some (not all) servers failed.
+    :param deferrable: start the script on every server, then free the worker slot while it runs: the
+        triggerer follows the scripts (log lines, end, timeout, kill) and the task resumes only to collect
+        the results. Default ``[cronium] deferrable``, else Airflow's ``[operators] default_deferrable``,
+        else off. The triggerer must reach the servers with the same Airflow SSH connections.
+    :param poll_interval: while deferred, seconds between two looks at a server's output and state.
     """
 
     ui_color = "#e6f4ea"
 
-    def __init__(self, *, servers: Sequence[Mapping[str, str]], fail_on_partial: bool = False, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        servers: Sequence[Mapping[str, str]],
+        fail_on_partial: bool = False,
+        deferrable: bool | None = None,
+        poll_interval: int = 1,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         if not servers:
             raise CroniumInvalidParameter("a remote script needs at least one server")
         self.servers = [{"name": str(s["name"]), "conn_id": str(s["conn_id"])} for s in servers]
         self.fail_on_partial = fail_on_partial
+        self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
+        self.poll_interval = max(1, int(poll_interval))
         self._remote: dict[str, SSHScriptExecutor] = {}
+        self._detached: list[DetachedRun] = []  # started, not yet handed to the trigger
         self._result_limit = 0
         self._remote_lock = threading.Lock()
 
@@ -73,7 +100,13 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
             Variable.set(self._progress_key(context), json.dumps(done))
 
     # -- running -----------------------------------------------------------------------------------
-    def _run_one(self, server: Mapping[str, str], hook: Any, job: dict[str, Any]) -> ScriptRun:
+    def _on_server(
+        self,
+        server: Mapping[str, str],
+        hook: Any,
+        work: Callable[[SSHScriptExecutor], _Outcome],
+    ) -> _Outcome:
+        """``work`` with an executor on one open connection to ``server``; the connection is closed after."""
         if isinstance(hook, Exception):
             raise hook
         name = server["name"]
@@ -87,13 +120,59 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
             )
             with self._remote_lock:
                 self._remote[name] = executor
-            return executor.run(**{**job, "environment": {**job["environment"], "CRONIUM_SERVER": name}})
+            return work(executor)
         finally:
             with self._remote_lock:
                 self._remote.pop(name, None)
             client.close()
 
+    def _run_one(self, server: Mapping[str, str], hook: Any, job: dict[str, Any]) -> ScriptRun:
+        job = {**job, "environment": {**job["environment"], "CRONIUM_SERVER": server["name"]}}
+        return self._on_server(server, hook, lambda executor: executor.run(**job))
+
+    def _start_one(
+        self, server: Mapping[str, str], hook: Any, job: dict[str, Any], time_limit: float | None
+    ) -> DetachedRun:
+        job = {**job, "environment": {**job["environment"], "CRONIUM_SERVER": server["name"]}}
+        run = self._on_server(server, hook, lambda executor: executor.start_detached(**job, time_limit=time_limit))
+        with self._remote_lock:
+            self._detached.append(run)
+        return run
+
+    def _each_server(
+        self, servers: Sequence[Mapping[str, str]], work: Callable[[Mapping[str, str]], _Outcome]
+    ) -> dict[str, _Outcome | Exception]:
+        """``work`` on every server at once; each server's result or exception. A timeout or kill of the
+        task stops every remote process group before it leaves."""
+        outcomes: dict[str, _Outcome | Exception] = {}
+        pool = ThreadPoolExecutor(max_workers=max(1, len(servers)), thread_name_prefix="cronium-ssh")
+        try:
+            futures = {s["name"]: pool.submit(work, s) for s in servers}
+            for name, future in futures.items():
+                try:
+                    outcomes[name] = future.result()
+                except Exception as exc:
+                    outcomes[name] = exc
+        except BaseException:
+            self.stop_run()
+            raise
+        finally:
+            pool.shutdown(wait=True)
+        return outcomes
+
+    def _hooks(self, servers: Sequence[Mapping[str, str]]) -> dict[str, Any]:
+        """Each server's SSH hook (or why there is none). Connections are read here, in the task's thread:
+        Airflow's task-side client is not made for concurrent threads."""
+        hooks: dict[str, Any] = {}
+        for server in servers:
+            try:
+                hooks[server["name"]] = ssh_hook(server["conn_id"], server["name"])
+            except RemoteRunError as exc:
+                hooks[server["name"]] = exc
+        return hooks
+
     def run_event(self, context: Context, run_input: Any) -> Any:
+        started = time.time()
         self._result_limit = self.result_limit()
         namespace = self.variables()
         job = {
@@ -108,28 +187,163 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
         todo = [s for s in self.servers if s["name"] not in done]
         if done:
             self.log.info("Retry: %s already succeeded; running only %s", sorted(done), [s["name"] for s in todo])
-        outcomes: dict[str, ScriptRun | Exception] = {}
-        # Connections are read here: Airflow's task-side client is not made for concurrent threads.
-        hooks: dict[str, Any] = {}
-        for server in todo:
-            try:
-                hooks[server["name"]] = ssh_hook(server["conn_id"], server["name"])
-            except RemoteRunError as exc:
-                hooks[server["name"]] = exc
-        pool = ThreadPoolExecutor(max_workers=max(1, len(todo)), thread_name_prefix="cronium-ssh")
-        try:
-            futures = {s["name"]: pool.submit(self._run_one, s, hooks[s["name"]], job) for s in todo}
-            for name, future in futures.items():
-                try:
-                    outcomes[name] = future.result()
-                except Exception as exc:
-                    outcomes[name] = exc
-        except BaseException:  # timeout or kill: stop every remote process group before leaving
-            self._stop_all()
-            raise
-        finally:
-            pool.shutdown(wait=True)
+        hooks = self._hooks(todo)
+        if self.deferrable:
+            self._stop_earlier_try(context)
+            timeout = self.execution_timeout
+            # the scripts' own last resort, past the deferral's backstop: see SSHScriptExecutor.start_detached
+            limit = None
+            if timeout is not None:
+                limit = started + timeout.total_seconds() - time.time() + DEFERRAL_BACKSTOP_SECONDS + 60
+            starts = self._each_server(todo, lambda s: self._start_one(s, hooks[s["name"]], job, limit))
+            failures = {n: o for n, o in starts.items() if isinstance(o, Exception)}
+            runs = {n: o for n, o in starts.items() if isinstance(o, DetachedRun)}
+            if runs:
+                self._defer_runs(context, runs, failures, job, namespace, started)
+            return self._finish_servers(context, namespace, failures, done)
+        outcomes = self._each_server(todo, lambda s: self._run_one(s, hooks[s["name"]], job))
         return self._finish_servers(context, namespace, outcomes, done)
+
+    # -- deferrable mode ---------------------------------------------------------------------------
+    def _defer_runs(
+        self,
+        context: Context,
+        runs: Mapping[str, DetachedRun],
+        failures: Mapping[str, Exception],
+        job: Mapping[str, Any],
+        namespace: VariableNamespace,
+        started: float,
+    ) -> NoReturn:
+        """Hand the started scripts to :class:`~cronium_provider.triggers.ssh.CroniumSSHTrigger` and defer;
+        :meth:`resume_event` collects them. The servers where the script could not start travel with the
+        trigger, to be reported with the others."""
+        from cronium_provider.triggers.ssh import CroniumSSHTrigger
+
+        try:
+            conn_ids = {s["name"]: s["conn_id"] for s in self.servers}
+            deadline, timeout_seconds, backstop = self.deferral_limits(started)
+            trigger = CroniumSSHTrigger(
+                runs=[
+                    {
+                        "server": name,
+                        "conn_id": conn_ids[name],
+                        "run_dir": run.run_dir,
+                        "session": run.session,
+                        "started_at": run.started_at,
+                    }
+                    for name, run in runs.items()
+                ],
+                deadline=deadline,
+                timeout_seconds=timeout_seconds,
+                masked_keys=[k for k, v in job["environment"].items() if v and k not in _UNMASKED_ENVIRONMENT],
+                masked_variables=self._sensitive_variables(job["variables"], namespace),
+                start_failures={
+                    name: {"error": str(exc), "refused": isinstance(exc, AirflowFailException)}
+                    for name, exc in failures.items()
+                },
+                poll_interval=self.poll_interval,
+                task_label=f"{self.dag_id}.{self.task_id}",
+            )
+        except BaseException:
+            self.stop_run()
+            raise
+        self.log.info(
+            "Deferred: the script runs on %s; the triggerer follows it (its lines follow in this log) and the "
+            "task resumes to collect the results",
+            ", ".join(f"{name} ({run.run_dir})" for name, run in runs.items()),
+        )
+        self._keep_deferred(context, trigger.runs)
+        with self._remote_lock:
+            self._detached = []  # the trigger owns them now
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
+
+    def _deferred_key(self, context: Context) -> str:
+        ti = context["ti"]
+        return ssh_deferred_key(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
+
+    def _keep_deferred(self, context: Context, runs: Sequence[Mapping[str, Any]]) -> None:
+        """Note the started scripts until the task resumes (an Airflow Variable): a next try stops them if
+        the trigger never did (the task cleared before the triggerer took it up)."""
+        from airflow.sdk import Variable
+
+        keys = ("server", "conn_id", "run_dir", "session", "started_at")
+        try:
+            Variable.set(self._deferred_key(context), json.dumps([{k: r[k] for k in keys} for r in runs]))
+        except BaseException:
+            self.stop_run()
+            raise
+
+    def _forget_deferred(self, context: Context) -> None:
+        from airflow.sdk import Variable
+
+        with contextlib.suppress(Exception):
+            Variable.delete(self._deferred_key(context))
+
+    def _stop_earlier_try(self, context: Context) -> None:
+        """Stop the scripts an earlier try started and no trigger stopped, and remove their folders."""
+        from airflow.sdk import Variable
+
+        raw = Variable.get(self._deferred_key(context), default=None)
+        if not raw:
+            return
+        runs = [
+            DetachedRun(str(r["server"]), str(r["run_dir"]), int(r["session"]), float(r["started_at"]))
+            for r in json.loads(raw)
+        ]
+        self.log.info("Stopping what an earlier try left on %s, if anything", ", ".join(r.server for r in runs))
+        with self._remote_lock:
+            self._detached.extend(runs)
+        self._stop_all()
+        self._forget_deferred(context)
+
+    @staticmethod
+    def _sensitive_variables(variables: Mapping[str, Any], namespace: VariableNamespace) -> list[str]:
+        """The variables whose values the task masks (a sensitive name, as Airflow decides for Variables)."""
+        from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
+
+        return [
+            key
+            for key, value in variables.items()
+            if value not in (None, "") and should_hide_value_for_key(namespace.airflow_key(key))  # type: ignore[no-untyped-call]
+        ]
+
+    def resume_event(self, context: Context, event: dict[str, Any]) -> Any:
+        """Collect a deferred run with the normal mode's code: each server's results (read and removed with
+        its folder), variables, actions, XComs, summary and PARTIAL handling are those the normal mode gives."""
+        self._forget_deferred(context)
+        if event.get("status") == "timeout":
+            self.log.error(
+                "The script ran past execution_timeout (%s s) while deferred: it was stopped on every server "
+                "(SIGTERM, SIGKILL 5 s later) and its run folders were removed",
+                event.get("timeout_seconds"),
+            )
+            raise AirflowTaskTimeout(f"Timeout, PID: {os.getpid()}")  # the normal mode's timeout message
+        if event.get("status") != "done":
+            raise ScriptFailed(f"The deferred run failed: {event.get('message') or event}")
+        self._result_limit = self.result_limit()
+        namespace = self.variables()
+        done: dict[str, Any] = self._load_progress(context)
+        outcomes: dict[str, ScriptRun | Exception] = {}
+        for name, failure in dict(event.get("start_failures") or {}).items():
+            error = str(failure.get("error"))
+            outcomes[name] = RemoteRunRefused(error) if failure.get("refused") else RemoteRunError(error)
+        runs = {str(r["server"]): r for r in event.get("runs") or []}
+        servers = [s for s in self.servers if s["name"] in runs]
+        hooks = self._hooks(servers)
+        outcomes.update(self._each_server(servers, lambda s: self._collect_one(s, hooks[s["name"]], runs[s["name"]])))
+        return self._finish_servers(context, namespace, outcomes, done)
+
+    def _collect_one(self, server: Mapping[str, str], hook: Any, facts: Mapping[str, Any]) -> ScriptRun:
+        run = DetachedRun(server["name"], str(facts["run_dir"]), int(facts["session"]), float(facts["started_at"]))
+        exit_code, error = facts.get("exit_code"), facts.get("error")
+
+        def collect(executor: SSHScriptExecutor) -> ScriptRun:
+            if error is not None or exit_code is None:
+                executor.stop_detached(run)
+                raise RemoteRunError(str(error or f"{run.server}: the script ended without an exit code"))
+            return executor.finish_detached(run, int(exit_code), float(facts.get("duration_seconds") or 0.0))
+
+        return self._on_server(server, hook, collect)
 
     def _finish_servers(
         self,
@@ -201,8 +415,18 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
     def _stop_all(self) -> None:
         with self._remote_lock:
             executors = list(self._remote.values())
+            detached, self._detached = self._detached, []
         for executor in executors:
             executor.stop()
+        if detached:  # started, then the task was stopped before it deferred: stop them on their servers
+            conn_ids = {s["name"]: s["conn_id"] for s in self.servers}
+            for run in detached:
+                with contextlib.suppress(Exception):
+                    client = connect(ssh_hook(conn_ids[run.server], run.server), run.server, attempts=1)
+                    try:
+                        SSHScriptExecutor(client, run.server).stop_detached(run)
+                    finally:
+                        client.close()
 
     def stop_run(self) -> None:
         self._stop_all()

@@ -14,14 +14,15 @@ import os
 import socket
 import tarfile
 import threading
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cronium_provider.exceptions import ContainerLimitError
 from cronium_provider.naming import (
+    CONTAINER_LABEL_DEFERRED,
     CONTAINER_LABEL_HOST,
     CONTAINER_LABEL_PID,
     CONTAINER_LABEL_PID_START,
@@ -29,6 +30,7 @@ from cronium_provider.naming import (
 )
 from cronium_provider.runners.outcome import (
     DEFAULT_MAX_RESULT_BYTES,
+    STDERR_TAIL_LINES,
     LineCallback,
     LineSplitter,
     ScriptRun,
@@ -112,6 +114,12 @@ def _file_from_tar(chunks: Iterable[bytes]) -> bytes:
         return handle.read() if handle else b""
 
 
+def sample_memory_bytes(sample: Mapping[str, Any]) -> int:
+    """The memory use in one sample of Docker's stats stream (the highest it reports), 0 when none."""
+    memory = sample.get("memory_stats") or {}
+    return max(int(memory.get("max_usage") or 0), int(memory.get("usage") or 0))
+
+
 class _PeakMemory(threading.Thread):
     """Samples the container's memory use from Docker's stats stream; keeps the highest value seen."""
 
@@ -124,12 +132,34 @@ class _PeakMemory(threading.Thread):
     def run(self) -> None:
         try:
             for sample in self.client.stats(self.container_id, stream=True, decode=True):
-                memory = sample.get("memory_stats") or {}
-                value = max(int(memory.get("max_usage") or 0), int(memory.get("usage") or 0))
+                value = sample_memory_bytes(sample)
                 if value:
                     self.peak = max(self.peak or 0, value)
         except Exception:  # the stream ends with an error once the container is gone
             return
+
+
+def _docker_time(value: str) -> datetime | None:
+    """A Docker API time (RFC 3339 with nanoseconds, ``0001-01-01T00:00:00Z`` when unset)."""
+    if not value or value.startswith("0001-"):
+        return None
+    text = value.rstrip("Z")
+    head, _, fraction = text.partition(".")
+    try:
+        return datetime.fromisoformat(f"{head}.{(fraction + '000000')[:6]}+00:00")
+    except ValueError:
+        return None
+
+
+def _run_seconds(state: Mapping[str, Any]) -> float:
+    """How long the container ran: Docker's ``StartedAt`` to ``FinishedAt``."""
+    started, finished = (
+        _docker_time(str(state.get("StartedAt") or "")),
+        _docker_time(str(state.get("FinishedAt") or "")),
+    )
+    if started is None or finished is None:
+        return 0.0
+    return max(0.0, (finished - started).total_seconds())
 
 
 def _process_start(pid: int) -> str | None:
@@ -151,15 +181,24 @@ def owner_labels() -> dict[str, str]:
     }
 
 
-def remove_orphans(client: Any, host: str | None = None) -> list[str]:
+def remove_orphans(
+    client: Any, host: str | None = None, deferred_over: Callable[[Mapping[str, str]], bool] | None = None
+) -> list[str]:
     """Remove the script containers of this host whose task process is gone (SIGKILLed, OOM, worker lost).
 
     Only containers whose owner process no longer exists on this host are touched, so workers running at
-    once never remove each other's containers. Returns the ids removed.
+    once never remove each other's containers. Containers of deferred tasks (labelled
+    ``org.cronium.deferred``) outlive their task process by design: the triggerer stops and removes them
+    (timeout, clear, mark failed) or the resumed task does; they are removed here only when
+    ``deferred_over(labels)`` says their task's try is over (it asks Airflow), whichever host started them:
+    what the triggerer could not do (a task cleared or marked failed before the triggerer took it up, a
+    triggerer that was down). Returns the ids removed.
     """
     host = host or socket.gethostname()
 
     def orphaned(labels: Mapping[str, str]) -> bool:
+        if labels.get(CONTAINER_LABEL_DEFERRED) == "true":
+            return deferred_over is not None and deferred_over(labels)
         if labels.get(CONTAINER_LABEL_HOST) != host:
             return False
         pid_text = labels.get(CONTAINER_LABEL_PID, "")
@@ -259,15 +298,37 @@ class ContainerExecutor:
             self.container_id = container_id
         return container_id
 
-    def run(self, job: ScriptJob) -> ScriptRun:
-        """Create, fill, start and wait for the container; always remove it and its run folder."""
+    def prepare(self, job: ScriptJob) -> str:
+        """Create the run folder and the container and copy the run files in; returns the container's id.
+        On any error both are removed before the error is raised."""
         files = build_run_files(job.language, job.script, input=job.input, event=job.event, variables=job.variables)
         container_id = self.create(job)
         try:
             self.client.put_archive(container_id, RUN_DIR, run_folder_tar(files, uid=1000, gid=1000))
+        except BaseException:
+            self.remove()
+            raise
+        return container_id
+
+    def start(self, job: ScriptJob) -> str:
+        """:meth:`prepare` and start the container, following nothing (a deferred run: the triggerer follows
+        it, the resumed task :meth:`collect` s it). On any error the container and run folder are removed."""
+        container_id = self.prepare(job)
+        try:
+            self.client.start(container_id)
+        except BaseException:
+            self.remove()
+            raise
+        return container_id
+
+    def run(self, job: ScriptJob) -> ScriptRun:
+        """:meth:`prepare`, start, hand each output line to ``on_line`` until the container exits, then
+        :meth:`collect`; always remove it and its run folder."""
+        container_id = self.prepare(job)
+        try:
             splitter = LineSplitter(self.on_line)
+            # attached before the start: attaching to a container that already exited would wait for ever
             stream = self.client.attach(container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True)
-            started = time.monotonic()
             self.client.start(container_id)
             sampler = _PeakMemory(self.client, container_id)
             sampler.start()
@@ -277,23 +338,51 @@ class ContainerExecutor:
                 if err:
                     splitter.feed("stderr", err)
             splitter.close()
-            exit_code = int(self.client.wait(container_id)["StatusCode"])
-            duration = time.monotonic() - started
-            state = self.client.inspect_container(container_id)["State"]
-            results, problem = self._collect(container_id)
-            return ScriptRun(
-                limit_reached=self.run_folder_full() if exit_code != 0 else None,
-                exit_code=exit_code,
-                duration_seconds=duration,
-                peak_memory_bytes=sampler.peak,
-                oom_killed=bool(state.get("OOMKilled")),
-                results=results,
-                protocol_error=problem,
-                stderr_tail=list(splitter.stderr_tail),
-                container_id=container_id,
-            )
+            return self.collect(container_id, peak_memory_bytes=sampler.peak, stderr_tail=list(splitter.stderr_tail))
         finally:
             self.remove()
+
+    def adopt(self, container_id: str, volume: str, holder: str | None, run_folder_mb: int) -> None:
+        """Take over a container another process started (a deferred run resuming): :meth:`collect`
+        and :meth:`remove` then act on it and its run folder."""
+        with self._lock:
+            self.container_id = container_id
+            self.run_folder = RunFolder(self.client, volume, run_folder_mb, holder)
+
+    def collect(
+        self, container_id: str, *, peak_memory_bytes: int | None = None, stderr_tail: list[str] | None = None
+    ) -> ScriptRun:
+        """Wait for the container to exit and read how it ended: exit code, duration (Docker's start and
+        finish times), out of memory, the result files (each up to ``max_result_bytes``) and, when it
+        failed, whether its run folder was full. ``stderr_tail`` is the last stderr lines when the caller
+        followed them; else they are read from the container's log. Removes nothing."""
+        exit_code = int(self.client.wait(container_id)["StatusCode"])
+        state = self.client.inspect_container(container_id)["State"]
+        results, problem = self._collect(container_id)
+        if stderr_tail is None:
+            stderr_tail = self._stderr_tail(container_id) if exit_code != 0 else []
+        return ScriptRun(
+            limit_reached=self.run_folder_full() if exit_code != 0 else None,
+            exit_code=exit_code,
+            duration_seconds=_run_seconds(state),
+            peak_memory_bytes=peak_memory_bytes,
+            oom_killed=bool(state.get("OOMKilled")),
+            results=results,
+            protocol_error=problem,
+            stderr_tail=stderr_tail,
+            container_id=container_id,
+        )
+
+    def _stderr_tail(self, container_id: str) -> list[str]:
+        """The container's last stderr lines, from its log (split as the live lines are)."""
+        try:
+            data = self.client.logs(container_id, stdout=False, stderr=True, tail=STDERR_TAIL_LINES)
+        except Exception:  # no readable log (a logging driver without reads)
+            return []
+        splitter = LineSplitter(lambda stream, line: None)
+        splitter.feed("stderr", data if isinstance(data, bytes) else str(data).encode())
+        splitter.close()
+        return list(splitter.stderr_tail)
 
     def _collect(self, container_id: str) -> tuple[ScriptResults | None, ProtocolError | None]:
         from docker.errors import NotFound

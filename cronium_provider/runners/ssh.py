@@ -19,6 +19,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cronium_provider.exceptions import (
@@ -30,6 +31,7 @@ from cronium_provider.exceptions import (
 )
 from cronium_provider.runners.outcome import (
     DEFAULT_MAX_RESULT_BYTES,
+    STDERR_TAIL_LINES,
     LineCallback,
     LineSplitter,
     ScriptRun,
@@ -47,6 +49,14 @@ CONNECT_ATTEMPTS = 3
 CONNECT_BACKOFF_SECONDS = 1.0
 INTERPRETERS = {"BASH": "bash", "PYTHON": "python3", "NODEJS": "node"}
 KILL_GRACE_SECONDS = 5
+RUN_DIR_PREFIX = "/tmp/cronium-run."
+# A detached run's files in its run folder: the script's stdout and stderr, and its exit code, written by
+# the wrapper once the script has ended.
+DETACHED_STDOUT = ".cronium-stdout"
+DETACHED_STDERR = ".cronium-stderr"
+DETACHED_EXIT = ".cronium-exit"
+# How the follower of a detached run (:func:`follow_command`) ends.
+POLL_DONE, POLL_NO_EXIT_CODE, POLL_FOLDER_GONE = 10, 11, 3
 
 
 def _run_bytes(client: Any, command: str, timeout: float = 60) -> tuple[int, bytes, str]:
@@ -64,6 +74,142 @@ def _run(client: Any, command: str, timeout: float = 30) -> tuple[int, str, str]
 
 def _env_file(env: Mapping[str, str]) -> bytes:
     return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()).encode("utf-8")
+
+
+def _check_run(run_dir: str, session: int) -> str:
+    """The run folder, quoted for the shell, after checking that both name a run of this module."""
+    if not run_dir.startswith(RUN_DIR_PREFIX) or "/" in run_dir[len(RUN_DIR_PREFIX) :] or int(session) <= 1:
+        raise ValueError(f"not a run of this provider: {run_dir!r}, session {session!r}")
+    return shlex.quote(run_dir)
+
+
+def _watched_wrapper(marker: str, run_dir: str, argv: str) -> str:
+    """The attached run's wrapper, the leader of the script's session (``setsid -w sh -c``).
+
+    It prints the session id (its own pid) with ``marker`` before anything else, starts the script, and
+    watches the channel's stdin (kept on fd 3, never given to the script): nothing is ever written to it,
+    so it ends only when the connection is gone. Then the watchdog stops the session (SIGTERM, SIGKILL
+    after the grace period) and removes the run folder. When the script ends first, the watch is stopped
+    and the wrapper exits with the script's status.
+    """
+    folder = shlex.quote(run_dir)
+    return (
+        f"echo {marker}$$; exec 3<&0 </dev/null; set -a; . {folder}/.env; set +a; cd {folder} || exit 125; "
+        "lost=0; trap 'lost=1' USR1; "
+        f"{argv} 3<&- & p=$!; "
+        "( while read -r _ <&3; do :; done; kill -s USR1 $$ ) >/dev/null 2>&1 & w=$!; exec 3<&-; "
+        "wait $p; code=$?; "
+        "if [ $lost = 1 ]; then trap '' TERM; kill -s TERM -- -$$ 2>/dev/null; i=0; "
+        f"while [ $i -lt {KILL_GRACE_SECONDS * 10} ] && kill -s 0 $p 2>/dev/null; do sleep 0.1; i=$((i+1)); done; "
+        f"cd / && rm -rf -- {folder}; kill -s KILL -- -$$; fi; "
+        "kill $w 2>/dev/null; exit $code"
+    )
+
+
+def _detached_wrapper(run_dir: str, argv: str, time_limit: int | None) -> str:
+    """The detached run's wrapper, the leader of the script's session; started in the run folder.
+
+    It prints the session id (its own pid) on the pipe of the command that started it, then lets go of
+    that pipe and of the connection: stdin, stdout and stderr are files or ``/dev/null`` from then on, so
+    closing the connection does not touch the run. The exit code is written when the script has ended.
+    With ``time_limit`` (seconds), a watchdog in the session stops it (SIGTERM, SIGKILL after the grace
+    period) and removes the run folder if the script still runs then: the last resort when nothing on the
+    Airflow side stops it (no triggerer ever took up its task); it is stopped with the script otherwise.
+    """
+    watchdog = ""
+    if time_limit is not None:
+        watchdog = (
+            f"( trap 'kill $s 2>/dev/null; wait $s; exit 0' TERM; sleep {max(1, int(time_limit))} & s=$!; wait $s; "
+            "trap '' TERM; kill -s TERM -- -$$ 2>/dev/null; "
+            f"sleep {KILL_GRACE_SECONDS}; cd / && rm -rf -- {shlex.quote(run_dir)}; kill -s KILL -- -$$ ) & w=$!; "
+        )
+    stop_watchdog = "kill $w 2>/dev/null; wait $w; " if watchdog else ""
+    return (
+        f"echo $$; exec </dev/null >/dev/null 2>&1; set -a; . ./.env; set +a; {watchdog}"
+        f"{argv} >{DETACHED_STDOUT} 2>{DETACHED_STDERR}; code=$?; {stop_watchdog}"
+        f"echo $code > {DETACHED_EXIT}.tmp && mv -f {DETACHED_EXIT}.tmp {DETACHED_EXIT}"
+    )
+
+
+# ``ours SESSION FOLDER``: is the detached run's wrapper (the session leader) still running? Its pid cannot
+# be taken by another process while it runs; where /proc tells, it must also still work in the run folder
+# (the script cannot change its wrapper's working folder), so a pid reused after the wrapper ended is not
+# taken for it, and a wrapper that has exited but is not reaped yet (no working folder) counts as ended. The
+# check forks nothing (``test -ef``); a shell without ``-ef`` (status 2) compares the paths instead.
+_OURS = (
+    'ours() { kill -s 0 "$1" 2>/dev/null || return 1; [ -d /proc/"$1" ] || return 0; '
+    '[ /proc/"$1"/cwd -ef "$2" ] 2>/dev/null; k=$?; [ $k -le 1 ] && return $k; '
+    'c=$(readlink /proc/"$1"/cwd 2>/dev/null) || return 1; r=$(cd "$2" 2>/dev/null && pwd -P) || r=$2; '
+    '[ "$c" = "$2" ] || [ "$c" = "$r" ] || [ "$c" = "$2 (deleted)" ] || [ "$c" = "$r (deleted)" ]; }; '
+)
+
+
+def follow_command(run_dir: str, session: int, out_offset: int, err_offset: int, poll_interval: int = 1) -> str:
+    """Follow a detached run until it ends: ``tail -f`` of the script's stdout file from ``out_offset`` on
+    stdout and of its stderr file from ``err_offset`` on stderr, while the wrapper is checked every
+    ``poll_interval`` seconds; the command then exits with :data:`POLL_DONE`, :data:`POLL_NO_EXIT_CODE` (the
+    wrapper is gone without writing an exit code) or :data:`POLL_FOLDER_GONE`.
+
+    What the ``tail`` processes had not sent when they are stopped is read with :func:`rest_command` from
+    the offsets the caller counted. An exit code file written by the script itself while its wrapper runs
+    does not count.
+    """
+    folder = _check_run(run_dir, session)
+    sid = int(session)
+    return (
+        f"cd {folder} 2>/dev/null || exit {POLL_FOLDER_GONE}; {_OURS}"
+        f"while [ ! -f {DETACHED_STDERR} ] && ours {sid} {folder}; do sleep 1; done; "
+        f"tail -c +{int(out_offset) + 1} -f {DETACHED_STDOUT} 2>/dev/null & a=$!; "
+        f"tail -c +{int(err_offset) + 1} -f {DETACHED_STDERR} >&2 2>/dev/null & b=$!; "
+        f"while ours {sid} {folder}; do sleep {max(1, int(poll_interval))}; done; "
+        f"kill $a $b 2>/dev/null; wait; [ -f {DETACHED_EXIT} ] && exit {POLL_DONE}; exit {POLL_NO_EXIT_CODE}"
+    )
+
+
+def rest_command(run_dir: str, out_offset: int, err_offset: int) -> str:
+    """What the script wrote past the offsets already read: stdout on stdout, stderr on stderr."""
+    folder = shlex.quote(run_dir)
+    return (
+        f"tail -c +{int(out_offset) + 1} {folder}/{DETACHED_STDOUT} 2>/dev/null; "
+        f"tail -c +{int(err_offset) + 1} {folder}/{DETACHED_STDERR} >&2 2>/dev/null; true"
+    )
+
+
+def exit_code_command(run_dir: str) -> str:
+    """The detached run's exit code (a number on stdout), once :func:`follow_command` said it is done."""
+    return f"cat {shlex.quote(run_dir)}/{DETACHED_EXIT}"
+
+
+def stop_detached_command(run_dir: str, session: int, grace: int = KILL_GRACE_SECONDS) -> str:
+    """Stop a detached run and remove its folder: SIGTERM to its session's process group while its wrapper
+    still runs, SIGKILL ``grace`` seconds later if anything is left (the attached run's kill guard: only
+    the session this run started is signalled, by the id its wrapper printed before the script began)."""
+    folder = _check_run(run_dir, session)
+    group = f"-{int(session)}"
+    return (
+        f"{_OURS}if ours {int(session)} {folder}; then kill -s TERM -- {group} 2>/dev/null; i=0; "
+        f"while [ $i -lt {int(grace) * 10} ] && kill -s 0 -- {group} 2>/dev/null; do sleep 0.1; i=$((i+1)); done; "
+        f"kill -s KILL -- {group} 2>/dev/null; fi; cd / && rm -rf -- {folder}"
+    )
+
+
+def lost_connection_message(server: str, address: str) -> str:
+    """What a run says when its SSH connection went away while the script ran."""
+    return (
+        f"{server}: the SSH connection to {address} was lost while the script ran (the SSH server stopped, "
+        "or the network between this worker and the server failed). On the server, the run's watchdog stops "
+        "the script's session and removes its run folder once the connection is gone."
+    )
+
+
+@dataclass(frozen=True)
+class DetachedRun:
+    """A script started by :meth:`SSHScriptExecutor.start_detached`: its server, run folder and session."""
+
+    server: str
+    run_dir: str
+    session: int
+    started_at: float  # time.time() when it was started
 
 
 def describe_connect_error(server: str, exc: BaseException) -> str:
@@ -144,6 +290,11 @@ class SSHScriptExecutor:
         self._marker = ""
         self._session: int | None = None  # the script's session (and process group) id on the server
         self._session_known = threading.Event()
+        try:
+            peer = client.get_transport().getpeername()
+            self.address = f"{peer[0]}:{peer[1]}"
+        except Exception:
+            self.address = server
 
     def _prepare(self, language: str, files: Mapping[str, bytes], env: Callable[[str], Mapping[str, str]]) -> str:
         """One round trip: check the interpreter, make the private folder, unpack the run's files into it."""
@@ -226,6 +377,7 @@ class SSHScriptExecutor:
         variables: Mapping[str, Any],
         environment: Mapping[str, str],
     ) -> ScriptRun:
+        """Run the script attached: its lines come back as it writes them; returns when it has ended."""
         files = build_run_files(language, script, input=input, event=event, variables=variables)
         run_dir = self._prepare(language, files, lambda folder: {**environment, **script_environment(language, folder)})
         try:
@@ -233,7 +385,7 @@ class SSHScriptExecutor:
             # The run's session id goes to the host as the first stdout line, before the script starts: the
             # handle that stop() kills by lives in this process, where the script cannot forge it.
             self._marker = f"cronium-session-{secrets.token_hex(8)}:"
-            inner = f"echo {self._marker}$$; set -a; . {run_dir}/.env; set +a; cd {run_dir} && exec {argv}"
+            inner = _watched_wrapper(self._marker, run_dir, argv)
             # -w: when setsid has to fork (the login shell leads its group), wait and pass on the exit status
             command = f"setsid -w sh -c {shlex.quote(inner)}"
             started = time.monotonic()
@@ -242,22 +394,91 @@ class SSHScriptExecutor:
             except BaseException:  # timeout or kill while the script runs: stop it before the folder goes
                 self.stop()
                 raise
-            duration = time.monotonic() - started
-            found, too_large = self._collect_and_remove(run_dir)
-            results, problem = read_run_results(found)
-            problem = too_large or problem
-            return ScriptRun(
-                exit_code=exit_code,
-                duration_seconds=duration,
-                peak_memory_bytes=None,
-                oom_killed=False,
-                results=results,
-                protocol_error=problem,
-                stderr_tail=stderr_tail,
-                container_id=f"{self.server}:{run_dir}",
-            )
+            if not self._connected():
+                raise RemoteRunError(lost_connection_message(self.server, self.address))
+            return self._finish(run_dir, exit_code, time.monotonic() - started, stderr_tail)
         finally:
             self.cleanup()
+
+    def start_detached(
+        self,
+        language: str,
+        script: str,
+        *,
+        input: Any,
+        event: Mapping[str, Any],
+        variables: Mapping[str, Any],
+        environment: Mapping[str, str],
+        time_limit: float | None = None,
+    ) -> DetachedRun:
+        """Start the script detached from this connection (which may then close) and return its handle.
+
+        The folder is the attached run's; the wrapper (:func:`_detached_wrapper`) leads the script's
+        session and, with ``time_limit`` (seconds), stops it and removes the folder if it still runs then.
+        Its session id is printed by the wrapper itself before the script starts, on a pipe the script never
+        gets, so nothing the script writes can change which processes a kill signals.
+        """
+        files = build_run_files(language, script, input=input, event=event, variables=variables)
+        run_dir = self._prepare(language, files, lambda folder: {**environment, **script_environment(language, folder)})
+        try:
+            argv = " ".join(shlex.quote(a) for a in script_command(language, run_dir))
+            wrapper = _detached_wrapper(run_dir, argv, None if time_limit is None else int(time_limit) + 1)
+            command = (
+                f'cd {shlex.quote(run_dir)} && s=$(setsid sh -c {shlex.quote(wrapper)} &) && echo "cronium-session:$s"'
+            )
+            status, out, err = _run(self.client, command)
+            value = out.strip().rpartition("cronium-session:")[2]
+            if status != 0 or not value.isdigit() or int(value) <= 1:
+                raise RemoteRunError(f"{self.server}: cannot start the script (status {status}): {err.strip()}")
+            self._session = int(value)
+            self._session_known.set()
+        except BaseException:
+            if self._session is not None:
+                self.stop()
+            self.cleanup()
+            raise
+        self.run_dir = None  # the folder now belongs to the detached run: the trigger and the task remove it
+        return DetachedRun(self.server, run_dir, self._session, time.time())
+
+    def finish_detached(self, run: DetachedRun, exit_code: int, duration_seconds: float) -> ScriptRun:
+        """Collect a detached run that has ended, as an attached run is collected, and remove its folder."""
+        folder = _check_run(run.run_dir, run.session)
+        self.run_dir = run.run_dir  # removed in every outcome; its script has ended: nothing for stop() to signal
+        self._session_known.set()
+        try:
+            _status, tail, _err = _run_bytes(self.client, f"tail -n {STDERR_TAIL_LINES} {folder}/{DETACHED_STDERR}")
+            lines = LineSplitter(lambda stream, line: None)
+            lines.feed("stderr", tail)
+            lines.close()
+            return self._finish(run.run_dir, exit_code, duration_seconds, list(lines.stderr_tail))
+        finally:
+            self.cleanup()
+
+    def stop_detached(self, run: DetachedRun) -> None:
+        """Stop a detached run that has not ended (timeout, kill) and remove its folder; never raises."""
+        with contextlib.suppress(Exception):
+            _run(self.client, stop_detached_command(run.run_dir, run.session), timeout=KILL_GRACE_SECONDS + 30)
+
+    def _finish(self, run_dir: str, exit_code: int, duration: float, stderr_tail: list[str]) -> ScriptRun:
+        """The results of a run that has ended (attached or detached alike); its folder is removed."""
+        found, too_large = self._collect_and_remove(run_dir)
+        results, problem = read_run_results(found)
+        problem = too_large or problem
+        return ScriptRun(
+            exit_code=exit_code,
+            duration_seconds=duration,
+            peak_memory_bytes=None,
+            oom_killed=False,
+            results=results,
+            protocol_error=problem,
+            stderr_tail=stderr_tail,
+            container_id=f"{self.server}:{run_dir}",
+        )
+
+    def _connected(self) -> bool:
+        with contextlib.suppress(Exception):
+            return bool(self.client.get_transport().is_active())
+        return False
 
     def _line(self, stream: str, line: str) -> None:
         """Pass the script's lines on; take the session id from the wrapper's first stdout line."""
@@ -307,9 +528,9 @@ class SSHScriptExecutor:
         with contextlib.suppress(Exception):
             _run(
                 self.client,
-                f"kill -TERM -- {group} 2>/dev/null; "
-                f"for i in $(seq 1 {KILL_GRACE_SECONDS * 10}); do kill -0 -- {group} 2>/dev/null || exit 0; "
-                f"sleep 0.1; done; kill -KILL -- {group} 2>/dev/null; true",
+                f"kill -s TERM -- {group} 2>/dev/null; "
+                f"for i in $(seq 1 {KILL_GRACE_SECONDS * 10}); do kill -s 0 -- {group} 2>/dev/null || exit 0; "
+                f"sleep 0.1; done; kill -s KILL -- {group} 2>/dev/null; true",
                 timeout=KILL_GRACE_SECONDS + 10,
             )
 
