@@ -26,6 +26,7 @@ from tests.support.airflow_run import (
     set_variable,
 )
 from tests.support.airflow_run import variable as airflow_variable
+from tests.support.services import wait_for
 from tests.support.sshd import TEST_USER, TestSSHServer, ensure_test_user
 from tests.test_script_events import CURRENT_API, LEGACY_API
 
@@ -355,24 +356,35 @@ def test_a_forged_pid_file_cannot_turn_the_kill_on_other_processes(servers, conn
     """The script writes ``1`` where the old wrapper kept its pid, and prints a fake session line; on
     timeout only the run's own session is stopped: another process of the same remote user survives."""
     tag = uuid.uuid4().hex[:8]
+    # A unique duration names the bystander: `su` keeps a parent process, so the sleep is found by its
+    # own command line, checked alive by it and killed by it.
+    bystander_args = f"sleep 301.{int(tag, 16) % 10**6:06d}"
     bystander = subprocess.Popen(
-        ["su", TEST_USER, "-s", "/bin/sh", "-c", f"exec sleep 301 # bystander-{tag}"],
+        ["su", TEST_USER, "-s", "/bin/sh", "-c", f"exec {bystander_args}"],
         start_new_session=True,
     )
+
+    def bystander_alive() -> bool:
+        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        return bystander_args in ps.splitlines()
+
     try:
+        wait_for(bystander_alive, timeout=10, what="the bystander sleep")
         script = (
             'echo 1 > "$CRONIUM_RUN_DIR/.pid"; echo 1 > .pid; echo "cronium-session-0000000000000000:1"; '
             f"(sleep 300; echo orphan-{tag}) & sleep 300"
         )
         result = run_remote("BASH", script, connect(servers[:1]), timeout_seconds=3)
         assert result.state == "failed"
-        assert bystander.poll() is None, "a process of the same user outside the run was killed"
+        assert bystander_alive(), "a process of the same user outside the run was killed"
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
         assert f"orphan-{tag}" not in ps
         assert sorted(Path("/tmp").glob("cronium-run.*")) == []
     finally:
+        subprocess.run(["pkill", "-KILL", "-xf", bystander_args], check=False)
         bystander.kill()
         bystander.wait(timeout=10)
+        assert not bystander_alive()
 
 
 def test_a_remote_output_above_the_limit_is_never_read(servers, connect) -> None:

@@ -165,3 +165,62 @@ SSHScriptExecutor(client, "app-2").run("BASH", script, input={{}}, event={{}}, v
         server.stop()
         for line in _processes(marker):
             os.kill(int(line.split()[0]), signal.SIGKILL)
+
+
+def test_a_detached_run_nobody_follows_stops_itself_at_its_time_limit(sshd_binary, tmp_path) -> None:
+    """A deferred SSH script is started detached: closing the connection does not touch it. When no
+    triggerer ever takes it up, the watchdog the wrapper starts in the script's session is the last resort:
+    at the time limit (here 4 s; a deferred task gives its timeout plus a margin) it stops the whole session,
+    background processes included, and removes the run folder; until then the script runs on."""
+    import paramiko
+
+    from cronium_provider.runners.ssh import KILL_GRACE_SECONDS, SSHScriptExecutor
+
+    ensure_test_user()
+    server = TestSSHServer(sshd_binary, tmp_path / "sshd", address="127.0.0.53", port=2222, user=TEST_USER).start()
+    seconds = 300 + int(uuid.uuid4().int % 90)
+    marker = f"sleep {seconds}"
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    key = paramiko.Ed25519Key(data=__import__("base64").b64decode(server.host_public_key.split()[1]))
+    client.get_host_keys().add(f"[{server.address}]:{server.port}", "ssh-ed25519", key)
+    before = _run_folders()
+    try:
+        client.connect(
+            server.address,
+            server.port,
+            username=server.user,
+            key_filename=str(server.client_key_path),
+            look_for_keys=False,
+            allow_agent=False,
+        )
+        run = SSHScriptExecutor(client, "app-3").start_detached(
+            "BASH",
+            f"({marker}; echo orphan) & {marker}",
+            input={},
+            event={},
+            variables={},
+            environment={},
+            time_limit=3,  # the wrapper's watchdog waits int(limit) + 1 s
+        )
+        started = time.monotonic()
+        client.close()
+        assert _run_folders() - before == {run.run_dir}
+        time.sleep(1)
+        assert len(_processes(marker)) >= 2, "the detached script did not outlive its connection"
+
+        deadline = started + 30
+        while time.monotonic() < deadline and _processes(marker):
+            time.sleep(0.1)
+        stopped = time.monotonic() - started
+        assert _processes(marker) == [], "the detached run outlived its time limit"
+        assert 3.5 < stopped < 4 + 3, f"stopped {stopped:.1f} s after its start, not at its 4 s limit"
+        while time.monotonic() < deadline and Path(run.run_dir).exists():
+            time.sleep(0.2)
+        assert not Path(run.run_dir).exists(), "the detached run's folder outlived its time limit"
+        assert time.monotonic() - started < 4 + KILL_GRACE_SECONDS + 3
+    finally:
+        client.close()
+        server.stop()
+        for line in _processes(marker):
+            os.kill(int(line.split()[0]), signal.SIGKILL)
