@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -12,8 +14,10 @@ from typing import Any
 
 
 def private_airflow_home(prefix: str) -> Path:
-    """Point Airflow at a fresh home (before Airflow is imported) and migrate its database."""
+    """Point Airflow at a fresh home (before Airflow is imported) and migrate its database; the home is
+    removed when the benchmark's process exits."""
     home = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     (home / "dags").mkdir()
     os.environ["AIRFLOW_HOME"] = str(home)
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"

@@ -5,6 +5,7 @@ With ``CI=true`` a test whose component is missing fails; elsewhere it is skippe
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -23,6 +24,7 @@ RUNTIME_IMAGE = os.environ.get("CRONIUM_RUNTIME_IMAGE", "cronium-runtime:1")
 
 # Airflow reads its configuration when first imported: give the whole test session its own home.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="cronium-test-airflow-"))
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)  # the session's database, logs and dags
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_AIRFLOW_HOME / "dags"))
