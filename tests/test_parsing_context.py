@@ -358,6 +358,36 @@ def test_concurrent_parses_with_no_index(many_records: Path, tmp_path: Path) -> 
         assert parse_dags(many_records, dag_id=dag_id).mode == "index"
 
 
+def test_a_one_dag_parse_imports_only_the_operators_its_dag_uses(records: Path, tmp_path: Path) -> None:
+    """A worker's parse before each task imports what its DAG's tasks need and no more: a script event's
+    DAG does not pay for the HTTP provider's hook and ``aiohttp`` or the standard provider's
+    ``TriggerDagRunOperator`` (a tenth of a second and more of CPU at every task start, measured by
+    bench/bench_deferrable.py); the DAGs that use them import them."""
+    heavy = (
+        "cronium_provider.operators.http",
+        "airflow.providers.http.hooks.http",
+        "cronium_provider.operators.conditional_actions",
+        "airflow.providers.standard.operators.trigger_dagrun",
+    )
+    script = (
+        "import sys; from cronium_provider.factory import parse_dags; "
+        "r = parse_dags(sys.argv[1], dag_id=sys.argv[2]); "
+        f"print(sorted(r.dags), [m for m in {heavy!r} if m in sys.modules])"
+    )
+    parse_dags(records)
+    env = dict(os.environ, CRONIUM_INDEX_DIR=os.environ["CRONIUM_INDEX_DIR"])
+    found = {}
+    for dag_id in (ev(9), ev(4), ev(3)):
+        proc = subprocess.run(
+            [sys.executable, "-c", script, str(records), dag_id], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        found[dag_id] = proc.stdout.strip().splitlines()[-1]
+    assert found[ev(9)] == f"['{ev(9)}'] []"  # a BASH script event
+    assert found[ev(4)] == f"['{ev(4)}'] {list(heavy[:2])}"  # an HTTP request event
+    assert found[ev(3)] == f"['{ev(3)}'] {list(heavy[2:])}"  # its condition action starts another event
+
+
 @pytest.fixture
 def http_server() -> Iterator[HttpReceiver]:
     receiver = HttpReceiver(routes={"GET /ping": lambda r: json_answer({"pong": True})}).start()

@@ -6,18 +6,14 @@ values (env vars) are never in a DAG: operators get the keys and read the values
 
 from __future__ import annotations
 
+import importlib
 import logging
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 
 from airflow.sdk import DAG, BaseOperator, Param
 
 from cronium_provider.naming import INPUT_PARAM
-from cronium_provider.operators.conditional_actions import CroniumSendMessageOperator, CroniumTriggerEventOperator
-from cronium_provider.operators.container_script import CroniumScriptOperator
-from cronium_provider.operators.http import CroniumHttpOperator
-from cronium_provider.operators.results import CroniumEventResultOperator, CroniumWorkflowResultOperator
-from cronium_provider.operators.ssh_script import CroniumRemoteScriptOperator
-from cronium_provider.operators.tool_action import CroniumToolActionOperator
 from cronium_provider.plan.models import DagPlan, Plan
 from cronium_provider.plan.specs import (
     ContainerScriptSpec,
@@ -35,17 +31,46 @@ from cronium_provider.timetables import CroniumTimetable
 
 log = logging.getLogger("airflow.cronium.render")
 
+
+class _OperatorTable(Mapping[type[TaskSpec], type[BaseOperator]]):
+    """Spec type -> operator class, each operator's module imported when a DAG first needs it.
+
+    A worker parses the DAG file before every task and renders only that task's DAG: importing every
+    operator module there (the HTTP provider's hook and ``aiohttp``, the standard provider's
+    ``TriggerDagRunOperator``) would cost each task start a tenth of a second or more of CPU for nothing.
+    """
+
+    def __init__(self, rows: Mapping[type[TaskSpec], str]):
+        self._rows = dict(rows)
+        self._classes: dict[type[TaskSpec], type[BaseOperator]] = {}
+
+    def __getitem__(self, spec: type[TaskSpec]) -> type[BaseOperator]:
+        found = self._classes.get(spec)
+        if found is None:
+            module, _, name = self._rows[spec].rpartition(".")
+            found = self._classes[spec] = getattr(importlib.import_module(module), name)
+        return found
+
+    def __iter__(self) -> Iterator[type[TaskSpec]]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
 # One row per kind of task: a new kind is one spec, one operator and one row here.
-OPERATORS: dict[type[TaskSpec], type[BaseOperator]] = {
-    ContainerScriptSpec: CroniumScriptOperator,
-    SSHScriptSpec: CroniumRemoteScriptOperator,
-    HttpRequestSpec: CroniumHttpOperator,
-    ToolActionSpec: CroniumToolActionOperator,
-    TriggerEventSpec: CroniumTriggerEventOperator,
-    SendMessageSpec: CroniumSendMessageOperator,
-    EventResultSpec: CroniumEventResultOperator,
-    WorkflowResultSpec: CroniumWorkflowResultOperator,
-}
+OPERATORS: Mapping[type[TaskSpec], type[BaseOperator]] = _OperatorTable(
+    {
+        ContainerScriptSpec: "cronium_provider.operators.container_script.CroniumScriptOperator",
+        SSHScriptSpec: "cronium_provider.operators.ssh_script.CroniumRemoteScriptOperator",
+        HttpRequestSpec: "cronium_provider.operators.http.CroniumHttpOperator",
+        ToolActionSpec: "cronium_provider.operators.tool_action.CroniumToolActionOperator",
+        TriggerEventSpec: "cronium_provider.operators.conditional_actions.CroniumTriggerEventOperator",
+        SendMessageSpec: "cronium_provider.operators.conditional_actions.CroniumSendMessageOperator",
+        EventResultSpec: "cronium_provider.operators.results.CroniumEventResultOperator",
+        WorkflowResultSpec: "cronium_provider.operators.results.CroniumWorkflowResultOperator",
+    }
+)
 
 
 def render_schedule(schedule: SchedulePlan) -> CroniumTimetable | None:
