@@ -582,8 +582,17 @@ def test_parallel_increments_all_count(docker_client) -> None:
     travel as operations and are applied atomically when each run ends (as Cronium's atomic variable
     updates do), not written back whole."""
     name = f"counter_{uuid.uuid4().hex[:8]}"
-    script = f"sleep 4; for i in $(seq 20); do cronium_increment_variable {name} >/dev/null; done"
-    procs = [_dags_test(script_dag("BASH", script)[1]) for _ in range(2)]
+    script = f"sleep 20; for i in $(seq 20); do cronium_increment_variable {name} >/dev/null; done"
+    dag_ids = [script_dag("BASH", script)[1] for _ in range(2)]
+    # The second run starts once the first one's script runs: two `airflow dags test` starting together
+    # race to register the same new DAG files in the metadata database (a UNIQUE error in one of them).
+    procs = [_dags_test(dag_ids[0])]
+    _wait_for_container(docker_client, dag_ids[0], procs[0])
+    first_started = time.monotonic()
+    procs.append(_dags_test(dag_ids[1]))
+    _wait_for_container(docker_client, dag_ids[1], procs[1])
+    # both snapshots are taken before either run applies its increments (after its 20 s sleep)
+    assert time.monotonic() - first_started < 18, "the second run started too late to show concurrency"
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs[0][-2000:] + outputs[1][-2000:]
     assert variable(f"cronium_{name}") == "40"
