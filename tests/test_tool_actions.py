@@ -295,6 +295,16 @@ def test_rate_limit_holds_across_four_task_processes(
         dag_id = f"rate_{backend}_{uuid.uuid4().hex[:6]}_{p}"
         (dags / f"{dag_id}.py").write_text(RATE_DAG.replace('os.environ["RATE_DAG_ID"]', repr(dag_id)))
     files = sorted(dags.glob("*.py"))
+    # Registered first, by one process: `airflow dags test` writes every new DAG file of the folder into the
+    # metadata database, and several doing so at once collide (UNIQUE constraint failed: dag.dag_id).
+    registered = subprocess.run(
+        [venv_bin("airflow"), "dags", "reserialize"],
+        env=airflow_env(**env_common),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert registered.returncode == 0, registered.stderr[-3000:]
     for path in files:
         env = airflow_env(**env_common)
         procs.append(
