@@ -74,16 +74,21 @@ def owner_variable_prefix(prefix: str, owner: object) -> str:
     return f"{prefix}{_KEY_UNSAFE.sub('_', str(owner))}_"
 
 
+def _task_key(kind: str, dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
+    """An internal Variable key of one task instance (its ids hashed: run ids may be long or unusual)."""
+    digest = hashlib.sha256(f"{dag_id}|{run_id}|{task_id}|{map_index}".encode()).hexdigest()[:24]
+    return f"{INTERNAL_PREFIX}{kind}.{digest}"
+
+
 def ssh_progress_key(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
     """Where a remote task keeps, between tries, the servers that already succeeded."""
-    digest = hashlib.sha256(f"{dag_id}|{run_id}|{task_id}|{map_index}".encode()).hexdigest()[:24]
-    return f"{INTERNAL_PREFIX}ssh_progress.{digest}"
+    return _task_key("ssh_progress", dag_id, run_id, task_id, map_index)
 
 
 def ssh_deferred_key(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
     """Where a deferred remote task keeps the scripts it started, until it resumes: a next try stops them
     if the trigger never did (the task cleared before the triggerer took it up)."""
-    return ssh_progress_key(dag_id, run_id, task_id, map_index).replace("ssh_progress.", "ssh_deferred.", 1)
+    return _task_key("ssh_deferred", dag_id, run_id, task_id, map_index)
 
 
 # -- containers ----------------------------------------------------------------------------------------
