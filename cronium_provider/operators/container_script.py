@@ -311,23 +311,12 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         )
         self.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
 
-    @staticmethod
-    def _masked_values(job: ScriptJob, namespace: VariableNamespace) -> list[Any]:
+    def _masked_values(self, job: ScriptJob, namespace: VariableNamespace) -> list[Any]:
         """What this run masks in the task's log, for the triggerer to mask too: the script's environment
-        (every value is masked, see ``script_environment``) and the variables with a sensitive name."""
-        from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
-
-        masked: list[Any] = [
-            value
-            for name, value in job.environment.items()
-            if value and name not in ("CRONIUM_EVENT_ID", "CRONIUM_EVENT_NAME")
+        values and the variables with a sensitive name."""
+        return [job.environment[name] for name in self.masked_environment_names(job.environment)] + [
+            job.variables[key] for key in self.sensitive_variables(job.variables, namespace)
         ]
-        masked += [
-            value
-            for name, value in job.variables.items()
-            if value not in (None, "") and should_hide_value_for_key(namespace.airflow_key(name))  # type: ignore[no-untyped-call]
-        ]
-        return masked
 
     def resume_event(self, context: Context, event: dict[str, Any]) -> Any:
         """Collect a deferred run with the normal mode's code: its results, variables, actions and XComs

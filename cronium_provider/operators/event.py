@@ -200,6 +200,9 @@ class CroniumEventOperator(BaseOperator):
         """Stop whatever the run started (a container, remote processes); called from :meth:`on_kill`."""
 
 
+# What script_environment() adds without masking: the event's id and name.
+UNMASKED_ENVIRONMENT = ("CRONIUM_EVENT_ID", "CRONIUM_EVENT_NAME")
+
 # How long past the task's execution_timeout a deferral itself times out: a backstop only, the trigger stops
 # the run at the timeout and reports it.
 DEFERRAL_BACKSTOP_SECONDS = 120
@@ -313,6 +316,22 @@ class CroniumScriptEventOperator(CroniumEventOperator):
         env["CRONIUM_EVENT_ID"] = "" if event_id is None else str(event_id)
         env["CRONIUM_EVENT_NAME"] = str(self.event.get("name", self.task_id))
         return env
+
+    @staticmethod
+    def masked_environment_names(environment: Mapping[str, str]) -> list[str]:
+        """The names in :meth:`script_environment` whose values it masks (all but the event's id and name)."""
+        return [name for name, value in environment.items() if value and name not in UNMASKED_ENVIRONMENT]
+
+    @staticmethod
+    def sensitive_variables(variables: Mapping[str, Any], namespace: VariableNamespace) -> list[str]:
+        """The variables whose values the task masks (a sensitive name, as Airflow decides for Variables)."""
+        from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
+
+        return [
+            key
+            for key, value in variables.items()
+            if value not in (None, "") and should_hide_value_for_key(namespace.airflow_key(key))  # type: ignore[no-untyped-call]
+        ]
 
     def carry_out_actions(self, context: Context, results: ScriptResults | None, prefix: str = "") -> list[str]:
         """Send the tool actions the script asked for, in order (also after a failed script: Cronium sends

@@ -33,7 +33,6 @@ from cronium_provider.runners.outcome import ScriptRun
 from cronium_provider.runners.ssh import DetachedRun, SSHScriptExecutor, connect, ssh_hook
 from cronium_provider.variables import VariableNamespace
 
-_UNMASKED_ENVIRONMENT = ("CRONIUM_EVENT_ID", "CRONIUM_EVENT_NAME")  # what script_environment() does not mask
 _Outcome = TypeVar("_Outcome")
 
 
@@ -235,8 +234,8 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
                 ],
                 deadline=deadline,
                 timeout_seconds=timeout_seconds,
-                masked_keys=[k for k, v in job["environment"].items() if v and k not in _UNMASKED_ENVIRONMENT],
-                masked_variables=self._sensitive_variables(job["variables"], namespace),
+                masked_keys=self.masked_environment_names(job["environment"]),
+                masked_variables=self.sensitive_variables(job["variables"], namespace),
                 start_failures={
                     name: {"error": str(exc), "refused": isinstance(exc, AirflowFailException)}
                     for name, exc in failures.items()
@@ -295,17 +294,6 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
             self._detached.extend(runs)
         self._stop_all()
         self._forget_deferred(context)
-
-    @staticmethod
-    def _sensitive_variables(variables: Mapping[str, Any], namespace: VariableNamespace) -> list[str]:
-        """The variables whose values the task masks (a sensitive name, as Airflow decides for Variables)."""
-        from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
-
-        return [
-            key
-            for key, value in variables.items()
-            if value not in (None, "") and should_hide_value_for_key(namespace.airflow_key(key))  # type: ignore[no-untyped-call]
-        ]
 
     def resume_event(self, context: Context, event: dict[str, Any]) -> Any:
         """Collect a deferred run with the normal mode's code: each server's results (read and removed with
