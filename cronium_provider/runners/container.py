@@ -141,14 +141,15 @@ class _PeakMemory(threading.Thread):
 
 def _docker_time(value: str) -> datetime | None:
     """A Docker API time (RFC 3339 with nanoseconds, ``0001-01-01T00:00:00Z`` when unset)."""
+    import pendulum
+
     if not value or value.startswith("0001-"):
         return None
-    text = value.rstrip("Z")
-    head, _, fraction = text.partition(".")
     try:
-        return datetime.fromisoformat(f"{head}.{(fraction + '000000')[:6]}+00:00")
-    except ValueError:
+        moment = pendulum.parse(value)
+    except (ValueError, pendulum.parsing.exceptions.ParserError):
         return None
+    return moment if isinstance(moment, datetime) else None
 
 
 def _run_seconds(state: Mapping[str, Any]) -> float:
