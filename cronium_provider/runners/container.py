@@ -35,6 +35,7 @@ from cronium_provider.runners.outcome import (
     LineSplitter,
     ScriptRun,
     read_run_results,
+    stderr_tail_of,
 )
 from cronium_provider.runners.protocol import (
     RESULT_FILES,
@@ -380,10 +381,7 @@ class ContainerExecutor:
             data = self.client.logs(container_id, stdout=False, stderr=True, tail=STDERR_TAIL_LINES)
         except Exception:  # no readable log (a logging driver without reads)
             return []
-        splitter = LineSplitter(lambda stream, line: None)
-        splitter.feed("stderr", data if isinstance(data, bytes) else str(data).encode())
-        splitter.close()
-        return list(splitter.stderr_tail)
+        return stderr_tail_of(data if isinstance(data, bytes) else str(data).encode())
 
     def _collect(self, container_id: str) -> tuple[ScriptResults | None, ProtocolError | None]:
         from docker.errors import NotFound

@@ -66,6 +66,14 @@ class LineSplitter:
         self.emit(stream, line)
 
 
+def stderr_tail_of(data: bytes) -> list[str]:
+    """The last stderr lines in ``data`` (read back from a log or a file), split as live lines are."""
+    splitter = LineSplitter(lambda stream, line: None)
+    splitter.feed("stderr", data)
+    splitter.close()
+    return list(splitter.stderr_tail)
+
+
 def read_run_results(found: Mapping[str, bytes]) -> tuple[ScriptResults | None, ProtocolError | None]:
     """The script's results, or why they are unreadable; variable changes count even then (Cronium
     applies a set at once), so they are kept when another result file is malformed."""

@@ -36,6 +36,7 @@ from cronium_provider.runners.outcome import (
     LineSplitter,
     ScriptRun,
     read_run_results,
+    stderr_tail_of,
 )
 from cronium_provider.runners.protocol import (
     RESULT_FILES,
@@ -447,10 +448,7 @@ class SSHScriptExecutor:
         self._session_known.set()
         try:
             _status, tail, _err = _run_bytes(self.client, f"tail -n {STDERR_TAIL_LINES} {folder}/{DETACHED_STDERR}")
-            lines = LineSplitter(lambda stream, line: None)
-            lines.feed("stderr", tail)
-            lines.close()
-            return self._finish(run.run_dir, exit_code, duration_seconds, list(lines.stderr_tail))
+            return self._finish(run.run_dir, exit_code, duration_seconds, stderr_tail_of(tail))
         finally:
             self.cleanup()
 
