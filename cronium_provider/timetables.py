@@ -4,14 +4,22 @@ Cronium's scheduler (apps/cronium-app/src/lib/scheduler/scheduler.ts:189-240) ru
 ``startTime`` in the future once at that time and then on its recurring rule, and otherwise sets the rule up
 at once; node-schedule fires a rule at its next slot, never at one that passed while nothing was
 scheduled. This timetable does the same in Airflow: the first run is ``start_time`` when that is still
-ahead, else the next slot after now; after a run the next slot after the later of that run and now, so a
-scheduler that was down never catches up. Cron rules are read in ``timezone`` (DST included), as Cronium
-reads them in its server's local time.
+ahead, else the next slot; after a run the next slot after the later of that run and now, so a scheduler
+that was down never catches up. Cron rules are read in ``timezone`` (DST included), as Cronium reads them
+in its server's local time.
+
+Airflow asks again for the next run each time the DAG processor parses the file (every
+``min_file_process_interval``), not only when a run was made, with the time of that parse as now. A slot
+that passed a moment ago, or a ``start_time`` that just arrived, is therefore still the next run when it
+is at most :data:`LATE_SLOT_GRACE` late: otherwise a parse in the second between the slot and the
+scheduler making its run would drop the run. Only the latest such slot is run, never a backlog. Fixed
+intervals count from ``start_time``, or from midnight of 1 January 1970 in ``timezone``, never from the
+time of a parse (which would move the next run ahead at every parse).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pendulum
@@ -19,6 +27,9 @@ from airflow.plugins_manager import AirflowPlugin
 from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction, Timetable
 from croniter import croniter
 from pendulum import DateTime
+
+LATE_SLOT_GRACE = timedelta(seconds=60)
+"""How late a slot (or the start time) may be and still be run: longer than a busy scheduler's loop."""
 
 
 class CroniumTimetable(Timetable):
@@ -40,6 +51,7 @@ class CroniumTimetable(Timetable):
         self.start_time = start_time
         self._zone = pendulum.timezone(timezone)
         self._start = pendulum.parse(start_time).in_timezone("UTC") if start_time else None  # type: ignore[union-attr]
+        self._anchor = self._start or pendulum.datetime(1970, 1, 1, tz=self._zone).in_timezone("UTC")
 
     # -- what the UI shows and what the scheduler stores ----------------------------------------------
     @property
@@ -76,7 +88,8 @@ class CroniumTimetable(Timetable):
         """The first slot strictly after ``after`` (UTC)."""
         moment = pendulum.instance(after).in_timezone("UTC")
         if self.interval_seconds is not None:
-            return moment.add(seconds=self.interval_seconds)
+            steps = int((moment - self._anchor).total_seconds() // self.interval_seconds) + 1
+            return self._anchor.add(seconds=steps * self.interval_seconds)
         local = moment.in_timezone(self._zone).naive()
         naive: datetime = croniter(self.cron, local).get_next(datetime)
         # a wall-clock time in a DST gap moves forward, as node-schedule's does
@@ -94,14 +107,17 @@ class CroniumTimetable(Timetable):
         self, last_automated_data_interval: DataInterval | None, restriction: TimeRestriction, now: DateTime
     ) -> DagRunInfo | None:
         """:meth:`next_dagrun_info` as seen at ``now``."""
-        if last_automated_data_interval is None:
-            if self._start is not None and self._start > now:
+        if last_automated_data_interval is not None and restriction.catchup:
+            at = self.next_slot(last_automated_data_interval.end)
+        else:
+            late = pendulum.instance(now).in_timezone("UTC") - LATE_SLOT_GRACE
+            if last_automated_data_interval is None and self._start is not None and self._start > late:
                 at = self._start
             else:
-                at = self.next_slot(now)
-        else:
-            last = pendulum.instance(last_automated_data_interval.end)
-            at = self.next_slot(max(last, now) if not restriction.catchup else last)
+                last = pendulum.instance(last_automated_data_interval.end) if last_automated_data_interval else late
+                at = self.next_slot(max(last, late))
+                while (following := self.next_slot(at)) <= now:  # a late slot runs only if it is the latest
+                    at = following
         if restriction.latest is not None and at > restriction.latest:
             return None
         return DagRunInfo.exact(at)

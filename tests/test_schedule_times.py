@@ -81,6 +81,45 @@ def test_a_scheduler_that_was_down_does_not_catch_up(tmp_path: Path) -> None:
     assert info.run_after == datetime(2026, 3, 1, 12, 5, tzinfo=UTC)
 
 
+def next_at(timetable: Any, now: str, last: str | None = None) -> str:
+    """The next run as the DAG processor computes it when it parses the file at ``now``."""
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    interval = DataInterval.exact(datetime.fromisoformat(last)) if last else None
+    info = timetable.next_run(interval, TimeRestriction(None, None, False), datetime.fromisoformat(now))
+    return str(info.run_after.in_timezone("UTC").strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def test_a_parse_just_after_a_slot_or_the_start_time_keeps_its_run(tmp_path: Path) -> None:
+    """Airflow recomputes the next run at every parse of the DAG file, with the parse's time as now
+    (airflow/dag_processing/collection.py, ``DagModelOperation.update_dags``). A parse in the seconds between
+    a slot and the scheduler making its run still names that slot, as a parse just after the startTime names
+    the startTime; a slot more than a minute late is not run, and of several late slots only the latest."""
+    start = scheduler_timetable(tmp_path, {"customSchedule": "0 0 1 1 *", "startTime": "2026-03-01T10:07:00Z"})
+    assert next_at(start, "2026-03-01T10:07:02+00:00") == "2026-03-01 10:07:00"
+    assert next_at(start, "2026-03-01T10:09:00+00:00") == "2027-01-01 00:00:00"
+    hourly = scheduler_timetable(tmp_path, {"customSchedule": "0 * * * *"})
+    assert next_at(hourly, "2026-03-01T11:00:03+00:00", last="2026-03-01T10:00:00+00:00") == "2026-03-01 11:00:00"
+    assert next_at(hourly, "2026-03-01T11:01:30+00:00", last="2026-03-01T10:00:00+00:00") == "2026-03-01 12:00:00"
+    every_10s = scheduler_timetable(tmp_path, {"customSchedule": "*/10 * * * * *"})
+    assert next_at(every_10s, "2026-03-01T11:00:45+00:00", last="2026-03-01T11:00:00+00:00") == "2026-03-01 11:00:40"
+
+
+def test_a_fixed_interval_does_not_move_ahead_at_every_parse(tmp_path: Path) -> None:
+    """Every 90 minutes with no startTime counts from midnight 1 January 1970 in the configured zone: a parse
+    every 30 s names the same next run (counting from the parse would push it ahead forever, and the DAG
+    would never run); with a startTime the count starts there."""
+    every_90 = scheduler_timetable(tmp_path, {"scheduleNumber": 90, "scheduleUnit": "MINUTES"})
+    parses = [f"2026-03-01T10:{m:02d}:{s:02d}+00:00" for m in range(0, 30) for s in (0, 30)]
+    assert {next_at(every_90, now) for now in parses} == {"2026-03-01 10:30:00"}
+    berlin = scheduler_timetable(tmp_path, {"scheduleNumber": 90, "scheduleUnit": "MINUTES"}, timezone="Europe/Berlin")
+    assert next_at(berlin, "2026-01-10T10:00:00+00:00") == "2026-01-10 11:00:00"  # 12:00 in Berlin
+    started = scheduler_timetable(
+        tmp_path, {"scheduleNumber": 90, "scheduleUnit": "MINUTES", "startTime": "2026-03-01T10:07:00Z"}
+    )
+    assert next_at(started, "2026-03-02T00:00:00+00:00", last="2026-03-01T10:07:00+00:00") == "2026-03-02 01:07:00"
+
+
 @pytest.mark.parametrize(
     ("now", "expected"),
     [
@@ -116,17 +155,24 @@ def test_a_start_time_keeps_its_wall_clock_across_dst(tmp_path: Path) -> None:
 @pytest.mark.airflow
 def test_the_scheduler_skips_a_passed_slot_and_runs_a_future_start_time(tmp_path: Path) -> None:
     """dag-processor and scheduler on a private SQLite home: the DAG whose daily slot passed two minutes
-    ago gets no run and its next run is tomorrow; the DAG whose startTime is ahead runs at that time."""
+    ago gets no run and its next run is tomorrow; the DAG whose startTime is ahead runs at that time; the
+    DAG that runs every 20 seconds gets its run on the 20-second mark.
+
+    The dag-processor parses the file every 2 s, and each parse recomputes every DAG's next run: the
+    startTime run and the interval's run must survive that. The startTime record is written once the
+    dag-processor runs and has parsed the first DAGs, so that its DAG appears well before its startTime
+    however long the start-up took (a startTime that has passed when the DAG first appears is, as in
+    Cronium, no run at all). The default pool has no slot, so that no task runs: the runs stay, the
+    interval DAG stops at its one active run (``max_active_runs`` 1), and no container is started."""
     home = tmp_path / "home"
     (home / "dags").mkdir(parents=True)
     records = tmp_path / "records"
     records.mkdir()
     now = datetime.now(UTC).replace(microsecond=0)
     passed = (now - timedelta(minutes=2)).replace(second=0)
-    start = now + timedelta(seconds=40)
     events = [
         {**BASE, "id": 1, "name": "passed slot", "customSchedule": f"{passed.minute} {passed.hour} * * *"},
-        {**BASE, "id": 2, "name": "future start", "customSchedule": "0 0 1 1 *", "startTime": start.isoformat()},
+        {**BASE, "id": 3, "name": "every 20 seconds", "customSchedule": "*/20 * * * * *"},
     ]
     (records / "events.json").write_text(json.dumps({"events": events}))
     (home / "dags" / "cronium_dags.py").write_text((REPO / "dags_templates" / "cronium_dags.py").read_text())
@@ -138,8 +184,10 @@ def test_the_scheduler_skips_a_passed_slot_and_runs_a_future_start_time(tmp_path
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "2",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__DEFAULT_POOL_TASK_SLOT_COUNT": "0",
         "CRONIUM_RECORDS_DIR": str(records),
     }
     subprocess.run([venv_bin("airflow"), "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
@@ -159,8 +207,16 @@ def test_the_scheduler_skips_a_passed_slot_and_runs_a_future_start_time(tmp_path
     try:
         for service in services:
             service.start()
-        wait_for(lambda: len(dag_rows()["dags"]) == 2, 120, "both DAGs parsed by the dag-processor")
-        wait_for(lambda: any(r[0] == "cronium_event_2" for r in dag_rows()["runs"]), 150, "the startTime run")
+        wait_for(lambda: "cronium_event_1" in dag_rows()["dags"], 120, "the first DAG parsed by the dag-processor")
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=30)
+        events.append(
+            {**BASE, "id": 2, "name": "future start", "customSchedule": "0 0 1 1 *", "startTime": start.isoformat()}
+        )
+        (records / "events.json").write_text(json.dumps({"events": events}))
+        wait_for(lambda: "cronium_event_2" in dag_rows()["dags"], 60, "the startTime DAG parsed by the dag-processor")
+        assert datetime.now(UTC) < start - timedelta(seconds=5), "the startTime DAG appeared too late to test it"
+        wait_for(lambda: any(r[0] == "cronium_event_2" for r in dag_rows()["runs"]), 120, "the startTime run")
+        wait_for(lambda: any(r[0] == "cronium_event_3" for r in dag_rows()["runs"]), 60, "the 20-second run")
         time.sleep(3)
         rows = dag_rows()
     finally:
@@ -169,5 +225,8 @@ def test_the_scheduler_skips_a_passed_slot_and_runs_a_future_start_time(tmp_path
     [(_, run_type, run_after)] = [r for r in rows["runs"] if r[0] == "cronium_event_2"]
     assert run_type == "scheduled"
     assert datetime.fromisoformat(str(run_after)).replace(tzinfo=UTC) == start
+    [(_, run_type, run_after)] = [r for r in rows["runs"] if r[0] == "cronium_event_3"]
+    assert run_type == "scheduled"
+    assert datetime.fromisoformat(str(run_after)).second in (0, 20, 40), run_after
     next_passed = datetime.fromisoformat(str(rows["dags"]["cronium_event_1"])).replace(tzinfo=UTC)
     assert next_passed == passed + timedelta(days=1)

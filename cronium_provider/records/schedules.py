@@ -155,7 +155,10 @@ def recurring_schedule(number: int, unit: TimeUnit) -> SchedulePlan:
     return SchedulePlan(
         kind="interval",
         interval_seconds=seconds,
-        note=f"every {number} {unit.value.lower()} from the first run; not aligned to the clock",
+        note=(
+            f"every {number} {unit.value.lower()} counted from startTime, or from midnight 1 January 1970 in "
+            "the configured time zone"
+        ),
     )
 
 
