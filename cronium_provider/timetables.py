@@ -11,8 +11,10 @@ in its server's local time.
 Airflow asks again for the next run each time the DAG processor parses the file (every
 ``min_file_process_interval``), not only when a run was made, with the time of that parse as now. A slot
 that passed a moment ago, or a ``start_time`` that just arrived, is therefore still the next run when it
-is at most :data:`LATE_SLOT_GRACE` late: otherwise a parse in the second between the slot and the
-scheduler making its run would drop the run. Only the latest such slot is run, never a backlog. Fixed
+is at most :data:`LATE_SLOT_GRACE` late (and a slot no more than half the time to the rule's next slot):
+otherwise a parse between the slot and the scheduler making its run would drop the run, and the scheduler
+makes at most ``max_dagruns_to_create_per_loop`` (10) runs per loop, so with many DAGs on the same slot
+the last ones are made tens of seconds late. Only the latest such slot is run, never a backlog. Fixed
 intervals count from ``start_time``, or from midnight of 1 January 1970 in ``timezone``, never from the
 time of a parse (which would move the next run ahead at every parse).
 """
@@ -28,8 +30,9 @@ from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction, T
 from croniter import croniter
 from pendulum import DateTime
 
-LATE_SLOT_GRACE = timedelta(seconds=60)
-"""How late a slot (or the start time) may be and still be run: longer than a busy scheduler's loop."""
+LATE_SLOT_GRACE = timedelta(minutes=5)
+"""How late a slot (or the start time) may be and still be run; a slot, also no later than half the time to
+the rule's next slot (so an every-minute rule is run at most 30 s late)."""
 
 
 class CroniumTimetable(Timetable):
@@ -110,13 +113,16 @@ class CroniumTimetable(Timetable):
         if last_automated_data_interval is not None and restriction.catchup:
             at = self.next_slot(last_automated_data_interval.end)
         else:
-            late = pendulum.instance(now).in_timezone("UTC") - LATE_SLOT_GRACE
+            moment = pendulum.instance(now).in_timezone("UTC")
+            late = moment - LATE_SLOT_GRACE
             if last_automated_data_interval is None and self._start is not None and self._start > late:
                 at = self._start
             else:
                 last = pendulum.instance(last_automated_data_interval.end) if last_automated_data_interval else late
                 at = self.next_slot(max(last, late))
-                while (following := self.next_slot(at)) <= now:  # a late slot runs only if it is the latest
+                while (following := self.next_slot(at)) <= moment:  # a late slot runs only if it is the latest
+                    at = following
+                if at < moment and moment - at > (following - at) / 2:
                     at = following
         if restriction.latest is not None and at > restriction.latest:
             return None

@@ -67,18 +67,15 @@ def test_a_future_start_time_is_the_first_run_then_the_schedule(tmp_path: Path) 
         "2026-03-01 10:30:00",
     ]
     # deployed after its startTime: the rule from now on, the startTime slot is gone
-    assert runs(timetable, "2026-03-01T11:01:00+00:00", 2) == ["2026-03-01 11:15:00", "2026-03-01 11:30:00"]
+    assert runs(timetable, "2026-03-01T11:09:00+00:00", 2) == ["2026-03-01 11:15:00", "2026-03-01 11:30:00"]
 
 
 def test_a_scheduler_that_was_down_does_not_catch_up(tmp_path: Path) -> None:
-    from airflow.timetables.base import DataInterval, TimeRestriction
-
+    """Every 5 minutes, last run 10:00, the scheduler back at 12:03: the next run is 12:05, none of the 24
+    slots it missed; back at 12:01 it runs 12:00 (a minute late, within half the rule's period), only that."""
     timetable = scheduler_timetable(tmp_path, {"scheduleNumber": 5, "scheduleUnit": "MINUTES"})
-    last = DataInterval.exact(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
-    info = timetable.next_run(
-        last, TimeRestriction(earliest=None, latest=None, catchup=False), datetime(2026, 3, 1, 12, 1, tzinfo=UTC)
-    )
-    assert info.run_after == datetime(2026, 3, 1, 12, 5, tzinfo=UTC)
+    assert next_at(timetable, "2026-03-01T12:03:00+00:00", last="2026-03-01T10:00:00+00:00") == "2026-03-01 12:05:00"
+    assert next_at(timetable, "2026-03-01T12:01:00+00:00", last="2026-03-01T10:00:00+00:00") == "2026-03-01 12:00:00"
 
 
 def next_at(timetable: Any, now: str, last: str | None = None) -> str:
@@ -92,17 +89,27 @@ def next_at(timetable: Any, now: str, last: str | None = None) -> str:
 
 def test_a_parse_just_after_a_slot_or_the_start_time_keeps_its_run(tmp_path: Path) -> None:
     """Airflow recomputes the next run at every parse of the DAG file, with the parse's time as now
-    (airflow/dag_processing/collection.py, ``DagModelOperation.update_dags``). A parse in the seconds between
-    a slot and the scheduler making its run still names that slot, as a parse just after the startTime names
-    the startTime; a slot more than a minute late is not run, and of several late slots only the latest."""
+    (airflow/dag_processing/collection.py, ``DagModelOperation.update_dags``), and makes at most
+    ``max_dagruns_to_create_per_loop`` runs per scheduler loop. A parse between a slot and the scheduler
+    making its run still names that slot, as a parse just after the startTime names the startTime, up to
+    5 minutes late (a slot: and up to half the time to the next one); later, the slot is not run, and of
+    several late slots only the latest is."""
     start = scheduler_timetable(tmp_path, {"customSchedule": "0 0 1 1 *", "startTime": "2026-03-01T10:07:00Z"})
     assert next_at(start, "2026-03-01T10:07:02+00:00") == "2026-03-01 10:07:00"
-    assert next_at(start, "2026-03-01T10:09:00+00:00") == "2027-01-01 00:00:00"
+    assert next_at(start, "2026-03-01T10:11:30+00:00") == "2026-03-01 10:07:00"
+    assert next_at(start, "2026-03-01T10:13:00+00:00") == "2027-01-01 00:00:00"
     hourly = scheduler_timetable(tmp_path, {"customSchedule": "0 * * * *"})
-    assert next_at(hourly, "2026-03-01T11:00:03+00:00", last="2026-03-01T10:00:00+00:00") == "2026-03-01 11:00:00"
-    assert next_at(hourly, "2026-03-01T11:01:30+00:00", last="2026-03-01T10:00:00+00:00") == "2026-03-01 12:00:00"
+    last_hour = "2026-03-01T10:00:00+00:00"
+    assert next_at(hourly, "2026-03-01T11:00:03+00:00", last=last_hour) == "2026-03-01 11:00:00"
+    assert next_at(hourly, "2026-03-01T11:04:30+00:00", last=last_hour) == "2026-03-01 11:00:00"
+    assert next_at(hourly, "2026-03-01T11:06:00+00:00", last=last_hour) == "2026-03-01 12:00:00"
+    every_minute = scheduler_timetable(tmp_path, {"customSchedule": "* * * * *"})
+    assert next_at(every_minute, "2026-03-01T11:00:25+00:00") == "2026-03-01 11:00:00"
+    assert next_at(every_minute, "2026-03-01T11:00:35+00:00") == "2026-03-01 11:01:00"
     every_10s = scheduler_timetable(tmp_path, {"customSchedule": "*/10 * * * * *"})
-    assert next_at(every_10s, "2026-03-01T11:00:45+00:00", last="2026-03-01T11:00:00+00:00") == "2026-03-01 11:00:40"
+    last_run = "2026-03-01T11:00:00+00:00"
+    assert next_at(every_10s, "2026-03-01T11:00:43+00:00", last=last_run) == "2026-03-01 11:00:40"
+    assert next_at(every_10s, "2026-03-01T11:00:47+00:00", last=last_run) == "2026-03-01 11:00:50"
 
 
 def test_a_fixed_interval_does_not_move_ahead_at_every_parse(tmp_path: Path) -> None:
@@ -154,22 +161,25 @@ def test_a_start_time_keeps_its_wall_clock_across_dst(tmp_path: Path) -> None:
 # -- a real scheduler ----------------------------------------------------------------------------------
 @pytest.mark.airflow
 def test_the_scheduler_skips_a_passed_slot_and_runs_a_future_start_time(tmp_path: Path) -> None:
-    """dag-processor and scheduler on a private SQLite home: the DAG whose daily slot passed two minutes
-    ago gets no run and its next run is tomorrow; the DAG whose startTime is ahead runs at that time; the
-    DAG that runs every 20 seconds gets its run on the 20-second mark.
+    """dag-processor and scheduler on a private SQLite home: the DAG whose daily slot passed ten minutes
+    ago gets no run and its next run is tomorrow; the DAG whose startTime is ahead runs at that time, and
+    so do the 20 DAGs whose daily slot is that same minute; the DAG that runs every 20 seconds gets its run
+    on the 20-second mark.
 
-    The dag-processor parses the file every 2 s, and each parse recomputes every DAG's next run: the
-    startTime run and the interval's run must survive that. The startTime record is written once the
-    dag-processor runs and has parsed the first DAGs, so that its DAG appears well before its startTime
-    however long the start-up took (a startTime that has passed when the DAG first appears is, as in
-    Cronium, no run at all). The default pool has no slot, so that no task runs: the runs stay, the
-    interval DAG stops at its one active run (``max_active_runs`` 1), and no container is started."""
+    The dag-processor parses the file every 2 s, and each parse recomputes every DAG's next run; the
+    scheduler makes one run per loop (``max_dagruns_to_create_per_loop`` 1: 21 DAGs due at once stand for
+    210 at the default 10), so the last ones are made seconds after their slot with parses in between:
+    every run must survive that. The records due at that minute are written once the dag-processor runs
+    and has parsed the first DAGs, so that they appear well before it however long the start-up took (a
+    startTime that has passed when the DAG first appears is, as in Cronium, no run at all). The default
+    pool has no slot, so that no task runs: the runs stay, the interval DAG stops at its one active run
+    (``max_active_runs`` 1), and no container is started."""
     home = tmp_path / "home"
     (home / "dags").mkdir(parents=True)
     records = tmp_path / "records"
     records.mkdir()
     now = datetime.now(UTC).replace(microsecond=0)
-    passed = (now - timedelta(minutes=2)).replace(second=0)
+    passed = (now - timedelta(minutes=10)).replace(second=0)
     events = [
         {**BASE, "id": 1, "name": "passed slot", "customSchedule": f"{passed.minute} {passed.hour} * * *"},
         {**BASE, "id": 3, "name": "every 20 seconds", "customSchedule": "*/20 * * * * *"},
@@ -186,6 +196,7 @@ def test_the_scheduler_skips_a_passed_slot_and_runs_a_future_start_time(tmp_path
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "2",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "AIRFLOW__SCHEDULER__MAX_DAGRUNS_TO_CREATE_PER_LOOP": "1",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__DEFAULT_POOL_TASK_SLOT_COUNT": "0",
         "CRONIUM_RECORDS_DIR": str(records),
@@ -208,23 +219,28 @@ def test_the_scheduler_skips_a_passed_slot_and_runs_a_future_start_time(tmp_path
         for service in services:
             service.start()
         wait_for(lambda: "cronium_event_1" in dag_rows()["dags"], 120, "the first DAG parsed by the dag-processor")
-        start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=30)
+        soon = datetime.now(UTC) + timedelta(seconds=89)
+        start = soon.replace(second=0, microsecond=0)  # the whole minute 30 to 90 s ahead
         events.append(
             {**BASE, "id": 2, "name": "future start", "customSchedule": "0 0 1 1 *", "startTime": start.isoformat()}
         )
+        daily = f"{start.minute} {start.hour} * * *"
+        events += [{**BASE, "id": i, "name": f"due {i}", "customSchedule": daily} for i in range(10, 30)]
+        due = {"cronium_event_2"} | {f"cronium_event_{i}" for i in range(10, 30)}
         (records / "events.json").write_text(json.dumps({"events": events}))
-        wait_for(lambda: "cronium_event_2" in dag_rows()["dags"], 60, "the startTime DAG parsed by the dag-processor")
-        assert datetime.now(UTC) < start - timedelta(seconds=5), "the startTime DAG appeared too late to test it"
-        wait_for(lambda: any(r[0] == "cronium_event_2" for r in dag_rows()["runs"]), 120, "the startTime run")
+        wait_for(lambda: due <= set(dag_rows()["dags"]), 60, "the due DAGs parsed")
+        assert datetime.now(UTC) < start - timedelta(seconds=5), "the due DAGs appeared too late to test them"
+        wait_for(lambda: due <= {r[0] for r in dag_rows()["runs"]}, 150, "the 21 runs due at once")
         wait_for(lambda: any(r[0] == "cronium_event_3" for r in dag_rows()["runs"]), 60, "the 20-second run")
         time.sleep(3)
         rows = dag_rows()
     finally:
         stop_all(services)
     assert [r for r in rows["runs"] if r[0] == "cronium_event_1"] == [], rows
-    [(_, run_type, run_after)] = [r for r in rows["runs"] if r[0] == "cronium_event_2"]
-    assert run_type == "scheduled"
-    assert datetime.fromisoformat(str(run_after)).replace(tzinfo=UTC) == start
+    for dag_id in sorted(due):
+        [(_, run_type, run_after)] = [r for r in rows["runs"] if r[0] == dag_id]
+        assert run_type == "scheduled"
+        assert datetime.fromisoformat(str(run_after)).replace(tzinfo=UTC) == start, (dag_id, run_after)
     [(_, run_type, run_after)] = [r for r in rows["runs"] if r[0] == "cronium_event_3"]
     assert run_type == "scheduled"
     assert datetime.fromisoformat(str(run_after)).second in (0, 20, 40), run_after
