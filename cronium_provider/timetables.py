@@ -21,6 +21,7 @@ time of a parse (which would move the next run ahead at every parse).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -89,14 +90,21 @@ class CroniumTimetable(Timetable):
     # -- scheduling ------------------------------------------------------------------------------------
     def next_slot(self, after: datetime) -> DateTime:
         """The first slot strictly after ``after`` (UTC)."""
+        return next(self.slots_after(after))
+
+    def slots_after(self, after: datetime) -> Iterator[DateTime]:
+        """The slots strictly after ``after``, in order (UTC)."""
         moment = pendulum.instance(after).in_timezone("UTC")
         if self.interval_seconds is not None:
             steps = int((moment - self._anchor).total_seconds() // self.interval_seconds) + 1
-            return self._anchor.add(seconds=steps * self.interval_seconds)
-        local = moment.in_timezone(self._zone).naive()
-        naive: datetime = croniter(self.cron, local).get_next(datetime)
-        # a wall-clock time in a DST gap moves forward, as node-schedule's does
-        return pendulum.instance(naive, tz=self._zone).in_timezone("UTC")
+            while True:
+                yield self._anchor.add(seconds=steps * self.interval_seconds)
+                steps += 1
+        rule = croniter(self.cron, moment.in_timezone(self._zone).naive())
+        while True:
+            naive: datetime = rule.get_next(datetime)
+            # a wall-clock time in a DST gap moves forward, as node-schedule's does
+            yield pendulum.instance(naive, tz=self._zone).in_timezone("UTC")
 
     def infer_manual_data_interval(self, *, run_after: DateTime) -> DataInterval:
         return DataInterval.exact(run_after)
@@ -119,11 +127,14 @@ class CroniumTimetable(Timetable):
                 at = self._start
             else:
                 last = pendulum.instance(last_automated_data_interval.end) if last_automated_data_interval else late
-                at = self.next_slot(max(last, late))
-                while (following := self.next_slot(at)) <= moment:  # a late slot runs only if it is the latest
-                    at = following
-                if at < moment and moment - at > (following - at) / 2:
-                    at = following
+                slots = self.slots_after(max(last, late))
+                at = next(slots)
+                if at <= moment:  # late: run only the latest late slot, and not later than half a period
+                    following = next(slots)
+                    while following <= moment:
+                        at, following = following, next(slots)
+                    if moment - at > (following - at) / 2:
+                        at = following
         if restriction.latest is not None and at > restriction.latest:
             return None
         return DagRunInfo.exact(at)
