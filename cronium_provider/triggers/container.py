@@ -21,6 +21,7 @@ given): stored encrypted with the trigger, as Airflow stores Variables, and neve
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import struct
 import time
@@ -34,6 +35,7 @@ from cronium_provider.runners.outcome import LineSplitter
 
 STOP_GRACE_SECONDS = 5  # SIGTERM, then SIGKILL this much later: as the normal mode and Cronium
 LOG_DRAIN_SECONDS = 10  # after the exit, how long the last log lines may take to arrive
+TAIL_CHECK_FRAMES = 64  # the log frames read again once the followed log ended (see _follow_log)
 # A container removed from outside is, most often, that of a try that is over (a later try or another
 # worker's cleanup removed it): Airflow then cancels this trigger within seconds. Only if it does not is the
 # task told, so that a stale trigger never reports on a try that is no longer its own.
@@ -223,31 +225,47 @@ class CroniumContainerTrigger(BaseTrigger):
 
         Docker's ``logs`` endpoint with ``follow`` (not ``attach``, which waits for ever on a container that
         already exited) in its multiplexed form, whose frames say which stream each chunk is from;
-        aiodocker's ``log()`` drops that, so the frames are read here through its request method.
+        aiodocker's ``log()`` drops that, so the frames are read here through its request method. The
+        followed log of Docker 20.10 often ends without the script's last chunk when that has no newline
+        (29 runs in 70 here): once it ends, the log's last :data:`TAIL_CHECK_FRAMES` frames are read again
+        and those not seen yet are written too.
         """
-        import aiohttp
-
         splitter = LineSplitter(self._log_line)
+        seen: collections.deque[bytes] = collections.deque(maxlen=TAIL_CHECK_FRAMES)
         try:
-            async with docker._query(
-                f"containers/{self.container_id}/logs",
-                params={"follow": "1", "stdout": "1", "stderr": "1"},
-                timeout=aiohttp.ClientTimeout(total=None, sock_read=None, sock_connect=30),
-            ) as response:
-                while True:
-                    try:
-                        header = await response.content.readexactly(_FRAME_HEADER.size)
-                    except asyncio.IncompleteReadError:
-                        break
-                    stream, length = _FRAME_HEADER.unpack(header)
-                    data = await response.content.readexactly(length) if length else b""
-                    splitter.feed(STREAMS.get(stream, "stdout"), data)
+            async for stream, data in self._frames(docker, follow=True):
+                seen.append(data)
+                splitter.feed(stream, _without_time(data))
+            tail = [frame async for frame in self._frames(docker, follow=False)]
+            for stream, data in _unseen(tail, list(seen)):
+                splitter.feed(stream, _without_time(data))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the daemon went away: the wait says so
             self.log.warning("Following the script's log stopped: %s", exc)
         finally:
             splitter.close()
+
+    async def _frames(self, docker: Any, *, follow: bool) -> AsyncIterator[tuple[str, bytes]]:
+        """The log's frames, each ``(stream, b"<time> <chunk>")``: followed from the start, or the last
+        :data:`TAIL_CHECK_FRAMES` as they are now."""
+        import aiohttp
+
+        params = {"stdout": "1", "stderr": "1", "timestamps": "1"}
+        params.update({"follow": "1"} if follow else {"tail": str(TAIL_CHECK_FRAMES)})
+        async with docker._query(
+            f"containers/{self.container_id}/logs",
+            params=params,
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=None, sock_connect=30),
+        ) as response:
+            while True:
+                try:
+                    header = await response.content.readexactly(_FRAME_HEADER.size)
+                except asyncio.IncompleteReadError:
+                    return
+                stream, length = _FRAME_HEADER.unpack(header)
+                data = await response.content.readexactly(length) if length else b""
+                yield STREAMS.get(stream, "stdout"), data
 
     def _log_line(self, stream: str, line: str) -> None:
         self.log.info("[%s] %s", stream, line)
@@ -309,6 +327,24 @@ class CroniumContainerTrigger(BaseTrigger):
         if self._exited or self._removed or self.deadline is None or time.time() < self.deadline:
             return
         await self._stop_and_remove_shielded()
+
+
+def _unseen(tail: list[tuple[str, bytes]], seen: list[bytes]) -> list[tuple[str, bytes]]:
+    """The frames of the log's tail that following the log did not give. What was followed is the start of
+    the log and the tail its end, so the tail's first frames are the last ones seen: the fewest frames
+    missing for which that holds. Frames carry Docker's nanosecond times, so equal frames are the same."""
+    frames = [data for _, data in tail]
+    for missing in range(len(frames) + 1):
+        kept = len(frames) - missing
+        if kept <= len(seen) and frames[:kept] == seen[len(seen) - kept :]:
+            return tail[kept:]
+    return tail
+
+
+def _without_time(data: bytes) -> bytes:
+    """A log frame's chunk, without the time Docker puts before it (``2026-11-28T15:35:01.673373123Z ``)."""
+    stamp, space, rest = data.partition(b" ")
+    return rest if space and stamp.endswith(b"Z") and b"T" in stamp else data
 
 
 def _seconds(value: float | None) -> str:
