@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import pendulum
@@ -55,7 +56,6 @@ class CroniumTimetable(Timetable):
         self.start_time = start_time
         self._zone = pendulum.timezone(timezone)
         self._start = pendulum.parse(start_time).in_timezone("UTC") if start_time else None  # type: ignore[union-attr]
-        self._anchor = self._start or pendulum.datetime(1970, 1, 1, tz=self._zone).in_timezone("UTC")
 
     # -- what the UI shows and what the scheduler stores ----------------------------------------------
     @property
@@ -91,6 +91,11 @@ class CroniumTimetable(Timetable):
     def next_slot(self, after: datetime) -> DateTime:
         """The first slot strictly after ``after`` (UTC)."""
         return next(self.slots_after(after))
+
+    @cached_property
+    def _anchor(self) -> DateTime:
+        """Where fixed intervals count from (worked out on first use, not at each DAG's parse)."""
+        return self._start or pendulum.datetime(1970, 1, 1, tz=self._zone).in_timezone("UTC")
 
     def slots_after(self, after: datetime) -> Iterator[DateTime]:
         """The slots strictly after ``after``, in order (UTC)."""
