@@ -334,11 +334,8 @@ def _unseen(tail: list[tuple[str, bytes]], seen: list[bytes]) -> list[tuple[str,
     the log and the tail its end, so the tail's first frames are the last ones seen: the fewest frames
     missing for which that holds. Frames carry Docker's nanosecond times, so equal frames are the same."""
     frames = [data for _, data in tail]
-    for missing in range(len(frames) + 1):
-        kept = len(frames) - missing
-        if kept <= len(seen) and frames[:kept] == seen[len(seen) - kept :]:
-            return tail[kept:]
-    return tail
+    overlaps = (kept for kept in range(min(len(frames), len(seen)), 0, -1) if frames[:kept] == seen[-kept:])
+    return tail[next(overlaps, 0) :]
 
 
 def _without_time(data: bytes) -> bytes:
