@@ -87,29 +87,36 @@ def next_at(timetable: Any, now: str, last: str | None = None) -> str:
     return str(info.run_after.in_timezone("UTC").strftime("%Y-%m-%d %H:%M:%S"))
 
 
-def test_a_parse_just_after_a_slot_or_the_start_time_keeps_its_run(tmp_path: Path) -> None:
+START_0107 = {"customSchedule": "0 0 1 1 *", "startTime": "2026-03-01T10:07:00Z"}
+HOURLY, EVERY_MINUTE, EVERY_10S = ({"customSchedule": c} for c in ("0 * * * *", "* * * * *", "*/10 * * * * *"))
+LAST_HOUR, LAST_RUN = "2026-03-01T10:00:00+00:00", "2026-03-01T11:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("fields", "now", "last", "expected"),
+    [
+        (START_0107, "2026-03-01T10:07:02+00:00", None, "2026-03-01 10:07:00"),
+        (START_0107, "2026-03-01T10:11:30+00:00", None, "2026-03-01 10:07:00"),
+        (START_0107, "2026-03-01T10:13:00+00:00", None, "2027-01-01 00:00:00"),
+        (HOURLY, "2026-03-01T11:00:03+00:00", LAST_HOUR, "2026-03-01 11:00:00"),
+        (HOURLY, "2026-03-01T11:04:30+00:00", LAST_HOUR, "2026-03-01 11:00:00"),
+        (HOURLY, "2026-03-01T11:06:00+00:00", LAST_HOUR, "2026-03-01 12:00:00"),
+        (EVERY_MINUTE, "2026-03-01T11:00:25+00:00", None, "2026-03-01 11:00:00"),
+        (EVERY_MINUTE, "2026-03-01T11:00:35+00:00", None, "2026-03-01 11:01:00"),
+        (EVERY_10S, "2026-03-01T11:00:43+00:00", LAST_RUN, "2026-03-01 11:00:40"),
+        (EVERY_10S, "2026-03-01T11:00:47+00:00", LAST_RUN, "2026-03-01 11:00:50"),
+    ],
+)
+def test_a_parse_just_after_a_slot_or_the_start_time_keeps_its_run(
+    tmp_path: Path, fields: dict[str, Any], now: str, last: str | None, expected: str
+) -> None:
     """Airflow recomputes the next run at every parse of the DAG file, with the parse's time as now
     (airflow/dag_processing/collection.py, ``DagModelOperation.update_dags``), and makes at most
     ``max_dagruns_to_create_per_loop`` runs per scheduler loop. A parse between a slot and the scheduler
     making its run still names that slot, as a parse just after the startTime names the startTime, up to
     5 minutes late (a slot: and up to half the time to the next one); later, the slot is not run, and of
     several late slots only the latest is."""
-    start = scheduler_timetable(tmp_path, {"customSchedule": "0 0 1 1 *", "startTime": "2026-03-01T10:07:00Z"})
-    assert next_at(start, "2026-03-01T10:07:02+00:00") == "2026-03-01 10:07:00"
-    assert next_at(start, "2026-03-01T10:11:30+00:00") == "2026-03-01 10:07:00"
-    assert next_at(start, "2026-03-01T10:13:00+00:00") == "2027-01-01 00:00:00"
-    hourly = scheduler_timetable(tmp_path, {"customSchedule": "0 * * * *"})
-    last_hour = "2026-03-01T10:00:00+00:00"
-    assert next_at(hourly, "2026-03-01T11:00:03+00:00", last=last_hour) == "2026-03-01 11:00:00"
-    assert next_at(hourly, "2026-03-01T11:04:30+00:00", last=last_hour) == "2026-03-01 11:00:00"
-    assert next_at(hourly, "2026-03-01T11:06:00+00:00", last=last_hour) == "2026-03-01 12:00:00"
-    every_minute = scheduler_timetable(tmp_path, {"customSchedule": "* * * * *"})
-    assert next_at(every_minute, "2026-03-01T11:00:25+00:00") == "2026-03-01 11:00:00"
-    assert next_at(every_minute, "2026-03-01T11:00:35+00:00") == "2026-03-01 11:01:00"
-    every_10s = scheduler_timetable(tmp_path, {"customSchedule": "*/10 * * * * *"})
-    last_run = "2026-03-01T11:00:00+00:00"
-    assert next_at(every_10s, "2026-03-01T11:00:43+00:00", last=last_run) == "2026-03-01 11:00:40"
-    assert next_at(every_10s, "2026-03-01T11:00:47+00:00", last=last_run) == "2026-03-01 11:00:50"
+    assert next_at(scheduler_timetable(tmp_path, fields), now, last=last) == expected
 
 
 def test_a_fixed_interval_does_not_move_ahead_at_every_parse(tmp_path: Path) -> None:
