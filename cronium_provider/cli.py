@@ -126,9 +126,12 @@ def cmd_servers_sync(args: argparse.Namespace, out: TextIO) -> int:
     if not records.servers:
         out.write("no valid server records found\n")
         return 1
-    for line in sync_servers(records, creds, pool_slots=args.pool_size):
+    lines, refused = sync_servers(records, creds, pool_slots=args.pool_size)
+    for line in lines:
         out.write(line + "\n")
-    return 0 if records.ok else 1
+    for error in refused:
+        out.write(f"error: {error}\n")
+    return 0 if records.ok and not refused else 1
 
 
 def cmd_sync(args: argparse.Namespace, out: TextIO) -> int:

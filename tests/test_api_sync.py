@@ -1106,3 +1106,100 @@ def test_sync_moves_env_values_out_of_the_variables_scripts_read(cronium, tmp_pa
     assert variable("cronium.env.1.API_KEY") == API_KEY
     assert "deleted Variable cronium_env_1_API_KEY" in proc.stdout
     assert_no_secret(proc.stdout + proc.stderr)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# what the API may name: only cronium_server_<id>
+
+
+@pytest.fixture
+def other_connections(airflow_db) -> Iterator[dict[str, tuple[Any, ...]]]:
+    """Connections the provider must never touch from what a Cronium sends: Airflow's mail connection,
+    the Cronium API's own, a tool's credential and an operator's own SSH connection."""
+    from airflow.models import Connection
+    from airflow.utils.session import create_session
+
+    made = {
+        "smtp_default": dict(conn_type="smtp", host="mail.internal", port=587, login="mailer", password="smtp-pw-1"),
+        "cronium_default": dict(conn_type="cronium", host="http://127.0.0.1:9", password="api-token-2"),
+        "cronium_tool_3": dict(conn_type="http", host="hooks.internal", password="tool-token-3"),
+        "ops_ssh": dict(conn_type="ssh", host="10.9.9.9", port=22, login="ops", password="ops-pw-4"),
+    }
+    ids = [*made, "cronium_server_5"]
+    with create_session() as session:
+        session.query(Connection).filter(Connection.conn_id.in_(ids)).delete(synchronize_session=False)
+        for conn_id, fields in made.items():
+            session.add(Connection(conn_id=conn_id, **fields))
+    yield {conn_id: _conn_state(conn_id) for conn_id in made}
+    with create_session() as session:
+        session.query(Connection).filter(Connection.conn_id.in_(ids)).delete(synchronize_session=False)
+
+
+def _conn_state(conn_id: str) -> tuple[Any, ...] | None:
+    from airflow.models import Connection
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        conn = session.query(Connection).filter(Connection.conn_id == conn_id).one_or_none()
+        if conn is None:
+            return None
+        return (conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.extra, conn.description)
+
+
+@pytest.mark.parametrize("target", ["smtp_default", "cronium_default", "cronium_tool_3", "ops_ssh"])
+def test_a_connection_id_sent_by_cronium_is_ignored(cronium, tmp_path, other_connections, target) -> None:
+    """A Cronium server that names a connection in its server payload (``connectionId``) cannot make the
+    sync overwrite it: what the API sends only ever creates or updates ``cronium_server_<id>``."""
+    routes = cronium_payloads()
+    hostile = {**SERVER_5, "connectionId": target}
+    routes["/api/events/3"]["server"] = dict(hostile)
+    routes["/api/events/3"]["servers"] = [dict(hostile)]
+    FakeCronium.routes = routes
+    records = tmp_path / "records"
+    proc = run_sync(cronium, records)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+
+    assert {conn_id: _conn_state(conn_id) for conn_id in other_connections} == other_connections
+    server_conn = _conn_state("cronium_server_5")
+    assert server_conn is not None and server_conn[:4] == ("ssh", "127.0.0.1", 2222, "deploy")
+    assert target not in output
+    # nor does the record file carry it to the DAGs: their remote tasks use cronium_server_5
+    text = (records / "cronium-api" / "records.json").read_text()
+    assert "connectionId" not in text and target not in text
+    from cronium_provider.factory import build_dags
+
+    run = build_dags(records)["cronium_event_3"].get_task("run")
+    assert [s["conn_id"] for s in run.servers] == ["cronium_server_5"]
+
+
+def test_servers_sync_never_overwrites_a_connection_of_another_type(tmp_path, other_connections) -> None:
+    """A hand-written server record may name its SSH connection (``connectionId``); one naming a connection
+    of another type is refused, naming the file, the record and the field, and the other servers sync."""
+    records = tmp_path / "records"
+    records.mkdir()
+    servers = [
+        {"id": 71, "name": "mail-box", "address": "127.0.0.1", "port": 2201, "connectionId": "smtp_default"},
+        {"id": 72, "name": "api-box", "address": "127.0.0.1", "port": 2202, "connectionId": "cronium_default"},
+        {"id": 73, "name": "ops-box", "address": "127.0.0.1", "port": 2203, "connectionId": "ops_ssh"},
+    ]
+    (records / "servers.json").write_text(json.dumps({"servers": servers}))
+    proc = subprocess.run(
+        [venv_bin("cronium-airflow"), "servers", "sync", str(records)],
+        env=airflow_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output
+    path = records / "servers.json"
+    assert f"{path}: server 71: field connectionId: the Airflow connection smtp_default is" in output
+    assert f"{path}: server 72: field connectionId: the Airflow connection cronium_default is" in output
+    assert "not an SSH connection" in output
+    for conn_id in ("smtp_default", "cronium_default", "cronium_tool_3"):
+        assert _conn_state(conn_id) == other_connections[conn_id]
+    # the operator's own SSH connection is the one a person named: it is updated, as before
+    ops = _conn_state("ops_ssh")
+    assert ops is not None and ops[:4] == ("ssh", "127.0.0.1", 2203, "root")
+    assert "connection ops_ssh updated" in output

@@ -151,9 +151,13 @@ def run_sync(
             say(f"set Variable {name}")
         for name in moved:
             say(f"deleted Variable {name}: env var values now live outside the cronium_ variables scripts read")
-        server_lines = store_servers(prepared.servers_with_credentials, known_hosts) if records.servers else []
+        server_lines, server_errors = (
+            store_servers(prepared.servers_with_credentials, known_hosts) if records.servers else ([], [])
+        )
         for line in server_lines:
             say(line)
+        for error in server_errors:
+            say(f"error: {error}")
         dropped = _previous_workflows(target) if snapshot.workflows_missing else 0
         changed = write_atomically(target, text)
     except Exception as exc:
@@ -179,9 +183,9 @@ def run_sync(
     say(
         f"synced: {counts}; {_count(len(records.errors), 'problem')} (records left out); "
         f"{_count(len(prepared.env_values), 'Variable')} set; "
-        f"{_count(len(prepared.servers_with_credentials.servers), 'SSH connection')} updated"
+        f"{_count(len(prepared.servers_with_credentials.servers) - len(server_errors), 'SSH connection')} updated"
     )
-    return EXIT_OK if records.ok else EXIT_PARTIAL
+    return EXIT_OK if records.ok and not server_errors else EXIT_PARTIAL
 
 
 def _describe(exc: BaseException, secrets: Iterable[str] = ()) -> str:

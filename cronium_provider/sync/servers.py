@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cronium_provider.naming import server_conn_id, server_pool
+from cronium_provider.records.errors import RecordError
 from cronium_provider.records.models import Server
 from cronium_provider.records.validation import RecordSet
 
@@ -77,19 +78,37 @@ def connection_fields(server: Server, creds: ServerCredentials, source: str) -> 
     return fields, notes
 
 
-def sync_servers(records: RecordSet, creds: ServerCredentials, pool_slots: int = DEFAULT_POOL_SLOTS) -> list[str]:
-    """Create or update a connection and a pool per server; returns one report line per action."""
+def sync_servers(
+    records: RecordSet, creds: ServerCredentials, pool_slots: int = DEFAULT_POOL_SLOTS
+) -> tuple[list[str], list[RecordError]]:
+    """Create or update an SSH connection and a pool per server; returns one report line per action, and
+    the servers refused: a connection of another type (``smtp``, ``cronium``, a tool's) is never changed."""
     from airflow.models import Connection
     from airflow.models.pool import Pool
     from airflow.utils.session import create_session
 
     lines: list[str] = []
+    errors: list[RecordError] = []
+    synced: list[Server] = []
     with create_session() as session:
         for server_id in sorted(records.servers):
             server = records.servers[server_id]
-            fields, notes = connection_fields(server, creds, records.origin("server", server_id))
+            source = records.origin("server", server_id)
             conn_id = server_conn_id(server.id, server.connection_id)
             existing = session.query(Connection).filter(Connection.conn_id == conn_id).one_or_none()
+            if existing is not None and existing.conn_type != "ssh":
+                errors.append(
+                    RecordError(
+                        source,
+                        f"the Airflow connection {conn_id} is a {existing.conn_type!r} connection, not an SSH "
+                        "connection: left unchanged, and this server is not synced",
+                        "server",
+                        server_id,
+                        "connectionId" if server.connection_id else None,
+                    )
+                )
+                continue
+            fields, notes = connection_fields(server, creds, source)
             if existing is None:
                 session.add(Connection(conn_id=conn_id, **fields))  # type: ignore[arg-type]
                 verb = "created"
@@ -97,11 +116,11 @@ def sync_servers(records: RecordSet, creds: ServerCredentials, pool_slots: int =
                 for name, value in fields.items():
                     setattr(existing, name, value)
                 verb = "updated"
+            synced.append(server)
             lines.append(f"server {server_id} ({server.name}): connection {conn_id} {verb}")
             lines.extend(f"server {server_id}: note: {note}" for note in notes)
         session.commit()
-    for server_id in sorted(records.servers):
-        server = records.servers[server_id]
+    for server in synced:
         pool = server_pool(server.id)
         Pool.create_or_update_pool(
             name=pool,
@@ -109,8 +128,8 @@ def sync_servers(records: RecordSet, creds: ServerCredentials, pool_slots: int =
             description=f"At most {pool_slots} Cronium runs at once on {server.name}",
             include_deferred=False,
         )
-        lines.append(f"server {server_id}: pool {pool} with {pool_slots} slot(s)")
-    return lines
+        lines.append(f"server {server.id}: pool {pool} with {pool_slots} slot(s)")
+    return lines, errors
 
 
 def parse_id_paths(items: Iterable[str], option: str) -> dict[int, Path]:

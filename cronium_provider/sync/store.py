@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cronium_provider.naming import server_conn_id
+from cronium_provider.records.errors import RecordError
 from cronium_provider.records.validation import RecordSet
 from cronium_provider.sync.servers import ServerCredentials, sync_servers
 
@@ -59,15 +60,18 @@ def store_env_values(values: dict[str, str], legacy_keys: Iterable[str] = ()) ->
     return deleted
 
 
-def store_servers(servers: RecordSet, known_hosts: Path | None) -> list[str]:
-    """SSH connections and pools for the servers; the credentials go there and nowhere else."""
+def store_servers(servers: RecordSet, known_hosts: Path | None) -> tuple[list[str], list[RecordError]]:
+    """SSH connections and pools for the servers; the credentials go there and nowhere else. Returns the
+    report lines and the servers refused (their connection id names a connection of another type)."""
     creds = ServerCredentials(key_files={}, password_files={}, known_hosts=known_hosts)
     lines: list[str] = []
-    for line in sync_servers(servers, creds):
+    synced, errors = sync_servers(servers, creds)
+    for line in synced:
         # the generic "remove it from that record" advice does not apply: the API is the source
         if "came from the Cronium API" in line:
             continue
         lines.append(line)
+    refused = {error.record_id for error in errors}
     for server_id in sorted(servers.servers):
         server = servers.servers[server_id]
         stored = [
@@ -75,9 +79,9 @@ def store_servers(servers: RecordSet, known_hosts: Path | None) -> list[str]:
             for name, secret in (("SSH key", server.ssh_key), ("password", server.password))
             if secret is not None and secret.get_secret_value().strip()
         ]
-        if stored:
+        if stored and server_id not in refused:
             lines.append(
                 f"server {server_id}: {' and '.join(stored)} stored in connection "
                 f"{server_conn_id(server.id, server.connection_id)} (never written to a record file)"
             )
-    return lines
+    return lines, errors

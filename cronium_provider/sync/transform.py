@@ -16,8 +16,10 @@ from cronium_provider.records.models import Server
 from cronium_provider.records.source import RawRecord, records_in_document
 from cronium_provider.records.validation import RecordSet, validate_records
 
-# Server fields written to the record file: everything else (sshKey, password, any future secret) stays out.
-SERVER_FILE_FIELDS = ("id", "userId", "name", "address", "port", "username", "shared", "connectionId")
+# Server fields written to the record file: everything else (sshKey, password, any future secret) stays out,
+# and so does ``connectionId``: which Airflow connection a server uses is for a person to name in a record
+# file, never for the Cronium API (a server naming ``smtp_default`` would otherwise overwrite it).
+SERVER_FILE_FIELDS = ("id", "userId", "name", "address", "port", "username", "shared")
 # Event fields that hold secrets or duplicate the server list; replaced or dropped before writing.
 EVENT_DROPPED_FIELDS = ("server", "eventServers")
 WORKFLOW_DROPPED_FIELDS = ("webhookKey",)
