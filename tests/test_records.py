@@ -320,3 +320,30 @@ def test_cronium_default_template_action_ids_are_aliases() -> None:
         cfg = {"toolType": tool, "actionId": "send-message", "toolId": 3, "parameters": {"text": "hi"}}
         event = Event.model_validate({"id": 1, "name": "t", "type": "TOOL_ACTION", "toolActionConfig": cfg})
         assert event.tool_action_config is not None and event.tool_action_config.action_id == canonical
+
+
+@pytest.mark.parametrize("key", ["X; touch /tmp/cronium-env-pwned", "MY-KEY", "A.B", "1ST", "PATH=x", "ÄPFEL"])
+def test_env_var_names_must_be_shell_identifiers(tmp_path: Path, key: str) -> None:
+    """An env var name becomes a shell variable (``export NAME=...`` in the SSH run's ``.env``), so a record
+    may only name one a shell accepts: ``[A-Za-z_][A-Za-z0-9_]*``. Cronium itself only requires a non-empty
+    key of at most 255 characters (apps/cronium-app/src/shared/schemas/events.ts:22-25, ``envVarSchema``;
+    apps/cronium-app/src/shared/schema.ts:223, ``varchar("key", { length: 255 })``, at aef566a); every key
+    in the corpus and the example records is an identifier."""
+    env = [{"key": "REGION", "value": "eu"}, {"key": "_DEBUG", "value": "1"}, {"key": key, "value": "x"}]
+    path = write(tmp_path, "a.json", bash_event(1, envVars=env))
+    write(tmp_path, "b.json", bash_event(2, envVars=[{"key": "API_KEY_2", "value": "x"}]))
+    records = load_records([tmp_path])
+    assert sorted(records.events) == [2]
+    [error] = records.errors
+    assert (error.path, error.record_id, error.field) == (str(path), 1, "envVars[2].key")
+    assert "shell" in str(error)
+
+
+def test_the_ssh_env_file_refuses_a_name_that_is_not_a_shell_identifier() -> None:
+    """The SSH run's ``.env`` is sourced by the remote shell: a name is never written unchecked."""
+    from cronium_provider.runners.ssh import _env_file
+
+    assert _env_file({"REGION": "eu west", "_X1": "a'b"}) == b"export REGION='eu west'\nexport _X1='a'\"'\"'b'\n"
+    for bad in ("X; touch /tmp/cronium-env-pwned", "A B", "1ST", ""):
+        with pytest.raises(ValueError, match="not a shell variable name"):
+            _env_file({"OK": "1", bad: "x"})

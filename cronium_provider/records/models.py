@@ -158,6 +158,16 @@ class SecretKeyValue(CroniumModel):
     key: str = Field(min_length=1)
     value: SecretStr = SecretStr("")
 
+    @field_validator("key")
+    @classmethod
+    def _shell_name(cls, key: str) -> str:
+        # the name becomes a shell variable (``export KEY=...`` in an SSH run's .env): [A-Za-z_][A-Za-z0-9_]*
+        if not (key.isascii() and key.isidentifier()):
+            raise ValueError(
+                f"{key!r} is not a shell variable name: letters A-Z, a-z, digits and _ only, not starting with a digit"
+            )
+        return key
+
     @field_validator("value", mode="before")
     @classmethod
     def _scalar_to_text(cls, value: Any) -> Any:

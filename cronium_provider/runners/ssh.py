@@ -74,6 +74,10 @@ def _run(client: Any, command: str, timeout: float = 30) -> tuple[int, str, str]
 
 
 def _env_file(env: Mapping[str, str]) -> bytes:
+    """The run's ``.env``, sourced by the remote shell: every name is checked, every value quoted."""
+    for key in env:
+        if not (key.isascii() and key.isidentifier()):  # [A-Za-z_][A-Za-z0-9_]*, as record validation requires
+            raise ValueError(f"env var {key!r} is not a shell variable name: not written to the run's .env")
     return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()).encode("utf-8")
 
 
