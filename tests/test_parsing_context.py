@@ -415,3 +415,43 @@ def test_a_task_runs_from_a_one_dag_parse(
     assert result.state == "success", result.log_text()[-3000:]
     assert result.xcom("run") == {"pong": True}
     assert http_server.requests and http_server.requests[-1].path == "/ping"
+
+
+def yaml_alias_bomb(levels: int) -> str:
+    """A valid event record whose ignored field ``x`` expands to 9**levels strings through YAML aliases."""
+    lines = [f"kind: event\nid: {B + 50}\nname: bomb\ntype: BASH\nstatus: ACTIVE\ncontent: 'true'"]
+    lines += ["x:", '  l0: &l0 ["xxxxxxxx"]']
+    lines += [f"  l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]" for n in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_by_name_and_hides_no_good_dag(tmp_path: Path) -> None:
+    """As the DAG processor does (a DagBag in a fresh process): a YAML file of a few hundred bytes whose
+    aliases expand to millions of values is reported by name, the good record beside it still builds its
+    DAG, and the parse index written for the folder stays small."""
+    folder = tmp_path / "records"
+    folder.mkdir()
+    bomb = folder / "bomb.yaml"
+    bomb.write_text(yaml_alias_bomb(6))
+    assert len(bomb.read_bytes()) < 600
+    (folder / "good.yaml").write_text(json.dumps(event(51, name="good")))
+    time.sleep(2.1)  # older than the racy window: this parse writes the index
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "cronium_dags.py").write_text(TEMPLATE.read_text())
+    code = (
+        "import json; from airflow.dag_processing.dagbag import DagBag; "
+        f"bag = DagBag(dag_folder={str(dags)!r}); "
+        "print('RESULT ' + json.dumps({'dags': sorted(bag.dags), 'errors': bag.import_errors}))"
+    )
+    env = dict(os.environ, CRONIUM_RECORDS_DIR=str(folder), CRONIUM_INDEX_DIR=str(tmp_path / "index"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    output = proc.stdout + proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert len(lines) == 1, output[-3000:]
+    result = json.loads(lines[0][len("RESULT ") :])
+    assert result["dags"] == [ev(51)] and result["errors"] == {}
+    assert f"{bomb}: " in output and "aliases" in output, output[-3000:]
+    written = list((tmp_path / "index").glob("records-*.sqlite"))
+    assert written, output[-3000:]
+    assert sum(path.stat().st_size for path in written) < 200_000

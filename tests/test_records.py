@@ -347,3 +347,21 @@ def test_the_ssh_env_file_refuses_a_name_that_is_not_a_shell_identifier() -> Non
     for bad in ("X; touch /tmp/cronium-env-pwned", "A B", "1ST", ""):
         with pytest.raises(ValueError, match="not a shell variable name"):
             _env_file({"OK": "1", bad: "x"})
+
+
+def test_yaml_aliases_are_bounded_but_honest_anchors_load(tmp_path: Path) -> None:
+    """Anchors shared by many records (a ``<<: *defaults`` merge, a shared env list) load as before; a value
+    that contains its own alias is refused by name, and the other files still load."""
+    lines = [
+        "defaults: &defaults {type: BASH, status: ACTIVE, content: 'true', timeoutValue: 30, timeoutUnit: SECONDS}",
+        "env: &env [{key: REGION, value: eu}, {key: TIER, value: gold}]",
+        "events:",
+    ]
+    lines += [f"  - {{<<: *defaults, id: {i}, name: e{i}, envVars: *env}}" for i in range(1, 2001)]
+    write(tmp_path, "many.yaml", "\n".join(lines) + "\n")
+    loop = write(tmp_path, "loop.yaml", "kind: event\nid: 9001\nname: loop\ntype: BASH\nx: &a [1, *a]\n")
+    records = load_records([tmp_path])
+    assert sorted(records.events) == list(range(1, 2001))
+    assert [v.key for v in records.events[2000].env_vars] == ["REGION", "TIER"]
+    [error] = records.errors
+    assert error.path == str(loop) and "repeats a value inside itself" in error.message

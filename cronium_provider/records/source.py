@@ -7,7 +7,8 @@ it: one bare event or workflow object, or a bare array of them (tRPC ``events.do
 ``workflows.download``, apps/cronium-app/src/server/api/routers/events.ts:816-848 and workflows.ts:640-679;
 ``GET /api/events`` and ``GET /api/events/{id}``). The event a workflow node carries nested
 (``nodes[].event``, server/storage/modules/workflows.ts:38-67) is read as an event record as well.
-YAML is read with a safe loader. A file that cannot be read is reported and the others still load.
+YAML is read with a safe loader, its aliases bounded (:data:`MAX_ALIAS_VALUES`). A file that cannot be
+read is reported and the others still load.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ BUNDLE_KEYS = {"events": "event", "workflows": "workflow", "servers": "server"}
 KINDS = ("event", "workflow", "server")
 # keys only a workflow row or a workflow with relations has (schema.ts:828-863, storage/modules/workflows.ts:31-114)
 WORKFLOW_KEYS = frozenset({"nodes", "connections", "edges", "webhookKey", "overrideEventServers", "overrideServerIds"})
+
+# A YAML alias (``*name``) repeats a value without repeating its text: a few hundred bytes of nested aliases
+# can stand for millions of values, which validation, the parse index and every DAG parse would then carry.
+# A file whose aliases would add more values than this is refused; shared env vars or a ``<<: *defaults``
+# merge in a few thousand records stay far below it.
+MAX_ALIAS_VALUES = 100_000
 
 try:  # libyaml's loader is much faster and just as safe
     _SafeLoader: Any = yaml.CSafeLoader
@@ -71,12 +78,58 @@ def iter_record_files(paths: Iterable[str | Path]) -> Iterator[Path]:
                 yield path
 
 
+class AliasExpansionError(ValueError):
+    """A YAML file whose aliases would repeat too many values, or a value inside itself."""
+
+
 def parse_file(path: Path) -> Any:
-    """The parsed document of one file (JSON, or YAML through the safe loader)."""
+    """The parsed document of one file (JSON, or YAML through the safe loader, its aliases bounded)."""
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".json":
         return json.loads(text)
-    return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - the loader is a SafeLoader
+    loader = _SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_aliases(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_aliases(root: yaml.Node) -> None:
+    """Count the values the document has once its aliases are expanded, without expanding them: each node's
+    expanded size is worked out once (a node an alias repeats is the same object), depth first."""
+    sizes: dict[int, int] = {}  # id(node) -> values it stands for, aliases expanded
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        children = _children(node)
+        if children_done:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+        elif id(node) in open_nodes:
+            raise AliasExpansionError("refused: a YAML alias (*name) repeats a value inside itself, without end")
+        elif id(node) not in sizes:
+            open_nodes.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+    added = sizes[id(root)] - len(sizes)
+    if added > MAX_ALIAS_VALUES:
+        raise AliasExpansionError(
+            f"refused: its YAML aliases (*name) would repeat {added:,} values, more than the {MAX_ALIAS_VALUES:,} "
+            "a record file may; write the values out"
+        )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def _describe(exc: Exception) -> str:
@@ -87,6 +140,8 @@ def _describe(exc: Exception) -> str:
         return f"not valid YAML: {exc.problem} at line {mark.line + 1} column {mark.column + 1}"
     if isinstance(exc, yaml.YAMLError):
         return f"not valid YAML: {exc}"
+    if isinstance(exc, AliasExpansionError):
+        return str(exc)
     if isinstance(exc, UnicodeDecodeError):
         return "not UTF-8 text"
     return f"cannot be read: {exc}"
