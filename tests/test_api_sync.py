@@ -1203,3 +1203,23 @@ def test_servers_sync_never_overwrites_a_connection_of_another_type(tmp_path, ot
     ops = _conn_state("ops_ssh")
     assert ops is not None and ops[:4] == ("ssh", "127.0.0.1", 2203, "root")
     assert "connection ops_ssh updated" in output
+
+
+def test_a_connection_id_in_an_earlier_sync_file_is_refused(tmp_path) -> None:
+    """A sync file written before the API's ``connectionId`` was ignored may still name one: Cronium's
+    server rows have no such column (apps/cronium-app/src/shared/schema.ts:233-249), so it can only have come
+    from a hostile server. That server is refused, naming the field, until the next sync rewrites the file;
+    a person's own record file keeps naming its SSH connection."""
+    from cronium_provider.records.validation import load_records
+
+    records = tmp_path / "records"
+    synced = records / "cronium-api" / "records.json"
+    synced.parent.mkdir(parents=True)
+    synced.write_text(json.dumps({"servers": [{**SERVER_5, "sshKey": None, "connectionId": "smtp_default"}]}))
+    (records / "mine.json").write_text(
+        json.dumps({"kind": "server", "id": 6, "name": "ops", "address": "10.0.0.6", "connectionId": "ops_ssh"})
+    )
+    loaded = load_records([records])
+    assert sorted(loaded.servers) == [6] and loaded.servers[6].connection_id == "ops_ssh"
+    [error] = loaded.errors
+    assert (error.path, error.record_id, error.field) == (str(synced), 5, "connectionId")

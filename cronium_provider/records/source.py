@@ -24,6 +24,9 @@ import yaml
 from cronium_provider.records.errors import RecordError
 
 RECORD_SUFFIXES = (".json", ".yaml", ".yml")
+# Where ``cronium-airflow sync`` writes what the Cronium API returned, inside a records folder
+SYNC_SUBDIR = "cronium-api"
+SYNC_FILE = "records.json"
 BUNDLE_KEYS = {"events": "event", "workflows": "workflow", "servers": "server"}
 KINDS = ("event", "workflow", "server")
 # keys only a workflow row or a workflow with relations has (schema.ts:828-863, storage/modules/workflows.ts:31-114)
@@ -80,6 +83,11 @@ def iter_record_files(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 class AliasExpansionError(ValueError):
     """A YAML file whose aliases would repeat too many values, or a value inside itself."""
+
+
+def is_sync_file(path: str) -> bool:
+    """Whether records at ``path`` are the sync's copy of the Cronium API's answers, not a person's file."""
+    return Path(path).parts[-2:] == (SYNC_SUBDIR, SYNC_FILE)
 
 
 def parse_file(path: Path) -> Any:

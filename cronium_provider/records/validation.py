@@ -37,7 +37,7 @@ from cronium_provider.records.models import (
     Workflow,
 )
 from cronium_provider.records.schedules import ScheduleError, record_schedule
-from cronium_provider.records.source import RawRecord, id_or_position, read_records
+from cronium_provider.records.source import RawRecord, id_or_position, is_sync_file, read_records
 
 SECRET_FIELDS = frozenset({"value", "sshKey", "password", "envVars"})
 # A node's task is ``node_<id>`` and its actions' tasks ``node_<id>__on_condition_<n>``: with at most this many
@@ -223,6 +223,13 @@ def _validate_one(raw: RawRecord) -> tuple[CroniumModel | None, list[RecordError
         errors = _schedule_errors(raw, model)
         if errors:
             return None, errors
+    if isinstance(model, Server) and model.connection_id is not None and is_sync_file(raw.path):
+        # Cronium's servers have no such column: it came from the API, which never picks an Airflow connection
+        message = (
+            "a connectionId in the file `cronium-airflow sync` writes came from the Cronium API and is not "
+            "honoured; run the sync again, and name a server's SSH connection in a record file of your own"
+        )
+        return None, [RecordError(raw.path, message, "server", model.id, "connectionId")]
     return model, []
 
 

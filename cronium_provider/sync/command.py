@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from cronium_provider.exceptions import SyncFailed
 from cronium_provider.naming import CRONIUM_DEFAULT_CONN_ID
+from cronium_provider.records.source import SYNC_FILE, SYNC_SUBDIR
 from cronium_provider.records.validation import RecordSet
 from cronium_provider.sync.store import store_env_values, store_servers, write_atomically
 from cronium_provider.sync.transform import DocumentMismatch, check_document, prepare, render_document
@@ -19,8 +20,6 @@ from cronium_provider.sync.transform import DocumentMismatch, check_document, pr
 if TYPE_CHECKING:
     from cronium_provider.hooks.cronium import CroniumHook
 
-SYNC_SUBDIR = "cronium-api"
-SYNC_FILE = "records.json"
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # the file was written, but some records were invalid and left out
