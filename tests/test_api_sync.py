@@ -1223,3 +1223,21 @@ def test_a_connection_id_in_an_earlier_sync_file_is_refused(tmp_path) -> None:
     assert sorted(loaded.servers) == [6] and loaded.servers[6].connection_id == "ops_ssh"
     [error] = loaded.errors
     assert (error.path, error.record_id, error.field) == (str(synced), 5, "connectionId")
+
+
+def test_sync_never_overwrites_a_server_connection_of_another_type(cronium, tmp_path, other_connections) -> None:
+    """``cronium_server_<id>`` made by hand as another type (here HTTP) is left alone: the sync says so and
+    exits 1, and the server's key goes nowhere."""
+    from airflow.models import Connection
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.add(Connection(conn_id="cronium_server_5", conn_type="http", host="api.internal", password="h-pw"))
+    before = _conn_state("cronium_server_5")
+    proc = run_sync(cronium, tmp_path / "records")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output
+    assert "error: the Cronium API (server 5): server 5: the Airflow connection cronium_server_5 is a 'http'" in output
+    assert _conn_state("cronium_server_5") == before
+    assert "stored in connection" not in output and "0 SSH connections updated" in output
+    assert_no_secret(output)
