@@ -60,13 +60,19 @@ def tool(monkeypatch: pytest.MonkeyPatch, conn: dict[str, Any]) -> int:
     return tool_id
 
 
+def owner_of(factory: Factory) -> str:
+    """The one owner of a test's events (a new one per test, so rate limits per user do not carry over):
+    the connections made by :func:`tool` record no owner, which Cronium's one-owner setups allow."""
+    return str(factory.__dict__.setdefault("owner", f"user-{uuid.uuid4().hex[:6]}"))
+
+
 def tool_event(
     factory: Factory, tool_type: str, action_id: str, tool_id: int, parameters: dict[str, Any], **fields: Any
 ) -> dict[str, Any]:
     return factory.event(
         type="TOOL_ACTION",
         name=fields.pop("name", f"{tool_type} action"),
-        userId=fields.pop("userId", f"user-{uuid.uuid4().hex[:6]}"),
+        userId=fields.pop("userId", owner_of(factory)),
         toolActionConfig={"toolType": tool_type, "actionId": action_id, "toolId": tool_id, "parameters": parameters},
         **fields,
     )
@@ -615,3 +621,68 @@ def test_cronium_default_templates_with_their_send_message_action_ids(
     assert slack_run.xcom("run")["actionId"] == "slack-send-message"
     assert discord_run.xcom("run")["actionId"] == "discord-send-message"
     assert slack_run.xcom("run")["parameters"]["channel"] == "#ops-{{cronium.event.name}}"
+
+
+# -- a tool is used only under its own type, and only by events of its owner ----------------------------
+# Cronium keeps each tool credential under its user (apps/cronium-app/src/shared/schema.ts:495-499,
+# ``tool_credentials.user_id`` not null) and hands a tool action only a tool of the event's owner
+# (apps/cronium-app/src/lib/tools/credential-cache.ts:205: ``tool.userId !== userId`` -> not found).
+def test_an_event_cannot_send_through_another_owners_slack_tool(
+    factory: Factory, receiver: HttpReceiver, monkeypatch
+) -> None:
+    url = f"{receiver.url}{SLACK_PATH}"
+    theirs = tool(monkeypatch, {"conn_type": "slackwebhook", "password": url, "extra": json.dumps({"owner": "bob"})})
+    mine = tool(monkeypatch, {"conn_type": "slackwebhook", "password": url, "extra": json.dumps({"owner": "alice"})})
+    steal = tool_event(factory, "slack", "slack-send-message", theirs, {"text": "from alice"}, userId="alice")
+    own = tool_event(factory, "slack", "slack-send-message", mine, {"text": "alice's own"}, userId="alice")
+    module = factory.load()
+    refused = factory.run(module, steal)
+    assert refused.state == "failed"
+    assert (
+        f"tool connection cronium_tool_{theirs} is a slack tool of owner bob; event {steal['id']} "
+        "(owner alice) asked for it as slack" in refused.log_text()
+    )
+    assert slack_texts(receiver) == []  # nothing reached bob's Slack
+    assert factory.run(module, own).state == "success"
+    assert slack_texts(receiver) == ["alice's own"]
+
+
+def test_an_smtp_tool_named_as_a_webhook_sends_no_http_request(
+    factory: Factory, receiver: HttpReceiver, monkeypatch
+) -> None:
+    port = int(receiver.url.rsplit(":", 1)[1])  # were it used as a webhook, the request would land here
+    mail = tool(
+        monkeypatch,
+        {
+            "conn_type": "smtp",
+            "host": "127.0.0.1",
+            "port": port,
+            "login": "mailer",
+            "password": "smtp-s3cret",
+            "extra": json.dumps({"owner": "alice"}),
+        },
+    )
+    event = tool_event(factory, "webhook", "send-webhook", mail, {"kind": "ping"}, userId="alice")
+    result = factory.run(factory.load(), event)
+    assert [r.headers.get("Authorization") for r in receiver.requests] == []  # no request, so no SMTP login sent
+    assert result.state == "failed"
+    assert (
+        f"tool connection cronium_tool_{mail} is a email tool of owner alice; event {event['id']} "
+        "(owner alice) asked for it as webhook" in result.log_text()
+    )
+
+
+def test_a_tool_connection_without_owner_is_shared_only_while_the_records_have_one_owner(
+    factory: Factory, receiver: HttpReceiver, monkeypatch
+) -> None:
+    """A connection made by hand before owners were recorded keeps working where every event has one
+    owner; once the records name two owners it is refused (whose would it be?), naming the way out."""
+    shared = slack_tool(monkeypatch, receiver)
+    first = tool_event(factory, "slack", "slack-send-message", shared, {"text": "one owner"}, userId="alice")
+    assert factory.run(factory.load(), first).state == "success"
+    second = tool_event(factory, "slack", "slack-send-message", shared, {"text": "two owners"}, userId="bob")
+    module = factory.load()
+    refused = factory.run(module, second)
+    assert refused.state == "failed"
+    assert f"tool connection cronium_tool_{shared} records no owner" in refused.log_text()
+    assert slack_texts(receiver) == ["one owner"]

@@ -22,7 +22,7 @@ from cronium_provider.naming import VARIABLE_PREFIX, tool_conn_id
 from cronium_provider.operators.event import CroniumEventOperator
 from cronium_provider.runners.protocol import ActionRequest
 from cronium_provider.tools.catalogue import DEFAULT_ACTION, canonical_action
-from cronium_provider.tools.delivery import sender, tool_type_of_connection, validate
+from cronium_provider.tools.delivery import check_tool_use, sender, tool_type_of_connection, validate
 from cronium_provider.tools.templates import iso_time, render
 from cronium_provider.variables import VariableNamespace
 
@@ -65,12 +65,16 @@ def deliver_tool_action(
     rendered, itself not rendered, and is also read by ``{{cronium.getVariables.KEY}}``, as Cronium does
     (apps/cronium-app/src/lib/scheduler/tool-action-executor.ts:308-344). With ``scope_variables_by_owner``
     those are the variables of the event's owner (``event['userId']``), as Cronium reads that user's
-    (tool-action-executor.ts:309, event-handlers.ts:270).
+    (tool-action-executor.ts:309, event-handlers.ts:270). The connection must be a ``tool_type`` tool of the
+    event's owner (:func:`~cronium_provider.tools.delivery.check_tool_use`); an ownerless one is refused
+    while variables are scoped by owner (the records name several owners).
     """
-    if tool_type is None:
-        from airflow.sdk import BaseHook
+    from airflow.sdk import BaseHook
 
-        tool_type = tool_type_of_connection(BaseHook.get_connection(conn_id))
+    connection = BaseHook.get_connection(conn_id)
+    if tool_type is None:
+        tool_type = tool_type_of_connection(connection)
+    check_tool_use(conn_id, connection, tool_type, event, shared=not scope_variables_by_owner)
     action = canonical_action(tool_type, action_id or DEFAULT_ACTION.get(tool_type, "send-webhook"))
     namespace = VariableNamespace(variable_prefix, owner=event.get("userId"), scope_by_owner=scope_variables_by_owner)
 

@@ -17,6 +17,9 @@ from cronium_provider.exceptions import ToolActionError, ToolHTTPError
 from cronium_provider.tools.catalogue import unsupported_reason
 
 CONN_TYPE_TOOLS = {"slackwebhook": "slack", "discord": "discord", "smtp": "email", "email": "email"}
+# The keys of a tool connection's extra that are the provider's, not the tool's: never sent as headers.
+TOOL_TYPE_KEY = "tool_type"
+OWNER_KEY = "owner"  # the Cronium user (``userId``) the tool belongs to
 DISCORD_CONTENT_LIMIT = 2000
 TEAMS_DEFAULT_COLOR = "0078D4"
 
@@ -24,10 +27,39 @@ TEAMS_DEFAULT_COLOR = "0078D4"
 def tool_type_of_connection(conn: Any) -> str:
     """The tool type a connection serves: from its type, or its extra ``tool_type`` (Teams, webhooks)."""
     extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else {}
-    declared = str(extra.get("tool_type", "")).strip().lower()
+    declared = str(extra.get(TOOL_TYPE_KEY, "")).strip().lower()
     if declared:
         return declared
     return CONN_TYPE_TOOLS.get(str(conn.conn_type), "webhook")
+
+
+def tool_owner(conn: Any) -> str | None:
+    """The Cronium user a tool connection belongs to: its extra ``owner``, or None when it records none."""
+    extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else {}
+    owner = extra.get(OWNER_KEY)
+    return None if owner is None or str(owner).strip() == "" else str(owner).strip()
+
+
+def check_tool_use(conn_id: str, conn: Any, tool_type: str, event: Mapping[str, Any], *, shared: bool) -> None:
+    """Refuse a tool connection asked for under another type than its own, or by an event of another owner,
+    as Cronium hands a tool action only a tool of the event's owner (its ``tool_credentials.user_id``).
+    A connection that records no owner is usable only where tools are ``shared`` (the records name one
+    owner: variables are not scoped by owner)."""
+    kind = tool_type_of_connection(conn)
+    owner = tool_owner(conn)
+    asker = event.get("userId")
+    asker_text = None if asker is None or str(asker).strip() == "" else str(asker).strip()
+    if kind != tool_type.lower() or (owner is not None and owner != asker_text):
+        raise ToolActionError(
+            f"tool connection {conn_id} is a {kind} tool of owner {owner or '(none recorded)'}; event "
+            f"{event.get('id')} (owner {asker_text or '(none)'}) asked for it as {tool_type}"
+        )
+    if owner is None and not shared:
+        raise ToolActionError(
+            f"tool connection {conn_id} records no owner, and the records name several owners; event "
+            f"{event.get('id')} (owner {asker_text or '(none)'}) may not use it: set the connection's extra "
+            f'"{OWNER_KEY}" to the Cronium userId the tool belongs to'
+        )
 
 
 def check_supported(tool_type: str, action_id: str) -> None:
@@ -74,18 +106,24 @@ class Delivery:
     detail: Any = None
 
 
+def _without_our_extras(hook_class: type[Any]) -> type[Any]:
+    """``hook_class`` (an HttpHook) without the provider's extras as headers: HttpHook sends a connection's
+    unknown extras as headers, and ``tool_type`` and ``owner`` are ours, not the tool's."""
+
+    class ToolHook(hook_class):  # type: ignore[misc]
+        def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None) -> Any:
+            session = super().get_conn(headers=headers, extra_options=extra_options)
+            for key in (TOOL_TYPE_KEY, OWNER_KEY):
+                session.headers.pop(key, None)
+            return session
+
+    return ToolHook
+
+
 def _http_hook(conn_id: str) -> Any:
     from airflow.providers.http.hooks.http import HttpHook
 
-    class ToolHttpHook(HttpHook):
-        """HttpHook sends a connection's unknown extras as headers; ``tool_type`` is ours, not a header."""
-
-        def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None) -> Any:
-            session = super().get_conn(headers=headers, extra_options=extra_options)
-            session.headers.pop("tool_type", None)
-            return session
-
-    return ToolHttpHook(method="POST", http_conn_id=conn_id)
+    return _without_our_extras(HttpHook)(method="POST", http_conn_id=conn_id)
 
 
 def _post_json(tool: str, hook: Any, endpoint: str | None, body: Any) -> Delivery:
@@ -126,7 +164,7 @@ def send_discord(conn_id: str, params: Mapping[str, Any]) -> Delivery:
     for key in ("embeds", "username", "avatar_url", "tts"):
         if params.get(key) is not None:
             body[key] = params[key]
-    hook = DiscordWebhookHook(http_conn_id=conn_id)
+    hook = _without_our_extras(DiscordWebhookHook)(http_conn_id=conn_id)
     return _post_json("discord", hook, hook.webhook_endpoint, body)
 
 
