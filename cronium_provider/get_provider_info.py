@@ -129,6 +129,14 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "60",
                         "default": "60",
                     },
+                    "webhook_max_body_bytes": {
+                        "description": "The largest webhook body read (bytes); a larger one is refused with "
+                        "413 while it streams in, and only after the key was accepted.",
+                        "version_added": "0.2.0",
+                        "type": "integer",
+                        "example": "1048576",
+                        "default": "1048576",
+                    },
                     "resilience_store": {
                         "description": "Where tool-action rate limits and circuit breakers keep their state: "
                         "empty for a SQLite file in AIRFLOW_HOME, or redis://host:port/db across machines.",

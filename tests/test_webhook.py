@@ -17,6 +17,7 @@ on 127.0.0.1 on a free port, with a records folder (outside the home) holding fo
 * 11: MANUAL, ACTIVE, with a ``webhookKey`` all the same (Cronium finds no WEBHOOK workflow for it)
 * 12: WEBHOOK, PAUSED
 * 13: WEBHOOK, ACTIVE, a Bash node: the key the rate-limit test exhausts (limit: 5 calls per hour)
+* 14: WEBHOOK, ACTIVE, a Bash node: the key the body-cap tests use
 
 The keys are random for each run; the last test looks for them in every file of the AIRFLOW_HOME (logs,
 the metadata database) and in the api-server's and scheduler's output.
@@ -47,8 +48,10 @@ from tests.support.services import ManagedProcess, stop_all
 pytestmark = pytest.mark.airflow
 
 RATE_LIMIT = 5
+KEYS_RECHECK_SECONDS = 2  # cronium_provider.webhook.keys.RECHECK_SECONDS
 USER, PASSWORD = "admin", "admin"
-MAIN, MANUAL, PAUSED, LIMITED = 10, 11, 12, 13
+MAIN, MANUAL, PAUSED, LIMITED, CAPPED = 10, 11, 12, 13, 14
+MAX_BODY = 1024 * 1024  # [cronium] webhook_max_body_bytes' default
 BODY = {"order_id": 42, "items": [{"sku": "a-1", "qty": 2}], "note": "größer", "nested": {"ok": True, "n": None}}
 STARTED = {"success": True, "message": "Webhook received and workflow execution started"}
 NOT_FOUND = {"success": False, "message": "No workflow found for this webhook key"}
@@ -181,7 +184,10 @@ def _records(folder: Path, keys: dict[int, str]) -> None:
         (MANUAL, "MANUAL", "ACTIVE", 2),
         (PAUSED, "WEBHOOK", "PAUSED", 2),
         (LIMITED, "WEBHOOK", "ACTIVE", 2),
+        (CAPPED, "WEBHOOK", "ACTIVE", 2),
     ):
+        if wf_id not in keys:
+            continue
         (folder / f"workflow-{wf_id}.json").write_text(json.dumps(workflow(wf_id, trigger, status, event_id)))
 
 
@@ -215,7 +221,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         missing("airflow", "no airflow command beside the test interpreter; run `make venv`")
     home = tmp_path_factory.mktemp("webhook-airflow-home")
     records = tmp_path_factory.mktemp("webhook-records")  # outside the home: it holds the keys
-    keys = {wf_id: _key() for wf_id in (MAIN, MANUAL, PAUSED, LIMITED)}
+    keys = {wf_id: _key() for wf_id in (MAIN, MANUAL, PAUSED, LIMITED, CAPPED)}
     _records(records, keys)
     (home / "dags").mkdir()
     shutil.copy(REPO / "dags_templates" / "cronium_dags.py", home / "dags" / "cronium_dags.py")
@@ -345,6 +351,98 @@ def test_calls_over_the_rate_limit_of_a_key_are_429(server: Server) -> None:
     assert other.status == 200, other
 
 
+# ------------------------------------------------------------------------------------------------ big bodies
+
+
+@dataclass
+class Upload:
+    status: int
+    body: Any
+    sent: int  # bytes of the body the client got to send before the answer came
+
+
+def _upload(port: int, key: str, size: int, *, chunked: bool = False, timeout: float = 60) -> Upload:
+    """POST ``size`` bytes to the webhook from a raw socket, reading the answer as soon as one comes: the
+    upload stops there, so ``sent`` tells how much of the body the server took before it answered."""
+    import select
+
+    head = f"POST /cronium/api/workflows/webhook/{key} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    head += "Content-Type: application/json\r\n"
+    head += "Transfer-Encoding: chunked\r\n\r\n" if chunked else f"Content-Length: {size}\r\n\r\n"
+    piece = b"x" * 65536
+    sent, answer = 0, b""
+    deadline = time.monotonic() + timeout
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(head.encode())
+        sock.setblocking(False)
+        pending = b""
+        while time.monotonic() < deadline:
+            readable, writable, _ = select.select([sock], [sock] if sent < size or pending else [], [], 1)
+            if readable:
+                try:
+                    data = sock.recv(65536)
+                except ConnectionResetError:
+                    data = b""
+                answer += data
+                if not data or b"\r\n\r\n" in answer:
+                    break
+            elif writable:
+                if not pending:
+                    n = min(len(piece), size - sent)
+                    pending = (f"{n:x}\r\n".encode() + piece[:n] + b"\r\n") if chunked else piece[:n]
+                    sent += n
+                    if chunked and sent >= size:
+                        pending += b"0\r\n\r\n"
+                try:
+                    pending = pending[sock.send(pending) :]
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+        sock.setblocking(True)
+        sock.settimeout(5)
+        head_end = answer.find(b"\r\n\r\n")
+        while head_end >= 0:  # the rest of a (small, JSON) answer
+            length = re.search(rb"content-length: *(\d+)", answer[:head_end].lower())
+            if length is None or len(answer) >= head_end + 4 + int(length.group(1)):
+                break
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            answer += data
+    assert answer.startswith(b"HTTP/1.1 "), answer[:200]
+    status = int(answer.split(b" ", 2)[1])
+    raw_body = answer[answer.find(b"\r\n\r\n") + 4 :]
+    return Upload(status, json.loads(raw_body) if raw_body else None, sent)
+
+
+def test_a_huge_body_with_a_wrong_key_is_refused_before_it_is_read(server: Server) -> None:
+    """The key is looked at first: 64 MB behind a wrong key get a 404 while the client is still sending."""
+    size = 64 * 1024 * 1024
+    started = time.monotonic()
+    answer = _upload(server.port, _key(), size)
+    assert (answer.status, answer.body) == (404, NOT_FOUND)
+    assert answer.sent < size // 4, f"the server took {answer.sent} of {size} bytes before refusing"
+    assert time.monotonic() - started < 10
+    assert server.api.alive()  # still serving
+    assert server.webhook(server.keys[CAPPED], {"after": "huge"}).status == 200
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_over_the_cap_with_a_right_key_is_413_and_starts_no_run(server: Server, chunked: bool) -> None:
+    """The body is read up to ``[cronium] webhook_max_body_bytes`` (1 MiB, Cronium's default webhook payload
+    limit), whether the caller declared its length or streams it chunked; past it: 413, no run."""
+    before = len(server.runs(CAPPED))
+    answer = _upload(server.port, server.keys[CAPPED], 2 * 1024 * 1024, chunked=chunked)
+    assert answer.status == 413, answer
+    assert answer.body == {
+        "success": False,
+        "message": f"Payload too large: the body is over {MAX_BODY} bytes ([cronium] webhook_max_body_bytes)",
+    }
+    assert len(server.runs(CAPPED)) == before
+
+
 # ------------------------------------------------------------------------------------------------ a real run
 
 
@@ -379,7 +477,8 @@ def test_a_scheduler_runs_the_webhook_run_and_the_node_sees_the_body(server: Ser
 
 
 def test_a_changed_record_file_is_read_again_without_a_restart(server: Server) -> None:
-    """The keys are cached by the record files' mtimes: a new key in a file is served at once, the old one is gone."""
+    """The keys are cached by the record files' mtimes: a new key in a file is served within
+    ``KEYS_RECHECK_SECONDS``, the old one is gone."""
     path = server.records / f"workflow-{PAUSED}.json"
     record = json.loads(path.read_text())
     old, new = server.keys[PAUSED], _key()
@@ -387,6 +486,7 @@ def test_a_changed_record_file_is_read_again_without_a_restart(server: Server) -
     server.keys[-PAUSED] = old  # still looked for by the secrecy test
     server.keys[PAUSED] = new
     path.write_text(json.dumps(record))
+    time.sleep(KEYS_RECHECK_SECONDS + 0.5)  # the folder is looked at again at most this late
     assert (server.webhook(new, BODY).status, server.webhook(old, BODY).status) == (400, 404)
 
 
@@ -420,7 +520,7 @@ def test_keys_are_cached_until_a_record_file_changes(tmp_path: Path) -> None:
 
     keys = {MAIN: _key(), MANUAL: _key(), PAUSED: _key(), LIMITED: _key()}
     _records(tmp_path, keys)
-    directory = WebhookKeys(folder=lambda: tmp_path)
+    directory = WebhookKeys(folder=lambda: tmp_path, recheck_seconds=0)
     main = directory.lookup(keys[MAIN])
     assert main is not None and (main.workflow_id, main.dag_id, main.active) == (MAIN, "cronium_workflow_10", True)
     paused = directory.lookup(keys[PAUSED])
@@ -508,3 +608,37 @@ def test_the_path_is_redacted_above_the_middleware_only() -> None:
     other = {"type": "http", "path": "/api/v2/dags", "raw_path": b"/api/v2/dags"}
     asyncio.run(WebhookKeyRedactionMiddleware(app)(other, None, None))
     assert other["path"] == "/api/v2/dags"
+
+
+def test_a_burst_of_calls_looks_at_the_records_folder_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folder is walked at most once per ``RECHECK_SECONDS`` whatever the calls, and parsed again only
+    when a record file changed; a change is seen after that delay."""
+    from cronium_provider.webhook import keys as keys_module
+
+    walks: list[Path | None] = []
+    loads: list[Path | None] = []
+    real_signature, real_load = keys_module.folder_signature, keys_module.WebhookKeys._load
+    monkeypatch.setattr(keys_module, "folder_signature", lambda folder: walks.append(folder) or real_signature(folder))
+    monkeypatch.setattr(
+        keys_module.WebhookKeys, "_load", staticmethod(lambda folder: loads.append(folder) or real_load(folder))
+    )
+    now = [1000.0]
+    keys = {MAIN: _key(), PAUSED: _key()}
+    _records(tmp_path, keys)
+    directory = keys_module.WebhookKeys(folder=lambda: tmp_path, clock=lambda: now[0])
+    assert keys_module.RECHECK_SECONDS == KEYS_RECHECK_SECONDS
+    for _ in range(500):  # wrong keys and right ones alike
+        assert directory.lookup(_key()) is None
+        assert directory.lookup(keys[MAIN]) is not None
+    assert (len(walks), len(loads)) == (1, 1)
+    record = json.loads((tmp_path / f"workflow-{MAIN}.json").read_text())
+    record["webhookKey"] = new = _key()
+    (tmp_path / f"workflow-{MAIN}.json").write_text(json.dumps(record) + " ")
+    now[0] += KEYS_RECHECK_SECONDS - 0.1
+    assert directory.lookup(new) is None  # not looked at yet
+    now[0] += 0.2
+    assert directory.lookup(new) is not None and directory.lookup(keys[MAIN]) is None
+    assert (len(walks), len(loads)) == (2, 2)
+    now[0] += KEYS_RECHECK_SECONDS + 1
+    assert directory.lookup(new) is not None
+    assert (len(walks), len(loads)) == (3, 2)  # looked at again, unchanged: not parsed again

@@ -10,9 +10,16 @@ every answer is ``{"success": bool, "message": str}``, plus ``workflowId`` when 
        key of a workflow whose ``triggerType`` is not ``WEBHOOK``)
 400    ``This workflow is not active`` (record status not ``ACTIVE``)    route.ts:39-47
 400    ``This workflow is not active: its DAG ... is paused in Airflow`` (Airflow's side of the same rule)
+413    ``Payload too large: the body is over N bytes ...`` (``[cronium] webhook_max_body_bytes``)
 429    ``Rate limit exceeded``, with ``Retry-After``, ``X-RateLimit-*``   WebhookRouter.ts:119-130
 500    ``Failed to process webhook`` (+ what failed, never the key)      route.ts:78-84
 =====  ================================================================  ==================================
+
+The key is looked at first: an unknown key, a rate-limited call or a workflow that is not active is
+answered before any of the body is read. The body is then read as it streams in, up to ``[cronium]
+webhook_max_body_bytes`` (default 1 MiB, Cronium's default webhook payload limit,
+apps/cronium-app/src/shared/schemas/webhooks.ts:178); past it, or when the declared ``Content-Length`` is
+over it, the answer is 413 and no run starts.
 
 The body is read as Cronium reads it, ``request.json().catch(() => ({}))`` (route.ts:51): an empty or
 unparsable body is ``{}``. Cronium then drops it (route.ts:49-59, a defect); here it becomes the run's
@@ -38,7 +45,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from cronium_provider.naming import INPUT_PARAM, WEBHOOK_ROUTE_PREFIX, WEBHOOK_TRIGGERING_USER
-from cronium_provider.webhook.keys import WebhookKeys
+from cronium_provider.webhook.keys import WebhookKeys, WebhookTarget
 from cronium_provider.webhook.ratelimit import UNKNOWN_KEYS_BUCKET, KeyedRateLimiter, configured_limiter
 
 log = logging.getLogger("airflow.cronium.webhook")
@@ -49,6 +56,8 @@ NOT_ACTIVE = "This workflow is not active"
 STARTED = "Webhook received and workflow execution started"
 FAILED = "Failed to process webhook"
 RATE_LIMITED = "Rate limit exceeded"
+TOO_LARGE = "Payload too large"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -125,20 +134,52 @@ def trigger_workflow_run(dag_id: str, conf: dict[str, Any]) -> str:
         return str(dag_run.run_id)
 
 
+def configured_max_body_bytes() -> int:
+    """``[cronium] webhook_max_body_bytes``: the largest body the webhook reads."""
+    from airflow.configuration import conf
+
+    return conf.getint("cronium", "webhook_max_body_bytes", fallback=DEFAULT_MAX_BODY_BYTES)
+
+
+def too_large(limit: int) -> Answer:
+    return refused(413, f"{TOO_LARGE}: the body is over {limit} bytes ([cronium] webhook_max_body_bytes)")
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request body as it streams in, or None as soon as it is over ``limit`` bytes (declared or read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 class WebhookHandler:
-    """The route's logic, apart from HTTP: a key and a body in, an :class:`Answer` out."""
+    """The route's logic, apart from HTTP: :meth:`admit` a key (before any body is read), then :meth:`start`
+    the run with the body; calling the handler does both."""
 
     def __init__(
         self,
         keys: WebhookKeys | None = None,
         limiter: KeyedRateLimiter | None = None,
         trigger: Trigger = trigger_workflow_run,
+        max_body_bytes: int | None = None,
     ) -> None:
         self.keys = keys or WebhookKeys()
         self.limiter = limiter or configured_limiter()
         self.trigger = trigger
+        self.max_body_bytes = configured_max_body_bytes() if max_body_bytes is None else max_body_bytes
 
     def __call__(self, key: str, raw_body: bytes) -> Answer:
+        admitted = self.admit(key)
+        return admitted if isinstance(admitted, Answer) else self.start(admitted, raw_body)
+
+    def admit(self, key: str) -> WebhookTarget | Answer:
+        """The active workflow ``key`` selects, within its rate limit; else the refusal to answer."""
         workflow_id: int | None = None
         try:
             target = self.keys.lookup(key)
@@ -165,6 +206,15 @@ class WebhookHandler:
             if not target.active:
                 log.info("Cronium webhook: workflow %d is %s, not ACTIVE (400)", workflow_id, target.status.value)
                 return refused(400, NOT_ACTIVE)
+        except Exception:
+            log.exception("Cronium webhook: workflow %s: the webhook could not be processed", workflow_id)
+            return refused(500, FAILED)
+        return target
+
+    def start(self, target: WebhookTarget, raw_body: bytes) -> Answer:
+        """Queue a run of the admitted workflow with the body as its input."""
+        workflow_id = target.workflow_id
+        try:
             run_id = self.trigger(target.dag_id, {INPUT_PARAM: parse_body(raw_body)})
         except WebhookRefused as exc:
             log.warning("Cronium webhook: workflow %s: %s (%d)", workflow_id, exc.message, exc.status)
@@ -184,8 +234,20 @@ def create_app(handler: WebhookHandler | None = None) -> FastAPI:
     @app.post(WEBHOOK_ROUTE_PREFIX + "{key}")
     async def workflow_webhook(key: str, request: Request) -> JSONResponse:
         """Cronium's ``POST /api/workflows/webhook/[key]`` (route.ts:9-85)."""
-        raw = await request.body()
-        answer = await run_in_threadpool(handle, key, raw)
+        admitted = await run_in_threadpool(handle.admit, key)
+        if isinstance(admitted, Answer):
+            answer = admitted
+        else:
+            raw = await read_body(request, handle.max_body_bytes)
+            if raw is None:
+                log.info(
+                    "Cronium webhook: workflow %d: the body is over %d bytes (413)",
+                    admitted.workflow_id,
+                    handle.max_body_bytes,
+                )
+                answer = too_large(handle.max_body_bytes)
+            else:
+                answer = await run_in_threadpool(handle.start, admitted, raw)
         return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
     return app

@@ -6,7 +6,9 @@ workflow selects nothing. Here the workflows come from the records folder the DA
 (``$CRONIUM_RECORDS_DIR`` or ``[cronium] records_dir``), loaded with the same validation; a workflow file
 as Cronium's workflow download writes it keeps its ``webhookKey`` (``cronium-airflow sync`` leaves the key
 out of the file it writes). What was loaded is kept until a record file is added, removed or changed
-(its path, mtime and size).
+(its path, mtime and size); the folder is looked at for that at most once per :data:`RECHECK_SECONDS`,
+however many calls come (a burst of calls, refused or not, walks it once), so a change is served at most
+that late.
 
 The key is a secret. It is compared in constant time (both sides hashed, then ``hmac.compare_digest``,
 every entry compared: no early exit), is never logged, and only its SHA-256 digest is kept.
@@ -18,6 +20,7 @@ import hashlib
 import hmac
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,7 @@ from cronium_provider.records.validation import load_records
 log = logging.getLogger("airflow.cronium.webhook")
 
 Signature = tuple[str, tuple[tuple[str, int, int], ...]]
+RECHECK_SECONDS = 2.0  # the longest a changed record file goes unseen by the webhook
 
 
 @dataclass(frozen=True)
@@ -71,12 +75,21 @@ def _default_folder() -> Path | None:
 
 
 class WebhookKeys:
-    """The ``WEBHOOK`` workflows of the records folder by key digest, reloaded when a record file changes."""
+    """The ``WEBHOOK`` workflows of the records folder by key digest, reloaded when a record file changes;
+    the folder is looked at no more often than every ``recheck_seconds``."""
 
-    def __init__(self, folder: Callable[[], Path | None] = _default_folder) -> None:
+    def __init__(
+        self,
+        folder: Callable[[], Path | None] = _default_folder,
+        recheck_seconds: float = RECHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._folder = folder
+        self._recheck_seconds = recheck_seconds
+        self._clock = clock
         self._lock = threading.Lock()
         self._signature: Signature | None = None
+        self._checked_at: float | None = None
         self._entries: tuple[WebhookTarget, ...] = ()
 
     def lookup(self, key: str) -> WebhookTarget | None:
@@ -93,12 +106,16 @@ class WebhookKeys:
         return self._current()
 
     def _current(self) -> tuple[WebhookTarget, ...]:
-        folder = self._folder()
-        signature = folder_signature(folder)
         with self._lock:
+            now = self._clock()
+            if self._checked_at is not None and now - self._checked_at < self._recheck_seconds:
+                return self._entries
+            folder = self._folder()
+            signature = folder_signature(folder)
             if signature != self._signature:
                 self._entries = self._load(folder)
                 self._signature = signature
+            self._checked_at = now
             return self._entries
 
     @staticmethod
