@@ -129,6 +129,14 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "60",
                         "default": "60",
                     },
+                    "max_http_response_bytes": {
+                        "description": "The largest answer an HTTP_REQUEST event reads (bytes); a larger one "
+                        "fails the task while it streams in, and is kept nowhere.",
+                        "version_added": "0.2.0",
+                        "type": "integer",
+                        "example": "10485760",
+                        "default": "1048576",
+                    },
                     "webhook_max_body_bytes": {
                         "description": "The largest webhook body read (bytes); a larger one is refused with "
                         "413 while it streams in, and only after the key was accepted.",

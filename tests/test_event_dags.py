@@ -10,6 +10,7 @@ import itertools
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,6 +147,64 @@ def test_http_request_events(factory: Factory, http_server: HttpReceiver) -> Non
     result = factory.run(module, broken)
     assert result.state == "failed"
     assert "answered HTTP 500" in result.log_text() and "database is down: xxx" in result.log_text()
+
+
+@pytest.fixture
+def endless_server() -> Iterator[tuple[str, list[int]]]:
+    """A loopback server answering ``GET /big`` (50 MB, no Content-Length: only counting while reading can
+    stop it) and ``GET /declared`` (50 MB with its Content-Length); yields its URL and, per answer, the
+    bytes it got to write before the client hung up."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    written: list[int] = []
+    size, piece = 50 * 1024 * 1024, b"x" * 65536
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            if self.path == "/declared":
+                self.send_header("Content-Length", str(size))
+            else:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            sent = 0
+            try:
+                while sent < size:
+                    self.wfile.write(piece)
+                    sent += len(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            written.append(sent)
+            self.close_connection = True
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", written
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("path", ["big", "declared"])
+def test_an_http_answer_over_the_cap_fails_the_task_without_being_read_whole(
+    factory: Factory, endless_server: tuple[str, list[int]], path: str
+) -> None:
+    """A 50 MB answer: the task fails naming ``[cronium] max_http_response_bytes`` (1 MiB), keeps no XCom, and
+    the worker stopped reading near the cap (the server could not write the rest)."""
+    url, written = endless_server
+    event = factory.event(type="HTTP_REQUEST", httpMethod="GET", httpUrl=f"{url}/{path}")
+    result = factory.run(factory.load(), event)
+    assert result.state == "failed"
+    assert f"GET {url}/{path} answered more than 1048576 bytes ([cronium] max_http_response_bytes)" in result.log_text()
+    assert result.xcom("run") is None
+    deadline = time.monotonic() + 10
+    while not written and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert written and written[0] < 20 * 1024 * 1024, f"the worker took {written} bytes"
 
 
 @pytest.mark.docker

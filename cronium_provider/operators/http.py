@@ -1,4 +1,9 @@
-"""The operator for Cronium HTTP_REQUEST events, through the Airflow HTTP provider's hook."""
+"""The operator for Cronium HTTP_REQUEST events, through the Airflow HTTP provider's hook.
+
+The answer is read as it streams in, up to ``[cronium] max_http_response_bytes`` (default 1 MiB, counted
+after any content decoding); a larger one (declared by its ``Content-Length`` or read) fails the task
+without a retry, before the rest is read, so no XCom grows past the cap.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,37 @@ from urllib.parse import urlsplit
 from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk import Context
 
-from cronium_provider.exceptions import HttpRequestFailed
+from cronium_provider.exceptions import CroniumInvalidParameter, HttpRequestFailed
 from cronium_provider.operators.event import CroniumEventOperator
 
 DEFAULT_TIMEOUT_SECONDS = 30
 ERROR_BODY_CHARS = 500
+DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
+CHUNK_BYTES = 65536
+
+
+def max_response_bytes() -> int:
+    """``[cronium] max_http_response_bytes``: the largest answer an HTTP_REQUEST event reads."""
+    from airflow.providers.common.compat.sdk import conf
+
+    return int(conf.getint("cronium", "max_http_response_bytes", fallback=DEFAULT_MAX_RESPONSE_BYTES))
+
+
+def read_capped(response: Any, limit: int, *, cut: bool = False) -> bytes | None:
+    """A streamed ``requests`` response's body, or None as soon as it is over ``limit`` bytes (declared or
+    read); with ``cut``, its first ``limit`` bytes instead. The connection is closed either way."""
+    try:
+        declared = str(response.headers.get("Content-Length", ""))
+        if not cut and declared.isdigit() and int(declared) > limit:
+            return None
+        body = bytearray()
+        for chunk in response.iter_content(CHUNK_BYTES):
+            body += chunk
+            if len(body) > limit:
+                return bytes(body[:limit]) if cut else None
+        return bytes(body)
+    finally:
+        response.close()
 
 
 class CroniumRequestHook(HttpHook):
@@ -63,6 +94,7 @@ class CroniumHttpOperator(CroniumEventOperator):
         given.
     :param timeout: seconds before the request is abandoned (Cronium's default: 30).
     :param http_conn_id: an optional Airflow HTTP connection whose extras (proxy, TLS) apply.
+    :param max_response_bytes: the largest answer read; default ``[cronium] max_http_response_bytes``.
     """
 
     # Record content is sent as written: Cronium bodies and URLs are not Jinja templates.
@@ -78,9 +110,11 @@ class CroniumHttpOperator(CroniumEventOperator):
         body: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         http_conn_id: str | None = None,
+        max_response_bytes: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.max_response_bytes = max_response_bytes
         self.method = method.upper()
         self.url = url
         self.headers = headers
@@ -108,11 +142,20 @@ class CroniumHttpOperator(CroniumEventOperator):
             endpoint=self.url,
             data=data,
             headers=headers,
-            extra_options={"timeout": self.timeout, "check_response": False},
+            extra_options={"timeout": self.timeout, "check_response": False, "stream": True},
         )
-        text = response.text
-        self.log.info("HTTP %s, %d byte(s)", response.status_code, len(response.content))
-        if not 200 <= response.status_code < 300:
+        ok = 200 <= response.status_code < 300
+        limit = self.max_response_bytes if self.max_response_bytes is not None else max_response_bytes()
+        # an error's answer is only quoted: its start is enough
+        content = read_capped(response, limit) if ok else read_capped(response, ERROR_BODY_CHARS * 4, cut=True)
+        if content is None:
+            raise CroniumInvalidParameter(
+                f"{self.method} {self.url} answered more than {limit} bytes ([cronium] max_http_response_bytes); "
+                "the answer was not kept"
+            )
+        text = content.decode(response.encoding or "utf-8", errors="replace")
+        self.log.info("HTTP %s, %d byte(s)", response.status_code, len(content))
+        if not ok:
             raise HttpRequestFailed(
                 f"{self.method} {self.url} answered HTTP {response.status_code} {response.reason}: "
                 f"{text[:ERROR_BODY_CHARS]}"
