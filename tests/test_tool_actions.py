@@ -686,3 +686,83 @@ def test_a_tool_connection_without_owner_is_shared_only_while_the_records_have_o
     assert refused.state == "failed"
     assert f"tool connection cronium_tool_{shared} records no owner" in refused.log_text()
     assert slack_texts(receiver) == ["one owner"]
+
+
+def test_a_send_message_action_cannot_use_another_owners_tool(
+    factory: Factory, receiver: HttpReceiver, monkeypatch
+) -> None:
+    """alice's event, through her own webhook tool, with a SEND_MESSAGE action naming bob's Slack tool."""
+    bobs = tool(
+        monkeypatch,
+        {"conn_type": "slackwebhook", "password": f"{receiver.url}{SLACK_PATH}", "extra": json.dumps({"owner": "bob"})},
+    )
+    hers = tool(
+        monkeypatch,
+        {
+            "conn_type": "http",
+            "host": f"{receiver.url}/hooks/generic",
+            "extra": json.dumps({"tool_type": "webhook", "owner": "alice"}),
+        },
+    )
+    event = tool_event(
+        factory,
+        "webhook",
+        "send-webhook",
+        hers,
+        {"kind": "ping"},
+        userId="alice",
+        successEvents=[{"type": "SEND_MESSAGE", "toolId": bobs, "message": "from alice"}],
+    )
+    result = factory.run(factory.load(), event)
+    assert result.task_states["run"] == "success"
+    assert result.task_states["on_success_0"] == "failed"
+    assert (
+        f"tool connection cronium_tool_{bobs} is a slack tool of owner bob; event {event['id']} "
+        "(owner alice) asked for it as slack" in result.log_text()
+    )
+    assert slack_texts(receiver) == []
+    [sent] = [r for r in receiver.requests if r.path == "/hooks/generic"]
+    assert "owner" not in {k.lower() for k in sent.headers}  # the provider's extras are not headers
+
+
+@pytest.mark.docker
+def test_an_in_script_action_cannot_use_another_owners_tool_or_another_type(
+    receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from tests.support.airflow_run import run_dag
+    from tests.test_script_events import script_dag
+
+    bobs = tool(
+        monkeypatch,
+        {"conn_type": "slackwebhook", "password": f"{receiver.url}{SLACK_PATH}", "extra": json.dumps({"owner": "bob"})},
+    )
+    port = int(receiver.url.rsplit(":", 1)[1])
+    mail = tool(
+        monkeypatch,
+        {
+            "conn_type": "smtp",
+            "host": "127.0.0.1",
+            "port": port,
+            "login": "mailer",
+            "password": "smtp-s3cret",
+            "extra": json.dumps({"owner": "alice"}),
+        },
+    )
+    script = (
+        f'cronium.execute_tool_action("slack", "slack-send-message", {{"toolId": {bobs}, "text": "hi bob"}})\n'
+        f'cronium.execute_tool_action("webhook", "send-webhook", {{"toolId": {mail}, "kind": "ping"}})\n'
+    )
+    dag, _ = script_dag("PYTHON", script, event={"id": 77, "userId": "alice"})
+    result = run_dag(dag, capfd=capfd)
+    assert receiver.requests == []
+    actions = result.xcom("run", "actions")
+    assert [a["status"] for a in actions] == ["FAILURE", "FAILURE"]
+    assert (
+        f"tool connection cronium_tool_{bobs} is a slack tool of owner bob; event 77 (owner alice)"
+        in actions[0]["error"]
+    )
+    assert (
+        f"tool connection cronium_tool_{mail} is a email tool of owner alice; event 77 (owner alice) asked for "
+        "it as webhook" in actions[1]["error"]
+    )
+    assert result.state == "failed"
