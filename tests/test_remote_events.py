@@ -252,6 +252,18 @@ def test_wrong_credentials_give_a_clear_error(servers, connect, tmp_path) -> Non
     assert "a: authentication failed" in result.log_text()
 
 
+def test_a_server_runs_only_over_an_ssh_connection(servers, connect, monkeypatch) -> None:
+    """A record's ``connectionId`` naming a connection of another type (``smtp_default``, a tool's) is refused
+    at run time: its host and credentials are never used to log in, even when they would work."""
+    [server] = connect(servers[:1])
+    key, value = conn_env(server["conn_id"], servers[0])
+    monkeypatch.setenv(key, json.dumps({**json.loads(value), "conn_type": "smtp"}))
+    result = run_remote("BASH", "echo ran-$((40 + 2))", [server])
+    assert result.state == "failed"
+    assert f"the Airflow connection {server['conn_id']!r} is a 'smtp' connection, not SSH" in result.log_text()
+    assert "ran-42" not in result.log_text()
+
+
 def test_missing_interpreter_is_named(servers, connect, monkeypatch) -> None:
     import cronium_provider.runners.ssh as ssh
 

@@ -253,11 +253,19 @@ def _retryable(exc: BaseException) -> bool:
 def ssh_hook(conn_id: str, server: str) -> Any:
     """The SSH provider's hook for a server; reads the Airflow connection (call it from the task's thread)."""
     from airflow.providers.ssh.hooks.ssh import SSHHook
+    from airflow.sdk import BaseHook
 
     try:
-        return SSHHook(ssh_conn_id=conn_id, conn_timeout=10, conn_retry_attempts=1)
+        conn_type = BaseHook.get_connection(conn_id).conn_type
+        hook = SSHHook(ssh_conn_id=conn_id, conn_timeout=10, conn_retry_attempts=1)
     except Exception as exc:
         raise RemoteRunError(f"{server}: no usable Airflow connection {conn_id!r}: {exc}") from exc
+    if conn_type != "ssh":  # a record's connectionId naming smtp_default or a tool: never log in with those
+        raise RemoteRunError(
+            f"{server}: the Airflow connection {conn_id!r} is a {conn_type!r} connection, not SSH: "
+            "a server runs scripts only over an SSH connection"
+        )
+    return hook
 
 
 def connect(hook: Any, server: str, attempts: int = CONNECT_ATTEMPTS) -> Any:
