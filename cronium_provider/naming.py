@@ -15,7 +15,7 @@ WORKFLOW_RESULT_TASK = "workflow_result"
 INPUT_PARAM = "input"  # the one param of every Cronium DAG: ``cronium.input()``
 
 _TASK_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_OWNER_KEPT = re.compile(r"[A-Za-z0-9-]")
 
 
 def event_dag_id(event_id: int) -> str:
@@ -69,9 +69,47 @@ def legacy_env_variable_key(event_id: object, key: str) -> str:
     return f"{LEGACY_ENV_VARIABLE_PREFIX}{event_id}_{key}"
 
 
+VARIABLE_KEY_MAX = 100  # Cronium's own UI caps a variable key at 100 characters
+VARIABLE_KEY_RULE = f"a key is 1 to {VARIABLE_KEY_MAX} of A-Z a-z 0-9 _ . - with no '..'"
+_VARIABLE_KEY = re.compile(rf"[A-Za-z0-9_.-]{{1,{VARIABLE_KEY_MAX}}}")
+
+
+class InvalidVariableKey(ValueError):
+    """A Cronium variable key that breaks :data:`VARIABLE_KEY_RULE`."""
+
+
+def variable_key_problem(key: object) -> str | None:
+    """Why ``key`` is no Cronium variable key (None when it is one).
+
+    The Airflow Task SDK puts a Variable's key into the Execution API's URL as it is, so a ``/``, ``..``
+    or ``%`` would reach a Variable outside the namespace: every layer that turns a script's or a
+    template's key into a Variable call checks it here (the runtime helpers keep the same rule).
+    """
+    if isinstance(key, str) and _VARIABLE_KEY.fullmatch(key) and ".." not in key:
+        return None
+    return f"variable key {key!r} is refused: {VARIABLE_KEY_RULE}"
+
+
+def check_variable_key(key: object) -> str:
+    """``key`` when it is a Cronium variable key, else :class:`InvalidVariableKey` naming it and the rule."""
+    problem = variable_key_problem(key)
+    if problem is not None:
+        raise InvalidVariableKey(problem)
+    return str(key)
+
+
 def owner_variable_prefix(prefix: str, owner: object) -> str:
-    """The prefix of one event owner's variables (when variables are scoped by owner)."""
-    return f"{prefix}{_KEY_UNSAFE.sub('_', str(owner))}_"
+    """The prefix of one event owner's variables (when variables are scoped by owner): ``<prefix><owner>_``.
+
+    The owner is written with letters, digits and ``-`` as they are and every other UTF-8 byte as ``.`` and
+    two hex digits (``a_b`` -> ``a.5fb``, ``a b`` -> ``a.20b``): no two owners share a name, and the first
+    ``_`` after the prefix ends it, so no owner's prefix is the start of another owner's key.
+    """
+    encoded = "".join(
+        char if _OWNER_KEPT.fullmatch(char) else "".join(f".{byte:02x}" for byte in char.encode())
+        for char in str(owner)
+    )
+    return f"{prefix}{encoded}_"
 
 
 def _task_key(kind: str, dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:

@@ -2,7 +2,8 @@
 
 Values are stored as JSON so that every type round-trips exactly; a Variable whose text is not JSON (set
 by hand in the UI, say) reads as a string. With ``scope_by_owner`` each event owner gets its own
-namespace (``cronium_<userId>_<key>``), as Cronium keeps variables per user; the plan decides it
+namespace (``cronium_<owner>_<key>``, the owner encoded so that no two owners share one: see
+:func:`~cronium_provider.naming.owner_variable_prefix`), as Cronium keeps variables per user; the plan decides it
 (``[cronium] scope_variables_by_owner``) and every task of a DAG that reads or writes variables (scripts,
 their in-script tool actions, tool actions, SEND_MESSAGE templates) uses the same namespace.
 """
@@ -10,16 +11,24 @@ their in-script tool actions, tool actions, SEND_MESSAGE templates) uses the sam
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from cronium_provider.naming import VARIABLE_PREFIX, owner_variable_prefix
+from cronium_provider.naming import (
+    VARIABLE_PREFIX,
+    InvalidVariableKey,
+    check_variable_key,
+    owner_variable_prefix,
+    variable_key_problem,
+)
 from cronium_provider.runners.protocol import MISSING, VariableChange, appended, incremented
 
 DEFAULT_PREFIX = VARIABLE_PREFIX
+log = logging.getLogger(__name__)
 
 
 LOCK_TTL_SECONDS = 30.0  # a lock whose holder died frees itself after this long
@@ -79,7 +88,9 @@ class VariableNamespace:
         self.prefix = prefix
 
     def airflow_key(self, name: str) -> str:
-        return f"{self.prefix}{name}"
+        """The Airflow Variable of Cronium variable ``name``; :class:`InvalidVariableKey` when ``name`` is no
+        Cronium key (:func:`~cronium_provider.naming.check_variable_key`), so no Variable call gets it."""
+        return f"{self.prefix}{check_variable_key(name)}"
 
     @staticmethod
     def decode(text: Any) -> Any:
@@ -99,13 +110,20 @@ class VariableNamespace:
             name = key[len(self.prefix) :]
             if not name:
                 continue
-            raw = Variable.get(key, default=None)
+            problem = variable_key_problem(name)
+            if problem is not None:  # set by hand: no script can name it, and it is never read
+                log.warning("Variable %r is left out of the script's variables: %s", key, problem)
+                continue
+            raw = Variable.get(self.airflow_key(name), default=None)
             if raw is not None:
                 values[name] = self.decode(raw)
         return values
 
     def apply(self, changes: Iterable[VariableChange]) -> list[str]:
         """Apply sets, deletes and appends; returns a line per change for the task log (names, never values).
+
+        A change whose key is no Cronium key is not applied: the others are, then
+        :class:`~cronium_provider.naming.InvalidVariableKey` names the refused keys.
 
         An append reads the Variable as it is now and writes the joined value (:func:`appended`: a missing or
         empty variable becomes the appended value, a list gets a new element, anything else is joined as
@@ -114,7 +132,12 @@ class VariableNamespace:
         from airflow.sdk import Variable
 
         done: list[str] = []
+        refused: list[str] = []
         for change in changes:
+            problem = variable_key_problem(change.key)
+            if problem is not None:  # the journal reader refuses these already; never a Variable call
+                refused.append(problem)
+                continue
             key = self.airflow_key(change.key)
             if change.op == "set":
                 Variable.set(key, json.dumps(change.value, ensure_ascii=False))
@@ -134,4 +157,6 @@ class VariableNamespace:
                 with suppress(Exception):
                     Variable.delete(key)
                 done.append(f"deleted {key}")
+        if refused:
+            raise InvalidVariableKey("; ".join(refused))
         return done

@@ -284,22 +284,22 @@ ROUND_TRIP = {
         text = cronium.input()["text"]
         cronium.setVariable("u2", cronium.getVariable("u") + " / " + text)
         cronium.setVariable("nested2", cronium.getVariable("nested"))
-        cronium.setVariable("clé ✓", "日本")
+        cronium.setVariable("app.state-1", "日本")
         cronium.output({"u": cronium.getVariable("u"), "nested": cronium.getVariable("nested"), "input": text})
     """,
     "NODEJS": """
         const text = cronium.input().text;
         cronium.setVariable('u2', cronium.getVariable('u') + ' / ' + text);
         cronium.setVariable('nested2', cronium.getVariable('nested'));
-        cronium.setVariable('clé ✓', '日本');
+        cronium.setVariable('app.state-1', '日本');
         cronium.output({ u: cronium.getVariable('u'), nested: cronium.getVariable('nested'), input: text });
     """,
     "BASH": """
         set -eu
         cronium_setVariable u2 "$(cronium_getVariable u) / $(cronium_getVariable u)"
         cronium_setVariable nested2 "$(cronium_getVariable nested)"
-        cronium_setVariable "clé ✓" "日本"
-        [ "$(cronium_getVariable "clé ✓")" = "日本" ]
+        cronium_setVariable app.state-1 "日本"
+        [ "$(cronium_getVariable app.state-1)" = "日本" ]
         u=$(cronium_getVariable u)
         nested=$(cronium_getVariable nested)
         cronium_output "{\\"u\\":\\"$u\\",\\"nested\\":$nested,\\"input\\":$(cronium_input)}"
@@ -325,7 +325,7 @@ def test_unicode_and_nested_values_round_trip(tmp_path: Path, language: str) -> 
     assert results.variable_changes == (
         set_("u2", f"{UNICODE} / {UNICODE}"),
         set_("nested2", nested_copy),
-        set_("clé ✓", "日本"),
+        set_("app.state-1", "日本"),
     )
 
 
@@ -334,7 +334,7 @@ BIG_VALUE = 'line "q" \\ \t ✓ %s\n' * 60_000  # ~1.2 MB, many characters to es
 
 
 def test_bash_values_with_newlines_quotes_control_characters_and_size(tmp_path: Path) -> None:
-    long_key = "long key " + "k" * 150
+    long_key = "K" * 100  # the longest key
     script = """
         set -eu
         cronium_getVariable multi > "$CRONIUM_RUN_DIR/../copy.txt"
@@ -344,7 +344,7 @@ def test_bash_values_with_newlines_quotes_control_characters_and_size(tmp_path: 
         cronium_setVariable controls $'\\x01bell\\x07 esc\\x1b del\\x7f cr\\r'
         big=$(cronium_getVariable big; printf x)
         cronium_setVariable big_copy "${big%x}"
-        lk="long key $(printf 'k%.0s' $(seq 150))"
+        lk=$(printf 'K%.0s' $(seq 100))
         [ "$(cronium_getVariable "$lk")" = "long value" ]
         cronium_setVariable "$lk" "new long value"
         [ "$(cronium_getVariable "$lk")" = "new long value" ]
@@ -361,7 +361,6 @@ def test_bash_values_with_newlines_quotes_control_characters_and_size(tmp_path: 
         set_(long_key, "new long value"),
         set_("empty", ""),
     )
-    assert any(p.name.startswith("sha256-") for p in (run.folder / "variables.d").iterdir())
 
 
 TEN_MB = 10_000_000

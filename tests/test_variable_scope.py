@@ -11,8 +11,9 @@ and the templates of SEND_MESSAGE actions and tool actions read the event owner'
 
 Here ``[cronium] scope_variables_by_owner`` decides it: ``auto`` (default) scopes by owner when the records
 name more than one ``userId``, ``true`` always, ``false`` never. Scoped, owner ``U``'s ``key`` is the Airflow
-Variable ``cronium_<U>_<key>``; with one owner nothing changes (``cronium_<key>``, what the shared acceptance
-corpus expects). Real Airflow runs (``dag.test()``), real containers, a real HTTP receiver for Slack.
+Variable ``cronium_<U>_<key>`` (``U`` encoded: ``naming.owner_variable_prefix``); with one owner nothing
+changes (``cronium_<key>``, what the shared acceptance corpus expects). Real Airflow runs (``dag.test()``),
+real containers, a real HTTP receiver for Slack.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import pytest
 
 from cronium_provider import factory as cronium_factory
 from cronium_provider.factory import parse_dags
+from cronium_provider.naming import owner_variable_prefix
 from cronium_provider.records import index as record_index
 from cronium_provider.variables import VariableNamespace
 from tests.conftest import venv_bin
@@ -44,13 +46,13 @@ COUNTER = "{{cronium.getVariables.counter}}"
 
 def owner_ids() -> tuple[str, str, str]:
     """Two owners as Cronium names them (``nanoid()``: letters, digits, ``_``, ``-``) and one whose id is an
-    e-mail address (its ``@`` becomes ``_`` in the key); unique per test (the database outlives tests)."""
+    e-mail address (its ``@`` becomes ``.40`` in the key); unique per test (the database outlives tests)."""
     tag = uuid.uuid4().hex
     return f"A{tag[:12]}_Z5-dH", f"B{tag[12:24]}-my_T", f"c{tag[24:30]}@example.test"
 
 
 def key_of(owner: str, key: str) -> str:
-    return "cronium_" + "".join(c if c.isalnum() or c in "_.-" else "_" for c in owner) + f"_{key}"
+    return owner_variable_prefix("cronium_", owner) + key
 
 
 @pytest.fixture
@@ -112,8 +114,9 @@ def test_two_owners_each_see_only_their_own_counter(
     """Two owners (``auto``): owner A's Python script and owner B's Bash script both use ``counter``; each
     reads and writes its own (``cronium_<A>_counter``, ``cronium_<B>_counter``), neither sees the other's nor
     the shared ``cronium_counter``, and B cannot reach A's by naming it (``<A>_counter`` is B's own name
-    too). A's in-script Slack message, both SEND_MESSAGE actions and both tool actions render
-    ``{{cronium.getVariables.counter}}`` with their owner's value."""
+    too; A's ``<B>_counter`` is refused: B's id holds an ``@``). A's in-script Slack message, both
+    SEND_MESSAGE actions and both tool actions render ``{{cronium.getVariables.counter}}`` with their
+    owner's value."""
     owner_a, _, owner_b = owner_ids()
     key_a, key_b = key_of(owner_a, "counter"), key_of(owner_b, "counter")
     slack = slack_tool(monkeypatch, receiver)
@@ -127,7 +130,11 @@ def test_two_owners_each_see_only_their_own_counter(
                 'c = cronium.getVariable("counter")\n'
                 'cronium.setVariable("counter", c + 1)\n'
                 f'cronium.send_slack_message("#ops", "in-script A {COUNTER}", toolId={slack})\n'
-                f'cronium.output({{"counter": c + 1, "b": cronium.getVariable("{owner_b}_counter")}})\n'
+                "try:\n"
+                f'    b = cronium.getVariable("{owner_b}_counter")\n'
+                "except ValueError:\n"  # an @ is no key character
+                '    b = "refused"\n'
+                'cronium.output({"counter": c + 1, "b": b})\n'
             ),
             successEvents=[
                 {"type": "SEND_MESSAGE", "toolId": slack, "message": "action A {{cronium.getVariables.counter}}"}
@@ -149,12 +156,13 @@ def test_two_owners_each_see_only_their_own_counter(
         tool_b = tool_event(factory, owner_b, slack, "tool B {{cronium.getVariables.counter}}")
         module = factory.load()
         assert run_key(module, script_a) == key_a and run_key(module, script_b) == key_b
-        assert key_a == f"cronium_{owner_a}_counter"  # a nanoid is kept as it is
-        assert key_b == f"cronium_{owner_b.replace('@', '_')}_counter"
+        # letters, digits and - are kept, any other byte is . and its hex: no two owners share a name
+        assert key_a == f"cronium_{owner_a.replace('_', '.5f')}_counter"
+        assert key_b == f"cronium_{owner_b.split('@')[0]}.40example.2etest_counter"
 
         result = factory.run(module, script_a)
         assert result.state == "success", result.log_text()[-3000:]
-        assert result.xcom("run") == {"counter": 42, "b": None}
+        assert result.xcom("run") == {"counter": 42, "b": "refused"}
         result = factory.run(module, script_b)
         assert result.state == "success", result.log_text()[-3000:]
         assert result.xcom("run") == {"seen": "none", "a": "none"}

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cronium_provider.runners.protocol import ProtocolError, ScriptResults, read_results
+from cronium_provider.runners.protocol import ProtocolError, RefusedVariableKeys, ScriptResults, read_results
 
 STDERR_TAIL_LINES = 20
 DEFAULT_MAX_RESULT_BYTES = 10 * 1024 * 1024  # the largest result file read back ([cronium] max_result_bytes)
@@ -76,12 +76,15 @@ def stderr_tail_of(data: bytes) -> list[str]:
 
 def read_run_results(found: Mapping[str, bytes]) -> tuple[ScriptResults | None, ProtocolError | None]:
     """The script's results, or why they are unreadable; variable changes count even then (Cronium
-    applies a set at once), so they are kept when another result file is malformed."""
+    applies a set at once), so they are kept when another result file is malformed, and when the journal
+    has lines with a refused key (the run fails naming them; the other changes count)."""
     try:
         return read_results(found), None
     except ProtocolError as exc:
         try:
             partial = read_results({k: v for k, v in found.items() if k == "variables.log"})
+        except RefusedVariableKeys as refused:
+            partial = ScriptResults(None, False, None, refused.changes)
         except ProtocolError:
             partial = None
         return partial, exc

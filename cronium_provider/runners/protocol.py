@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Final, Literal
 
 from cronium_provider.exceptions import ProtocolError
+from cronium_provider.naming import variable_key_problem
 from cronium_provider.tools.catalogue import DEFAULT_ACTION, SUPPORTED
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "RESULT_FILES",
     "ActionRequest",
     "ProtocolError",
+    "RefusedVariableKeys",
     "ScriptResults",
     "VariableChange",
     "appended",
@@ -468,14 +470,32 @@ def incremented(current: Any, by: int) -> Any:
     return current
 
 
+class RefusedVariableKeys(ProtocolError):
+    """Lines of ``variables.log`` whose key is no Cronium key (a script that wrote the journal itself):
+    refused, naming each line and key; ``changes`` holds the journal's other changes, which still count."""
+
+    def __init__(self, refused: list[tuple[int, str]], changes: tuple[VariableChange, ...]):
+        (line, first), *more = refused
+        super().__init__("variables.log", "; ".join([first, *(f"line {n}: {why}" for n, why in more)]), line)
+        self.changes = changes
+
+
 def _read_journal(data: bytes | None) -> tuple[VariableChange, ...]:
     if not data:
         return ()
     keys: dict[str, _KeyChanges] = {}
+    refused: list[tuple[int, str]] = []
     for number, entry, text in _json_lines("variables.log", data):
         change = _journal_change(entry, text, number)
+        problem = variable_key_problem(change.key)
+        if problem is not None:
+            refused.append((number, problem))
+            continue
         keys.setdefault(change.key, _KeyChanges()).add(change)  # a key keeps its first position
-    return tuple(change for key, changes in keys.items() for change in changes.final(key))
+    changes = tuple(change for key, changes in keys.items() for change in changes.final(key))
+    if refused:
+        raise RefusedVariableKeys(refused, changes)
+    return changes
 
 
 def _journal_change(entry: Any, text: str, number: int) -> VariableChange:

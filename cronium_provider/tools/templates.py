@@ -42,6 +42,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotpromptz_handlebars import Handlebars, HelperOptions, SafeString
 
+from cronium_provider.naming import variable_key_problem
+
 log = logging.getLogger(__name__)
 
 # JavaScript's Date range (ECMA-262 TimeClip): 8.64e15 ms either side of the epoch
@@ -127,7 +129,8 @@ class Variables(dict[str, Any]):
     """``cronium.getVariables``: each variable read when a template names it, never listed.
 
     Cronium keeps a variable's value as text; ``overlay`` (a TOOL_ACTION event's input, which Cronium lays
-    over the variables: tool-action-executor.ts:316-326) wins over a stored variable.
+    over the variables: tool-action-executor.ts:316-326) wins over a stored variable. A key that is no
+    Cronium key (:func:`~cronium_provider.naming.variable_key_problem`) reads nothing, with a warning.
     """
 
     def __init__(self, read: Callable[[str], Any], overlay: Mapping[str, Any] | None = None) -> None:
@@ -141,6 +144,12 @@ class Variables(dict[str, Any]):
             return None
         if key in self._overlay:
             return _plain(self._overlay[key])
+        problem = variable_key_problem(key)
+        if problem is not None:  # never a Variable call with it: the key could climb out of the namespace
+            if key not in self._seen:
+                log.warning("template: %s; it reads nothing", problem)
+                self._seen[key] = None
+            return None
         if key not in self._seen:
             self._seen[key] = as_text(self._read(key))
         return self._seen[key]

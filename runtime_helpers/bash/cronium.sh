@@ -85,10 +85,18 @@ _cronium_json_string() {
     return 0
 }
 
-# _cronium_check_key FUNCTION KEY: a key must be a non-empty string.
+# _cronium_check_key FUNCTION KEY: a Cronium key is 1 to 100 of A-Z a-z 0-9
+# _ . - with no '..' (keep in step with cronium_provider/naming.py); status 2
+# and a message naming the key otherwise. The host checks the journal again.
 _cronium_check_key() {
+    local LC_ALL=C
     if [[ -z $2 ]]; then
         printf '%s: a variable key is required\n' "$1" >&2
+        return 2
+    fi
+    if [[ ! $2 =~ ^[A-Za-z0-9_.-]{1,100}$ || $2 == *..* ]]; then
+        printf "%s: variable key '%s' is refused: a key is 1 to 100 of A-Z a-z 0-9 _ . - with no '..'\n" \
+            "$1" "$2" >&2
         return 2
     fi
     return 0

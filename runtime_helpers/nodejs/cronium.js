@@ -152,11 +152,17 @@ function countLines(name) {
   return text.split('\n').filter((line) => line.trim() !== '').length;
 }
 
+// A Cronium key; keep in step with cronium_provider/naming.py (variable_key_problem).
+const KEY = /^[A-Za-z0-9_.-]{1,100}$/;
+const KEY_RULE = "a key is 1 to 100 of A-Z a-z 0-9 _ . - with no '..'";
+
 function checkKey(key) {
   if (typeof key !== 'string') {
     throw new TypeError('cronium: a variable key must be a string, not ' + typeof key);
   }
-  if (key === '') throw new Error('cronium: a variable key must not be empty');
+  if (!KEY.test(key) || key.indexOf('..') >= 0) {
+    throw new CroniumError("cronium: variable key '" + key + "' is refused: " + KEY_RULE);
+  }
   return key;
 }
 

@@ -16,6 +16,7 @@ on whatever interpreter a remote server has.
 
 import json
 import os
+import re
 import sys
 from typing import Any, Dict, Optional
 
@@ -53,6 +54,9 @@ _ACTIONS_FILE = "actions.jsonl"
 _MAX_ACTION_REQUESTS = 100
 _SEND_ACTION = {"slack": "slack-send-message", "discord": "discord-send-message", "email": "send-email"}
 _SEND_ALIASES = ("send", "send-message", "sendmessage", "message", "send-email", "sendemail")
+# Keep in step with cronium_provider/naming.py (variable_key_problem).
+_KEY = re.compile(r"[A-Za-z0-9_.-]{1,100}\Z")
+_KEY_RULE = "a key is 1 to 100 of A-Z a-z 0-9 _ . - with no '..'"
 _TRUE_WORDS = ("true", "1", "yes", "on")
 _FALSE_WORDS = ("false", "0", "no", "off")
 
@@ -134,10 +138,11 @@ def _journal(entry: Dict[str, Any]) -> None:
 
 
 def _check_key(key: Any) -> str:
+    """A Cronium key: 1 to 100 of A-Z a-z 0-9 _ . - with no '..' (the host checks the journal again)."""
     if not isinstance(key, str):
         raise TypeError("cronium: a variable key must be a str, not %s" % type(key).__name__)
-    if not key:
-        raise ValueError("cronium: a variable key must not be empty")
+    if not _KEY.match(key) or ".." in key:
+        raise ValueError("cronium: variable key %r is refused: %s" % (key, _KEY_RULE))
     return key
 
 
