@@ -1241,3 +1241,33 @@ def test_sync_never_overwrites_a_server_connection_of_another_type(cronium, tmp_
     assert _conn_state("cronium_server_5") == before
     assert "stored in connection" not in output and "0 SSH connections updated" in output
     assert_no_secret(output)
+
+
+def test_a_server_of_your_own_file_wins_over_the_cronium_apis(cronium, tmp_path, other_connections) -> None:
+    """A server id that a record file of your own defines is yours: the Cronium API sending a server of the
+    same id (here at another address) neither replaces your record in the DAGs (it sorts first in the folder,
+    ``cronium-api/``) nor rewrites the connection your record uses."""
+    from airflow.models import Connection
+    from airflow.utils.session import create_session
+
+    from cronium_provider.factory import build_dags
+    from cronium_provider.records.validation import load_records
+
+    records = tmp_path / "records"
+    records.mkdir()
+    mine = records / "servers.yaml"
+    mine.write_text("kind: server\nid: 5\nname: prod\naddress: 10.0.0.5\nusername: ops\n")
+    with create_session() as session:
+        session.query(Connection).filter(Connection.conn_id == "cronium_server_5").delete()
+        session.add(Connection(conn_id="cronium_server_5", conn_type="ssh", host="10.0.0.5", login="ops"))
+    before = _conn_state("cronium_server_5")
+    FakeCronium.routes = cronium_payloads()  # its server 5 is at 127.0.0.1, user deploy, with a key
+    proc = run_sync(cronium, records)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode in (0, 1), output
+    assert f"server 5 is defined in {mine}" in output
+    assert _conn_state("cronium_server_5") == before
+    loaded = load_records([records])
+    assert loaded.servers[5].address == "10.0.0.5" and loaded.origin("server", 5) == str(mine)
+    run = build_dags(records)["cronium_event_3"].get_task("run")
+    assert [s["conn_id"] for s in run.servers] == ["cronium_server_5"]

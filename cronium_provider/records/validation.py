@@ -466,8 +466,10 @@ def validate_records(raws: Iterable[RawRecord], errors: list[RecordError] | None
     typed: dict[str, dict[int, tuple[RawRecord, Any]]] = {"event": {}, "workflow": {}, "server": {}}
     for kind, by_id in copies.items():
         for record_id, found in by_id.items():
-            # a record given on its own wins over copies nested in workflow nodes; else the first copy
-            kept = next((c for c in found if not c[0].nested), found[0])
+            # a record given on its own wins over copies nested in workflow nodes, and one in a file of a
+            # person's own over the copy `cronium-airflow sync` wrote; else the first copy
+            own = [c for c in found if not c[0].nested]
+            kept = next((c for c in own if not is_sync_file(c[0].path)), own[0] if own else found[0])
             typed[kind][record_id] = kept
             for raw, model in found:
                 if raw is kept[0]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from cronium_provider.exceptions import SyncFailed
 from cronium_provider.naming import CRONIUM_DEFAULT_CONN_ID
-from cronium_provider.records.source import SYNC_FILE, SYNC_SUBDIR
+from cronium_provider.records.source import SYNC_FILE, SYNC_SUBDIR, is_sync_file, read_records
 from cronium_provider.records.validation import RecordSet
 from cronium_provider.sync.store import store_env_values, store_servers, write_atomically
 from cronium_provider.sync.transform import DocumentMismatch, check_document, prepare, render_document
@@ -150,9 +150,15 @@ def run_sync(
             say(f"set Variable {name}")
         for name in moved:
             say(f"deleted Variable {name}: env var values now live outside the cronium_ variables scripts read")
-        server_lines, server_errors = (
-            store_servers(prepared.servers_with_credentials, known_hosts) if records.servers else ([], [])
-        )
+        api_servers = prepared.servers_with_credentials
+        own = _own_servers(Path(records_dir), sorted(api_servers.servers))
+        for server_id, path in sorted(own.items()):
+            say(
+                f"note: server {server_id} is defined in {path}, a record file of your own: the Cronium API's "
+                f"server {server_id} is not synced, and its connection is left as it is"
+            )
+        api_servers = replace(api_servers, servers={k: v for k, v in api_servers.servers.items() if k not in own})
+        server_lines, server_errors = store_servers(api_servers, known_hosts) if api_servers.servers else ([], [])
         for line in server_lines:
             say(line)
         for error in server_errors:
@@ -185,6 +191,20 @@ def run_sync(
         f"{_count(len(prepared.servers_with_credentials.servers) - len(server_errors), 'SSH connection')} updated"
     )
     return EXIT_OK if records.ok and not server_errors else EXIT_PARTIAL
+
+
+def _own_servers(records_dir: Path, server_ids: list[int]) -> dict[int, str]:
+    """Which of ``server_ids`` a record file of a person's own in ``records_dir`` defines, and where: those
+    are the person's, and win over the API's copy (:func:`~cronium_provider.records.validation.validate_records`)."""
+    if not server_ids or not records_dir.is_dir():
+        return {}
+    raws, _ = read_records([records_dir])
+    own: dict[int, str] = {}
+    for raw in raws:
+        record_id = raw.data.get("id")
+        if raw.kind == "server" and record_id in server_ids and not raw.nested and not is_sync_file(raw.path):
+            own.setdefault(record_id, raw.path)
+    return own
 
 
 def _describe(exc: BaseException, secrets: Iterable[str] = ()) -> str:
