@@ -746,3 +746,54 @@ def test_helpers_root() -> None:
     root = helpers_root()
     for name in ("bash/cronium.sh", "python/cronium.py", "python/cronium_run.py", "nodejs/cronium.js", "PROTOCOL.md"):
         assert (root / name).is_file(), name
+
+
+_HUGE_NUMBER = b"9" * 5000  # past Python's 4300-digit limit for int()
+_DEEP = b"[" * 100_000  # past the JSON decoder's recursion limit
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("output.json", _HUGE_NUMBER),
+        ("output.json", _DEEP),
+        ("condition.json", b'{"condition": ' + _HUGE_NUMBER + b"}"),
+        ("condition.json", _DEEP),
+        ("variables.log", b'{"op":"set","key":"k","value":' + _HUGE_NUMBER + b"}\n"),
+        ("variables.log", b'{"op":"set","key":"k","value":' + _DEEP + b"\n"),
+        ("actions.jsonl", _DEEP + b"\n"),
+    ],
+    ids=[
+        "output-number",
+        "output-nesting",
+        "condition-number",
+        "condition-nesting",
+        "log-number",
+        "log-nesting",
+        "actions-nesting",
+    ],
+)
+def test_a_result_file_with_a_huge_number_or_deep_nesting_is_refused_naming_it(name: str, data: bytes) -> None:
+    """Python's json refuses integers of more than 4300 digits (ValueError) and nesting deeper than its
+    recursion limit (RecursionError): either is a malformed result file, refused with its name."""
+    with pytest.raises(ProtocolError, match=name.replace(".", r"\.")) as caught:
+        read_results({name: data})
+    assert "not valid JSON" in str(caught.value)
+
+
+def test_a_malformed_result_file_keeps_the_runs_variable_changes() -> None:
+    """A huge number or a deep nesting in output.json fails the run's results, but the variable changes
+    the script made (which count even when a script fails) are kept."""
+    from cronium_provider.runners.outcome import read_run_results
+
+    journal = b'{"op":"set","key":"progress","value":"half"}\n'
+    for bad in (_HUGE_NUMBER, _DEEP):
+        results, problem = read_run_results({"variables.log": journal, "output.json": bad})
+        assert problem is not None and "output.json" in str(problem)
+        assert results is not None and results.variable_changes == (VariableChange("set", "progress", "half"),)
+
+
+def test_an_output_txt_with_deep_nesting_or_a_huge_number_is_text() -> None:
+    """``output.txt`` holds JSON text or any other text: what Python cannot decode as JSON is the text."""
+    assert read_results({"output.txt": _DEEP}).output == _DEEP.decode()
+    assert read_results({"output.txt": _HUGE_NUMBER}).output == _HUGE_NUMBER.decode()

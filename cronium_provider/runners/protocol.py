@@ -155,7 +155,7 @@ def json_or_text(text: str) -> Any:
     """
     try:
         return json.loads(text, parse_constant=_reject_constant)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or beyond what Python decodes (see _undecodable)
         return text
 
 
@@ -369,14 +369,24 @@ def _snippet(text: str) -> str:
     return repr(text[:_SNIPPET_CHARS] + "..." if len(text) > _SNIPPET_CHARS else text)
 
 
+def _undecodable(exc: ValueError | RecursionError) -> str:
+    """Why valid-looking JSON was refused: Python's json decodes no integer of more than 4300 digits
+    (ValueError) and no nesting deeper than its recursion limit (RecursionError)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc).split(";")[0]
+
+
 def _parse_json(filename: str, data: bytes) -> Any:
     # Bash writes bytes verbatim: invalid UTF-8 becomes U+FFFD, as jq did in older Cronium generations.
     text = data.decode("utf-8-sig", errors="replace")
     try:
         return json.loads(text)
-    except json.JSONDecodeError as exc:
-        position = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-        raise ProtocolError(filename, f"not valid JSON ({position}); the script wrote: {_snippet(text)}") from None
+    except (ValueError, RecursionError) as exc:
+        reason = f"not valid JSON ({_undecodable(exc)}); the script wrote: {_snippet(text)}"
+        raise ProtocolError(filename, reason) from None
 
 
 def _read_output(json_data: bytes | None, text_data: bytes | None) -> tuple[Any, bool]:
@@ -412,10 +422,10 @@ def _json_lines(filename: str, data: bytes) -> list[tuple[int, Any, str]]:
         text = raw.decode("utf-8", errors="replace")
         try:
             entry = json.loads(text, parse_constant=_reject_constant)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             if number == len(lines) and not complete:
                 break
-            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else _undecodable(exc)
             raise ProtocolError(filename, f"not valid JSON ({reason}): {_snippet(text)}", number) from None
         entries.append((number, entry, text))
     return entries
