@@ -596,3 +596,39 @@ def test_parallel_increments_all_count(docker_client) -> None:
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs[0][-2000:] + outputs[1][-2000:]
     assert variable(f"cronium_{name}") == "40"
+
+
+# A result file that is no regular file (made after a variable change, which counts even when the run fails)
+_NOT_REGULAR = {
+    "directory": ("mkdir output.json && truncate -s 1G output.json/big", "a directory"),
+    "symlink-to-passwd": ("ln -s /etc/passwd output.json", "a symbolic link"),
+    "symlink-to-huge": ('truncate -s 1G huge && ln -s "$CRONIUM_RUN_DIR/huge" output.json', "a symbolic link"),
+}
+
+
+@pytest.mark.parametrize("shape", list(_NOT_REGULAR))
+def test_a_result_file_that_is_not_a_regular_file_is_refused_unread(prefix: str, shape: str) -> None:
+    """``output.json`` made a directory holding a 1 GB sparse file, or a symbolic link (to the image's
+    /etc/passwd, or to a 1 GB sparse file): the run fails at once naming the file and what it is, nothing
+    of it is read, and the variable the script set before counts."""
+    make, kind = _NOT_REGULAR[shape]
+    script = f'cronium_set_variable progress half; cd "$CRONIUM_RUN_DIR" && {make}'
+    started = time.monotonic()
+    result = run_script("BASH", script, variable_prefix=prefix)
+    elapsed = time.monotonic() - started
+    text = result.log_text()
+    assert result.task_states["run"] == "failed"
+    assert f"output.json: {kind}, not a regular file; the script's result was not read" in text, text[-3000:]
+    assert json.loads(variable(f"{prefix}progress")) == "half"
+    assert elapsed < 30, f"{elapsed:.1f} s: the file was read"
+
+
+def test_an_output_with_a_huge_number_fails_naming_the_file_and_keeps_the_variables(prefix: str) -> None:
+    """A 5,000-digit number in ``output.json`` (Python decodes at most 4300 digits) fails the run with the
+    file named, and the variable set before counts."""
+    script = 'cronium_set_variable progress half; head -c 5000 /dev/zero | tr "\\0" 9 > "$CRONIUM_RUN_DIR/output.json"'
+    result = run_script("BASH", script, variable_prefix=prefix)
+    text = result.log_text()
+    assert result.task_states["run"] == "failed"
+    assert "The script's result files are invalid: output.json: not valid JSON (Exceeds the limit (4300" in text
+    assert json.loads(variable(f"{prefix}progress")) == "half"

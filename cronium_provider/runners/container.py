@@ -9,12 +9,10 @@ removed in every outcome. Nothing here knows about Airflow DAGs.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import socket
-import tarfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,8 +32,11 @@ from cronium_provider.runners.outcome import (
     LineCallback,
     LineSplitter,
     ScriptRun,
+    not_regular,
+    read_result_tar,
     read_run_results,
     stderr_tail_of,
+    too_large,
 )
 from cronium_provider.runners.protocol import (
     RESULT_FILES,
@@ -105,14 +106,21 @@ class ScriptJob:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
-def _file_from_tar(chunks: Iterable[bytes]) -> bytes:
-    data = b"".join(chunks)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        member = tar.next()
-        if member is None:
-            return b""
-        handle = tar.extractfile(member)
-        return handle.read() if handle else b""
+# The type bits of a Go ``os.FileMode``, as Docker's archive stat gives a path's mode.
+_GO_FILE_TYPES = {
+    1 << 31: "a directory",
+    1 << 27: "a symbolic link",
+    1 << 26: "a device",
+    1 << 25: "a named pipe",
+    1 << 24: "a socket",
+    1 << 21: "a character device",
+    1 << 19: "a special file",
+}
+
+
+def _file_type(mode: int) -> str | None:
+    """What a path is, from its Go file mode, when it is not a regular file."""
+    return next((kind for bit, kind in _GO_FILE_TYPES.items() if mode & bit), None)
 
 
 def sample_memory_bytes(sample: Mapping[str, Any]) -> int:
@@ -387,26 +395,29 @@ class ContainerExecutor:
         from docker.errors import NotFound
 
         found: dict[str, bytes] = {}
-        too_large: ProtocolError | None = None
+        refused: ProtocolError | None = None
+        limit = self.max_result_bytes
         for name in RESULT_FILES:
             try:
                 chunks, stat = self.client.get_archive(container_id, f"{RUN_DIR}/{name}")
             except NotFound:
                 continue
-            size = int(stat.get("size") or 0)
-            if size > self.max_result_bytes:  # stat before read: a huge file never reaches this process
+            try:
+                # stat before read: a file that is too large or no regular file never reaches this process
+                kind, size = _file_type(int((stat or {}).get("mode") or 0)), int((stat or {}).get("size") or 0)
+                if kind is not None:
+                    refused = refused or not_regular(name, kind)
+                elif size > limit:
+                    refused = refused or too_large(name, size, limit)
+                else:  # and counted while read, whatever the archive holds
+                    files, problem = read_result_tar(chunks, limit, (name,))
+                    found.update(files)
+                    refused = refused or problem
+            finally:
                 close = getattr(chunks, "close", None)
                 if close is not None:
                     close()
-                too_large = too_large or ProtocolError(
-                    name,
-                    f"{size} bytes, above the limit of {self.max_result_bytes} bytes for a result file "
-                    "([cronium] max_result_bytes); the script's result was not read",
-                )
-                continue
-            found[name] = _file_from_tar(chunks)
-        results, problem = read_run_results(found)
-        return results, too_large or problem
+        return read_run_results(found, refused)
 
     def stop(self, timeout: int = 5) -> None:
         """Stop the running container (task killed or timed out); removal follows in ``run``."""

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import tarfile
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cronium_provider.runners.protocol import ProtocolError, RefusedVariableKeys, ScriptResults, read_results
+from cronium_provider.runners.protocol import (
+    RESULT_FILES,
+    ProtocolError,
+    RefusedVariableKeys,
+    ScriptResults,
+    read_results,
+)
 
 STDERR_TAIL_LINES = 20
+STDERR_TAIL_BYTES = 64 * 1024  # the most read back of a stderr file for its last lines
+_TAR_SLACK = 64 * 1024  # what a tar stream holds beside its files' bytes: headers, padding, end blocks
+_TAR_KINDS = {tarfile.DIRTYPE: "a directory", tarfile.SYMTYPE: "a symbolic link", tarfile.LNKTYPE: "a hard link"}
 DEFAULT_MAX_RESULT_BYTES = 10 * 1024 * 1024  # the largest result file read back ([cronium] max_result_bytes)
 LineCallback = Callable[[str, str], None]  # (stream name, line)
 
@@ -74,17 +84,99 @@ def stderr_tail_of(data: bytes) -> list[str]:
     return list(splitter.stderr_tail)
 
 
-def read_run_results(found: Mapping[str, bytes]) -> tuple[ScriptResults | None, ProtocolError | None]:
-    """The script's results, or why they are unreadable; variable changes count even then (Cronium
-    applies a set at once), so they are kept when another result file is malformed, and when the journal
-    has lines with a refused key (the run fails naming them; the other changes count)."""
+def read_run_results(
+    found: Mapping[str, bytes], refused: ProtocolError | None = None
+) -> tuple[ScriptResults | None, ProtocolError | None]:
+    """The script's results, or why they are unreadable (``refused``: a result file was not read, see
+    :func:`read_result_tar`); variable changes count even then (Cronium applies a set at once), so they
+    are kept when another result file is malformed or refused, and when the journal has lines with a refused
+    key (the run fails naming them; the other changes count)."""
     try:
-        return read_results(found), None
+        if refused is None:
+            return read_results(found), None
+        raise refused
     except ProtocolError as exc:
         try:
             partial = read_results({k: v for k, v in found.items() if k == "variables.log"})
-        except RefusedVariableKeys as refused:
-            partial = ScriptResults(None, False, None, refused.changes)
+        except RefusedVariableKeys as bad_keys:
+            partial = ScriptResults(None, False, None, bad_keys.changes)
         except ProtocolError:
             partial = None
         return partial, exc
+
+
+def too_large(name: str, size: int | str, limit: int) -> ProtocolError:
+    """A result file above ``limit`` bytes, not read."""
+    return ProtocolError(
+        name,
+        f"{size} bytes, above the limit of {limit} bytes for a result file ([cronium] max_result_bytes); "
+        "the script's result was not read",
+    )
+
+
+def not_regular(name: str, kind: str) -> ProtocolError:
+    """A result file that is ``kind`` (a directory, a symbolic link...), not read."""
+    return ProtocolError(name, f"{kind}, not a regular file; the script's result was not read")
+
+
+class _OverBudget(Exception):
+    pass
+
+
+class _CountedStream:
+    """A read-only file over byte chunks that counts what it reads and stops past ``budget`` bytes."""
+
+    def __init__(self, chunks: Iterable[bytes], budget: int):
+        self._chunks: Iterator[bytes] = iter(chunks)
+        self._buffer = b""
+        self.budget = budget
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, b"")
+            if not chunk:
+                break
+            self.count += len(chunk)
+            if self.count > self.budget:
+                raise _OverBudget
+            self._buffer += chunk
+        if size < 0:
+            size = len(self._buffer)
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+
+def read_result_tar(
+    chunks: Iterable[bytes], limit: int, names: Iterable[str] = RESULT_FILES
+) -> tuple[dict[str, bytes], ProtocolError | None]:
+    """The result files ``names`` in a tar stream (a container's archive, a server's tar), each up to
+    ``limit`` bytes, and the first file refused (not a regular file, above the limit), if any.
+
+    Every byte is counted as it is read: past what the files can hold (``limit`` each, plus the tar
+    format's own bytes) reading stops and the stream is refused, whatever its headers said. Other
+    members are skipped.
+    """
+    wanted = tuple(names)
+    found: dict[str, bytes] = {}
+    refused: ProtocolError | None = None
+    stream = _CountedStream(chunks, len(wanted) * (limit + 1024) + _TAR_SLACK)
+    current = ", ".join(wanted)
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
+            for member in tar:
+                current = member.name.removeprefix("./")
+                if current not in wanted:
+                    continue
+                if not member.isreg():
+                    refused = refused or not_regular(current, _TAR_KINDS.get(member.type, "a special file"))
+                elif member.size > limit:
+                    refused = refused or too_large(current, f"at least {member.size}", limit)
+                else:
+                    handle = tar.extractfile(member)
+                    found[current] = handle.read() if handle is not None else b""
+    except _OverBudget:
+        refused = refused or too_large(current, f"more than {limit}", limit)
+    except (tarfile.TarError, EOFError) as exc:
+        refused = refused or ProtocolError(current, f"the result files could not be read back ({exc})")
+    return found, refused
