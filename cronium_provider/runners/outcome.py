@@ -177,6 +177,7 @@ def read_result_tar(
                     found[current] = handle.read() if handle is not None else b""
     except _OverBudget:
         refused = refused or too_large(current, f"more than {limit}", limit)
-    except (tarfile.TarError, EOFError) as exc:
-        refused = refused or ProtocolError(current, f"the result files could not be read back ({exc})")
+    except (tarfile.TarError, EOFError, OSError) as exc:  # a broken archive, a connection timed out
+        if stream.count or not isinstance(exc, tarfile.ReadError):  # else no archive: no result file
+            refused = refused or ProtocolError(current, f"the result files could not be read back ({exc})")
     return found, refused

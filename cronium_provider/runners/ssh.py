@@ -10,15 +10,14 @@ can stop all of it (SIGTERM, then SIGKILL 5 s later); the folder is removed in e
 from __future__ import annotations
 
 import contextlib
-import io
+import functools
 import secrets
 import select
 import shlex
 import socket
-import tarfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +30,15 @@ from cronium_provider.exceptions import (
 )
 from cronium_provider.runners.outcome import (
     DEFAULT_MAX_RESULT_BYTES,
-    STDERR_TAIL_LINES,
+    STDERR_TAIL_BYTES,
     LineCallback,
     LineSplitter,
     ScriptRun,
+    not_regular,
+    read_result_tar,
     read_run_results,
     stderr_tail_of,
+    too_large,
 )
 from cronium_provider.runners.protocol import (
     RESULT_FILES,
@@ -66,6 +68,17 @@ def _run_bytes(client: Any, command: str, timeout: float = 60) -> tuple[int, byt
     out = stdout.read()
     err = stderr.read().decode("utf-8", "replace")
     return stdout.channel.recv_exit_status(), out, err
+
+
+@contextlib.contextmanager
+def _streamed(client: Any, command: str, timeout: float = 60) -> Iterator[Iterator[bytes]]:
+    """A helper command's stdout as chunks, read only as far as the caller takes them; the channel is
+    closed when the caller is done, whatever is left unread (the command then gets a broken pipe)."""
+    _stdin, stdout, _stderr = client.exec_command(command, timeout=timeout)
+    try:
+        yield iter(functools.partial(stdout.channel.recv, 65536), b"")
+    finally:
+        stdout.channel.close()
 
 
 def _run(client: Any, command: str, timeout: float = 30) -> tuple[int, str, str]:
@@ -348,37 +361,56 @@ class SSHScriptExecutor:
         return run_dir
 
     def _collect_and_remove(self, run_dir: str) -> tuple[dict[str, bytes], ProtocolError | None]:
-        """One round trip: the result files (each up to ``max_result_bytes``, sized before it is read) as a
-        tar on stdout, then the folder is removed."""
-        names = " ".join(RESULT_FILES)
+        """One round trip: the result files as a tar on stdout, then the folder is removed.
+
+        On the server, each file is checked (a regular file, not a symbolic link; up to ``max_result_bytes``)
+        and copied, at most one byte past the limit, into a private folder that is sent: a script still
+        writing cannot grow what is sent. Here, every byte is counted as it is read (see
+        :func:`~cronium_provider.runners.outcome.read_result_tar`); reading stops past the limit.
+        """
         limit = int(self.max_result_bytes)
+        folder = shlex.quote(run_dir)
         command = (
-            f'cd {shlex.quote(run_dir)} && {{ for f in {names}; do [ -f "$f" ] || continue; '
-            f's=$(wc -c < "$f"); if [ "$s" -le {limit} ]; then echo "$f"; '
-            f'else echo "cronium-too-large $f $s" >&2; fi; done | tar -c -f - -T - ; }}; '
-            f"cd / && rm -rf -- {shlex.quote(run_dir)}"
+            f"cd {folder} && if s=$(umask 077 && mktemp -d ./.cronium-results.XXXXXXXX); then set --; "
+            f"for f in {' '.join(RESULT_FILES)}; do "
+            'if [ -h "$f" ]; then echo "cronium-refused $f a symbolic link" >&2; '
+            'elif [ -d "$f" ]; then echo "cronium-refused $f a directory" >&2; '
+            'elif [ -f "$f" ]; then n=$(wc -c < "$f"); '
+            f'if [ "$n" -le {limit} ]; then head -c {limit + 1} < "$f" > "$s/$f"; set -- "$@" "$f"; '
+            'else echo "cronium-too-large $f $n" >&2; fi; '
+            'elif [ -e "$f" ]; then echo "cronium-refused $f a special file" >&2; fi; '
+            'done; [ $# -eq 0 ] || tar -c -f - -C "$s" -- "$@"; '
+            "else echo 'cronium-failed - no room to copy the result files' >&2; fi; "
+            f"cd / && rm -rf -- {folder}"
         )
-        status, out, err = _run_bytes(self.client, command)
-        self.run_dir = None
+        _stdin, stdout, stderr = self.client.exec_command(command, timeout=60)
+        chunks = iter(functools.partial(stdout.channel.recv, 65536), b"")
+        try:
+            found, refused = read_result_tar(chunks, limit)
+            # what follows the archive (its last record's padding), up to a bound: then the command ends
+            rest = 0
+            for chunk in chunks:
+                rest += len(chunk)
+                if rest > 64 * 1024:
+                    refused = refused or ProtocolError("result files", "the server sent more than they can hold")
+                    return found, refused  # the channel is closed unread; cleanup() removes the folder
+            notes = stderr.read(65536).decode("utf-8", "replace")
+            status = stdout.channel.recv_exit_status()
+        finally:
+            stdout.channel.close()
         if status != 0:
-            raise RemoteRunError(f"{self.server}: cannot read the result files: {err.strip()}")
-        too_large: ProtocolError | None = None
-        for line in err.splitlines():
-            parts = line.split()
-            if len(parts) == 3 and parts[0] == "cronium-too-large" and too_large is None:
-                too_large = ProtocolError(
-                    parts[1],
-                    f"{parts[2]} bytes, above the limit of {limit} bytes for a result file "
-                    "([cronium] max_result_bytes); the script's result was not read",
-                )
-        found: dict[str, bytes] = {}
-        if out:
-            with tarfile.open(fileobj=io.BytesIO(out)) as tar:
-                for member in tar.getmembers():
-                    handle = tar.extractfile(member)
-                    if handle is not None and member.name in RESULT_FILES:
-                        found[member.name] = handle.read()
-        return found, too_large
+            raise RemoteRunError(f"{self.server}: cannot read the result files: {notes.strip()}")
+        self.run_dir = None
+        for line in notes.splitlines():
+            kind, _, rest_of_line = line.partition(" ")
+            name, _, detail = rest_of_line.partition(" ")
+            if kind == "cronium-refused" and name in RESULT_FILES:
+                refused = refused or not_regular(name, detail)
+            elif kind == "cronium-too-large" and name in RESULT_FILES:
+                refused = refused or too_large(name, detail, limit)
+            elif kind == "cronium-failed":
+                refused = refused or ProtocolError("result files", detail)
+        return found, refused
 
     def run(
         self,
@@ -459,7 +491,15 @@ class SSHScriptExecutor:
         self.run_dir = run.run_dir  # removed in every outcome; its script has ended: nothing for stop() to signal
         self._session_known.set()
         try:
-            _status, tail, _err = _run_bytes(self.client, f"tail -n {STDERR_TAIL_LINES} {folder}/{DETACHED_STDERR}")
+            # its end only, counted as read: the file is the script's (a sparse one can hold gigabytes)
+            stderr_file = f"{folder}/{DETACHED_STDERR}"
+            command = f"[ -f {stderr_file} ] && [ ! -h {stderr_file} ] && tail -c {STDERR_TAIL_BYTES} {stderr_file}"
+            tail = b""
+            with _streamed(self.client, command) as chunks:
+                for chunk in chunks:
+                    tail += chunk[: STDERR_TAIL_BYTES - len(tail)]
+                    if len(tail) >= STDERR_TAIL_BYTES:
+                        break
             return self._finish(run.run_dir, exit_code, duration_seconds, stderr_tail_of(tail))
         finally:
             self.cleanup()
@@ -471,9 +511,8 @@ class SSHScriptExecutor:
 
     def _finish(self, run_dir: str, exit_code: int, duration: float, stderr_tail: list[str]) -> ScriptRun:
         """The results of a run that has ended (attached or detached alike); its folder is removed."""
-        found, too_large = self._collect_and_remove(run_dir)
-        results, problem = read_run_results(found)
-        problem = too_large or problem
+        found, refused = self._collect_and_remove(run_dir)
+        results, problem = read_run_results(found, refused)
         return ScriptRun(
             exit_code=exit_code,
             duration_seconds=duration,
