@@ -115,6 +115,15 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "52428800",
                         "default": "10485760",
                     },
+                    "container_log_mb": {
+                        "description": "What Docker keeps of a script container's output on its host, in MB "
+                        "(json-file log, two files of half this size; 1 to 1024): the task log gets every line "
+                        "as it is printed, Docker's log only the newest.",
+                        "version_added": "0.2.0",
+                        "type": "integer",
+                        "example": "50",
+                        "default": "10",
+                    },
                     "webhook_rate_limit": {
                         "description": "Calls per key and window the webhook route admits (0: no limit).",
                         "version_added": "0.2.0",

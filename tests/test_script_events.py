@@ -632,3 +632,48 @@ def test_an_output_with_a_huge_number_fails_naming_the_file_and_keeps_the_variab
     assert result.task_states["run"] == "failed"
     assert "The script's result files are invalid: output.json: not valid JSON (Exceeds the limit (4300" in text
     assert json.loads(variable(f"{prefix}progress")) == "half"
+
+
+def _log_files_size(client: Any) -> int:
+    """The size on disk of the log files (the current one and those rotated) of this module's script
+    containers now."""
+    total = 0
+    for found in client.api.containers(all=True, filters={"label": "org.cronium.run=true"}):
+        if not _ours(found.get("Labels")):
+            continue
+        with contextlib.suppress(Exception):  # removed meanwhile
+            log_path = client.api.inspect_container(found["Id"])["LogPath"]
+            total += sum(p.stat().st_size for p in Path(log_path).parent.glob(Path(log_path).name + "*"))
+    return total
+
+
+def test_a_script_printing_past_the_log_cap_leaves_dockers_log_file_bounded(docker_client) -> None:
+    """A script prints 50 MB in a few seconds with ``container_log_mb=1``: the container's log files on
+    the Docker host (sampled every 50 ms while it runs) never hold more than about 1 MB, while the task's
+    log still gets every line as it is printed."""
+    script = (
+        'head -c 50000000 /dev/zero | tr "\\0" x | fold -w 10000 | sed = | paste -d" " - -; '
+        "echo last-line-marker; sleep 1"
+    )
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _log_files_size(docker_client))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = run_script("BASH", script, container_log_mb=1)
+    finally:
+        done.set()
+        sampler.join(timeout=10)
+    text = result.log_text()
+    assert result.task_states["run"] == "success", text[-3000:]
+    assert "last-line-marker" in text
+    numbered = re.findall(r"\[stdout\] (\d+) x{10000}", text)
+    assert [int(n) for n in numbered] == list(range(1, 5001)), len(numbered)
+    assert 0 < peak <= 1024 * 1024 + 64 * 1024, f"the container's log files reached {peak / 1e6:.1f} MB"

@@ -25,7 +25,13 @@ from cronium_provider.naming import (
     CONTAINER_LABEL_TRY,
 )
 from cronium_provider.operators.event import CroniumScriptEventOperator, default_deferrable
-from cronium_provider.runners.container import ContainerExecutor, ContainerLimits, ScriptJob, remove_orphans
+from cronium_provider.runners.container import (
+    DEFAULT_LOG_MB,
+    ContainerExecutor,
+    ContainerLimits,
+    ScriptJob,
+    remove_orphans,
+)
 from cronium_provider.runners.outcome import ScriptRun
 from cronium_provider.runners.run_folder import DEFAULT_RUN_FOLDER_MB
 from cronium_provider.variables import VariableNamespace
@@ -184,6 +190,9 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         whatever it writes there), in MB; default ``[cronium] run_folder_mb`` or 100, as ``/tmp``; at most
         1024. It is memory (tmpfs), never the Docker host's disk; a script that fills it is refused space
         and a failed run says the folder was full.
+    :param container_log_mb: what Docker keeps of the script's output on its host, in MB; default
+        ``[cronium] container_log_mb`` or 10; at most 1024. The task log gets every line as it is printed
+        whatever this is; Docker keeps only the newest (two json-file logs of half this size).
     :param docker_conn_id: an Airflow Docker connection for registry login (optional).
     :param docker_url: the Docker daemon's URL; default ``[cronium] docker_url`` or the local socket.
     :param deferrable: start the container, then free the worker slot while the script runs: the triggerer
@@ -206,6 +215,7 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         pids: int = 100,
         network: str = "none",
         run_folder_mb: int | None = None,
+        container_log_mb: int | None = None,
         docker_conn_id: str | None = None,
         docker_url: str | None = None,
         deferrable: bool | None = None,
@@ -216,8 +226,15 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         self.image = image
         if run_folder_mb is None:
             run_folder_mb = int(_config("run_folder_mb", None) or DEFAULT_RUN_FOLDER_MB)
+        if container_log_mb is None:
+            container_log_mb = int(_config("container_log_mb", None) or DEFAULT_LOG_MB)
         self.limits = ContainerLimits(
-            cpus=cpus, memory_mb=memory_mb, pids=pids, network=network, run_folder_mb=run_folder_mb
+            cpus=cpus,
+            memory_mb=memory_mb,
+            pids=pids,
+            network=network,
+            run_folder_mb=run_folder_mb,
+            log_mb=container_log_mb,
         )
         self.docker_conn_id = docker_conn_id
         self.docker_url = docker_url

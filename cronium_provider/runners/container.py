@@ -57,6 +57,14 @@ from cronium_provider.runners.run_folder import (
 
 RUN_DIR = "/cronium"
 RUN_USER = "1000:1000"
+DEFAULT_LOG_MB = 10  # what Docker keeps of a script's output on its host ([cronium] container_log_mb)
+
+
+def log_config(log_mb: int) -> dict[str, Any]:
+    """The script container's Docker log: json-file (``docker logs`` reads it: the deferred run's triggerer
+    follows it, a failed run's last stderr lines come from it), two files of half ``log_mb`` each, the
+    older dropped as the newer fills, so what the script prints never takes more of the host's disk."""
+    return {"Type": "json-file", "Config": {"max-size": f"{log_mb * 1024 // 2}k", "max-file": "2"}}
 
 
 @dataclass(frozen=True)
@@ -69,10 +77,12 @@ class ContainerLimits:
     network: str = "none"
     tmp_mb: int = 100
     run_folder_mb: int = DEFAULT_RUN_FOLDER_MB
+    log_mb: int = DEFAULT_LOG_MB
 
     MAX_CPUS = 2.0
     MAX_MEMORY_MB = 2048
     MAX_PIDS = 1000
+    MAX_LOG_MB = 1024
 
     def __post_init__(self) -> None:
         problems = []
@@ -84,6 +94,8 @@ class ContainerLimits:
             problems.append(f"pids {self.pids} must be between 10 and {self.MAX_PIDS}")
         if not 1 <= self.run_folder_mb <= MAX_RUN_FOLDER_MB:
             problems.append(f"run_folder_mb {self.run_folder_mb} must be between 1 and {MAX_RUN_FOLDER_MB}")
+        if not 1 <= self.log_mb <= self.MAX_LOG_MB:
+            problems.append(f"log_mb {self.log_mb} must be between 1 and {self.MAX_LOG_MB}")
         if self.network not in ("none", "host", "bridge") and not self.network.startswith("container:"):
             if not self.network.replace("-", "").replace("_", "").isalnum():
                 problems.append(f"network {self.network!r} is not a Docker network name")
@@ -282,6 +294,7 @@ class ContainerExecutor:
             binds={run_folder.volume: {"bind": RUN_DIR, "mode": "rw"}},
             security_opt=["no-new-privileges"],
             cap_drop=["ALL"],
+            log_config=log_config(limits.log_mb),
         )
         try:
             container = self.client.create_container(
