@@ -21,6 +21,7 @@ STDERR_TAIL_BYTES = 64 * 1024  # the most read back of a stderr file for its las
 _TAR_SLACK = 64 * 1024  # what a tar stream holds beside its files' bytes: headers, padding, end blocks
 _TAR_KINDS = {tarfile.DIRTYPE: "a directory", tarfile.SYMTYPE: "a symbolic link", tarfile.LNKTYPE: "a hard link"}
 DEFAULT_MAX_RESULT_BYTES = 10 * 1024 * 1024  # the largest result file read back ([cronium] max_result_bytes)
+MAX_LINE_BYTES = 64 * 1024  # a longer line of the script's output is cut in the log, with a marker
 LineCallback = Callable[[str, str], None]  # (stream name, line)
 
 
@@ -49,28 +50,44 @@ class ScriptRun:
 
 
 class LineSplitter:
-    """Turns stream chunks into whole lines, per stream."""
+    """Turns stream chunks into whole lines, per stream, in time linear in the bytes fed.
 
-    def __init__(self, emit: LineCallback):
+    A line longer than ``max_line_bytes`` keeps its first ``max_line_bytes`` bytes and ends with a marker
+    saying how many were cut; the rest is never held in memory.
+    """
+
+    def __init__(self, emit: LineCallback, max_line_bytes: int = MAX_LINE_BYTES):
         self.emit = emit
-        self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+        self.max_line_bytes = max_line_bytes
+        self.partial: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+        self.cut: dict[str, int] = {"stdout": 0, "stderr": 0}  # bytes of the current line past the bound
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
 
     def feed(self, stream: str, chunk: bytes) -> None:
-        data = self.partial[stream] + chunk
-        *lines, rest = data.split(b"\n")
-        self.partial[stream] = rest
-        for raw in lines:
-            self._line(stream, raw)
+        view = memoryview(chunk)
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            self._keep(stream, view[start:end])
+            self._end_line(stream)
+            start = end + 1
+        self._keep(stream, view[start:])
 
     def close(self) -> None:
-        for stream, rest in self.partial.items():
-            if rest:
-                self._line(stream, rest)
-            self.partial[stream] = b""
+        for stream in self.partial:
+            if self.partial[stream] or self.cut[stream]:
+                self._end_line(stream)
 
-    def _line(self, stream: str, raw: bytes) -> None:
-        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+    def _keep(self, stream: str, piece: memoryview) -> None:
+        partial = self.partial[stream]
+        room = max(0, self.max_line_bytes - len(partial))
+        partial += piece[:room]
+        self.cut[stream] += max(0, len(piece) - room)
+
+    def _end_line(self, stream: str) -> None:
+        line = self.partial[stream].decode("utf-8", errors="replace").rstrip("\r")
+        if self.cut[stream]:
+            line += f" [... {self.cut[stream]} more bytes of this line cut]"
+        self.partial[stream], self.cut[stream] = bytearray(), 0
         if stream == "stderr":
             self.stderr_tail.append(line)
         self.emit(stream, line)
