@@ -315,7 +315,7 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
                 docker_url=self._docker_url(),
                 deadline=deadline,
                 timeout_seconds=timeout_seconds,
-                masked=self._masked_values(job, namespace),
+                masked=self.masked_values(job.environment, job.variables, namespace),
                 task_label=f"{self.dag_id}.{self.task_id}",
             )
         except BaseException:
@@ -327,13 +327,6 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
             container_id[:12],
         )
         self.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
-
-    def _masked_values(self, job: ScriptJob, namespace: VariableNamespace) -> list[Any]:
-        """What this run masks in the task's log, for the triggerer to mask too: the script's environment
-        values and the variables with a sensitive name."""
-        return [job.environment[name] for name in self.masked_environment_names(job.environment)] + [
-            job.variables[key] for key in self.sensitive_variables(job.variables, namespace)
-        ]
 
     def resume_event(self, context: Context, event: dict[str, Any]) -> Any:
         """Collect a deferred run with the normal mode's code: its results, variables, actions and XComs

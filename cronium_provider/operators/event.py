@@ -333,6 +333,15 @@ class CroniumScriptEventOperator(CroniumEventOperator):
             if value not in (None, "") and should_hide_value_for_key(namespace.airflow_key(key))  # type: ignore[no-untyped-call]
         ]
 
+    def masked_values(
+        self, environment: Mapping[str, str], variables: Mapping[str, Any], namespace: VariableNamespace
+    ) -> list[Any]:
+        """What a run masks in the task's log, for the triggerer to mask too: the script's environment values
+        and the variables with a sensitive name, as the worker knew them before the script started."""
+        return [environment[name] for name in self.masked_environment_names(environment)] + [
+            variables[key] for key in self.sensitive_variables(variables, namespace)
+        ]
+
     def carry_out_actions(self, context: Context, results: ScriptResults | None, prefix: str = "") -> list[str]:
         """Send the tool actions the script asked for, in order (also after a failed script: Cronium sends
         them while it runs); XCom ``actions`` holds each result. Returns what failed, for the task's result."""

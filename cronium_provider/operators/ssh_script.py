@@ -234,8 +234,7 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
                 ],
                 deadline=deadline,
                 timeout_seconds=timeout_seconds,
-                masked_keys=self.masked_environment_names(job["environment"]),
-                masked_variables=self.sensitive_variables(job["variables"], namespace),
+                masked=self.masked_values(job["environment"], job["variables"], namespace),
                 start_failures={
                     name: {"error": str(exc), "refused": isinstance(exc, AirflowFailException)}
                     for name, exc in failures.items()

@@ -6,7 +6,8 @@ trigger then, in the triggerer's event loop, over one ``asyncssh`` connection pe
 ``SSHHookAsync``, which reads the Airflow connection in the triggerer):
 
 * follows the script's stdout and stderr files and writes each line to the task's log as the normal mode
-  does (``[server stdout] ...``), with the run's secrets masked as on the worker;
+  does (``[server stdout] ...``, a line longer than 64 KiB cut), with the run's secrets masked as on the
+  worker;
 * waits for every server's script to end and fires ``{"status": "done", "runs": [...]}`` with each exit
   code: the task resumes on a worker and collects the results with the normal mode's code (which removes
   each run folder);
@@ -15,17 +16,17 @@ trigger then, in the triggerer's event loop, over one ``asyncssh`` connection pe
   fails as timed out;
 * when a person clears the task or marks it failed or successful (:meth:`on_kill`), does the same.
 
-Its serialized arguments are names and ids only: each server's name, Airflow SSH connection id, run folder
-and session id, the deadline, and the names (not the values) of the environment variables the run masks; the
-values are read from the run folder's environment file on the server. No key or password is ever in them.
+Its serialized arguments are each server's name, Airflow SSH connection id, run folder and session id, the
+deadline, and the values the run masks in logs (the script's environment and the secret Variables it was given,
+as the worker knew them before the script started; nothing the script can rewrite on the server): stored
+encrypted with the trigger, as Airflow stores Variables, and never shown by ``repr``. No SSH key or password is
+ever in them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import shlex
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -58,8 +59,7 @@ class CroniumSSHTrigger(BaseTrigger):
         Airflow SSH connection, run folder, the session id its wrapper printed, and when it started).
     :param deadline: when the task's ``execution_timeout`` ends (seconds since the epoch), None for none;
         ``timeout_seconds``: that timeout, for the messages.
-    :param masked_keys: names of the environment variables whose values the task masks in its log;
-        ``masked_variables``: the same for the Cronium variables the script was given.
+    :param masked: values masked in the task's log (the run's secrets), masked here too.
     :param start_failures: the servers where the script could not start (``{name: {"error", "refused"}}``),
         handed back to the task with the others' results.
     :param poll_interval: seconds between two looks at a server's files (whole seconds, at least 1).
@@ -72,8 +72,7 @@ class CroniumSSHTrigger(BaseTrigger):
         runs: Sequence[dict[str, Any]],
         deadline: float | None = None,
         timeout_seconds: float | None = None,
-        masked_keys: Sequence[str] = (),
-        masked_variables: Sequence[str] = (),
+        masked: Sequence[Any] = (),
         start_failures: dict[str, dict[str, Any]] | None = None,
         poll_interval: int = 1,
         task_label: str = "",
@@ -91,8 +90,7 @@ class CroniumSSHTrigger(BaseTrigger):
         ]
         self.deadline = deadline
         self.timeout_seconds = timeout_seconds
-        self.masked_keys = list(masked_keys)
-        self.masked_variables = list(masked_variables)
+        self.masked = list(masked)
         self.start_failures = dict(start_failures or {})
         self.poll_interval = max(1, int(poll_interval))
         self.task_label = task_label
@@ -107,12 +105,18 @@ class CroniumSSHTrigger(BaseTrigger):
                 "runs": self.runs,
                 "deadline": self.deadline,
                 "timeout_seconds": self.timeout_seconds,
-                "masked_keys": self.masked_keys,
-                "masked_variables": self.masked_variables,
+                "masked": self.masked,
                 "start_failures": self.start_failures,
                 "poll_interval": self.poll_interval,
                 "task_label": self.task_label,
             },
+        )
+
+    def __repr__(self) -> str:
+        servers = ",".join(r["server"] for r in self.runs)
+        return (
+            f"<{type(self).__qualname__} servers={servers} task={self.task_label} deadline={self.deadline} "
+            f"masked={len(self.masked)} value(s)>"
         )
 
     # -- connections ---------------------------------------------------------------------------------
@@ -132,6 +136,10 @@ class CroniumSSHTrigger(BaseTrigger):
 
     # -- following -----------------------------------------------------------------------------------
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow.sdk.log import amask_secret
+
+        for value in self.masked:
+            await amask_secret(value)
         remaining = None if self.deadline is None else max(0.0, self.deadline - time.time())
         followers = {r["server"]: asyncio.create_task(self._follow(r)) for r in self.runs}
         try:
@@ -169,15 +177,11 @@ class CroniumSSHTrigger(BaseTrigger):
         splitter = LineSplitter(lambda stream, line: self.log.info("[%s %s] %s", server, stream, line))
         offsets = {"stdout": 0, "stderr": 0}
         failures = 0
-        masked = False
         while True:
             try:
                 connection = self._connections.get(server)
                 if connection is None:
                     connection = await self._connect(run)
-                if not masked:
-                    await self._mask_environment(connection, run)
-                    masked = True
                 status = await self._follow_once(connection, run, splitter, offsets)
                 failures = 0
                 if status in (POLL_DONE, POLL_NO_EXIT_CODE):  # the lines the follower had not sent yet
@@ -243,6 +247,7 @@ class CroniumSSHTrigger(BaseTrigger):
                     return
                 offsets[stream] += len(chunk)
                 splitter.feed(stream, chunk)
+                await asyncio.sleep(0)  # the other triggers' turn, however fast this script writes
 
         try:
             await asyncio.gather(pump(process.stdout, "stdout"), pump(process.stderr, "stderr"))
@@ -252,28 +257,6 @@ class CroniumSSHTrigger(BaseTrigger):
         if completed.exit_status is None:  # the channel closed without a status: the connection went away
             raise ConnectionError(f"the command on the server stopped without a status ({completed.exit_signal})")
         return int(completed.exit_status)
-
-    async def _mask_environment(self, connection: Any, run: dict[str, Any]) -> None:
-        """Mask the values the task masks (the script's environment, variables with a sensitive name), read
-        from the run folder's files, so that a script printing one shows ``***`` in the task's log as in the
-        normal mode."""
-        from airflow.sdk.log import amask_secret
-
-        folder = shlex.quote(run["run_dir"])
-        if self.masked_keys:
-            result = await connection.run(f"cat {folder}/.env", check=False, timeout=COMMAND_TIMEOUT_SECONDS)
-            wanted = set(self.masked_keys)
-            for word in shlex.split(str(result.stdout or "")):
-                key, sep, value = word.partition("=")
-                if sep and key in wanted and value:
-                    await amask_secret(value)
-        if self.masked_variables:
-            result = await connection.run(f"cat {folder}/variables.json", check=False, timeout=COMMAND_TIMEOUT_SECONDS)
-            with contextlib.suppress(ValueError):
-                variables = json.loads(str(result.stdout or "{}"))
-                for key in self.masked_variables:
-                    if isinstance(variables, dict) and variables.get(key) not in (None, ""):
-                        await amask_secret(variables[key])
 
     @staticmethod
     def _result(run: dict[str, Any], exit_code: int | None, error: str | None) -> dict[str, Any]:

@@ -1,0 +1,175 @@
+"""One deferred remote script that floods its output does not hold up the other triggers of its triggerer.
+
+Two :class:`~cronium_provider.triggers.ssh.CroniumSSHTrigger` instances, the real trigger code, follow two
+scripts started detached on a real sshd (127.0.0.71) in one event loop, as a triggerer runs them: one script
+rewrites every file of its run folder with thousands of would-be masks and writes a 40 MB line and 100,000
+short ones; the other writes a stamped line every 0.4 s. Each line is written to the log as the triggerer
+writes it (masked by Airflow's secrets masker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import secrets
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.sshd import TEST_USER, TestSSHServer, ensure_test_user
+
+pytestmark = [pytest.mark.ssh]
+
+ADDRESS = "127.0.0.71"
+TICKS = 20
+
+
+@pytest.fixture
+def server(sshd_binary: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestSSHServer]:
+    ensure_test_user()
+    started = TestSSHServer(sshd_binary, tmp_path / "sshd", address=ADDRESS, port=2222, user=TEST_USER).start()
+    extra = {**started.connection_uri_extra(), "look_for_keys": "false"}
+    connection = {"conn_type": "ssh", "host": ADDRESS, "port": 2222, "login": TEST_USER, "extra": json.dumps(extra)}
+    monkeypatch.setenv("AIRFLOW_CONN_CRONIUM_FLOOD", json.dumps(connection))
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def _client(server: TestSSHServer) -> Any:
+    import paramiko
+
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    key = paramiko.Ed25519Key(data=base64.b64decode(server.host_public_key.split()[1]))
+    client.get_host_keys().add(f"[{server.address}]:{server.port}", "ssh-ed25519", key)
+    client.connect(
+        server.address,
+        server.port,
+        username=server.user,
+        key_filename=str(server.client_key_path),
+        look_for_keys=False,
+        allow_agent=False,
+    )
+    return client
+
+
+class _Lines(logging.Handler):
+    """The trigger's log lines as the triggerer writes them (masked), each with when it was written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[tuple[float, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from airflow.sdk._shared.secrets_masker import redact
+
+        self.lines.append((time.time(), str(redact(record.getMessage()))))
+
+
+def _trigger(name: str, run: Any, secret: str) -> tuple[Any, _Lines]:
+    from cronium_provider.triggers.ssh import CroniumSSHTrigger
+
+    trigger = CroniumSSHTrigger(
+        runs=[
+            {
+                "server": name,
+                "conn_id": "cronium_flood",
+                "run_dir": run.run_dir,
+                "session": run.session,
+                "started_at": run.started_at,
+            }
+        ],
+        deadline=time.time() + 240,
+        timeout_seconds=240,
+        masked=[secret],
+        task_label=f"flood.{name}",
+    )
+    handler = _Lines()
+    logger = logging.getLogger(f"cronium.test.flood.{name}.{secrets.token_hex(4)}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(handler)
+    trigger._log = logger
+    return trigger, handler
+
+
+async def _events(trigger: Any) -> list[dict[str, Any]]:
+    return [event.payload async for event in trigger.run()]
+
+
+def test_a_flooding_script_does_not_hold_up_another_triggers_lines(server: TestSSHServer) -> None:
+    """The flooding script's rewritten run-folder files mask nothing (the masks travel with the trigger: a
+    word the script wrote there shows in the other task's log; each task's own secret shows ``***``), its
+    40 MB line is cut, and the other script's lines reach the log within 2 s of being written all along."""
+    from airflow.sdk._shared.secrets_masker import _secrets_masker
+
+    from cronium_provider.runners.ssh import SSHScriptExecutor
+
+    word = f"plain{secrets.token_hex(4)}"
+    secret_a, secret_b = f"a-{secrets.token_hex(8)}", f"b-{secrets.token_hex(8)}"
+    flood = textwrap.dedent(
+        f"""\
+        cd "$CRONIUM_RUN_DIR"
+        for f in .env variables.json; do [ -f "$f" ] && chmod u+w "$f"; done
+        i=0; while [ $i -lt 3000 ]; do echo "export DTEST_TOKEN=w$i"; i=$((i+1)); done > .env
+        echo "export DTEST_TOKEN={word}" >> .env
+        printf '{{"api_token": "{word}", "password": "{word}"}}' > variables.json
+        echo "flood begins"
+        sleep 1
+        head -c 40000000 /dev/zero | tr '\\0' x
+        echo
+        seq 1 100000
+        echo "flood ends"
+        """
+    )
+    ticker = f'for i in $(seq 1 {TICKS}); do echo "tick $(date +%s.%N) {word} $DTEST_TOKEN"; sleep 0.4; done'
+    client = _client(server)
+    runs = []
+    try:
+        for name, script, secret in (("flood", flood, secret_a), ("ticks", ticker, secret_b)):
+            run = SSHScriptExecutor(client, name).start_detached(
+                "BASH",
+                script,
+                input={},
+                event={},
+                variables={"api_token": secret, "password": secret},
+                environment={"DTEST_TOKEN": secret},
+                time_limit=200,
+            )
+            runs.append(run)
+            time.sleep(0.5)  # the flooding script has rewritten its folder's files before anything reads them
+        flooder, flood_lines = _trigger(runs[0].server, runs[0], secret_a)
+        ticks, tick_lines = _trigger(runs[1].server, runs[1], secret_b)
+
+        async def both() -> list[list[dict[str, Any]]]:
+            return await asyncio.wait_for(asyncio.gather(_events(flooder), _events(ticks)), 180)
+
+        events = asyncio.run(both())
+    finally:
+        for run in runs:
+            SSHScriptExecutor(client, run.server).stop_detached(run)
+        client.close()
+        _secrets_masker().reset_masker()
+
+    assert [e[0]["status"] for e in events] == ["done", "done"], events
+    assert [e[0]["runs"][0]["exit_code"] for e in events] == [0, 0], events
+    ticked = [(at, line) for at, line in tick_lines.lines if line.startswith("[ticks stdout] tick ")]
+    assert len(ticked) == TICKS, tick_lines.lines
+    assert all(line.endswith(f" {word} ***") for _at, line in ticked), ticked[:3]
+    following = ticked[0][0]  # from when the trigger follows the script: its first line reached the log
+    lags = [at - float(line.split()[3]) for at, line in ticked if float(line.split()[3]) > following]
+    assert len(lags) > TICKS // 2, ticked
+    assert max(lags) < 2.0, f"the other script's lines reached the log up to {max(lags):.1f} s late: {lags}"
+    written = [line for _t, line in flood_lines.lines]
+    assert "[flood stdout] flood begins" in written and "[flood stdout] flood ends" in written
+    long_line = next(line for line in written if line.startswith("[flood stdout] xxx"))
+    assert long_line.endswith(f" [... {40000000 - 65536} more bytes of this line cut]"), long_line[-100:]
+    assert len(written) == 100003, len(written)
