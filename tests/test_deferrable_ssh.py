@@ -179,7 +179,7 @@ def _run_folders(st: LocalStack, dag_id: str, run_id: str, try_number: int = 1) 
     for record in st.log_events(dag_id, run_id, try_number=try_number):
         text = str(record.get("event", ""))
         if text.startswith("Deferred: the script runs on "):
-            return dict(re.findall(r"(\w+) \((/tmp/cronium-run\.\w+)\)", text))
+            return dict(re.findall(r"(\w+) \((/tmp/cronium-run\.\d+/\w+)\)", text))
     return {}
 
 

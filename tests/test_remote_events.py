@@ -107,7 +107,7 @@ def run_remote(language: str, script: str, servers: list[dict[str, str]], conf: 
 
 
 def leftovers() -> tuple[list[str], str]:
-    folders = sorted(str(p) for p in Path("/tmp").glob("cronium-run.*"))
+    folders = sorted(str(p) for p in Path("/tmp").glob("cronium-run.*/*"))
     procs = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return folders, "\n".join(line for line in procs.splitlines() if "cronium-run." in line)
 
@@ -283,7 +283,7 @@ def test_timeout_stops_every_remote_process_and_removes_the_folder(servers, conn
     assert time.monotonic() - started < 60
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert f"orphan-{tag}" not in ps and "sleep 300" not in ps
-    assert sorted(Path("/tmp").glob("cronium-run.*")) == []
+    assert sorted(Path("/tmp").glob("cronium-run.*/*")) == []
 
 
 def test_servers_sync_creates_working_connections_and_leaks_no_secret(servers, tmp_path, airflow_db) -> None:
@@ -391,7 +391,7 @@ def test_a_forged_pid_file_cannot_turn_the_kill_on_other_processes(servers, conn
         assert bystander_alive(), "a process of the same user outside the run was killed"
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
         assert f"orphan-{tag}" not in ps
-        assert sorted(Path("/tmp").glob("cronium-run.*")) == []
+        assert sorted(Path("/tmp").glob("cronium-run.*/*")) == []
     finally:
         subprocess.run(["pkill", "-KILL", "-xf", bystander_args], check=False)
         bystander.kill()
@@ -405,4 +405,4 @@ def test_a_remote_output_above_the_limit_is_never_read(servers, connect) -> None
     result = run_remote("BASH", script, connect(servers[:1]), max_result_bytes=1_000_000)
     assert result.state == "failed"
     assert "output.json: 3000002 bytes, above the limit of 1000000 bytes for a result file" in result.log_text()
-    assert sorted(Path("/tmp").glob("cronium-run.*")) == []
+    assert sorted(Path("/tmp").glob("cronium-run.*/*")) == []

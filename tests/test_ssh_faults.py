@@ -40,7 +40,7 @@ def _sshd_processes(listener: int) -> list[int]:
 
 
 def _run_folders() -> set[str]:
-    return {str(p) for p in Path("/tmp").glob("cronium-run.*")}
+    return {str(p) for p in Path("/tmp").glob("cronium-run.*/*")}
 
 
 def _processes(marker: str) -> list[str]:

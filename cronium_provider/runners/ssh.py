@@ -1,16 +1,21 @@
 """Run one script on one server over one SSH connection, speaking the runtime-helper file protocol.
 
 The connection (a paramiko ``SSHClient``, e.g. from the SSH provider's ``SSHHook``) serves the upload,
-the run and the download. Files go to a private folder (mode 700) made by ``mktemp -d``; the script's
-environment is written to a file in it (mode 600) instead of the command line, so other users of the
-server cannot read it from ``ps``. The script runs in its own process group so that a timeout or a kill
-can stop all of it (SIGTERM, then SIGKILL 5 s later); the folder is removed in every outcome.
+the run and the download. Files go to a private folder (mode 700) with a random name the worker draws
+(128 bits), in a parent folder of the login that nobody can list, the login included (mode 300:
+``/tmp/cronium-run.<uid>/<name>``); the script's environment is written to a file in it (mode 600)
+instead of the command line, so other users of the server cannot read it from ``ps``. The script runs in
+its own session so that a timeout or a kill can stop all of it (SIGTERM, then SIGKILL 5 s later). When a
+run ends, in every outcome, whatever it left running is killed (:data:`_REAP`: its session, and the
+processes with its folder in their environment or as their working folder, ``setsid`` and double forks
+included) and its folder is removed, so that a later run of the same login is out of its reach.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import secrets
 import select
 import shlex
@@ -52,7 +57,8 @@ CONNECT_ATTEMPTS = 3
 CONNECT_BACKOFF_SECONDS = 1.0
 INTERPRETERS = {"BASH": "bash", "PYTHON": "python3", "NODEJS": "node"}
 KILL_GRACE_SECONDS = 5
-RUN_DIR_PREFIX = "/tmp/cronium-run."
+RUN_DIR_PREFIX = "/tmp/cronium-run."  # + the login's uid (the parent folder, mode 300) + "/" + the run's name
+_RUN_DIR = re.compile(r"/tmp/cronium-run\.[0-9]+/[0-9a-f]{32}")
 # A detached run's files in its run folder: the script's stdout and stderr, and its exit code, written by
 # the wrapper once the script has ended.
 DETACHED_STDOUT = ".cronium-stdout"
@@ -96,31 +102,54 @@ def _env_file(env: Mapping[str, str]) -> bytes:
 
 def _check_run(run_dir: str, session: int) -> str:
     """The run folder, quoted for the shell, after checking that both name a run of this module."""
-    if not run_dir.startswith(RUN_DIR_PREFIX) or "/" in run_dir[len(RUN_DIR_PREFIX) :] or int(session) <= 1:
+    if not _RUN_DIR.fullmatch(run_dir) or int(session) <= 1:
         raise ValueError(f"not a run of this provider: {run_dir!r}, session {session!r}")
     return shlex.quote(run_dir)
+
+
+# ``reap FOLDER SESSION``: SIGKILL every process of a run but the caller, again until none is left (a
+# process forking meanwhile is found on the next round): those of its session (SESSION > 1: only where
+# the caller knows the session is the run's), and those with the run folder in their environment (every
+# process the script started has it: CRONIUM_RUN_DIR) or as their working folder (also after ``env -i``),
+# wherever ``setsid``, ``nohup`` or a double fork put them. /proc tells; without it only the session's
+# process group is killed (by the callers). Zombies are skipped (they hold nothing; their parent reaps).
+_REAP = (
+    "_st() { rst=$1; rsid=$4; }; "
+    # the scan runs with no environment and from /, so that it does not find itself
+    """_rs='{ grep -lsaF -- "$1" /proc/[0-9]*/environ; """
+    """find /proc/[0-9]*/cwd -maxdepth 0 -lname "$1*"; } | cut -d/ -f3'; """
+    "reap() { rf=$1; rs=$2; rme=$$; { read -r rme _ < /proc/self/stat; } 2>/dev/null; rn=0; "
+    "while [ $rn -lt 50 ]; do rn=$((rn+1)); rp=; "
+    'if [ "$rs" -gt 1 ]; then for rq in /proc/[0-9]*; do { read -r rt < "$rq/stat"; } 2>/dev/null || continue; '
+    '_st ${rt##*) }; [ "$rst" != Z ] && [ "$rsid" = "$rs" ] && rp="$rp ${rq#/proc/}"; done; fi; '
+    'rp="$rp $(cd / && env -i PATH="$PATH" sh -c "$_rs" reap "$rf" 2>/dev/null)"; '
+    'rk=; for rq in $rp; do [ "$rq" = "$rme" ] || rk="$rk $rq"; done; [ -n "$rk" ] || return 0; '
+    "kill -s KILL $rk 2>/dev/null; sleep 0.1; done; }; "
+)
 
 
 def _watched_wrapper(marker: str, run_dir: str, argv: str) -> str:
     """The attached run's wrapper, the leader of the script's session (``setsid -w sh -c``).
 
-    It prints the session id (its own pid) with ``marker`` before anything else, starts the script, and
-    watches the channel's stdin (kept on fd 3, never given to the script): nothing is ever written to it,
-    so it ends only when the connection is gone. Then the watchdog stops the session (SIGTERM, SIGKILL
-    after the grace period) and removes the run folder. When the script ends first, the watch is stopped
-    and the wrapper exits with the script's status.
+    It prints the session id (its own pid) with ``marker`` before anything else, starts the script (with
+    the run's environment, which the wrapper itself does not take), and watches the channel's stdin (kept
+    on fd 3, never given to the script): nothing is ever written to it, so it ends only when the connection
+    is gone. Then the watchdog stops the session (SIGTERM, SIGKILL after the grace period), kills what the
+    run left (:data:`_REAP`) and removes the run folder. When the script ends first, what it left running
+    is killed and the wrapper exits with the script's status.
     """
     folder = shlex.quote(run_dir)
     return (
-        f"echo {marker}$$; exec 3<&0 </dev/null; set -a; . {folder}/.env; set +a; cd {folder} || exit 125; "
+        f"echo {marker}$$; exec 3<&0 </dev/null; cd {folder} || exit 125; {_REAP}"
         "lost=0; trap 'lost=1' USR1; "
-        f"{argv} 3<&- & p=$!; "
+        f"( set -a; . ./.env; set +a; exec {argv} ) 3<&- & p=$!; "
         "( while read -r _ <&3; do :; done; kill -s USR1 $$ ) >/dev/null 2>&1 & w=$!; exec 3<&-; "
-        "wait $p; code=$?; "
-        "if [ $lost = 1 ]; then trap '' TERM; kill -s TERM -- -$$ 2>/dev/null; i=0; "
-        f"while [ $i -lt {KILL_GRACE_SECONDS * 10} ] && kill -s 0 $p 2>/dev/null; do sleep 0.1; i=$((i+1)); done; "
-        f"cd / && rm -rf -- {folder}; kill -s KILL -- -$$; fi; "
-        "kill $w 2>/dev/null; exit $code"
+        "wait $p; code=$?; trap '' TERM; "
+        "if [ $lost = 1 ]; then kill -s TERM -- -$$ 2>/dev/null; i=0; "
+        f"while [ $i -lt {KILL_GRACE_SECONDS * 10} ] && kill -s 0 $p 2>/dev/null; do sleep 0.1; i=$((i+1)); done; fi; "
+        f"cd / && reap {folder} $$; "
+        f"if [ $lost = 1 ]; then rm -rf -- {folder}; kill -s KILL -- -$$; fi; "
+        "exit $code"
     )
 
 
@@ -129,23 +158,26 @@ def _detached_wrapper(run_dir: str, argv: str, time_limit: int | None) -> str:
 
     It prints the session id (its own pid) on the pipe of the command that started it, then lets go of
     that pipe and of the connection: stdin, stdout and stderr are files or ``/dev/null`` from then on, so
-    closing the connection does not touch the run. The exit code is written when the script has ended.
-    With ``time_limit`` (seconds), a watchdog in the session stops it (SIGTERM, SIGKILL after the grace
-    period) and removes the run folder if the script still runs then: the last resort when nothing on the
-    Airflow side stops it (no triggerer ever took up its task); it is stopped with the script otherwise.
+    closing the connection does not touch the run. When the script has ended, what it left running is
+    killed (:data:`_REAP`), then the exit code is written. With ``time_limit`` (seconds), a watchdog in the
+    session stops it (SIGTERM, SIGKILL after the grace period, with what it left) and removes the run folder
+    if the script still runs then: the last resort when nothing on the Airflow side stops it (no triggerer
+    ever took up its task); it is stopped with the script otherwise. The wrapper stays in the run folder
+    until it exits (:data:`_OURS` knows it by that) but takes none of the run's environment.
     """
+    folder = shlex.quote(run_dir)
     watchdog = ""
     if time_limit is not None:
         watchdog = (
             f"( trap 'kill $s 2>/dev/null; wait $s; exit 0' TERM; sleep {max(1, int(time_limit))} & s=$!; wait $s; "
             "trap '' TERM; kill -s TERM -- -$$ 2>/dev/null; "
-            f"sleep {KILL_GRACE_SECONDS}; cd / && rm -rf -- {shlex.quote(run_dir)}; kill -s KILL -- -$$ ) & w=$!; "
+            f"sleep {KILL_GRACE_SECONDS}; reap {folder} $$; cd / && rm -rf -- {folder}; kill -s KILL -- -$$ ) & w=$!; "
         )
     stop_watchdog = "kill $w 2>/dev/null; wait $w; " if watchdog else ""
     return (
-        f"echo $$; exec </dev/null >/dev/null 2>&1; set -a; . ./.env; set +a; {watchdog}"
-        f"{argv} >{DETACHED_STDOUT} 2>{DETACHED_STDERR}; code=$?; {stop_watchdog}"
-        f"echo $code > {DETACHED_EXIT}.tmp && mv -f {DETACHED_EXIT}.tmp {DETACHED_EXIT}"
+        f"echo $$; exec </dev/null >/dev/null 2>&1; {_REAP}{watchdog}"
+        f"( set -a; . ./.env; set +a; exec {argv} ) >{DETACHED_STDOUT} 2>{DETACHED_STDERR}; code=$?; {stop_watchdog}"
+        f"reap {folder} $$; echo $code > {DETACHED_EXIT}.tmp && mv -f {DETACHED_EXIT}.tmp {DETACHED_EXIT}"
     )
 
 
@@ -174,13 +206,15 @@ def follow_command(run_dir: str, session: int, out_offset: int, err_offset: int,
     """
     folder = _check_run(run_dir, session)
     sid = int(session)
+    # from / (not the run folder), so that the end of the run (:data:`_REAP`) does not take it for the run's
+    files = {name: f"{folder}/{name}" for name in (DETACHED_STDOUT, DETACHED_STDERR, DETACHED_EXIT)}
     return (
-        f"cd {folder} 2>/dev/null || exit {POLL_FOLDER_GONE}; {_OURS}"
-        f"while [ ! -f {DETACHED_STDERR} ] && ours {sid} {folder}; do sleep 1; done; "
-        f"tail -c +{int(out_offset) + 1} -f {DETACHED_STDOUT} 2>/dev/null & a=$!; "
-        f"tail -c +{int(err_offset) + 1} -f {DETACHED_STDERR} >&2 2>/dev/null & b=$!; "
+        f"[ -d {folder} ] && cd / || exit {POLL_FOLDER_GONE}; {_OURS}"
+        f"while [ ! -f {files[DETACHED_STDERR]} ] && ours {sid} {folder}; do sleep 1; done; "
+        f"tail -c +{int(out_offset) + 1} -f {files[DETACHED_STDOUT]} 2>/dev/null & a=$!; "
+        f"tail -c +{int(err_offset) + 1} -f {files[DETACHED_STDERR]} >&2 2>/dev/null & b=$!; "
         f"while ours {sid} {folder}; do sleep {max(1, int(poll_interval))}; done; "
-        f"kill $a $b 2>/dev/null; wait; [ -f {DETACHED_EXIT} ] && exit {POLL_DONE}; exit {POLL_NO_EXIT_CODE}"
+        f"kill $a $b 2>/dev/null; wait; [ -f {files[DETACHED_EXIT]} ] && exit {POLL_DONE}; exit {POLL_NO_EXIT_CODE}"
     )
 
 
@@ -200,14 +234,21 @@ def exit_code_command(run_dir: str) -> str:
 
 def stop_detached_command(run_dir: str, session: int, grace: int = KILL_GRACE_SECONDS) -> str:
     """Stop a detached run and remove its folder: SIGTERM to its session's process group while its wrapper
-    still runs, SIGKILL ``grace`` seconds later if anything is left (the attached run's kill guard: only
-    the session this run started is signalled, by the id its wrapper printed before the script began)."""
-    folder = _check_run(run_dir, session)
+    still runs, SIGKILL ``grace`` seconds later to what is left of the run (the attached run's kill guard:
+    only the session this run started is signalled, by the id its wrapper printed before the script began;
+    other processes only by the run folder, :data:`_REAP`)."""
+    return _stop_command(_check_run(run_dir, session), int(session), grace)
+
+
+def _stop_command(folder: str, session: int, grace: int = KILL_GRACE_SECONDS, remove: bool = True) -> str:
+    """Stop a run (``folder`` quoted for the shell): its session while its wrapper runs, then what is left."""
     group = f"-{int(session)}"
     return (
-        f"{_OURS}if ours {int(session)} {folder}; then kill -s TERM -- {group} 2>/dev/null; i=0; "
+        f"{_OURS}{_REAP}s=0; if ours {int(session)} {folder}; then s={int(session)}; "
+        f"kill -s TERM -- {group} 2>/dev/null; i=0; "
         f"while [ $i -lt {int(grace) * 10} ] && kill -s 0 -- {group} 2>/dev/null; do sleep 0.1; i=$((i+1)); done; "
-        f"kill -s KILL -- {group} 2>/dev/null; fi; cd / && rm -rf -- {folder}"
+        f"kill -s KILL -- {group} 2>/dev/null; fi; reap {folder} $s"
+        + (f"; cd / && rm -rf -- {folder}" if remove else "")
     )
 
 
@@ -329,7 +370,10 @@ class SSHScriptExecutor:
             f"command -v {name} >/dev/null 2>&1 || {{ echo 'missing interpreter' >&2; exit 127; }}; "
             "command -v tar >/dev/null 2>&1 || { echo 'missing tar' >&2; exit 126; }; "
             "command -v setsid >/dev/null 2>&1 || { echo 'missing setsid' >&2; exit 123; }; "
-            'umask 077; d=$(mktemp -d /tmp/cronium-run.XXXXXXXX) || exit 125; echo "$d"; '
+            f'umask 077; p={RUN_DIR_PREFIX}$(id -u); mkdir -m 300 "$p" 2>/dev/null; '
+            '{ [ -d "$p" ] && [ ! -h "$p" ] && [ -O "$p" ] && chmod 300 "$p"; } || '
+            '{ echo "$p is not a folder of this login" >&2; exit 125; }; '
+            f'd="$p/{secrets.token_hex(16)}"; mkdir -m 700 "$d" || exit 125; echo "$d"; '
             'tar --no-same-owner -x -f - -C "$d" || { rm -rf -- "$d"; exit 124; }'
         )
         channel = self.client.get_transport().open_session()
@@ -341,7 +385,7 @@ class SSHScriptExecutor:
                 break
             run_dir += chunk.decode("utf-8", "replace")
         run_dir = run_dir.strip()
-        if run_dir.startswith("/tmp/cronium-run."):
+        if _RUN_DIR.fullmatch(run_dir):
             self.run_dir = run_dir
             payload = {**files, ".env": _env_file(env(run_dir))}
             channel.sendall(run_folder_tar(payload))
@@ -566,25 +610,23 @@ class SSHScriptExecutor:
         Only the session this run started is signalled, by the id its wrapper printed before the script
         began; nothing the script writes can redirect the kill to other processes of the user.
         """
-        if not self.run_dir:
+        run_dir = self.run_dir
+        if not run_dir:
             return
         self._stopping.set()
         self._session_known.wait(timeout=5)
         session = self._session
         if session is None or session <= 1:
             return
-        group = f"-{session}"
         with contextlib.suppress(Exception):
-            _run(
-                self.client,
-                f"kill -s TERM -- {group} 2>/dev/null; "
-                f"for i in $(seq 1 {KILL_GRACE_SECONDS * 10}); do kill -s 0 -- {group} 2>/dev/null || exit 0; "
-                f"sleep 0.1; done; kill -s KILL -- {group} 2>/dev/null; true",
-                timeout=KILL_GRACE_SECONDS + 10,
-            )
+            command = _stop_command(shlex.quote(run_dir), session, remove=False)  # its results are read next
+            _run(self.client, command, timeout=KILL_GRACE_SECONDS + 30)
 
     def cleanup(self) -> None:
+        """Kill what is left of the run (:data:`_REAP`: its script has ended or was stopped) and remove its
+        folder."""
         run_dir, self.run_dir = self.run_dir, None
-        if run_dir and run_dir.startswith("/tmp/cronium-run."):
+        if run_dir and _RUN_DIR.fullmatch(run_dir):
+            folder = shlex.quote(run_dir)
             with contextlib.suppress(Exception):
-                _run(self.client, f"rm -rf -- {shlex.quote(run_dir)}")
+                _run(self.client, f"{_REAP}reap {folder} 0; cd / && rm -rf -- {folder}")
