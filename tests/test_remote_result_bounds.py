@@ -105,7 +105,8 @@ def test_a_remote_result_file_that_is_not_a_regular_file_is_refused_unread(clien
 # size on the server first sees a few bytes, what reads it next sees 2 GB. The watch ends with the folder.
 _GROW_ONCE_LOOKED_AT = r"""
 printf '"small"' > "$CRONIUM_RUN_DIR/output.json"
-python3 - "$CRONIUM_RUN_DIR/output.json" >/dev/null 2>&1 <<'PY' &
+# the grower drops the run's environment and folder, so the end-of-run reaping does not find it
+(cd / && exec setsid env -i /usr/bin/python3 - "$CRONIUM_RUN_DIR/output.json" >/dev/null 2>&1 <<'PY') &
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 watch = libc.inotify_init()
