@@ -118,10 +118,13 @@ def test_the_ssh_server_stopped_mid_run(sshd_binary, tmp_path, airflow_db, capfd
             os.kill(int(line.split()[0]), signal.SIGKILL)
 
 
-def test_the_task_process_killed_mid_run(sshd_binary, tmp_path) -> None:
+@pytest.mark.parametrize("environment", [{}, {"IFS": "0123456789"}], ids=["no-env", "IFS-of-digits"])
+def test_the_task_process_killed_mid_run(sshd_binary, tmp_path, environment: dict[str, str]) -> None:
     """The process running the script (a task process) is SIGKILLed while the script runs: nothing runs its
     ``finally`` or ``on_kill``, but its connection closes with it, and the watchdog stops the script's session
-    and removes the run folder."""
+    and removes the run folder. The event's env vars reach the script only, never the wrapper around it: an
+    ``IFS`` of digits (a valid shell name) once broke the wrapper's ``wait`` and let the script outlive its
+    connection."""
     import sys
 
     ensure_test_user()
@@ -141,7 +144,9 @@ client.get_host_keys().add("[{server.address}]:{server.port}", "ssh-ed25519",
 client.connect({server.address!r}, {server.port}, username={server.user!r},
     key_filename={str(server.client_key_path)!r}, look_for_keys=False, allow_agent=False)
 script = "(sleep $(({seconds} - 1 + 1)); echo orphan) & sleep $(({seconds} - 1 + 1))"
-SSHScriptExecutor(client, "app-2").run("BASH", script, input={{}}, event={{}}, variables={{}}, environment={{}})
+SSHScriptExecutor(client, "app-2").run(
+    "BASH", script, input={{}}, event={{}}, variables={{}}, environment={environment!r}
+)
 """
     before = _run_folders()
     process = subprocess.Popen([sys.executable, "-c", worker], stderr=subprocess.PIPE)
