@@ -46,8 +46,32 @@ def server_pool(server_id: int) -> str:
     return f"{SERVER_PREFIX}{server_id}"
 
 
+TOOL_ID_RULE = "a tool id is a positive integer or 1 to 64 of A-Z a-z 0-9 _ -"
+_TOOL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class InvalidToolId(ValueError):
+    """A Cronium tool id that breaks :data:`TOOL_ID_RULE`."""
+
+
+def tool_id_problem(tool_id: object) -> str | None:
+    """Why ``tool_id`` is no Cronium tool id (None when it is one: Cronium's are serial integers).
+
+    The tool's connection id is built from it, and the Task SDK puts a connection id into the Execution
+    API's URL as it is: ``/../smtp_default`` would reach the connection ``smtp_default``.
+    """
+    if isinstance(tool_id, int) and not isinstance(tool_id, bool) and tool_id > 0:
+        return None
+    if isinstance(tool_id, str) and _TOOL_ID.fullmatch(tool_id):
+        return None
+    return f"tool id {tool_id!r} is refused: {TOOL_ID_RULE}"
+
+
 def tool_conn_id(tool_id: int | str | None) -> str:
-    """The connection holding a Cronium tool's credential."""
+    """The connection holding a Cronium tool's credential; :class:`InvalidToolId` for no tool id."""
+    problem = tool_id_problem(tool_id)
+    if problem is not None:
+        raise InvalidToolId(problem)
     return f"cronium_tool_{tool_id}"
 
 

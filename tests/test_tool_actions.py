@@ -766,3 +766,79 @@ def test_an_in_script_action_cannot_use_another_owners_tool_or_another_type(
         "it as webhook" in actions[1]["error"]
     )
     assert result.state == "failed"
+
+
+# -- tool ids and tool connections ----------------------------------------------------------------------
+def test_a_tool_id_that_is_no_plain_id_is_refused_by_validation(tmp_path: Path) -> None:
+    """``cronium_tool_/../smtp_default`` would reach ``smtp_default`` through the Execution API's URL."""
+    from cronium_provider.records.validation import load_records
+
+    send = {"to": "a@b.c", "subject": "s", "body": "b"}
+    (tmp_path / "e.json").write_text(
+        json.dumps(
+            {
+                "events": [
+                    {
+                        "id": 12,
+                        "name": "mail",
+                        "type": "TOOL_ACTION",
+                        "toolActionConfig": {
+                            "toolType": "email",
+                            "actionId": "send-email",
+                            "toolId": "/../smtp_default",
+                            "parameters": send,
+                        },
+                    },
+                    {
+                        "id": 13,
+                        "name": "shell",
+                        "type": "BASH",
+                        "content": "true",
+                        "successEvents": [{"type": "SEND_MESSAGE", "toolId": "a/b", "message": "hi"}],
+                    },
+                    {
+                        "id": 14,
+                        "name": "honest",
+                        "type": "TOOL_ACTION",
+                        "toolActionConfig": {"toolType": "email", "actionId": "send-email", "toolId": 3},
+                        "successEvents": [{"type": "SEND_MESSAGE", "toolId": "slack-main_2", "message": "hi"}],
+                    },
+                ]
+            }
+        )
+    )
+    records = load_records([tmp_path])
+    messages = sorted(str(e) for e in records.errors)
+    assert len(messages) == 2, messages
+    assert "e.json: event 12: field toolActionConfig.toolId: tool id '/../smtp_default' is refused" in messages[0]
+    assert "e.json: event 13: field successEvents[0].toolId: tool id 'a/b' is refused" in messages[1]
+    assert "a positive integer or 1 to 64 of A-Z a-z 0-9 _ -" in messages[0]
+    assert list(records.events) == [14]
+
+
+@pytest.mark.docker
+def test_an_in_script_action_with_a_path_as_tool_id_fails_before_any_connection_is_read(
+    receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], airflow_db: Path
+) -> None:
+    from tests.support.airflow_run import run_dag
+    from tests.test_script_events import script_dag
+
+    # the connection the path would reach: a webhook on the receiver, so any use of it shows there
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "http",
+                "host": f"{receiver.url}/hooks/generic",
+                "extra": json.dumps({"tool_type": "webhook"}),
+            }
+        ),
+    )
+    script = 'cronium.execute_tool_action("webhook", "send-webhook", {"toolId": "/../smtp_default", "kind": "x"})\n'
+    dag, _ = script_dag("PYTHON", script, event={"id": 78, "userId": "alice"})
+    result = run_dag(dag, capfd=capfd)
+    assert receiver.requests == []
+    [action] = result.xcom("run", "actions")
+    assert action["status"] == "FAILURE"
+    assert "tool id '/../smtp_default' is refused" in action["error"], action
+    assert result.state == "failed"

@@ -148,8 +148,8 @@ def carry_out_requests(
     results: list[dict[str, Any]] = []
     for request in requests:
         params = {k: v for k, v in request.config.items() if k not in ("toolId", "tool_id")}
-        conn_id = request_conn_id(request.tool, request.config)
         try:
+            conn_id = request_conn_id(request.tool, request.config)  # a script's tool id: checked, never a path
             result = deliver_tool_action(
                 log,
                 conn_id=conn_id,

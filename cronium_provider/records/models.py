@@ -26,6 +26,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from cronium_provider.naming import tool_id_problem
+
 
 class EventType(StrEnum):
     NODEJS = "NODEJS"
@@ -188,6 +190,23 @@ class ConditionalAction(CroniumModel):
     email_addresses: str | None = None
     email_subject: str | None = None
 
+    @field_validator("tool_id", mode="before")
+    @classmethod
+    def _blank_tool_id(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("tool_id")
+    @classmethod
+    def _tool_id(cls, value: int | str | None) -> int | str | None:
+        return None if value is None else _checked_tool_id(value)
+
+
+def _checked_tool_id(value: int | str) -> int | str:
+    problem = tool_id_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
 
 class ToolActionConfig(CroniumModel):
     tool_type: str = Field(min_length=1)
@@ -195,6 +214,13 @@ class ToolActionConfig(CroniumModel):
     tool_id: int | str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     output_mapping: dict[str, Any] | None = None
+
+    @field_validator("tool_id")
+    @classmethod
+    def _tool_id(cls, value: int | str | None) -> int | str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return value  # a missing one: see _supported
+        return _checked_tool_id(value)
 
     @model_validator(mode="before")
     @classmethod
