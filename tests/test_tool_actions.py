@@ -842,3 +842,34 @@ def test_an_in_script_action_with_a_path_as_tool_id_fails_before_any_connection_
     assert action["status"] == "FAILURE"
     assert "tool id '/../smtp_default' is refused" in action["error"], action
     assert result.state == "failed"
+
+
+def test_a_connection_of_no_tool_type_is_refused_and_sees_no_request(
+    factory: Factory, receiver: HttpReceiver, monkeypatch
+) -> None:
+    """An SSH connection is no webhook tool: its key and password never go out as headers or basic auth."""
+    port = int(receiver.url.rsplit(":", 1)[1])
+    ssh = tool(
+        monkeypatch,
+        {
+            "conn_type": "ssh",
+            "host": "127.0.0.1",
+            "port": port,
+            "login": "root",
+            "password": "sshpw",
+            "extra": json.dumps({"private_key": "-----BEGIN OPENSSH PRIVATE KEY-----XYZ"}),
+        },
+    )
+    bare_http = tool(monkeypatch, {"conn_type": "http", "host": f"{receiver.url}/hooks/generic"})
+    module_events = [
+        tool_event(factory, "webhook", "send-webhook", ssh, {"kind": "ping"}),
+        tool_event(factory, "webhook", "send-webhook", bare_http, {"kind": "ping"}),
+    ]
+    module = factory.load()
+    first, second = (factory.run(module, event) for event in module_events)
+    assert receiver.requests == []
+    assert first.state == "failed" and second.state == "failed"
+    assert f"connection cronium_tool_{ssh} is of type ssh, which is no Cronium tool" in first.log_text(), (
+        first.log_text()[-3000:]
+    )
+    assert f'connection cronium_tool_{bare_http} is of type http without extra "tool_type"' in second.log_text()

@@ -246,7 +246,7 @@ class CroniumSendMessageOperator(BaseOperator):
 
             from cronium_provider.tools.delivery import tool_type_of_connection
 
-            tool_type = tool_type_of_connection(BaseHook.get_connection(self.conn_id))
+            tool_type = tool_type_of_connection(self.conn_id, BaseHook.get_connection(self.conn_id))
         return deliver_tool_action(
             self.log,
             conn_id=self.conn_id,

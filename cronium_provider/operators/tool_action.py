@@ -73,7 +73,7 @@ def deliver_tool_action(
 
     connection = BaseHook.get_connection(conn_id)
     if tool_type is None:
-        tool_type = tool_type_of_connection(connection)
+        tool_type = tool_type_of_connection(conn_id, connection)
     check_tool_use(conn_id, connection, tool_type, event, shared=not scope_variables_by_owner)
     action = canonical_action(tool_type, action_id or DEFAULT_ACTION.get(tool_type, "send-webhook"))
     namespace = VariableNamespace(variable_prefix, owner=event.get("userId"), scope_by_owner=scope_variables_by_owner)

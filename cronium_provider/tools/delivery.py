@@ -17,6 +17,7 @@ from cronium_provider.exceptions import ToolActionError, ToolHTTPError
 from cronium_provider.tools.catalogue import unsupported_reason
 
 CONN_TYPE_TOOLS = {"slackwebhook": "slack", "discord": "discord", "smtp": "email", "email": "email"}
+HTTP_TOOLS = ("teams", "webhook")  # an ``http`` connection serves one of these, named by its extra ``tool_type``
 # The keys of a tool connection's extra that are the provider's, not the tool's: never sent as headers.
 TOOL_TYPE_KEY = "tool_type"
 OWNER_KEY = "owner"  # the Cronium user (``userId``) the tool belongs to
@@ -24,13 +25,38 @@ DISCORD_CONTENT_LIMIT = 2000
 TEAMS_DEFAULT_COLOR = "0078D4"
 
 
-def tool_type_of_connection(conn: Any) -> str:
-    """The tool type a connection serves: from its type, or its extra ``tool_type`` (Teams, webhooks)."""
+def tool_type_of_connection(conn_id: str, conn: Any) -> str:
+    """The tool type a connection serves: from its type (Slack, Discord, email), or for an ``http``
+    connection its extra ``tool_type`` (``teams`` or ``webhook``). Any other connection (SSH, Postgres,
+    Cronium's API...) is no tool: :class:`ToolActionError` naming it and its type, as its extras and
+    login would otherwise go out as a webhook's headers and basic auth."""
     extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else {}
     declared = str(extra.get(TOOL_TYPE_KEY, "")).strip().lower()
-    if declared:
-        return declared
-    return CONN_TYPE_TOOLS.get(str(conn.conn_type), "webhook")
+    conn_type = str(conn.conn_type or "").lower()
+    if conn_type == "http":
+        if declared in HTTP_TOOLS:
+            return declared
+        if not declared:
+            raise ToolActionError(
+                f'connection {conn_id} is of type http without extra "{TOOL_TYPE_KEY}": set it to '
+                f"{' or '.join(HTTP_TOOLS)} to use the connection as that tool"
+            )
+        raise ToolActionError(
+            f'connection {conn_id} is of type http with extra "{TOOL_TYPE_KEY}" {declared!r}; an http tool is '
+            f"{' or '.join(HTTP_TOOLS)}"
+        )
+    kind = CONN_TYPE_TOOLS.get(conn_type)
+    if kind is None:
+        raise ToolActionError(
+            f"connection {conn_id} is of type {conn_type or '(none)'}, which is no Cronium tool: a tool is a "
+            f"connection of type {', '.join(sorted(CONN_TYPE_TOOLS))} or http (teams, webhook)"
+        )
+    if declared and declared != kind:
+        raise ToolActionError(
+            f'connection {conn_id} is of type {conn_type} (a {kind} tool) but its extra "{TOOL_TYPE_KEY}" says '
+            f"{declared!r}"
+        )
+    return kind
 
 
 def tool_owner(conn: Any) -> str | None:
@@ -45,7 +71,7 @@ def check_tool_use(conn_id: str, conn: Any, tool_type: str, event: Mapping[str, 
     as Cronium hands a tool action only a tool of the event's owner (its ``tool_credentials.user_id``).
     A connection that records no owner is usable only where tools are ``shared`` (the records name one
     owner: variables are not scoped by owner)."""
-    kind = tool_type_of_connection(conn)
+    kind = tool_type_of_connection(conn_id, conn)
     owner = tool_owner(conn)
     asker = event.get("userId")
     asker_text = None if asker is None or str(asker).strip() == "" else str(asker).strip()
