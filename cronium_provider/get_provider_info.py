@@ -154,6 +154,14 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "1048576",
                         "default": "1048576",
                     },
+                    "webhook_body_timeout_seconds": {
+                        "description": "The longest a webhook body may take to arrive (seconds), once the key "
+                        "was accepted; a slower one is refused with 408 and starts no run.",
+                        "version_added": "0.2.0",
+                        "type": "float",
+                        "example": "10",
+                        "default": "10",
+                    },
                     "resilience_store": {
                         "description": "Where tool-action rate limits and circuit breakers keep their state: "
                         "empty for a SQLite file in AIRFLOW_HOME, or redis://host:port/db across machines.",

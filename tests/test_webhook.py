@@ -25,6 +25,7 @@ the metadata database) and in the api-server's and scheduler's output.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -32,6 +33,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -51,6 +53,8 @@ RATE_LIMIT = 5
 KEYS_RECHECK_SECONDS = 2  # cronium_provider.webhook.keys.RECHECK_SECONDS
 USER, PASSWORD = "admin", "admin"
 MAIN, MANUAL, PAUSED, LIMITED, CAPPED = 10, 11, 12, 13, 14
+REVOKED, SLOW, DEEP = 15, 16, 17
+BODY_TIMEOUT = 4  # [cronium] webhook_body_timeout_seconds in the server fixture (default 10)
 MAX_BODY = 1024 * 1024  # [cronium] webhook_max_body_bytes' default
 BODY = {"order_id": 42, "items": [{"sku": "a-1", "qty": 2}], "note": "größer", "nested": {"ok": True, "n": None}}
 STARTED = {"success": True, "message": "Webhook received and workflow execution started"}
@@ -185,6 +189,9 @@ def _records(folder: Path, keys: dict[int, str]) -> None:
         (PAUSED, "WEBHOOK", "PAUSED", 2),
         (LIMITED, "WEBHOOK", "ACTIVE", 2),
         (CAPPED, "WEBHOOK", "ACTIVE", 2),
+        (REVOKED, "WEBHOOK", "ACTIVE", 2),
+        (SLOW, "WEBHOOK", "ACTIVE", 2),
+        (DEEP, "WEBHOOK", "ACTIVE", 2),
     ):
         if wf_id not in keys:
             continue
@@ -221,7 +228,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         missing("airflow", "no airflow command beside the test interpreter; run `make venv`")
     home = tmp_path_factory.mktemp("webhook-airflow-home")
     records = tmp_path_factory.mktemp("webhook-records")  # outside the home: it holds the keys
-    keys = {wf_id: _key() for wf_id in (MAIN, MANUAL, PAUSED, LIMITED, CAPPED)}
+    keys = {wf_id: _key() for wf_id in (MAIN, MANUAL, PAUSED, LIMITED, CAPPED, REVOKED, SLOW, DEEP)}
     _records(records, keys)
     (home / "dags").mkdir()
     shutil.copy(REPO / "dags_templates" / "cronium_dags.py", home / "dags" / "cronium_dags.py")
@@ -249,6 +256,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
         AIRFLOW__CRONIUM__WEBHOOK_RATE_LIMIT=str(RATE_LIMIT),
         AIRFLOW__CRONIUM__WEBHOOK_RATE_WINDOW="3600",
+        AIRFLOW__CRONIUM__WEBHOOK_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT),
         CRONIUM_RECORDS_DIR=str(records),
     )
     _run([airflow, "db", "migrate"], env, 600)
@@ -441,6 +449,80 @@ def test_a_body_over_the_cap_with_a_right_key_is_413_and_starts_no_run(server: S
         "message": f"Payload too large: the body is over {MAX_BODY} bytes ([cronium] webhook_max_body_bytes)",
     }
     assert len(server.runs(CAPPED)) == before
+
+
+def _slow_post(port: int, key: str, first: bytes, rest: bytes, pause: float) -> tuple[int, Any]:
+    """POST ``first + rest`` (``Content-Length`` of both) from a raw socket, waiting ``pause`` s between."""
+    body = first + rest
+    head = f"POST /cronium/api/workflows/webhook/{key} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(head.encode() + first)
+        time.sleep(pause)
+        if rest:
+            with contextlib.suppress(OSError):
+                sock.sendall(rest)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    status = int(answer.split(b" ", 2)[1])
+    return status, json.loads(answer[answer.find(b"\r\n\r\n") + 4 :])
+
+
+def test_a_key_revoked_while_its_body_streams_in_starts_no_run(server: Server) -> None:
+    """The key is looked up again once the body is read: removing the workflow's file while a caller is
+    still sending revokes that call too."""
+    path = server.records / f"workflow-{REVOKED}.json"
+    record = path.read_text()
+    before = len(server.runs(REVOKED))
+
+    def revoke() -> None:
+        time.sleep(0.5)
+        path.unlink()
+
+    thread = threading.Thread(target=revoke)
+    thread.start()
+    try:
+        status, body = _slow_post(server.port, server.keys[REVOKED], b'{"a": ', b'"late"}', KEYS_RECHECK_SECONDS + 1)
+    finally:
+        thread.join()
+        path.write_text(record)
+    assert (status, body) == (404, NOT_FOUND)
+    assert len(server.runs(REVOKED)) == before
+
+
+def test_a_body_slower_than_the_timeout_is_408_and_starts_no_run(server: Server) -> None:
+    before = len(server.runs(SLOW))
+    started = time.monotonic()
+    status, body = _slow_post(server.port, server.keys[SLOW], b'{"a": ', b'"late"}', BODY_TIMEOUT + 3)
+    assert status == 408, body
+    assert body == {
+        "success": False,
+        "message": f"Request timeout: the body took over {BODY_TIMEOUT} s ([cronium] webhook_body_timeout_seconds)",
+    }
+    assert time.monotonic() - started < BODY_TIMEOUT + 10
+    assert len(server.runs(SLOW)) == before
+
+
+def test_a_body_nested_deeper_than_64_levels_is_400_and_starts_no_run(server: Server) -> None:
+    """A tiny body of 300 levels made a run whose conf broke Airflow's runs listing for every DAG."""
+
+    def nested(levels: int) -> bytes:
+        return b'{"a":' * levels + b"1" + b"}" * levels
+
+    answer = server.webhook(server.keys[DEEP], raw=nested(300))
+    assert (answer.status, answer.body) == (
+        400,
+        {"success": False, "message": "Payload nested too deeply: over 64 levels of objects and arrays"},
+    )
+    assert server.webhook(server.keys[DEEP], raw=nested(65)).status == 400
+    assert server.runs(DEEP) == []  # and the listing still works
+    assert server.webhook(server.keys[DEEP], raw=nested(64)).status == 200
+    [run] = server.runs(DEEP)
+    assert json.dumps(run["conf"]["input"]).count("{") == 64
 
 
 # ------------------------------------------------------------------------------------------------ a real run

@@ -10,6 +10,9 @@ every answer is ``{"success": bool, "message": str}``, plus ``workflowId`` when 
        key of a workflow whose ``triggerType`` is not ``WEBHOOK``)
 400    ``This workflow is not active`` (record status not ``ACTIVE``)    route.ts:39-47
 400    ``This workflow is not active: its DAG ... is paused in Airflow`` (Airflow's side of the same rule)
+400    ``Payload nested too deeply: over 64 levels of objects and arrays`` (a deeper conf breaks Airflow's
+       runs listing; Cronium has no such bound)
+408    ``Request timeout: the body took over N s ...`` (``[cronium] webhook_body_timeout_seconds``)
 413    ``Payload too large: the body is over N bytes ...`` (``[cronium] webhook_max_body_bytes``)
 429    ``Rate limit exceeded``, with ``Retry-After``, ``X-RateLimit-*``   WebhookRouter.ts:119-130
 500    ``Failed to process webhook`` (+ what failed, never the key)      route.ts:78-84
@@ -19,7 +22,10 @@ The key is looked at first: an unknown key, a rate-limited call or a workflow th
 answered before any of the body is read. The body is then read as it streams in, up to ``[cronium]
 webhook_max_body_bytes`` (default 1 MiB, Cronium's default webhook payload limit,
 apps/cronium-app/src/shared/schemas/webhooks.ts:178); past it, or when the declared ``Content-Length`` is
-over it, the answer is 413 and no run starts.
+over it, the answer is 413 and no run starts. The whole body must arrive within ``[cronium]
+webhook_body_timeout_seconds`` (default 10 s), else 408. Once it is read, the key is looked up again (as
+:meth:`WebhookHandler.admit` does, in constant time, without spending another rate-limit token): a key
+revoked, or a workflow paused, while its body streamed in starts no run.
 
 The body is read as Cronium reads it, ``request.json().catch(() => ({}))`` (route.ts:51): an empty or
 unparsable body is ``{}``. Cronium then drops it (route.ts:49-59, a defect); here it becomes the run's
@@ -34,6 +40,7 @@ errors), plus: not paused.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -57,7 +64,11 @@ STARTED = "Webhook received and workflow execution started"
 FAILED = "Failed to process webhook"
 RATE_LIMITED = "Rate limit exceeded"
 TOO_LARGE = "Payload too large"
+TOO_DEEP = "Payload nested too deeply"
+TIMEOUT = "Request timeout"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_BODY_TIMEOUT_SECONDS = 10.0
+MAX_BODY_DEPTH = 64  # levels of objects and arrays in a body
 
 
 @dataclass(frozen=True)
@@ -83,16 +94,39 @@ def refused(status: int, message: str, headers: dict[str, str] | None = None) ->
     return Answer(status, {"success": False, "message": message}, headers or {})
 
 
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests objects and arrays more than ``limit`` levels deep."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def too_deep() -> WebhookRefused:
+    return WebhookRefused(400, f"{TOO_DEEP}: over {MAX_BODY_DEPTH} levels of objects and arrays")
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
-    """The run's input from the request body: a JSON object, else ``{}`` (route.ts:51)."""
+    """The run's input from the request body: a JSON object, else ``{}`` (route.ts:51); a body nested
+    deeper than :data:`MAX_BODY_DEPTH` levels is refused (:class:`WebhookRefused`, 400)."""
 
     def no_constants(name: str) -> Any:  # NaN, Infinity: not JSON, JSON.parse refuses them
         raise ValueError(name)
 
     try:
         value = json.loads(raw.decode("utf-8"), parse_constant=no_constants)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+    except RecursionError:
+        raise too_deep() from None
+    except (UnicodeDecodeError, ValueError):
         return {}
+    if _deeper_than(value, MAX_BODY_DEPTH):
+        raise too_deep()
     if not isinstance(value, dict):
         if value is not None:
             log.info("Cronium webhook: the body is JSON but not an object (%s); the input is {}", type(value).__name__)
@@ -141,6 +175,13 @@ def configured_max_body_bytes() -> int:
     return conf.getint("cronium", "webhook_max_body_bytes", fallback=DEFAULT_MAX_BODY_BYTES)
 
 
+def configured_body_timeout() -> float:
+    """``[cronium] webhook_body_timeout_seconds``: the longest the whole body may take to arrive."""
+    from airflow.configuration import conf
+
+    return conf.getfloat("cronium", "webhook_body_timeout_seconds", fallback=DEFAULT_BODY_TIMEOUT_SECONDS)
+
+
 def too_large(limit: int) -> Answer:
     return refused(413, f"{TOO_LARGE}: the body is over {limit} bytes ([cronium] webhook_max_body_bytes)")
 
@@ -168,15 +209,45 @@ class WebhookHandler:
         limiter: KeyedRateLimiter | None = None,
         trigger: Trigger = trigger_workflow_run,
         max_body_bytes: int | None = None,
+        body_timeout_seconds: float | None = None,
     ) -> None:
         self.keys = keys or WebhookKeys()
         self.limiter = limiter or configured_limiter()
         self.trigger = trigger
         self.max_body_bytes = configured_max_body_bytes() if max_body_bytes is None else max_body_bytes
+        self.body_timeout_seconds = configured_body_timeout() if body_timeout_seconds is None else body_timeout_seconds
 
     def __call__(self, key: str, raw_body: bytes) -> Answer:
         admitted = self.admit(key)
         return admitted if isinstance(admitted, Answer) else self.start(admitted, raw_body)
+
+    def readmit(self, key: str, admitted: WebhookTarget) -> WebhookTarget | Answer:
+        """``key`` looked up again once the body is read (no rate-limit token spent): still the admitted
+        workflow, still active; else the refusal :meth:`admit` would now answer."""
+        try:
+            target = self.keys.lookup(key)
+            if target is None or target.workflow_id != admitted.workflow_id:
+                log.info(
+                    "Cronium webhook: workflow %d: the key was revoked while the body was read (404)",
+                    admitted.workflow_id,
+                )
+                return refused(404, NOT_FOUND)
+            if not target.active:
+                log.info(
+                    "Cronium webhook: workflow %d became %s while the body was read (400)",
+                    target.workflow_id,
+                    target.status.value,
+                )
+                return refused(400, NOT_ACTIVE)
+        except Exception:
+            log.exception("Cronium webhook: workflow %s: the webhook could not be processed", admitted.workflow_id)
+            return refused(500, FAILED)
+        return target
+
+    def finish(self, key: str, admitted: WebhookTarget, raw_body: bytes) -> Answer:
+        """:meth:`readmit` the key, then :meth:`start` the run."""
+        target = self.readmit(key, admitted)
+        return target if isinstance(target, Answer) else self.start(target, raw_body)
 
     def admit(self, key: str) -> WebhookTarget | Answer:
         """The active workflow ``key`` selects, within its rate limit; else the refusal to answer."""
@@ -238,7 +309,20 @@ def create_app(handler: WebhookHandler | None = None) -> FastAPI:
         if isinstance(admitted, Answer):
             answer = admitted
         else:
-            raw = await read_body(request, handle.max_body_bytes)
+            try:
+                raw = await asyncio.wait_for(read_body(request, handle.max_body_bytes), handle.body_timeout_seconds)
+            except TimeoutError:
+                log.info(
+                    "Cronium webhook: workflow %d: the body took over %s s (408)",
+                    admitted.workflow_id,
+                    handle.body_timeout_seconds,
+                )
+                answer = refused(
+                    408,
+                    f"{TIMEOUT}: the body took over {handle.body_timeout_seconds:g} s "
+                    "([cronium] webhook_body_timeout_seconds)",
+                )
+                return JSONResponse(answer.body, status_code=answer.status)
             if raw is None:
                 log.info(
                     "Cronium webhook: workflow %d: the body is over %d bytes (413)",
@@ -247,7 +331,7 @@ def create_app(handler: WebhookHandler | None = None) -> FastAPI:
                 )
                 answer = too_large(handle.max_body_bytes)
             else:
-                answer = await run_in_threadpool(handle.start, admitted, raw)
+                answer = await run_in_threadpool(handle.finish, key, admitted, raw)
         return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
     return app
