@@ -149,6 +149,33 @@ def test_http_request_events(factory: Factory, http_server: HttpReceiver) -> Non
     assert "answered HTTP 500" in result.log_text() and "database is down: xxx" in result.log_text()
 
 
+def test_an_http_request_follows_no_redirect_to_another_origin(factory: Factory, http_server: HttpReceiver) -> None:
+    """The event's headers (API keys, tokens) go only to its own URL's origin: a same-origin redirect is
+    followed, one to another host is not, and the task fails naming it."""
+    other = HttpReceiver(routes={"GET /internal": lambda r: json_answer({"leaked": True})}).start()
+    elsewhere = f"http://localhost:{other.url.rsplit(':', 1)[1]}/internal"
+    http_server.routes["GET /moved"] = lambda r: (302, {"Location": "/items"}, b"")
+    http_server.routes["GET /away"] = lambda r: (302, {"Location": elsewhere}, b"")
+    secret = {"X-Api-Key": "SECRET-K", "Authorization": "Bearer SECRET-T"}
+    same = factory.event(type="HTTP_REQUEST", httpMethod="GET", httpUrl=f"{http_server.url}/moved", httpHeaders=secret)
+    away = factory.event(type="HTTP_REQUEST", httpMethod="GET", httpUrl=f"{http_server.url}/away", httpHeaders=secret)
+    module = factory.load()
+    try:
+        followed = factory.run(module, same)
+        refused = factory.run(module, away)
+    finally:
+        other.stop()
+    assert followed.state == "success" and followed.xcom("run") == {"items": [1, 2, 3]}
+    assert [r.path for r in http_server.requests[:2]] == ["/moved", "/items"]
+    assert http_server.requests[1].headers["X-Api-Key"] == "SECRET-K"
+    assert other.requests == []
+    assert refused.state == "failed"
+    assert (
+        f"GET {http_server.url}/away answered HTTP 302, a redirect to another origin ({elsewhere}): not followed"
+        in refused.log_text()
+    ), refused.log_text()[-3000:]
+
+
 @pytest.fixture
 def endless_server() -> Iterator[tuple[str, list[int]]]:
     """A loopback server answering ``GET /big`` (50 MB, no Content-Length: only counting while reading can

@@ -3,6 +3,12 @@
 The answer is read as it streams in, up to ``[cronium] max_http_response_bytes`` (default 1 MiB, counted
 after any content decoding); a larger one (declared by its ``Content-Length`` or read) fails the task
 without a retry, before the rest is read, so no XCom grows past the cap.
+
+Redirects are followed only within the event URL's origin (scheme, host and port): the event's headers
+often carry an API key or token, and ``requests`` forwards every header but ``Authorization`` to wherever a
+redirect points. A redirect to another origin is not followed; the task fails naming where it pointed.
+Cronium's executor (axios, apps/cronium-app/src/lib/scheduler/http-executor.ts:37-93) follows up to five
+redirects to any host, dropping only ``Authorization`` and ``Cookie`` on the way.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk import Context
@@ -48,6 +54,22 @@ def read_capped(response: Any, limit: int, *, cut: bool = False) -> bytes | None
         response.close()
 
 
+def origin(url: str) -> tuple[str, str, int | None]:
+    """A URL's scheme, host and port (the scheme's default port when it names none)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
+
+
+def redirect_elsewhere(response: Any) -> str | None:
+    """Where a redirect answer points when that is another origin than the request's, else None."""
+    location = response.headers.get("Location") if response.is_redirect else None
+    if not location:
+        return None
+    target = urljoin(response.url, location)
+    return target if origin(target) != origin(response.url) else None
+
+
 class CroniumRequestHook(HttpHook):
     """``HttpHook`` for the absolute URLs Cronium events carry; the connection is optional.
 
@@ -64,6 +86,18 @@ class CroniumRequestHook(HttpHook):
         from airflow.sdk import Connection
 
         return Connection(conn_id="cronium_http_request", conn_type="http")
+
+    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None) -> Any:
+        """The hook's session, following only redirects within the request's origin."""
+        session = super().get_conn(headers=headers, extra_options=extra_options)
+        follow = session.get_redirect_target
+
+        def same_origin_target(response: Any) -> str | None:
+            return None if redirect_elsewhere(response) else follow(response)
+
+        # requests asks the session for each redirect's target; None stops following (the 3xx is the answer)
+        session.get_redirect_target = same_origin_target  # type: ignore[method-assign,assignment]
+        return session
 
     def url_from_endpoint(self, endpoint: str | None) -> str:
         if endpoint and urlsplit(endpoint).scheme in ("http", "https"):
@@ -155,6 +189,12 @@ class CroniumHttpOperator(CroniumEventOperator):
             )
         text = content.decode(response.encoding or "utf-8", errors="replace")
         self.log.info("HTTP %s, %d byte(s)", response.status_code, len(content))
+        elsewhere = redirect_elsewhere(response)
+        if elsewhere:
+            raise HttpRequestFailed(
+                f"{self.method} {self.url} answered HTTP {response.status_code}, a redirect to another origin "
+                f"({elsewhere}): not followed, as the event's headers go only to its own URL's origin"
+            )
         if not ok:
             raise HttpRequestFailed(
                 f"{self.method} {self.url} answered HTTP {response.status_code} {response.reason}: "
