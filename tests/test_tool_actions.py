@@ -816,6 +816,18 @@ def test_a_tool_id_that_is_no_plain_id_is_refused_by_validation(tmp_path: Path) 
     assert list(records.events) == [14]
 
 
+@pytest.mark.parametrize("tool_id", ["/../smtp_default", "slack/x", 0, -3, "x" * 65])
+def test_an_operator_written_with_a_path_as_tool_id_is_refused_when_built(tool_id: object) -> None:
+    from cronium_provider.naming import InvalidToolId
+    from cronium_provider.operators.conditional_actions import CroniumSendMessageOperator
+    from cronium_provider.operators.tool_action import CroniumToolActionOperator
+
+    with pytest.raises(InvalidToolId, match=r"tool id .* is refused: a tool id is a positive integer or 1 to 64"):
+        CroniumToolActionOperator(task_id="t", tool_type="email", tool_id=tool_id)
+    with pytest.raises(InvalidToolId, match=r"is refused"):
+        CroniumSendMessageOperator(task_id="m", tool_id=tool_id, message="hi")
+
+
 @pytest.mark.docker
 def test_an_in_script_action_with_a_path_as_tool_id_fails_before_any_connection_is_read(
     receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], airflow_db: Path
