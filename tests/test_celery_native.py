@@ -421,7 +421,7 @@ def _stack_env(
                     "host": "127.0.0.1",
                     "port": int(webhook_port),
                     "schema": "http",
-                    "extra": {"tool_type": "webhook"},
+                    "extra": {"tool_type": "webhook", "owner": "celery-test"},
                 }
             ),
         }

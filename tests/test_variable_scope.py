@@ -72,9 +72,13 @@ def factory(tmp_path: Path, capfd: Any, monkeypatch: pytest.MonkeyPatch, airflow
     delete_variables("cronium_counter")
 
 
-def slack_tool(monkeypatch: pytest.MonkeyPatch, receiver: HttpReceiver) -> int:
+def slack_tool(monkeypatch: pytest.MonkeyPatch, receiver: HttpReceiver, owner: str | None = None) -> int:
+    """A Slack tool connection; ``owner`` is the Cronium userId it belongs to (needed once variables are
+    scoped by owner: an ownerless tool is then refused)."""
     tool_id = new_id()
-    conn = {"conn_type": "slackwebhook", "password": f"{receiver.url}{SLACK_PATH}"}
+    conn: dict[str, Any] = {"conn_type": "slackwebhook", "password": f"{receiver.url}{SLACK_PATH}"}
+    if owner is not None:
+        conn["extra"] = json.dumps({"owner": owner})
     monkeypatch.setenv(f"AIRFLOW_CONN_CRONIUM_TOOL_{tool_id}", json.dumps(conn))
     return tool_id
 
@@ -119,7 +123,7 @@ def test_two_owners_each_see_only_their_own_counter(
     owner's value."""
     owner_a, _, owner_b = owner_ids()
     key_a, key_b = key_of(owner_a, "counter"), key_of(owner_b, "counter")
-    slack = slack_tool(monkeypatch, receiver)
+    slack, slack_b = slack_tool(monkeypatch, receiver, owner_a), slack_tool(monkeypatch, receiver, owner_b)
     set_variable(key_a, "41")
     set_variable("cronium_counter", "7")  # a shared value from before: no owner's any more
     try:
@@ -149,11 +153,11 @@ def test_two_owners_each_see_only_their_own_counter(
                 'cronium_output "{\\"seen\\": \\"$seen\\", \\"a\\": \\"$a\\"}"\n'
             ),
             successEvents=[
-                {"type": "SEND_MESSAGE", "toolId": slack, "message": "action B {{cronium.getVariables.counter}}"}
+                {"type": "SEND_MESSAGE", "toolId": slack_b, "message": "action B {{cronium.getVariables.counter}}"}
             ],
         )
         tool_a = tool_event(factory, owner_a, slack, "tool A {{cronium.getVariables.counter}}")
-        tool_b = tool_event(factory, owner_b, slack, "tool B {{cronium.getVariables.counter}}")
+        tool_b = tool_event(factory, owner_b, slack_b, "tool B {{cronium.getVariables.counter}}")
         module = factory.load()
         assert run_key(module, script_a) == key_a and run_key(module, script_b) == key_b
         # letters, digits and - are kept, any other byte is . and its hex: no two owners share a name
@@ -205,15 +209,17 @@ def test_the_setting_decides_whose_variable_a_tool_action_reads(
     the number of owners decide; the parsed DAG's script task uses the same key."""
     owner_a, owner_b, _ = owner_ids()
     monkeypatch.setenv(SETTING, setting)
-    slack = slack_tool(monkeypatch, receiver)
+    second = owner_a if owners == "one" else owner_b
+    slack, slack_second = slack_tool(monkeypatch, receiver, owner_a), slack_tool(monkeypatch, receiver, second)
     set_variable("cronium_counter", json.dumps("shared 1"))
     set_variable(key_of(owner_a, "counter"), json.dumps("own 2"))
     set_variable(key_of(owner_b, "counter"), json.dumps("own 3"))
     try:
-        second = owner_a if owners == "one" else owner_b
         events = {
             "A": tool_event(factory, owner_a, slack, "{{cronium.getVariables.counter}}"),
-            "A2" if owners == "one" else "B": tool_event(factory, second, slack, "{{cronium.getVariables.counter}}"),
+            "A2" if owners == "one" else "B": tool_event(
+                factory, second, slack_second, "{{cronium.getVariables.counter}}"
+            ),
         }
         script = factory.event(userId=owner_a, content="true")
         module = factory.load()
