@@ -115,6 +115,14 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "52428800",
                         "default": "10485760",
                     },
+                    "run_folder_mb": {
+                        "description": "The size of a script container's run folder /cronium, in MB (a tmpfs "
+                        "volume, as /tmp; 1 to 1024): a script that writes past it is refused space.",
+                        "version_added": "0.2.0",
+                        "type": "integer",
+                        "example": "250",
+                        "default": "100",
+                    },
                     "container_log_mb": {
                         "description": "What Docker keeps of a script container's output on its host, in MB "
                         "(json-file log, two files of half this size; 1 to 1024): the task log gets every line "

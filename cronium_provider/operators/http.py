@@ -7,8 +7,9 @@ without a retry, before the rest is read, so no XCom grows past the cap.
 Redirects are followed only within the event URL's origin (scheme, host and port): the event's headers
 often carry an API key or token, and ``requests`` forwards every header but ``Authorization`` to wherever a
 redirect points. A redirect to another origin is not followed; the task fails naming where it pointed.
-Cronium's executor (axios, apps/cronium-app/src/lib/scheduler/http-executor.ts:37-93) follows up to five
-redirects to any host, dropping only ``Authorization`` and ``Cookie`` on the way.
+Cronium's executor (axios, apps/cronium-app/src/lib/scheduler/http-executor.ts:37-93, no ``maxRedirects``)
+follows up to 21 redirects (the follow-redirects default) to any host, dropping only ``Authorization``,
+``Proxy-Authorization`` and ``Cookie`` on the way.
 """
 
 from __future__ import annotations
