@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tarfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -47,6 +48,47 @@ class ScriptRun:
             "oom_killed": self.oom_killed,
             "image": image,
         }
+
+
+FEED_SLICE_BYTES = 4096  # a trigger hands the event loop back after each slice: at most this many lines a turn
+
+
+class LineRedactor:
+    """Hides one run's secret values in its output lines, for that run alone.
+
+    A deferred run's lines are logged by the triggerer, whose log masker is one per process: a value
+    registered there would hide that word in every other task's lines too, and a script could pick its own
+    env values to blank out words of others. So each trigger redacts its own lines with the values the worker
+    knew before the script started, as Airflow masks them: each value and each line of it, from
+    ``min_length`` characters (``[logging] min_length_masked_secret``).
+    """
+
+    def __init__(self, values: Iterable[Any], min_length: int = 5) -> None:
+        pieces = {
+            piece
+            for value in values
+            if isinstance(value, str)
+            for piece in (value, *value.splitlines())
+            if len(piece) >= min_length
+        }
+        ordered = sorted(pieces, key=len, reverse=True)  # the longest first: a value never half-masked
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def __call__(self, line: str) -> str:
+        return line if self._pattern is None else self._pattern.sub("***", line)
+
+
+def min_masked_length() -> int:
+    """``[logging] min_length_masked_secret``: Airflow masks no shorter value."""
+    from airflow.configuration import conf
+
+    return conf.getint("logging", "min_length_masked_secret", fallback=5)
+
+
+def feed_slices(chunk: bytes) -> Iterator[bytes]:
+    """``chunk`` in slices of :data:`FEED_SLICE_BYTES`, for a trigger to feed one a turn."""
+    for start in range(0, len(chunk), FEED_SLICE_BYTES):
+        yield chunk[start : start + FEED_SLICE_BYTES]
 
 
 class LineSplitter:

@@ -31,7 +31,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from cronium_provider.runners.container import sample_memory_bytes
-from cronium_provider.runners.outcome import LineSplitter
+from cronium_provider.runners.outcome import LineRedactor, LineSplitter, min_masked_length
 
 STOP_GRACE_SECONDS = 5  # SIGTERM, then SIGKILL this much later: as the normal mode and Cronium
 LOG_DRAIN_SECONDS = 10  # after the exit, how long the last log lines may take to arrive
@@ -94,6 +94,7 @@ class CroniumContainerTrigger(BaseTrigger):
         self.deadline = deadline
         self.timeout_seconds = timeout_seconds
         self.masked = list(masked or [])
+        self._redact = LineRedactor(())
         self.task_label = task_label
         self._exited = False  # the exit was reported: the resumed task owns the container now
         self._removed = False
@@ -160,10 +161,8 @@ class CroniumContainerTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         import aiohttp
         from aiodocker.exceptions import DockerError
-        from airflow.sdk.log import amask_secret
 
-        for value in self.masked:
-            await amask_secret(value)
+        self._redact = LineRedactor(self.masked, min_masked_length())  # this run's lines only, see LineRedactor
         docker = self._docker()
         peak: list[int] = []
         follow: asyncio.Task[None] | None = None
@@ -236,6 +235,7 @@ class CroniumContainerTrigger(BaseTrigger):
             async for stream, data in self._frames(docker, follow=True):
                 seen.append(data)
                 splitter.feed(stream, _without_time(data))
+                await asyncio.sleep(0)  # the other triggers' turn, however fast this script writes
             tail = [frame async for frame in self._frames(docker, follow=False)]
             for stream, data in _unseen(tail, list(seen)):
                 splitter.feed(stream, _without_time(data))
@@ -268,7 +268,7 @@ class CroniumContainerTrigger(BaseTrigger):
                 yield STREAMS.get(stream, "stdout"), data
 
     def _log_line(self, stream: str, line: str) -> None:
-        self.log.info("[%s] %s", stream, line)
+        self.log.info("[%s] %s", stream, self._redact(line))
 
     async def _sample_memory(self, container: Any, peak: list[int]) -> None:
         with contextlib.suppress(Exception):  # the stream ends with an error once the container is gone

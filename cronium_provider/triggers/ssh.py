@@ -33,7 +33,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from cronium_provider.runners.outcome import LineSplitter
+from cronium_provider.runners.outcome import LineRedactor, LineSplitter, feed_slices, min_masked_length
 from cronium_provider.runners.ssh import (
     KILL_GRACE_SECONDS,
     POLL_DONE,
@@ -136,10 +136,6 @@ class CroniumSSHTrigger(BaseTrigger):
 
     # -- following -----------------------------------------------------------------------------------
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow.sdk.log import amask_secret
-
-        for value in self.masked:
-            await amask_secret(value)
         remaining = None if self.deadline is None else max(0.0, self.deadline - time.time())
         followers = {r["server"]: asyncio.create_task(self._follow(r)) for r in self.runs}
         try:
@@ -174,7 +170,8 @@ class CroniumSSHTrigger(BaseTrigger):
         import asyncssh
 
         server = run["server"]
-        splitter = LineSplitter(lambda stream, line: self.log.info("[%s %s] %s", server, stream, line))
+        redact = LineRedactor(self.masked, min_masked_length())
+        splitter = LineSplitter(lambda stream, line: self.log.info("[%s %s] %s", server, stream, redact(line)))
         offsets = {"stdout": 0, "stderr": 0}
         failures = 0
         while True:
@@ -246,8 +243,9 @@ class CroniumSSHTrigger(BaseTrigger):
                 if not chunk:
                     return
                 offsets[stream] += len(chunk)
-                splitter.feed(stream, chunk)
-                await asyncio.sleep(0)  # the other triggers' turn, however fast this script writes
+                for piece in feed_slices(chunk):
+                    splitter.feed(stream, piece)
+                    await asyncio.sleep(0)  # the other triggers' turn, however fast this script writes
 
         try:
             await asyncio.gather(pump(process.stdout, "stdout"), pump(process.stderr, "stderr"))
