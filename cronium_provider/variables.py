@@ -19,6 +19,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from cronium_provider.naming import (
+    LEGACY_ENV_VARIABLE_PREFIX,
     VARIABLE_PREFIX,
     InvalidVariableKey,
     check_variable_key,
@@ -90,7 +91,19 @@ class VariableNamespace:
     def airflow_key(self, name: str) -> str:
         """The Airflow Variable of Cronium variable ``name``; :class:`InvalidVariableKey` when ``name`` is no
         Cronium key (:func:`~cronium_provider.naming.check_variable_key`), so no Variable call gets it."""
+        problem = self.problem(name)
+        if problem is not None:
+            raise InvalidVariableKey(problem)
         return f"{self.prefix}{check_variable_key(name)}"
+
+    def problem(self, name: object) -> str | None:
+        """Why ``name`` names no variable of this namespace (None when it does): no Cronium key, or one
+        whose Variable is where an event's env var value was kept before 0.2 (``cronium_env_<id>_<KEY>``,
+        inside the variables' prefix: a sync moves those it knows, older ones may stay)."""
+        problem = variable_key_problem(name)
+        if problem is None and f"{self.prefix}{name}".startswith(LEGACY_ENV_VARIABLE_PREFIX):
+            return f"variable key {name!r} is refused: {self.prefix}{name} is where env var values were kept"
+        return problem
 
     @staticmethod
     def decode(text: Any) -> Any:
@@ -110,8 +123,8 @@ class VariableNamespace:
             name = key[len(self.prefix) :]
             if not name:
                 continue
-            problem = variable_key_problem(name)
-            if problem is not None:  # set by hand: no script can name it, and it is never read
+            problem = self.problem(name)
+            if problem is not None:  # set by hand, or an old env value: no script can name it or read it
                 log.warning("Variable %r is left out of the script's variables: %s", key, problem)
                 continue
             raw = Variable.get(self.airflow_key(name), default=None)
@@ -134,8 +147,8 @@ class VariableNamespace:
         done: list[str] = []
         refused: list[str] = []
         for change in changes:
-            problem = variable_key_problem(change.key)
-            if problem is not None:  # the journal reader refuses these already; never a Variable call
+            problem = self.problem(change.key)
+            if problem is not None:  # the journal reader refuses bad keys already; never a Variable call
                 refused.append(problem)
                 continue
             key = self.airflow_key(change.key)

@@ -267,3 +267,33 @@ def test_owners_whose_names_overlap_keep_apart(airflow_db: Any, capfd: Any) -> N
     finally:
         for owner in owners:
             delete_variables(namespaces[owner].prefix)
+
+
+def test_a_legacy_env_variable_is_out_of_every_scripts_reach(airflow_db: Any, capfd: Any) -> None:
+    """Before 0.2 an event's env var values were kept as ``cronium_env_<id>_<KEY>``, inside the variables'
+    prefix; a sync moves the ones it knows, but older ones may stay. The key ``env_<id>_<KEY>`` is a valid
+    Cronium key, yet no script reads it (not in its variables, ``getVariable`` sees nothing) and none writes
+    it: the run that tries fails naming the key, and the Variable is as it was."""
+    event_id = int(uuid.uuid4().int % 10**8)
+    legacy = f"cronium_env_{event_id}_TOKEN"
+    set_variable(legacy, "legacy-secret-value")
+    read = (
+        "import json, os\n"
+        "seen = json.load(open(os.path.join(os.environ['CRONIUM_RUN_DIR'], 'variables.json')))\n"
+        f"cronium.output({{'seen': sorted(seen), 'got': cronium.getVariable('env_{event_id}_TOKEN')}})\n"
+    )
+    write = f"cronium.setVariable('env_{event_id}_TOKEN', 'overwritten')\n"
+    tasks = (
+        f"CroniumScriptOperator(task_id='reads', language='PYTHON', script={read!r}, event={{'id': 1}})\n"
+        f"CroniumScriptOperator(task_id='writes', language='PYTHON', script={write!r}, event={{'id': 2}})\n"
+    )
+    try:
+        result = run_dag(dag_of(tasks), capfd=capfd)
+        assert result.task_states == {"reads": "success", "writes": "failed"}, result.log_text()[-3000:]
+        output = result.xcom("reads")
+        assert output["got"] is None and f"env_{event_id}_TOKEN" not in output["seen"], output
+        assert f"variable key 'env_{event_id}_TOKEN' is refused" in result.log_text()
+        assert variable(legacy) == "legacy-secret-value"
+        assert "legacy-secret-value" not in json.dumps(result.xcoms)
+    finally:
+        delete_variables(legacy)
