@@ -106,19 +106,29 @@ def run_remote(language: str, script: str, servers: list[dict[str, str]], conf: 
     return run_dag(remote_dag(language, script, servers, **kw), conf, capfd=_CAPFD[-1])
 
 
-def leftovers() -> tuple[list[str], str]:
-    folders = sorted(str(p) for p in Path("/tmp").glob("cronium-run.*/*"))
+_BEFORE: list[tuple[set[str], set[str]]] = []  # what was on the servers when the running test began
+
+
+def leftovers(before: tuple[set[str], set[str]] = (set(), set())) -> tuple[list[str], str]:
+    """Run folders and run processes on the servers (one machine: its /tmp and ps), but for those in
+    ``before``: what other processes sharing this machine have there is not this test's."""
+    folders = sorted(str(p) for p in Path("/tmp").glob("cronium-run.*/*") if str(p) not in before[0])
     procs = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return folders, "\n".join(line for line in procs.splitlines() if "cronium-run." in line)
+    return folders, "\n".join(
+        line for line in procs.splitlines() if "cronium-run." in line and line.split()[0] not in before[1]
+    )
 
 
 @pytest.fixture(autouse=True)
 def nothing_left_on_the_servers() -> Iterator[None]:
+    folders, procs = leftovers()
+    before = (set(folders), {line.split()[0] for line in procs.splitlines()})
+    _BEFORE[:] = [before]
     yield
     deadline = time.monotonic() + 10
-    while any(leftovers()) and time.monotonic() < deadline:
+    while any(leftovers(before)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    folders, procs = leftovers()
+    folders, procs = leftovers(before)
     assert folders == [] and procs == "", f"left on the server: {folders} {procs}"
 
 
@@ -283,7 +293,7 @@ def test_timeout_stops_every_remote_process_and_removes_the_folder(servers, conn
     assert time.monotonic() - started < 60
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert f"orphan-{tag}" not in ps and "sleep 300" not in ps
-    assert sorted(Path("/tmp").glob("cronium-run.*/*")) == []
+    assert leftovers(_BEFORE[0])[0] == []
 
 
 def test_servers_sync_creates_working_connections_and_leaks_no_secret(servers, tmp_path, airflow_db) -> None:
@@ -391,7 +401,7 @@ def test_a_forged_pid_file_cannot_turn_the_kill_on_other_processes(servers, conn
         assert bystander_alive(), "a process of the same user outside the run was killed"
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
         assert f"orphan-{tag}" not in ps
-        assert sorted(Path("/tmp").glob("cronium-run.*/*")) == []
+        assert leftovers(_BEFORE[0])[0] == []
     finally:
         subprocess.run(["pkill", "-KILL", "-xf", bystander_args], check=False)
         bystander.kill()
@@ -405,4 +415,4 @@ def test_a_remote_output_above_the_limit_is_never_read(servers, connect) -> None
     result = run_remote("BASH", script, connect(servers[:1]), max_result_bytes=1_000_000)
     assert result.state == "failed"
     assert "output.json: 3000002 bytes, above the limit of 1000000 bytes for a result file" in result.log_text()
-    assert sorted(Path("/tmp").glob("cronium-run.*/*")) == []
+    assert leftovers(_BEFORE[0])[0] == []
