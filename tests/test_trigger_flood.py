@@ -108,8 +108,10 @@ async def _events(trigger: Any) -> list[dict[str, Any]]:
 
 def test_a_flooding_script_does_not_hold_up_another_triggers_lines(server: TestSSHServer) -> None:
     """The flooding script's rewritten run-folder files mask nothing (the masks travel with the trigger: a
-    word the script wrote there shows in the other task's log; each task's own secret shows ``***``), its
-    40 MB line is cut, and the other script's lines reach the log within 2 s of being written all along."""
+    word the script wrote there shows in the other task's log; each task's own secret shows ``***``); its own
+    masked values, which hold a word of the other task's output, hide it in its own lines only; its 40 MB
+    line is cut; and the other script's lines reach the log within 1.5 s of being written all along, through
+    300,000 empty lines (output is fed 4 KiB a turn)."""
     from airflow.sdk._shared.secrets_masker import _secrets_masker
 
     from cronium_provider.runners.ssh import SSHScriptExecutor
@@ -172,7 +174,7 @@ def test_a_flooding_script_does_not_hold_up_another_triggers_lines(server: TestS
     following = ticked[0][0]  # from when the trigger follows the script: its first line reached the log
     lags = [at - float(line.split()[3]) for at, line in ticked if float(line.split()[3]) > following]
     assert len(lags) > TICKS // 2, ticked
-    assert max(lags) < 1.0, f"the other script's lines reached the log up to {max(lags):.1f} s late: {lags}"
+    assert max(lags) < 1.5, f"the other script's lines reached the log up to {max(lags):.1f} s late: {lags}"
     written = [line for _t, line in flood_lines.lines]
     assert "[flood stdout] flood begins" in written and "[flood stdout] flood ends" in written
     long_line = next(line for line in written if line.startswith("[flood stdout] xxx"))
