@@ -7,7 +7,6 @@ leaves on the server (its run folder under /tmp, its processes) is checked direc
 
 from __future__ import annotations
 
-import base64
 import subprocess
 import time
 from collections.abc import Iterator
@@ -38,20 +37,7 @@ def server(sshd_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture
 def client(server: TestSSHServer) -> Iterator[Any]:
-    import paramiko
-
-    ssh = paramiko.SSHClient()
-    ssh.set_missing_host_key_policy(paramiko.RejectPolicy())
-    key = paramiko.Ed25519Key(data=base64.b64decode(server.host_public_key.split()[1]))
-    ssh.get_host_keys().add(f"[{server.address}]:{server.port}", "ssh-ed25519", key)
-    ssh.connect(
-        server.address,
-        server.port,
-        username=server.user,
-        key_filename=str(server.client_key_path),
-        look_for_keys=False,
-        allow_agent=False,
-    )
+    ssh = server.client()
     try:
         yield ssh
     finally:

@@ -26,7 +26,6 @@ from typing import Any
 import pytest
 
 from tests.support.sshd import TEST_USER, TestSSHServer, ensure_test_user
-from tests.test_trigger_flood import _client
 
 pytestmark = [pytest.mark.ssh]
 
@@ -117,14 +116,10 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def server(mode: str, sshd_binary: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestSSHServer]:
-    import json
-
     ensure_test_user()
     address = MODES[mode]
     started = TestSSHServer(sshd_binary, tmp_path / "sshd", address=address, port=2222, user=TEST_USER).start()
-    extra = {**started.connection_uri_extra(), "look_for_keys": "false"}
-    connection = {"conn_type": "ssh", "host": address, "port": 2222, "login": TEST_USER, "extra": json.dumps(extra)}
-    monkeypatch.setenv("AIRFLOW_CONN_CRONIUM_ISOLATION", json.dumps(connection))
+    monkeypatch.setenv("AIRFLOW_CONN_CRONIUM_ISOLATION", started.airflow_connection())
     try:
         yield started
     finally:
@@ -136,7 +131,7 @@ def test_what_a_run_leaves_behind_cannot_reach_the_next_run_of_the_same_login(mo
     secret = f"b-secret-{secrets.token_hex(8)}"
     stop_after = 1.5 if mode.endswith("-stopped") else None
     run = _run_deferred if mode.startswith("deferred") else _run_attached
-    client = _client(server)
+    client = server.client()
     try:
         then = "sleep 300" if stop_after is not None else "echo a-done"
         run(client, "a", _leftover_script(tag, then), {}, stop_after)

@@ -177,7 +177,6 @@ def test_a_detached_run_nobody_follows_stops_itself_at_its_time_limit(sshd_binar
     triggerer ever takes it up, the watchdog the wrapper starts in the script's session is the last resort:
     at the time limit (here 4 s; a deferred task gives its timeout plus a margin) it stops the whole session,
     background processes included, and removes the run folder; until then the script runs on."""
-    import paramiko
 
     from cronium_provider.runners.ssh import KILL_GRACE_SECONDS, SSHScriptExecutor
 
@@ -185,20 +184,10 @@ def test_a_detached_run_nobody_follows_stops_itself_at_its_time_limit(sshd_binar
     server = TestSSHServer(sshd_binary, tmp_path / "sshd", address="127.0.0.53", port=2222, user=TEST_USER).start()
     seconds = 300 + int(uuid.uuid4().int % 90)
     marker = f"sleep {seconds}"
-    client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    key = paramiko.Ed25519Key(data=__import__("base64").b64decode(server.host_public_key.split()[1]))
-    client.get_host_keys().add(f"[{server.address}]:{server.port}", "ssh-ed25519", key)
     before = _run_folders()
+    client = None
     try:
-        client.connect(
-            server.address,
-            server.port,
-            username=server.user,
-            key_filename=str(server.client_key_path),
-            look_for_keys=False,
-            allow_agent=False,
-        )
+        client = server.client()
         run = SSHScriptExecutor(client, "app-3").start_detached(
             "BASH",
             f"({marker}; echo orphan) & {marker}",
@@ -225,7 +214,8 @@ def test_a_detached_run_nobody_follows_stops_itself_at_its_time_limit(sshd_binar
         assert not Path(run.run_dir).exists(), "the detached run's folder outlived its time limit"
         assert time.monotonic() - started < 4 + KILL_GRACE_SECONDS + 3
     finally:
-        client.close()
+        if client is not None:
+            client.close()
         server.stop()
         for line in _processes(marker):
             os.kill(int(line.split()[0]), signal.SIGKILL)

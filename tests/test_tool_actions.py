@@ -647,21 +647,18 @@ def test_an_event_cannot_send_through_another_owners_slack_tool(
     assert slack_texts(receiver) == ["alice's own"]
 
 
+def alices_smtp_tool_at(receiver: HttpReceiver, monkeypatch) -> int:
+    """Alice's SMTP tool, its host and port the receiver's: were it used as a webhook, the request (with its
+    login and password as Basic auth) would land there."""
+    port = int(receiver.url.rsplit(":", 1)[1])
+    fields = {"host": "127.0.0.1", "port": port, "login": "mailer", "password": "smtp-s3cret"}
+    return tool(monkeypatch, {"conn_type": "smtp", **fields, "extra": json.dumps({"owner": "alice"})})
+
+
 def test_an_smtp_tool_named_as_a_webhook_sends_no_http_request(
     factory: Factory, receiver: HttpReceiver, monkeypatch
 ) -> None:
-    port = int(receiver.url.rsplit(":", 1)[1])  # were it used as a webhook, the request would land here
-    mail = tool(
-        monkeypatch,
-        {
-            "conn_type": "smtp",
-            "host": "127.0.0.1",
-            "port": port,
-            "login": "mailer",
-            "password": "smtp-s3cret",
-            "extra": json.dumps({"owner": "alice"}),
-        },
-    )
+    mail = alices_smtp_tool_at(receiver, monkeypatch)
     event = tool_event(factory, "webhook", "send-webhook", mail, {"kind": "ping"}, userId="alice")
     result = factory.run(factory.load(), event)
     assert [r.headers.get("Authorization") for r in receiver.requests] == []  # no request, so no SMTP login sent
@@ -736,18 +733,7 @@ def test_an_in_script_action_cannot_use_another_owners_tool_or_another_type(
         monkeypatch,
         {"conn_type": "slackwebhook", "password": f"{receiver.url}{SLACK_PATH}", "extra": json.dumps({"owner": "bob"})},
     )
-    port = int(receiver.url.rsplit(":", 1)[1])
-    mail = tool(
-        monkeypatch,
-        {
-            "conn_type": "smtp",
-            "host": "127.0.0.1",
-            "port": port,
-            "login": "mailer",
-            "password": "smtp-s3cret",
-            "extra": json.dumps({"owner": "alice"}),
-        },
-    )
+    mail = alices_smtp_tool_at(receiver, monkeypatch)
     script = (
         f'cronium.execute_tool_action("slack", "slack-send-message", {{"toolId": {bobs}, "text": "hi bob"}})\n'
         f'cronium.execute_tool_action("webhook", "send-webhook", {{"toolId": {mail}, "kind": "ping"}})\n'

@@ -10,8 +10,6 @@ writes it (masked by Airflow's secrets masker).
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
 import secrets
 import textwrap
@@ -35,31 +33,11 @@ EMPTY_LINES = 300_000  # 64 KiB of them once took the event loop a third of a se
 def server(sshd_binary: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestSSHServer]:
     ensure_test_user()
     started = TestSSHServer(sshd_binary, tmp_path / "sshd", address=ADDRESS, port=2222, user=TEST_USER).start()
-    extra = {**started.connection_uri_extra(), "look_for_keys": "false"}
-    connection = {"conn_type": "ssh", "host": ADDRESS, "port": 2222, "login": TEST_USER, "extra": json.dumps(extra)}
-    monkeypatch.setenv("AIRFLOW_CONN_CRONIUM_FLOOD", json.dumps(connection))
+    monkeypatch.setenv("AIRFLOW_CONN_CRONIUM_FLOOD", started.airflow_connection())
     try:
         yield started
     finally:
         started.stop()
-
-
-def _client(server: TestSSHServer) -> Any:
-    import paramiko
-
-    client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    key = paramiko.Ed25519Key(data=base64.b64decode(server.host_public_key.split()[1]))
-    client.get_host_keys().add(f"[{server.address}]:{server.port}", "ssh-ed25519", key)
-    client.connect(
-        server.address,
-        server.port,
-        username=server.user,
-        key_filename=str(server.client_key_path),
-        look_for_keys=False,
-        allow_agent=False,
-    )
-    return client
 
 
 class _Lines(logging.Handler):
@@ -136,7 +114,7 @@ def test_a_flooding_script_does_not_hold_up_another_triggers_lines(server: TestS
         """
     )
     ticker = f'for i in $(seq 1 {TICKS}); do echo "tick $(date +%s.%N) {word} $DTEST_TOKEN"; sleep 0.4; done'
-    client = _client(server)
+    client = server.client()
     runs = []
     try:
         for name, script, secret in (("flood", flood, secret_a), ("ticks", ticker, secret_b)):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 TEST_USER = "cronium-ssh"
 
@@ -118,3 +121,34 @@ class TestSSHServer:
 
     def connection_uri_extra(self) -> dict[str, str]:
         return {"key_file": str(self.client_key_path), "host_key": self.host_public_key}
+
+    def airflow_connection(self) -> str:
+        """This server as an Airflow SSH connection (the JSON of an ``AIRFLOW_CONN_*`` variable)."""
+        extra = {**self.connection_uri_extra(), "look_for_keys": "false"}
+        return json.dumps(
+            {
+                "conn_type": "ssh",
+                "host": self.address,
+                "port": self.port,
+                "login": self.user,
+                "extra": json.dumps(extra),
+            }
+        )
+
+    def client(self) -> Any:
+        """A connected paramiko ``SSHClient`` that trusts this server's host key alone."""
+        import paramiko
+
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        key = paramiko.Ed25519Key(data=base64.b64decode(self.host_public_key.split()[1]))
+        client.get_host_keys().add(f"[{self.address}]:{self.port}", "ssh-ed25519", key)
+        client.connect(
+            self.address,
+            self.port,
+            username=self.user,
+            key_filename=str(self.client_key_path),
+            look_for_keys=False,
+            allow_agent=False,
+        )
+        return client
