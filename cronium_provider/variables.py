@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -29,6 +30,7 @@ from cronium_provider.naming import (
 from cronium_provider.runners.protocol import MISSING, VariableChange, appended, incremented
 
 DEFAULT_PREFIX = VARIABLE_PREFIX
+_LEGACY_ENV_KEY = re.compile(re.escape(LEGACY_ENV_VARIABLE_PREFIX) + r"\d+_")  # cronium_env_<event id>_<KEY>
 log = logging.getLogger(__name__)
 
 
@@ -101,7 +103,7 @@ class VariableNamespace:
         whose Variable is where an event's env var value was kept before 0.2 (``cronium_env_<id>_<KEY>``,
         inside the variables' prefix: a sync moves those it knows, older ones may stay)."""
         problem = variable_key_problem(name)
-        if problem is None and f"{self.prefix}{name}".startswith(LEGACY_ENV_VARIABLE_PREFIX):
+        if problem is None and _LEGACY_ENV_KEY.match(f"{self.prefix}{name}"):
             return f"variable key {name!r} is refused: {self.prefix}{name} is where env var values were kept"
         return problem
 
