@@ -286,13 +286,14 @@ def test_missing_interpreter_is_named(servers, connect, monkeypatch) -> None:
 
 def test_timeout_stops_every_remote_process_and_removes_the_folder(servers, connect) -> None:
     tag = uuid.uuid4().hex[:8]
-    script = f"(sleep 300; echo orphan-{tag}) & sleep 300"
+    # each sleep runs under a name of this test's own (exec -a): ps finds these processes and no others
+    script = f"(bash -c 'exec -a orphan-{tag} sleep 300'; echo orphan) & bash -c 'exec -a sleeper-{tag} sleep 300'"
     started = time.monotonic()
     result = run_remote("BASH", script, connect(servers[:2]), timeout_seconds=3)
     assert result.state == "failed"
     assert time.monotonic() - started < 60
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert f"orphan-{tag}" not in ps and "sleep 300" not in ps
+    assert f"orphan-{tag}" not in ps and f"sleeper-{tag}" not in ps
     assert leftovers(_BEFORE[0])[0] == []
 
 

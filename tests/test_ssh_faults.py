@@ -48,6 +48,13 @@ def _processes(marker: str) -> list[str]:
     return [line for line in ps if marker in line]
 
 
+def _sleeper() -> tuple[str, str]:
+    """A shell command that sleeps 300 s under a name of this test run's own (``exec -a``), and that name:
+    ``ps`` then finds this run's processes and no other process on the machine."""
+    marker = f"cronium-fault-{uuid.uuid4().hex[:12]}"
+    return f"bash -c 'exec -a {marker} sleep 300'", marker
+
+
 def test_the_ssh_server_stopped_mid_run(sshd_binary, tmp_path, airflow_db, capfd, monkeypatch) -> None:
     """The whole SSH server (the daemon and its per-connection processes) is killed while the script runs.
     The task fails at once with an error naming the server and its address; on the server, the run's
@@ -69,14 +76,13 @@ def test_the_ssh_server_stopped_mid_run(sshd_binary, tmp_path, airflow_db, capfd
         ),
     )
     before = _run_folders()
-    seconds = 300 + int(uuid.uuid4().int % 90)  # this run's processes are the ones sleeping so long
-    marker = f"sleep {seconds}"
+    sleeper, marker = _sleeper()
     dag, _dag_id = one_task_dag(
         "cronium_provider.operators.ssh_script.CroniumRemoteScriptOperator",
         "ssh_fault",
         timeout_seconds=120,
         language="BASH",
-        script=f"echo started; ({marker}; echo orphan) & {marker}",
+        script=f"echo started; ({sleeper}; echo orphan) & {sleeper}",
         servers=[{"name": "app-1", "conn_id": conn_id}],
     )
     killed_at: list[float] = []
@@ -129,9 +135,8 @@ def test_the_task_process_killed_mid_run(sshd_binary, tmp_path, environment: dic
 
     ensure_test_user()
     server = TestSSHServer(sshd_binary, tmp_path / "sshd", address="127.0.0.52", port=2222, user=TEST_USER).start()
-    seconds = 300 + int(uuid.uuid4().int % 90)
-    marker = f"sleep {seconds}"
-    # the sleep is spelled as arithmetic so that only the script's processes show `sleep N` in `ps`
+    sleeper, marker = _sleeper()
+    # the script reaches the worker through its environment, so that only the script's processes show the marker
     worker = f"""
 import sys
 sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
@@ -143,13 +148,15 @@ client.get_host_keys().add("[{server.address}]:{server.port}", "ssh-ed25519",
     paramiko.Ed25519Key(data=__import__("base64").b64decode({server.host_public_key.split()[1]!r})))
 client.connect({server.address!r}, {server.port}, username={server.user!r},
     key_filename={str(server.client_key_path)!r}, look_for_keys=False, allow_agent=False)
-script = "(sleep $(({seconds} - 1 + 1)); echo orphan) & sleep $(({seconds} - 1 + 1))"
+script = __import__("os").environ["FAULT_SCRIPT"]
 SSHScriptExecutor(client, "app-2").run(
     "BASH", script, input={{}}, event={{}}, variables={{}}, environment={environment!r}
 )
 """
     before = _run_folders()
-    process = subprocess.Popen([sys.executable, "-c", worker], stderr=subprocess.PIPE)
+    script = f"({sleeper}; echo orphan) & {sleeper}"
+    env = {**os.environ, "FAULT_SCRIPT": script}
+    process = subprocess.Popen([sys.executable, "-c", worker], stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(_processes(marker)) < 2 and process.poll() is None:
@@ -182,15 +189,14 @@ def test_a_detached_run_nobody_follows_stops_itself_at_its_time_limit(sshd_binar
 
     ensure_test_user()
     server = TestSSHServer(sshd_binary, tmp_path / "sshd", address="127.0.0.53", port=2222, user=TEST_USER).start()
-    seconds = 300 + int(uuid.uuid4().int % 90)
-    marker = f"sleep {seconds}"
+    sleeper, marker = _sleeper()
     before = _run_folders()
     client = None
     try:
         client = server.client()
         run = SSHScriptExecutor(client, "app-3").start_detached(
             "BASH",
-            f"({marker}; echo orphan) & {marker}",
+            f"({sleeper}; echo orphan) & {sleeper}",
             input={},
             event={},
             variables={},
