@@ -24,7 +24,7 @@ webhook_max_body_bytes`` (default 1 MiB, Cronium's default webhook payload limit
 apps/cronium-app/src/shared/schemas/webhooks.ts:178); past it, or when the declared ``Content-Length`` is
 over it, the answer is 413 and no run starts. The whole body must arrive within ``[cronium]
 webhook_body_timeout_seconds`` (default 10 s), else 408. Once it is read, the key is looked up again (as
-:meth:`WebhookHandler.admit` does, in constant time, without spending another rate-limit token): a key
+:meth:`WebhookHandler.admit`, in constant time, without spending another rate-limit token): a key
 revoked, or a workflow paused, while its body streamed in starts no run.
 
 The body is read as Cronium reads it, ``request.json().catch(() => ({}))`` (route.ts:51): an empty or
@@ -221,41 +221,25 @@ class WebhookHandler:
         admitted = self.admit(key)
         return admitted if isinstance(admitted, Answer) else self.start(admitted, raw_body)
 
-    def readmit(self, key: str, admitted: WebhookTarget) -> WebhookTarget | Answer:
-        """``key`` looked up again once the body is read (no rate-limit token spent): still the admitted
-        workflow, still active; else the refusal :meth:`admit` would now answer."""
-        try:
-            target = self.keys.lookup(key)
-            if target is None or target.workflow_id != admitted.workflow_id:
-                log.info(
-                    "Cronium webhook: workflow %d: the key was revoked while the body was read (404)",
-                    admitted.workflow_id,
-                )
-                return refused(404, NOT_FOUND)
-            if not target.active:
-                log.info(
-                    "Cronium webhook: workflow %d became %s while the body was read (400)",
-                    target.workflow_id,
-                    target.status.value,
-                )
-                return refused(400, NOT_ACTIVE)
-        except Exception:
-            log.exception("Cronium webhook: workflow %s: the webhook could not be processed", admitted.workflow_id)
-            return refused(500, FAILED)
-        return target
-
     def finish(self, key: str, admitted: WebhookTarget, raw_body: bytes) -> Answer:
-        """:meth:`readmit` the key, then :meth:`start` the run."""
-        target = self.readmit(key, admitted)
+        """:meth:`admit` the key again once the body is read, without spending another rate-limit token (a
+        key revoked, or a workflow paused, while its body streamed in starts no run), then :meth:`start`."""
+        target = self.admit(key, count=False)
+        if isinstance(target, WebhookTarget) and target.workflow_id != admitted.workflow_id:
+            log.info(
+                "Cronium webhook: workflow %d: its key was revoked while the body was read (404)", admitted.workflow_id
+            )
+            target = refused(404, NOT_FOUND)
         return target if isinstance(target, Answer) else self.start(target, raw_body)
 
-    def admit(self, key: str) -> WebhookTarget | Answer:
-        """The active workflow ``key`` selects, within its rate limit; else the refusal to answer."""
+    def admit(self, key: str, *, count: bool = True) -> WebhookTarget | Answer:
+        """The active workflow ``key`` selects, within its rate limit (the call ``count``-s against it); else
+        the refusal to answer."""
         workflow_id: int | None = None
         try:
             target = self.keys.lookup(key)
-            decision = self.limiter.acquire(target.digest if target else UNKNOWN_KEYS_BUCKET)
-            if not decision.allowed:
+            decision = self.limiter.acquire(target.digest if target else UNKNOWN_KEYS_BUCKET) if count else None
+            if decision is not None and not decision.allowed:
                 log.warning(
                     "Cronium webhook: rate limit exceeded (%s); retry after %s s",
                     f"workflow {target.workflow_id}" if target else "unknown keys",
