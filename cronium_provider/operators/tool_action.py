@@ -22,7 +22,7 @@ from cronium_provider.naming import VARIABLE_PREFIX, tool_conn_id
 from cronium_provider.operators.event import CroniumEventOperator
 from cronium_provider.runners.protocol import ActionRequest
 from cronium_provider.tools.catalogue import DEFAULT_ACTION, canonical_action
-from cronium_provider.tools.delivery import check_tool_use, sender, tool_type_of_connection, validate
+from cronium_provider.tools.delivery import check_tool_use, sender, validate
 from cronium_provider.tools.templates import iso_time, render
 from cronium_provider.variables import VariableNamespace
 
@@ -72,9 +72,7 @@ def deliver_tool_action(
     from airflow.sdk import BaseHook
 
     connection = BaseHook.get_connection(conn_id)
-    if tool_type is None:
-        tool_type = tool_type_of_connection(conn_id, connection)
-    check_tool_use(conn_id, connection, tool_type, event, shared=not scope_variables_by_owner)
+    tool_type = check_tool_use(conn_id, connection, tool_type, event, shared=not scope_variables_by_owner)
     action = canonical_action(tool_type, action_id or DEFAULT_ACTION.get(tool_type, "send-webhook"))
     namespace = VariableNamespace(variable_prefix, owner=event.get("userId"), scope_by_owner=scope_variables_by_owner)
 

@@ -59,26 +59,30 @@ def tool_type_of_connection(conn_id: str, conn: Any) -> str:
     return kind
 
 
-def tool_owner(conn: Any) -> str | None:
-    """The Cronium user a tool connection belongs to: its extra ``owner``, or None when it records none."""
-    extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else {}
-    owner = extra.get(OWNER_KEY)
+def _owner_text(owner: Any) -> str | None:
+    """A Cronium userId as text (``2`` and ``"2"`` alike), or None for none."""
     return None if owner is None or str(owner).strip() == "" else str(owner).strip()
 
 
-def check_tool_use(conn_id: str, conn: Any, tool_type: str, event: Mapping[str, Any], *, shared: bool) -> None:
-    """Refuse a tool connection asked for under another type than its own, or by an event of another owner,
-    as Cronium hands a tool action only a tool of the event's owner (its ``tool_credentials.user_id``).
-    A connection that records no owner is usable only where tools are ``shared`` (the records name one
-    owner: variables are not scoped by owner)."""
+def tool_owner(conn: Any) -> str | None:
+    """The Cronium user a tool connection belongs to: its extra ``owner``, or None when it records none."""
+    extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else {}
+    return _owner_text(extra.get(OWNER_KEY))
+
+
+def check_tool_use(conn_id: str, conn: Any, tool_type: str | None, event: Mapping[str, Any], *, shared: bool) -> str:
+    """The connection's tool type, once it is checked: refused when asked for under another ``tool_type``
+    than its own (None: whatever its own is), or by an event of another owner, as Cronium hands a tool
+    action only a tool of the event's owner (its ``tool_credentials.user_id``). A connection that records
+    no owner is usable only where tools are ``shared`` (the records name one owner: variables are not
+    scoped by owner)."""
     kind = tool_type_of_connection(conn_id, conn)
     owner = tool_owner(conn)
-    asker = event.get("userId")
-    asker_text = None if asker is None or str(asker).strip() == "" else str(asker).strip()
-    if kind != tool_type.lower() or (owner is not None and owner != asker_text):
+    asker_text = _owner_text(event.get("userId"))
+    if kind != (tool_type or kind).lower() or (owner is not None and owner != asker_text):
         raise ToolActionError(
             f"tool connection {conn_id} is a {kind} tool of owner {owner or '(none recorded)'}; event "
-            f"{event.get('id')} (owner {asker_text or '(none)'}) asked for it as {tool_type}"
+            f"{event.get('id')} (owner {asker_text or '(none)'}) asked for it as {tool_type or kind}"
         )
     if owner is None and not shared:
         raise ToolActionError(
@@ -86,6 +90,7 @@ def check_tool_use(conn_id: str, conn: Any, tool_type: str, event: Mapping[str, 
             f"{event.get('id')} (owner {asker_text or '(none)'}) may not use it: set the connection's extra "
             f'"{OWNER_KEY}" to the Cronium userId the tool belongs to'
         )
+    return kind
 
 
 def check_supported(tool_type: str, action_id: str) -> None:
