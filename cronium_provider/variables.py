@@ -23,7 +23,6 @@ from cronium_provider.naming import (
     LEGACY_ENV_VARIABLE_PREFIX,
     VARIABLE_PREFIX,
     InvalidVariableKey,
-    check_variable_key,
     owner_variable_prefix,
     variable_key_problem,
 )
@@ -91,12 +90,12 @@ class VariableNamespace:
         self.prefix = prefix
 
     def airflow_key(self, name: str) -> str:
-        """The Airflow Variable of Cronium variable ``name``; :class:`InvalidVariableKey` when ``name`` is no
-        Cronium key (:func:`~cronium_provider.naming.check_variable_key`), so no Variable call gets it."""
+        """The Airflow Variable of Cronium variable ``name``; :class:`InvalidVariableKey` when it names none
+        (:meth:`problem`), so no Variable call gets it."""
         problem = self.problem(name)
         if problem is not None:
             raise InvalidVariableKey(problem)
-        return f"{self.prefix}{check_variable_key(name)}"
+        return f"{self.prefix}{name}"
 
     def problem(self, name: object) -> str | None:
         """Why ``name`` names no variable of this namespace (None when it does): no Cronium key, or one
@@ -129,7 +128,7 @@ class VariableNamespace:
             if problem is not None:  # set by hand, or an old env value: no script can name it or read it
                 log.warning("Variable %r is left out of the script's variables: %s", key, problem)
                 continue
-            raw = Variable.get(self.airflow_key(name), default=None)
+            raw = Variable.get(key, default=None)
             if raw is not None:
                 values[name] = self.decode(raw)
         return values

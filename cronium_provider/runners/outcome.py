@@ -60,10 +60,14 @@ class LineRedactor:
     registered there would hide that word in every other task's lines too, and a script could pick its own
     env values to blank out words of others. So each trigger redacts its own lines with the values the worker
     knew before the script started, as Airflow masks them: each value and each line of it, from
-    ``min_length`` characters (``[logging] min_length_masked_secret``).
+    ``min_length`` characters (default ``[logging] min_length_masked_secret``).
     """
 
-    def __init__(self, values: Iterable[Any], min_length: int = 5) -> None:
+    def __init__(self, values: Iterable[Any], min_length: int | None = None) -> None:
+        if min_length is None:
+            from airflow.configuration import conf
+
+            min_length = conf.getint("logging", "min_length_masked_secret", fallback=5)
         pieces = {
             piece
             for value in values
@@ -76,13 +80,6 @@ class LineRedactor:
 
     def __call__(self, line: str) -> str:
         return line if self._pattern is None else self._pattern.sub("***", line)
-
-
-def min_masked_length() -> int:
-    """``[logging] min_length_masked_secret``: Airflow masks no shorter value."""
-    from airflow.configuration import conf
-
-    return conf.getint("logging", "min_length_masked_secret", fallback=5)
 
 
 def feed_slices(chunk: bytes) -> Iterator[bytes]:
@@ -150,18 +147,18 @@ def read_run_results(
     :func:`read_result_tar`); variable changes count even then (Cronium applies a set at once), so they
     are kept when another result file is malformed or refused, and when the journal has lines with a refused
     key (the run fails naming them; the other changes count)."""
-    try:
-        if refused is None:
-            return read_results(found), None
-        raise refused
-    except ProtocolError as exc:
+    if refused is None:
         try:
-            partial = read_results({k: v for k, v in found.items() if k == "variables.log"})
-        except RefusedVariableKeys as bad_keys:
-            partial = ScriptResults(None, False, None, bad_keys.changes)
-        except ProtocolError:
-            partial = None
-        return partial, exc
+            return read_results(found), None
+        except ProtocolError as exc:
+            refused = exc
+    try:
+        partial = read_results({k: v for k, v in found.items() if k == "variables.log"})
+    except RefusedVariableKeys as bad_keys:
+        partial = ScriptResults(None, False, None, bad_keys.changes)
+    except ProtocolError:
+        partial = None
+    return partial, refused
 
 
 def too_large(name: str, size: int | str, limit: int) -> ProtocolError:

@@ -77,12 +77,13 @@ def _run_bytes(client: Any, command: str, timeout: float = 60) -> tuple[int, byt
 
 
 @contextlib.contextmanager
-def _streamed(client: Any, command: str, timeout: float = 60) -> Iterator[Iterator[bytes]]:
-    """A helper command's stdout as chunks, read only as far as the caller takes them; the channel is
-    closed when the caller is done, whatever is left unread (the command then gets a broken pipe)."""
-    _stdin, stdout, _stderr = client.exec_command(command, timeout=timeout)
+def _streamed(client: Any, command: str, timeout: float = 60) -> Iterator[tuple[Iterator[bytes], Any]]:
+    """A helper command's stdout as chunks, read only as far as the caller takes them, and its stderr (a
+    paramiko file; ``.channel`` gives the exit status); the channel is closed when the caller is done,
+    whatever is left unread (the command then gets a broken pipe)."""
+    _stdin, stdout, stderr = client.exec_command(command, timeout=timeout)
     try:
-        yield iter(functools.partial(stdout.channel.recv, 65536), b"")
+        yield iter(functools.partial(stdout.channel.recv, 65536), b""), stderr
     finally:
         stdout.channel.close()
 
@@ -427,9 +428,7 @@ class SSHScriptExecutor:
             "else echo 'cronium-failed - no room to copy the result files' >&2; fi; "
             f"cd / && rm -rf -- {folder}"
         )
-        _stdin, stdout, stderr = self.client.exec_command(command, timeout=60)
-        chunks = iter(functools.partial(stdout.channel.recv, 65536), b"")
-        try:
+        with _streamed(self.client, command) as (chunks, stderr):
             found, refused = read_result_tar(chunks, limit)
             # what follows the archive (its last record's padding), up to a bound: then the command ends
             rest = 0
@@ -439,9 +438,7 @@ class SSHScriptExecutor:
                     refused = refused or ProtocolError("result files", "the server sent more than they can hold")
                     return found, refused  # the channel is closed unread; cleanup() removes the folder
             notes = stderr.read(65536).decode("utf-8", "replace")
-            status = stdout.channel.recv_exit_status()
-        finally:
-            stdout.channel.close()
+            status = stderr.channel.recv_exit_status()
         if status != 0:
             raise RemoteRunError(f"{self.server}: cannot read the result files: {notes.strip()}")
         self.run_dir = None
@@ -539,7 +536,7 @@ class SSHScriptExecutor:
             stderr_file = f"{folder}/{DETACHED_STDERR}"
             command = f"[ -f {stderr_file} ] && [ ! -h {stderr_file} ] && tail -c {STDERR_TAIL_BYTES} {stderr_file}"
             tail = b""
-            with _streamed(self.client, command) as chunks:
+            with _streamed(self.client, command) as (chunks, _stderr):
                 for chunk in chunks:
                     tail += chunk[: STDERR_TAIL_BYTES - len(tail)]
                     if len(tail) >= STDERR_TAIL_BYTES:

@@ -31,7 +31,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from cronium_provider.runners.container import sample_memory_bytes
-from cronium_provider.runners.outcome import LineRedactor, LineSplitter, min_masked_length
+from cronium_provider.runners.outcome import LineRedactor, LineSplitter
 
 STOP_GRACE_SECONDS = 5  # SIGTERM, then SIGKILL this much later: as the normal mode and Cronium
 LOG_DRAIN_SECONDS = 10  # after the exit, how long the last log lines may take to arrive
@@ -94,7 +94,7 @@ class CroniumContainerTrigger(BaseTrigger):
         self.deadline = deadline
         self.timeout_seconds = timeout_seconds
         self.masked = list(masked or [])
-        self._redact = LineRedactor(())
+        self._redact = LineRedactor(self.masked)  # this run's lines only, see LineRedactor
         self.task_label = task_label
         self._exited = False  # the exit was reported: the resumed task owns the container now
         self._removed = False
@@ -162,7 +162,6 @@ class CroniumContainerTrigger(BaseTrigger):
         import aiohttp
         from aiodocker.exceptions import DockerError
 
-        self._redact = LineRedactor(self.masked, min_masked_length())  # this run's lines only, see LineRedactor
         docker = self._docker()
         peak: list[int] = []
         follow: asyncio.Task[None] | None = None

@@ -33,7 +33,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from cronium_provider.runners.outcome import LineRedactor, LineSplitter, feed_slices, min_masked_length
+from cronium_provider.runners.outcome import LineRedactor, LineSplitter, feed_slices
 from cronium_provider.runners.ssh import (
     KILL_GRACE_SECONDS,
     POLL_DONE,
@@ -91,6 +91,7 @@ class CroniumSSHTrigger(BaseTrigger):
         self.deadline = deadline
         self.timeout_seconds = timeout_seconds
         self.masked = list(masked)
+        self._redact = LineRedactor(self.masked)  # this run's lines only, see LineRedactor
         self.start_failures = dict(start_failures or {})
         self.poll_interval = max(1, int(poll_interval))
         self.task_label = task_label
@@ -170,8 +171,7 @@ class CroniumSSHTrigger(BaseTrigger):
         import asyncssh
 
         server = run["server"]
-        redact = LineRedactor(self.masked, min_masked_length())
-        splitter = LineSplitter(lambda stream, line: self.log.info("[%s %s] %s", server, stream, redact(line)))
+        splitter = LineSplitter(lambda stream, line: self.log.info("[%s %s] %s", server, stream, self._redact(line)))
         offsets = {"stdout": 0, "stderr": 0}
         failures = 0
         while True:
