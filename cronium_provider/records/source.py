@@ -100,16 +100,19 @@ def parse_file(path: Path) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        _check_aliases(node)
+        if "*" in text:  # an alias is written *name: without one nothing repeats
+            _check_aliases(node)
         return loader.construct_document(node)
     finally:
         loader.dispose()
 
 
 def _check_aliases(root: yaml.Node) -> None:
-    """Count the values the document has once its aliases are expanded, without expanding them: each node's
-    expanded size is worked out once (a node an alias repeats is the same object), depth first."""
-    sizes: dict[int, int] = {}  # id(node) -> values it stands for, aliases expanded
+    """Count the values the document has once its aliases are expanded, without expanding them: each
+    collection's expanded size is worked out once (a node an alias repeats is the same object), depth first;
+    a scalar counts one wherever it stands."""
+    sizes: dict[int, int] = {}  # id(collection node) -> values it stands for, aliases expanded
+    scalars: set[int] = set()  # the distinct scalar nodes
     open_nodes: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
@@ -117,14 +120,18 @@ def _check_aliases(root: yaml.Node) -> None:
         children = _children(node)
         if children_done:
             open_nodes.discard(id(node))
-            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+            sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in children)
         elif id(node) in open_nodes:
             raise AliasExpansionError("refused: a YAML alias (*name) repeats a value inside itself, without end")
         elif id(node) not in sizes:
             open_nodes.add(id(node))
             stack.append((node, True))
-            stack.extend((child, False) for child in children if id(child) not in sizes)
-    added = sizes[id(root)] - len(sizes)
+            for child in children:
+                if isinstance(child, yaml.ScalarNode):
+                    scalars.add(id(child))
+                elif id(child) not in sizes:
+                    stack.append((child, False))
+    added = sizes.get(id(root), 1) - len(sizes) - len(scalars)
     if added > MAX_ALIAS_VALUES:
         raise AliasExpansionError(
             f"refused: its YAML aliases (*name) would repeat {added:,} values, more than the {MAX_ALIAS_VALUES:,} "
