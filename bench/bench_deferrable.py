@@ -1,27 +1,33 @@
-"""Deferrable mode: 32 script events that each sleep 30 s, at once, on the LocalExecutor with 4 worker slots.
+"""Deferrable mode: 32 script events that each sleep 30 s, at once, on the LocalExecutor with 4 worker slots,
+against Airflow's own defer-and-resume floor on the same stack.
 
 The stack of tests/test_deferrable_container.py (tests/support/local_stack.py): SQLite, ``[core] parallelism =
 4`` (four task slots), ``airflow api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` on loopback.
 The dags folder holds the project's template DAG file with a records folder of BASH events that sleep
-(``[cronium] deferrable = True``: their tasks defer) and a DAG file of the same scripts as
-``CroniumScriptOperator(deferrable=False)`` tasks (the normal mode, one DAG each).
+(``[cronium] deferrable = True``: their tasks defer), a DAG file of tasks that defer to Airflow's
+``TimeDeltaTrigger`` for as long and resume (bench/airflow_timer.py: the baseline), and with ``--with-normal`` a
+DAG file of the same scripts as ``CroniumScriptOperator(deferrable=False)`` tasks (the normal mode, one DAG each).
 
 Phases, one after another, each triggered through the REST API; a phase's wall time runs from its first trigger
 to its last run's end (``dag_run.end_date``):
 
-1. warm-up: one 1-second script in each mode;
-2. one deferred script alone, then ``--scripts`` (32) deferred scripts at once: target <= 1.5x the one;
-3. one normal script alone, then ``--normal-scripts`` (32) normal scripts at once: shown (about 8x: four slots
-   hold four scripts at a time), no target. ``--deferred-only`` skips it.
+1. warm-up: one 1-second script, and one 1-second timer;
+2. ``--repeat`` (3) repetitions, each of: one deferred script alone, then ``--scripts`` (32) at once; one
+   timer deferral alone, then as many at once (which of the two goes first alternates between repetitions).
+   Each gives a ratio, many / one: ours (scripts) and Airflow's (timers). Target: the median of ours <= 1.05x
+   the median of Airflow's;
+3. with ``--with-normal``: one normal script alone, then ``--normal-scripts`` (32) normal scripts at once:
+   shown (about 8x: four slots hold four scripts at a time), no target.
 
 Also shown: the most script containers running at once in each phase (sampled each 0.5 s), the machine's CPU
 busy share, and the lower bound of the normal mode, ``ceil(scripts / slots) x one script``.
 
-A deferred script costs two task executions (the start, and the resume that collects), each a task process with
-its DAG parse: on a 2-core machine the 64 executions of 32 deferred scripts keep the cores busy, which is what
-stretches the 32 beyond one. ``[workers] min_heartbeat_interval`` is 1 here (``--min-heartbeat-interval``):
-with Airflow's default of 5 the task supervisor, when it misses its task process's exit, keeps the worker slot
-up to 5 s longer (see bench_celery_workers.py), which a deferred script pays twice.
+A deferred task costs two task executions (the start, and the resume), each a task process with its DAG parse:
+on a 2-core machine the 64 executions of 32 deferred tasks keep the cores busy, which is what stretches the 32
+beyond one, for the timers as for the scripts. ``[workers] min_heartbeat_interval`` is 1 here
+(``--min-heartbeat-interval``): with Airflow's default of 5 the task supervisor, when it misses its task
+process's exit, keeps the worker slot up to 5 s longer (see bench_celery_workers.py), which a deferred task pays
+twice.
 
 Everything started is stopped and removed at the end, on error or on SIGTERM/SIGINT (processes by their process
 groups and by a marker in their environment, script containers of these DAGs, the temporary folder).
@@ -45,7 +51,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import report
+from airflow_timer import timer_dags
+from common import median, report
 from cpu import CpuMeter
 
 from tests.support.local_stack import LocalStack
@@ -55,7 +62,8 @@ IMAGE = "cronium-runtime:1"
 FIRST_ID = 96001
 WARM_ID = 96000
 SLOTS = 4
-TARGET = 1.5
+TARGET = 1.05  # median many/one ratio of the deferred scripts, at most this times that of Airflow's timers
+TIMER = "bench_timer_"  # Airflow's timer deferrals: bench_timer_0 (1 s, the warm-up) .. bench_timer_<scripts>
 
 
 def records(scripts: int, sleep: int) -> dict[str, Any]:
@@ -149,8 +157,9 @@ class Bench:
         wall = max(ends) - started
         busy_seconds, busy_share = cpu.stop()
         failed = sorted(d for d, s in states.items() if s != "success")
+        containers = f", at most {most} script container(s) at once" if most else ""
         print(
-            f"  {name}: {len(dag_ids)} run(s) in {wall:.1f} s, at most {most} script container(s) at once; "
+            f"  {name}: {len(dag_ids)} run(s) in {wall:.1f} s{containers}; "
             f"machine CPU busy {busy_share:.0%} ({busy_seconds:.0f} CPU s)",
             flush=True,
         )
@@ -161,10 +170,11 @@ class Bench:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--scripts", type=int, default=32, help="deferred scripts at once (default 32)")
+    parser.add_argument("--scripts", type=int, default=32, help="deferred scripts (and timers) at once (default 32)")
     parser.add_argument("--sleep", type=int, default=30, help="seconds each script sleeps (default 30)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of the deferred phases (default 3)")
+    parser.add_argument("--with-normal", action="store_true", help="add the normal-mode phases (long)")
     parser.add_argument("--normal-scripts", type=int, default=32, help="normal-mode scripts at once (default 32)")
-    parser.add_argument("--deferred-only", action="store_true", help="skip the normal-mode phases")
     parser.add_argument(
         "--min-heartbeat-interval",
         type=int,
@@ -173,6 +183,8 @@ def main() -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the Airflow home (its path is printed)")
     args = parser.parse_args()
+    if args.scripts < 1 or args.repeat < 1:
+        parser.error("--scripts and --repeat must be at least 1")
 
     import docker
 
@@ -181,13 +193,17 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="cronium-bench-deferrable-"))
     (home / "records").mkdir()
     (home / "records" / "bench.json").write_text(json.dumps(records(args.scripts, args.sleep)))
+    dag_files = {
+        "cronium_dags.py": (REPO / "dags_templates" / "cronium_dags.py").read_text(),
+        "bench_timer.py": timer_dags(TIMER, args.scripts, args.sleep),
+    }
+    normal_scripts = args.normal_scripts if args.with_normal else 0
+    if normal_scripts:
+        dag_files["bench_normal.py"] = normal_dags(normal_scripts, args.sleep)
     stack = LocalStack.create(
         home,
         home / "records",
-        {
-            "cronium_dags.py": (REPO / "dags_templates" / "cronium_dags.py").read_text(),
-            "bench_normal.py": normal_dags(max(args.normal_scripts, 1), args.sleep),
-        },
+        dag_files,
         parallelism=SLOTS,
         extra_env={
             "AIRFLOW__CRONIUM__DEFERRABLE": "True",
@@ -206,33 +222,60 @@ def main() -> int:
     try:
         t0 = time.monotonic()
         stack.start()
-        deferred_ids = [f"cronium_event_{FIRST_ID + i}" for i in range(args.scripts)]
-        normal_ids = [f"bench_normal_{i}" for i in range(1, args.normal_scripts + 1)]
-        stack.wait_parsed({f"cronium_event_{WARM_ID}", "bench_normal_warm", *deferred_ids, *normal_ids})
+        kinds = {
+            "ours": ("deferred script", [f"cronium_event_{FIRST_ID + i}" for i in range(args.scripts)]),
+            "airflow": ("Airflow timer", [f"{TIMER}{n}" for n in range(1, args.scripts + 1)]),
+        }
+        warm = [f"cronium_event_{WARM_ID}", f"{TIMER}0"]
+        normal_ids = [f"bench_normal_{i}" for i in range(1, normal_scripts + 1)]
+        if normal_scripts:
+            warm.append("bench_normal_warm")
+        stack.wait_parsed({*warm, *kinds["ours"][1], *kinds["airflow"][1], *normal_ids})
         print(f"stack up and DAGs parsed in {time.monotonic() - t0:.0f} s (LocalExecutor, {SLOTS} slots)", flush=True)
         bench = Bench(stack, client)
-        bench.phase("warm-up", [f"cronium_event_{WARM_ID}", "bench_normal_warm"], 300)
-        one_deferred, _, failed1 = bench.phase("1 deferred", deferred_ids[:1], 600)
-        many_deferred, most_deferred, failed2 = bench.phase(f"{args.scripts} deferred", deferred_ids, 1200)
-        if args.deferred_only:
-            print(f"deferred: {many_deferred:.1f} s / {one_deferred:.1f} s = {many_deferred / one_deferred:.2f}x")
-            return 0 if many_deferred / one_deferred <= TARGET else 1
-        one_normal, _, failed3 = bench.phase("1 normal", normal_ids[:1], 600)
-        many_normal, most_normal, failed4 = bench.phase(f"{args.normal_scripts} normal", normal_ids, 3600)
-        bound = math.ceil(args.normal_scripts / SLOTS) * one_normal
+        failed = bench.phase("warm-up", warm, 300)[2]
+        ratios: dict[str, list[float]] = {"ours": [], "airflow": []}
+        for repetition in range(1, args.repeat + 1):
+            order = ("ours", "airflow") if repetition % 2 else ("airflow", "ours")
+            for kind in order:
+                label, dag_ids = kinds[kind]
+                one, _, failed_one = bench.phase(f"#{repetition} 1 {label}", dag_ids[:1], 600)
+                many, _, failed_many = bench.phase(f"#{repetition} {args.scripts} {label}s", dag_ids, 1200)
+                ratios[kind].append(many / one)
+                failed += failed_one + failed_many
+            ours, airflow = ratios["ours"][-1], ratios["airflow"][-1]
+            print(
+                f"repetition {repetition}: many/one ours {ours:.3f}x, Airflow's {airflow:.3f}x "
+                f"(ours / Airflow's {ours / airflow:.3f})",
+                flush=True,
+            )
+        rows: list[tuple[Any, ...]] = [
+            (f"median {args.scripts}/1: ours / Airflow's", median(ratios["ours"]), median(ratios["airflow"]))
+        ]
+        if normal_scripts:
+            one_normal, _, failed_one = bench.phase("1 normal", normal_ids[:1], 600)
+            many_normal, most_normal, failed_many = bench.phase(f"{normal_scripts} normal", normal_ids, 3600)
+            failed += failed_one + failed_many
+            bound = math.ceil(normal_scripts / SLOTS) * one_normal
+            print(
+                f"normal mode: most containers at once {most_normal} ({SLOTS} slots); lower bound "
+                f"ceil({normal_scripts}/{SLOTS}) x one = {bound:.1f} s"
+            )
+            rows.append((f"normal: {normal_scripts} / 1 (s)", many_normal, one_normal, None))
         print(
-            f"\nscripts sleep {args.sleep} s; most containers at once: deferred {most_deferred}, normal {most_normal}"
-            f" ({SLOTS} slots); normal-mode lower bound ceil({args.normal_scripts}/{SLOTS}) x one = {bound:.1f} s"
+            f"\nmany/one ratios in {args.repeat} repetition(s): ours {', '.join(f'{r:.3f}' for r in ratios['ours'])}"
+            f" (median {median(ratios['ours']):.3f}); Airflow's "
+            f"{', '.join(f'{r:.3f}' for r in ratios['airflow'])} (median {median(ratios['airflow']):.3f})"
         )
         ok = report(
-            f"Deferrable mode: wall time of many {args.sleep}-second scripts at once / one script ({SLOTS} slots)",
-            [
-                (f"deferred: {args.scripts} / 1 (s)", many_deferred, one_deferred, TARGET),
-                (f"normal: {args.normal_scripts} / 1 (s)", many_normal, one_normal, None),
-            ],
+            f"Deferrable mode: {args.scripts} {args.sleep}-second deferrals at once / one ({SLOTS} slots), "
+            "deferred scripts vs Airflow's timer",
+            rows,
             TARGET,
         )
-        ok = ok and not (failed1 or failed2 or failed3 or failed4)
+        if failed:
+            print(f"runs that did not succeed: {failed}", flush=True)
+        ok = ok and not failed
     except KeyboardInterrupt as exc:
         print(f"interrupted ({exc}): stopping", flush=True)
     except Exception as exc:
