@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,6 +18,7 @@ from cronium_provider.naming import CRONIUM_DEFAULT_CONN_ID
 from cronium_provider.plan.build import build_plan
 from cronium_provider.records.schedules import ScheduleError
 from cronium_provider.records.validation import RecordSet, load_records
+from cronium_provider.settings import settings_from_environ
 
 
 def _summary(records: RecordSet) -> dict[str, Any]:
@@ -48,28 +49,19 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     return 1
 
 
-def default_timezone() -> str:
-    """The zone of Cronium's schedules as Airflow is configured by environment (no Airflow import)."""
-    for name in ("AIRFLOW__CRONIUM__TIMEZONE", "AIRFLOW__CORE__DEFAULT_TIMEZONE"):
-        value = os.environ.get(name, "").strip()
-        if value and value.lower() not in ("utc", "system"):
-            return value
-    return "UTC"
-
-
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     records = load_records(args.paths)
     try:
-        plan = build_plan(
-            records,
-            timezone=args.timezone or default_timezone(),
-            scope_variables_by_owner=os.environ.get("AIRFLOW__CRONIUM__SCOPE_VARIABLES_BY_OWNER") or "auto",
-        )
+        settings = settings_from_environ()
+    except ValueError as exc:  # e.g. [cronium] scope_variables_by_owner is not auto, true or false
+        out.write(f"error: {exc}\n")
+        return 2
+    if args.timezone:
+        settings = replace(settings, timezone=args.timezone)
+    try:
+        plan = build_plan(records, settings)
     except ScheduleError as exc:
         out.write(f"error: --timezone: {exc}\n")
-        return 2
-    except ValueError as exc:  # [cronium] scope_variables_by_owner is not auto, true or false
-        out.write(f"error: {exc}\n")
         return 2
     data = plan.to_json()
     data["errors"] = [e.to_json() for e in records.errors]
@@ -100,7 +92,12 @@ def cmd_apply_status(args: argparse.Namespace, out: TextIO) -> int:
     records = load_records(args.paths)
     for error in records.errors:
         out.write(f"error: {error}\n")
-    changes = apply_status(build_plan(records, timezone=default_timezone()))
+    try:
+        settings = settings_from_environ()
+    except ValueError as exc:
+        out.write(f"error: {exc}\n")
+        return 2
+    changes = apply_status(build_plan(records, settings))
     for change in changes:
         out.write(f"{change.dag_id}: {change.reason}\n")
     out.write(f"{len(changes)} DAG(s) changed\n")

@@ -28,14 +28,13 @@ from pathlib import Path
 
 from airflow.sdk import DAG, get_parsing_context
 
+from cronium_provider.config import read_settings
 from cronium_provider.plan.build import (
     BUILT_STATUSES,
-    SCOPE_AUTO,
     action_targets,
     build_plan,
     plan_event,
     plan_workflow,
-    scope_setting,
     variables_scoped,
 )
 from cronium_provider.plan.models import DagPlan, Plan
@@ -57,6 +56,7 @@ from cronium_provider.records.index import (
 from cronium_provider.records.source import RawRecord
 from cronium_provider.records.validation import RecordSet, validate_records
 from cronium_provider.render.dags import render_plan
+from cronium_provider.settings import CroniumSettings
 
 log = logging.getLogger("airflow.cronium.factory")
 
@@ -65,55 +65,25 @@ INDEX_DIR_ENV = "CRONIUM_INDEX_DIR"
 INDEX_OFF = ("off", "none", "false", "0")
 
 
-def records_dir() -> Path | None:
+def records_dir(settings: CroniumSettings | None = None) -> Path | None:
     """``$CRONIUM_RECORDS_DIR``, else the Airflow option ``[cronium] records_dir``."""
     value = os.environ.get(RECORDS_DIR_ENV)
     if not value:
-        from airflow.providers.common.compat.sdk import conf
-
-        value = conf.get("cronium", "records_dir", fallback=None)
+        value = (settings or read_settings()).records_dir
     return Path(value) if value else None
 
 
-def index_dir() -> Path | None:
+def index_dir(settings: CroniumSettings) -> Path | None:
     """Where parse indexes are kept: ``$CRONIUM_INDEX_DIR``, else ``[cronium] index_dir``, else
     ``$AIRFLOW_HOME/cronium/parse-index``; None (no index) when set to ``off``."""
     value = os.environ.get(INDEX_DIR_ENV)
     if value is None:
-        from airflow.providers.common.compat.sdk import conf
-
-        value = conf.get("cronium", "index_dir", fallback=None)
+        value = settings.index_dir
     if value and value.strip().lower() in INDEX_OFF:
         return None
     if value:
         return Path(value).expanduser()
     return Path(os.environ.get("AIRFLOW_HOME") or "~/airflow").expanduser() / "cronium" / "parse-index"
-
-
-def schedule_timezone() -> str:
-    """``[cronium] timezone``, else Airflow's ``[core] default_timezone``: the zone of Cronium's schedules."""
-    from airflow.providers.common.compat.sdk import conf
-
-    value = conf.get("cronium", "timezone", fallback=None) or conf.get("core", "default_timezone", fallback="UTC")
-    name = str(value or "UTC")
-    if name.lower() == "system":
-        from pendulum.tz import local_timezone
-
-        return str(local_timezone().name)
-    return "UTC" if name.lower() == "utc" else name
-
-
-def variables_scope_setting() -> str:
-    """``[cronium] scope_variables_by_owner``: ``auto`` (default: scoped by owner when the records name more
-    than one ``userId``), ``true`` or ``false``. A value that is none of these is logged and read as ``auto``."""
-    from airflow.providers.common.compat.sdk import conf
-
-    value = conf.get("cronium", "scope_variables_by_owner", fallback=None)
-    try:
-        return scope_setting(value)
-    except ValueError as exc:
-        log.error("Cronium: %s; using auto", exc)
-        return SCOPE_AUTO
 
 
 @dataclass
@@ -136,17 +106,18 @@ def build_dags(path: str | Path | None = None, *, shard: str | None = None) -> d
 
 def parse_dags(path: str | Path | None = None, *, dag_id: str | None = None, shard: str | None = None) -> ParseResult:
     """Every DAG of the records (``dag_id`` None: the DAG processor's parse), or only ``dag_id``'s."""
-    folder = Path(path) if path is not None else records_dir()
+    settings = read_settings()
+    folder = Path(path) if path is not None else records_dir(settings)
     if folder is None:
         log.warning("No Cronium records folder: set %s or [cronium] records_dir", RECORDS_DIR_ENV)
         return ParseResult({}, "full" if dag_id is None else "one", "no records folder")
     if shard:
         folder = folder / shard
-    cache_dir = index_dir()
+    cache_dir = index_dir(settings)
     with _gc_paused():
         if dag_id is None:
-            return _parse_all(folder, cache_dir)
-        return _parse_one(folder, dag_id, cache_dir)
+            return _parse_all(folder, cache_dir, settings)
+        return _parse_one(folder, dag_id, cache_dir, settings)
 
 
 @contextmanager
@@ -232,13 +203,13 @@ def _save_index(
     return f"index written ({count} DAGs)"
 
 
-def _parse_all(folder: Path, cache_dir: Path | None) -> ParseResult:
+def _parse_all(folder: Path, cache_dir: Path | None, settings: CroniumSettings) -> ParseResult:
     started_ns = time.time_ns()
     state = _state(folder) if cache_dir is not None else None
     records, raws = load_with_raws([folder])
     for error in records.errors:
         log.error("Cronium record left out: %s", error)
-    plan = build_plan(records, timezone=schedule_timezone(), scope_variables_by_owner=variables_scope_setting())
+    plan = build_plan(records, settings)
     dags = render_plan(plan)
     log.info(
         "Cronium: %d DAG(s) from %s (%d record(s) not built, %d error(s))",
@@ -253,7 +224,7 @@ def _parse_all(folder: Path, cache_dir: Path | None) -> ParseResult:
     return ParseResult(dags, "full", detail, list(records.errors))
 
 
-def _plan_one(found: Lookup, timezone: str, scope_setting_value: str = SCOPE_AUTO) -> DagPlan | None:
+def _plan_one(found: Lookup, settings: CroniumSettings) -> DagPlan | None:
     """The plan of the one DAG an index hit names, from its records alone; None when they do not validate
     alone exactly as they did in the full load, or the index does not say how many owners the whole folder
     names (whether variables are scoped by owner is decided over every record, as the full parse does)."""
@@ -263,25 +234,23 @@ def _plan_one(found: Lookup, timezone: str, scope_setting_value: str = SCOPE_AUT
     records = validate_records(found.raws)
     if records.errors:
         return None
-    scoped = variables_scoped(scope_setting_value, found.owners)
+    scoped = variables_scoped(settings.scope_variables_by_owner, found.owners)
     if entry.kind == "event" and entry.record_id in records.events:
         dag_plan = plan_event(
             records.events[entry.record_id],
             records,
+            settings,
             action_target_of=entry.action_target_of,
-            timezone=timezone,
             scope_variables=scoped,
         )
     elif entry.kind == "workflow" and entry.record_id in records.workflows:
-        dag_plan = plan_workflow(records.workflows[entry.record_id], records, timezone, scope_variables=scoped)
+        dag_plan = plan_workflow(records.workflows[entry.record_id], records, settings, scope_variables=scoped)
     else:
         return None
     return dag_plan if dag_plan.dag_id == entry.dag_id else None
 
 
-def _parse_one(folder: Path, dag_id: str, cache_dir: Path | None) -> ParseResult:
-    timezone = schedule_timezone()
-    scope = variables_scope_setting()
+def _parse_one(folder: Path, dag_id: str, cache_dir: Path | None, settings: CroniumSettings) -> ParseResult:
     started_ns = time.time_ns()
     state: FolderState | None = None
     reason = "no index folder"
@@ -295,7 +264,7 @@ def _parse_one(folder: Path, dag_id: str, cache_dir: Path | None) -> ParseResult
                 log.info("Cronium: the records in %s build no DAG %s (parse index)", folder, dag_id)
                 return ParseResult({}, "index", "no such DAG")
             if found.status == "hit":
-                dag_plan = _plan_one(found, timezone, scope)
+                dag_plan = _plan_one(found, settings)
                 if dag_plan is not None:
                     dags = render_plan(Plan(dags=[dag_plan]))
                     log.info("Cronium: DAG %s from the parse index (%d record(s))", dag_id, len(found.raws))
@@ -307,7 +276,7 @@ def _parse_one(folder: Path, dag_id: str, cache_dir: Path | None) -> ParseResult
     records, raws = load_with_raws([folder])
     if records.errors:
         log.warning("Cronium: %d record(s) left out (the DAG processor's log names them)", len(records.errors))
-    plan = build_plan(records, timezone=timezone, scope_variables_by_owner=scope)
+    plan = build_plan(records, settings)
     dags = render_plan(Plan(dags=[d for d in plan.dags if d.dag_id == dag_id]))
     detail = reason
     if cache_dir is not None:

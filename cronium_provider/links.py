@@ -13,9 +13,9 @@ class CroniumEventLink(BaseOperatorLink):
     name = "Cronium event"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        from airflow.providers.common.compat.sdk import conf
+        from cronium_provider.config import read_settings
 
-        base = str(conf.get("cronium", "base_url", fallback="") or "").rstrip("/")
+        base = read_settings().base_url.rstrip("/")
         event_id = (getattr(operator, "event", None) or {}).get("id")
         if not base or event_id is None:
             return ""

@@ -45,10 +45,10 @@ def variable_lock(key: str) -> Iterator[None]:
     one machine, Redis across machines), whose ``update`` is atomic; a holder that dies frees it after
     ``LOCK_TTL_SECONDS``.
     """
-    from cronium_provider.operators.tool_action import resilience_store_url
+    from cronium_provider.config import read_settings
     from cronium_provider.resilience import store_from_url
 
-    store = store_from_url(resilience_store_url())
+    store = store_from_url(read_settings().resilience_store)
     token = uuid.uuid4().hex
     lock_key = f"variable-lock:{key}"
 

@@ -20,6 +20,7 @@ import pytest
 
 from cronium_provider.plan.build import build_plan
 from cronium_provider.records.validation import load_records
+from cronium_provider.settings import CroniumSettings
 from tests.conftest import REPO, venv_bin
 from tests.support.services import ManagedProcess, stop_all, wait_for
 
@@ -35,7 +36,7 @@ def scheduler_timetable(tmp_path: Path, fields: dict[str, Any], timezone: str = 
     (tmp_path / "e.json").write_text(json.dumps({**BASE, "id": 1, **fields}))
     records = load_records([tmp_path])
     assert records.ok, [str(e) for e in records.errors]
-    dag = render_plan(build_plan(records, timezone=timezone))["cronium_event_1"]
+    dag = render_plan(build_plan(records, CroniumSettings(timezone=timezone)))["cronium_event_1"]
     return DagSerialization.from_dict(DagSerialization.to_dict(dag)).timetable
 
 

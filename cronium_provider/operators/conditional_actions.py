@@ -13,15 +13,14 @@ from airflow.sdk import BaseOperator, Context
 from cronium_provider.links import CroniumEventLink
 from cronium_provider.naming import VARIABLE_PREFIX, tool_conn_id
 from cronium_provider.operators.gating import (
-    FAILED_STATES,
-    SUCCESS,
     gated_input,
     incoming_pairs,
     require_action_due,
     require_condition,
     task_states,
 )
-from cronium_provider.operators.tool_action import deliver_tool_action
+from cronium_provider.states import FAILED_STATES, EventStatus, TaskState
+from cronium_provider.tools.actions import deliver_tool_action
 from cronium_provider.tools.delivery import message_parameters
 from cronium_provider.tools.templates import as_text, iso_time
 
@@ -138,8 +137,9 @@ def fired_run_facts(context: Context, task_id: str) -> dict[str, Any]:
             xcom[key] = None
     state = task_states(context, [task_id])[task_id]
     failed = state in FAILED_STATES
+    status = EventStatus.FAILURE if failed else EventStatus.UNKNOWN
     facts: dict[str, Any] = {
-        "status": "success" if state == SUCCESS else "failure" if failed else "unknown",
+        "status": (EventStatus.SUCCESS if state == TaskState.SUCCESS else status).value,
         "server": _server(xcom, failed),
         "output": as_text(xcom["return_value"]) if xcom["return_value"] is not None else NO_OUTPUT,
     }
@@ -258,7 +258,7 @@ class CroniumSendMessageOperator(BaseOperator):
                 self.email_addresses,
                 self.email_subject,
                 event_name=str(event.get("name") or ""),
-                succeeded=event.get("status") == "success",
+                succeeded=event.get("status") == EventStatus.SUCCESS,
             ),
             event=event,
             run_input=value,

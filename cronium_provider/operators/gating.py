@@ -15,16 +15,13 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowSkipException
 
 from cronium_provider.naming import INPUT_PARAM
+from cronium_provider.records.models import ConnectionType
+from cronium_provider.states import RAN_STATES, ActionWhen, RunStatus, TaskState
 
-SUCCESS = "success"
-FAILED = "failed"
-RAN_STATES = frozenset({SUCCESS, FAILED})
-FAILED_STATES = frozenset({FAILED, "upstream_failed"})
-
-# How an event run ended (its ``run_status`` XCom), as Cronium's job status: COMPLETED, FAILED, CANCELLED
-SUCCESS_STATUS = "SUCCESS"
-FAILURE_STATUS = "FAILURE"
-CANCELLED_STATUS = "CANCELLED"
+# How an event run ended (its ``run_status`` XCom), as plain strings: the names operators/event.py pushes.
+SUCCESS_STATUS: str = RunStatus.SUCCESS.value
+FAILURE_STATUS: str = RunStatus.FAILURE.value
+CANCELLED_STATUS: str = RunStatus.CANCELLED.value
 
 Incoming = list[tuple[str, str]]
 
@@ -88,13 +85,13 @@ def connection_satisfied(connection: str, parent_state: str, condition: Any) -> 
     """Cronium's rule for one incoming connection, given how its parent ended."""
     if parent_state not in RAN_STATES:  # skipped (never reached) parents satisfy nothing
         return False
-    if connection == "ALWAYS":
+    if connection == ConnectionType.ALWAYS:
         return True
-    if connection == "ON_SUCCESS":
-        return parent_state == SUCCESS
-    if connection == "ON_FAILURE":
-        return parent_state == FAILED
-    if connection == "ON_CONDITION":
+    if connection == ConnectionType.ON_SUCCESS:
+        return parent_state == TaskState.SUCCESS
+    if connection == ConnectionType.ON_FAILURE:
+        return parent_state == TaskState.FAILED
+    if connection == ConnectionType.ON_CONDITION:
         return condition is True
     raise ValueError(f"unknown connection type {connection!r}")
 
@@ -112,14 +109,16 @@ def node_input(context: Context, incoming: Sequence[tuple[str, str]]) -> Any:
     states = task_states(context, parents)
     unsatisfied = []
     for parent, connection in incoming:
-        condition = ti.xcom_pull(task_ids=parent, key="condition") if connection == "ON_CONDITION" else None
+        condition = (
+            ti.xcom_pull(task_ids=parent, key="condition") if connection == ConnectionType.ON_CONDITION else None
+        )
         if not connection_satisfied(connection, states[parent], condition):
             unsatisfied.append(f"{parent} ({connection}, parent {states[parent]})")
     if unsatisfied:
         raise AirflowSkipException("Connection(s) not satisfied: " + ", ".join(unsatisfied))
     chosen: Any = None
     for parent in parents:
-        if states[parent] != SUCCESS:
+        if states[parent] != TaskState.SUCCESS:
             continue
         output = ti.xcom_pull(task_ids=parent, key="return_value")
         if output is not None:
@@ -143,7 +142,7 @@ def require_condition(context: Context, task_id: str | None) -> None:
         raise AirflowSkipException(f"{task_id} did not set its condition to true (condition: {condition!r})")
 
 
-ACTION_WHEN = ("always", "success", "failure", "condition")
+ACTION_WHEN = tuple(ActionWhen)
 
 
 def require_action_due(context: Context, when: str, event_task_id: str) -> None:
@@ -158,23 +157,23 @@ def require_action_due(context: Context, when: str, event_task_id: str) -> None:
     if state not in RAN_STATES:
         raise AirflowSkipException(f"{event_task_id} did not run ({state}): its actions do not fire")
     ti = context["ti"]
-    if when == "always":
+    if when == ActionWhen.ALWAYS:
         return
-    if when == "success":
-        if state != SUCCESS:
+    if when == ActionWhen.SUCCESS:
+        if state != TaskState.SUCCESS:
             raise AirflowSkipException(f"{event_task_id} ended {state}: success actions do not fire")
         return
-    if when == "failure":
+    if when == ActionWhen.FAILURE:
         status = ti.xcom_pull(task_ids=event_task_id, key="run_status")
-        if state != FAILED:
+        if state != TaskState.FAILED:
             raise AirflowSkipException(f"{event_task_id} ended {state}: failure actions do not fire")
-        if status != FAILURE_STATUS:
+        if status != RunStatus.FAILURE:
             raise AirflowSkipException(
                 f"{event_task_id} was cancelled, not failed (status {status or 'none'}): "
                 "as in Cronium, only its always actions fire"
             )
         return
-    if when == "condition":
+    if when == ActionWhen.CONDITION:
         require_condition(context, event_task_id)
         return
     raise ValueError(f"unknown action kind {when!r}; one of {', '.join(ACTION_WHEN)}")

@@ -33,9 +33,9 @@ CHUNK_BYTES = 65536
 
 def max_response_bytes() -> int:
     """``[cronium] max_http_response_bytes``: the largest answer an HTTP_REQUEST event reads."""
-    from airflow.providers.common.compat.sdk import conf
+    from cronium_provider.config import read_settings
 
-    return int(conf.getint("cronium", "max_http_response_bytes", fallback=DEFAULT_MAX_RESPONSE_BYTES))
+    return read_settings().max_http_response_bytes
 
 
 def read_capped(response: Any, limit: int, *, cut: bool = False) -> bytes | None:

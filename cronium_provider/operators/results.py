@@ -9,7 +9,8 @@ from airflow.sdk import BaseOperator, Context
 
 from cronium_provider.exceptions import CroniumInvalidParameter, CroniumRunFailed
 from cronium_provider.naming import EVENT_RUN_TASK
-from cronium_provider.operators.gating import FAILED, FAILED_STATES, SUCCESS, task_states
+from cronium_provider.operators.gating import task_states
+from cronium_provider.states import FAILED_STATES, TaskState
 
 
 class CroniumEventResultOperator(BaseOperator):
@@ -69,10 +70,12 @@ class CroniumWorkflowResultOperator(BaseOperator):
         states = task_states(context, self.node_task_ids)
         nodes: dict[str, Any] = {}
         for task_id in self.node_task_ids:
-            output = ti.xcom_pull(task_ids=task_id, key="return_value") if states[task_id] == SUCCESS else None
+            output = (
+                ti.xcom_pull(task_ids=task_id, key="return_value") if states[task_id] == TaskState.SUCCESS else None
+            )
             nodes[task_id] = {"status": states[task_id], "output": output}
         ti.xcom_push(key="nodes", value=nodes)
-        failed = [t for t in self.node_task_ids if states[t] == FAILED]
+        failed = [t for t in self.node_task_ids if states[t] == TaskState.FAILED]
         counted = failed if self.result_rule == "cronium" else [t for t in failed if t in self.leaf_task_ids]
         for task_id in self.node_task_ids:
             self.log.info("node %s: %s", task_id, states[task_id])
@@ -85,4 +88,4 @@ class CroniumWorkflowResultOperator(BaseOperator):
                     else ""
                 )
             )
-        return "success"
+        return TaskState.SUCCESS.value

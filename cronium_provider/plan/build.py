@@ -43,6 +43,9 @@ from cronium_provider.records.models import (
 )
 from cronium_provider.records.schedules import UNIT_SECONDS, SchedulePlan, record_schedule
 from cronium_provider.records.validation import RecordSet
+from cronium_provider.settings import SCOPE_AUTO, SCOPE_ON, CroniumSettings, scope_setting
+
+DEFAULT_SETTINGS = CroniumSettings()
 
 BUILT_STATUSES = (EventStatus.ACTIVE, EventStatus.PAUSED)
 DEFAULT_RETRY_DELAY_SECONDS = 30
@@ -68,33 +71,6 @@ CONNECTION_RULES = {
     "ON_FAILURE": "only when the parent failed",
     "ON_CONDITION": "only when the parent set its condition to true",
 }
-
-
-# ``[cronium] scope_variables_by_owner``: whether each event owner gets its own Cronium variables.
-SCOPE_AUTO, SCOPE_ON, SCOPE_OFF = "auto", "true", "false"
-_SCOPE_WORDS = {
-    "auto": SCOPE_AUTO,
-    "": SCOPE_AUTO,
-    "true": SCOPE_ON,
-    "yes": SCOPE_ON,
-    "on": SCOPE_ON,
-    "1": SCOPE_ON,
-    "false": SCOPE_OFF,
-    "no": SCOPE_OFF,
-    "off": SCOPE_OFF,
-    "0": SCOPE_OFF,
-}
-
-
-def scope_setting(value: object) -> str:
-    """``[cronium] scope_variables_by_owner`` as ``auto``, ``true`` or ``false`` (a bool, ``yes``/``no``,
-    ``on``/``off``, ``1``/``0`` too; None or blank: ``auto``). Anything else raises ``ValueError``."""
-    if isinstance(value, bool):
-        return SCOPE_ON if value else SCOPE_OFF
-    word = _SCOPE_WORDS.get("" if value is None else str(value).strip().lower())
-    if word is None:
-        raise ValueError(f"[cronium] scope_variables_by_owner must be auto, true or false, not {value!r}")
-    return word
 
 
 def variables_scoped(setting: object, owners: int) -> bool:
@@ -313,9 +289,9 @@ def _skipped(kind: str, dag_id: str, record_id: int, status: EventStatus, source
 def plan_event(
     event: Event,
     records: RecordSet,
+    settings: CroniumSettings = DEFAULT_SETTINGS,
     *,
     action_target_of: tuple[str, ...] = (),
-    timezone: str = "UTC",
     scope_variables: bool = False,
 ) -> DagPlan:
     """The DAG of one event: its ``run`` task, then its conditional actions (and the result step).
@@ -323,8 +299,10 @@ def plan_event(
     A DRAFT or ARCHIVED event that is the target of a ``SCRIPT`` action (``action_target_of`` names the DAGs
     whose actions start it) still runs when an action starts it, as in Cronium, which runs the target
     whatever its status (apps/cronium-app/src/lib/scheduler/event-handlers.ts:386-411): its DAG has no
-    schedule and is not paused, so only those actions start it. ``scope_variables``: see :func:`build_plan`.
+    schedule and is not paused, so only those actions start it. ``settings``: the schedules' zone;
+    ``scope_variables``: see :func:`build_plan`.
     """
+    timezone = settings.schedule_timezone()
     source = records.origin("event", event.id)
     schedule = record_schedule(event, timezone)
     notes: tuple[str, ...] = ()
@@ -358,13 +336,17 @@ def plan_event(
 
 
 def plan_workflow(
-    workflow: Workflow, records: RecordSet, timezone: str = "UTC", *, scope_variables: bool = False
+    workflow: Workflow,
+    records: RecordSet,
+    settings: CroniumSettings = DEFAULT_SETTINGS,
+    *,
+    scope_variables: bool = False,
 ) -> DagPlan:
     """Nodes become ``node_<id>`` tasks; a node with parents waits for all of them (``all_done``) and then
     checks Cronium's connection rules itself; a final ``workflow_result`` step records every node."""
     events = records.events
     source = records.origin("workflow", workflow.id)
-    schedule = record_schedule(workflow, timezone)
+    schedule = record_schedule(workflow, settings.schedule_timezone())
     incoming: dict[str, list[tuple[str, str]]] = {}
     for conn in workflow.connections:
         incoming.setdefault(conn.target, []).append((node_task_id(conn.source), conn.connection_type.value))
@@ -476,25 +458,23 @@ def action_targets(records: RecordSet) -> dict[int, tuple[str, ...]]:
     return {target: tuple(sorted(dags)) for target, dags in starters.items()}
 
 
-def build_plan(records: RecordSet, timezone: str = "UTC", scope_variables_by_owner: object = SCOPE_AUTO) -> Plan:
+def build_plan(records: RecordSet, settings: CroniumSettings = DEFAULT_SETTINGS) -> Plan:
     """The plan for every valid record; DRAFT and ARCHIVED records are listed, not built, unless a
-    conditional action starts them. ``timezone`` is the zone of every Cronium schedule (``[cronium]
-    timezone``): Cronium reads its rules in its server's local time. ``scope_variables_by_owner`` is
-    ``[cronium] scope_variables_by_owner`` (``auto``, ``true``, ``false``), decided over the whole record set
-    (:func:`variables_scoped`, :func:`~cronium_provider.records.index.owner_count`) for every DAG alike."""
+    conditional action starts them. Of ``settings``: ``timezone`` is the zone of every Cronium schedule
+    (Cronium reads its rules in its server's local time); ``scope_variables_by_owner`` (``auto``, ``true``,
+    ``false``) is decided over the whole record set (:func:`variables_scoped`,
+    :func:`~cronium_provider.records.index.owner_count`) for every DAG alike."""
     plan = Plan()
-    scoped = variables_scoped(scope_variables_by_owner, owner_count(records))
+    scoped = variables_scoped(settings.scope_variables_by_owner, owner_count(records))
     targets = action_targets(records)
     for event_id in sorted(records.events):
         event = records.events[event_id]
         source = records.origin("event", event_id)
         if event.status in BUILT_STATUSES:
-            plan.dags.append(plan_event(event, records, timezone=timezone, scope_variables=scoped))
+            plan.dags.append(plan_event(event, records, settings, scope_variables=scoped))
         elif event_id in targets:
             plan.dags.append(
-                plan_event(
-                    event, records, action_target_of=targets[event_id], timezone=timezone, scope_variables=scoped
-                )
+                plan_event(event, records, settings, action_target_of=targets[event_id], scope_variables=scoped)
             )
         else:
             plan.not_built.append(_skipped("event", event_dag_id(event_id), event_id, event.status, source))
@@ -502,7 +482,7 @@ def build_plan(records: RecordSet, timezone: str = "UTC", scope_variables_by_own
         wf = records.workflows[wf_id]
         source = records.origin("workflow", wf_id)
         if wf.status in BUILT_STATUSES:
-            plan.dags.append(plan_workflow(wf, records, timezone, scope_variables=scoped))
+            plan.dags.append(plan_workflow(wf, records, settings, scope_variables=scoped))
         else:
             plan.not_built.append(_skipped("workflow", workflow_dag_id(wf_id), wf_id, wf.status, source))
     return plan

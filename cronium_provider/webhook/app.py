@@ -170,16 +170,16 @@ def trigger_workflow_run(dag_id: str, conf: dict[str, Any]) -> str:
 
 def configured_max_body_bytes() -> int:
     """``[cronium] webhook_max_body_bytes``: the largest body the webhook reads."""
-    from airflow.configuration import conf
+    from cronium_provider.config import read_settings
 
-    return conf.getint("cronium", "webhook_max_body_bytes", fallback=DEFAULT_MAX_BODY_BYTES)
+    return read_settings().webhook_max_body_bytes
 
 
 def configured_body_timeout() -> float:
     """``[cronium] webhook_body_timeout_seconds``: the longest the whole body may take to arrive."""
-    from airflow.configuration import conf
+    from cronium_provider.config import read_settings
 
-    return conf.getfloat("cronium", "webhook_body_timeout_seconds", fallback=DEFAULT_BODY_TIMEOUT_SECONDS)
+    return read_settings().webhook_body_timeout_seconds
 
 
 def too_large(limit: int) -> Answer:

@@ -79,8 +79,7 @@ class KeyedRateLimiter:
 
 def configured_limiter() -> KeyedRateLimiter:
     """The limiter ``[cronium] webhook_rate_limit`` / ``webhook_rate_window`` describe."""
-    from airflow.configuration import conf
+    from cronium_provider.config import read_settings
 
-    limit = conf.getint("cronium", "webhook_rate_limit", fallback=DEFAULT_LIMIT)
-    window = conf.getfloat("cronium", "webhook_rate_window", fallback=DEFAULT_WINDOW)
-    return KeyedRateLimiter(limit, window)
+    settings = read_settings()
+    return KeyedRateLimiter(settings.webhook_rate_limit, settings.webhook_rate_window)
