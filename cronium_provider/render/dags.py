@@ -7,9 +7,11 @@ values (env vars) are never in a DAG: operators get the keys and read the values
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from collections.abc import Iterator, Mapping
 from datetime import datetime
+from functools import cache
 
 from airflow.sdk import DAG, BaseOperator, Param
 
@@ -85,9 +87,54 @@ def render_schedule(schedule: SchedulePlan) -> CroniumTimetable | None:
     )
 
 
+class SpecMismatch(TypeError):
+    """A task spec whose arguments its operator does not take: a bug in the provider, never a record's
+    problem, so it is not caught as one: it fails the whole DAG file, and Airflow shows it as an import error
+    (rather than every DAG with a task of that kind quietly missing)."""
+
+
+@cache
+def _signature(operator: type[BaseOperator]) -> tuple[frozenset[str], frozenset[str]]:
+    """The keyword arguments ``operator`` takes (its own and every base class's), and those it requires."""
+    taken: set[str] = set()
+    for cls in operator.__mro__:
+        init = vars(cls).get("__init__")
+        if init is None or cls is object:
+            continue
+        taken.update(
+            name
+            for name, p in inspect.signature(init).parameters.items()
+            if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        )
+    required = {
+        name
+        for name, p in inspect.signature(operator.__init__).parameters.items()
+        if name != "self" and p.default is p.empty and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
+    return frozenset(taken), frozenset(required)
+
+
 def render_task(spec: TaskSpec) -> BaseOperator:
-    """The operator for one task spec (inside a ``with DAG(...)`` block)."""
-    return OPERATORS[type(spec)](**spec.arguments())
+    """The operator for one task spec (inside a ``with DAG(...)`` block). Arguments the operator does not
+    take, or a required one missing, raise :class:`SpecMismatch`."""
+    operator = OPERATORS[type(spec)]
+    arguments = spec.arguments()
+    taken, required = _signature(operator)
+    unknown, missing = sorted(set(arguments) - taken), sorted(required - set(arguments))
+    if unknown or missing:
+        raise SpecMismatch(
+            f"Cronium provider bug, not a record problem: {type(spec).__name__} (task {spec.task_id}) does not fit "
+            f"{operator.__module__}.{operator.__qualname__}: "
+            + "; ".join(
+                part
+                for part in (
+                    f"arguments it does not take: {', '.join(unknown)}" if unknown else "",
+                    f"required arguments missing: {', '.join(missing)}" if missing else "",
+                )
+                if part
+            )
+        )
+    return operator(**arguments)
 
 
 def render_dag(plan: DagPlan) -> DAG:
@@ -113,11 +160,14 @@ def render_dag(plan: DagPlan) -> DAG:
 
 def render_plan(plan: Plan) -> dict[str, DAG]:
     """Every DAG of the plan, by dag id. A DAG that fails to render is logged with its record's file and id
-    and left out: every other DAG still appears (one record never takes the DAG file down)."""
+    and left out: every other DAG still appears (one record never takes the DAG file down). A spec that does
+    not fit its operator (:class:`SpecMismatch`) is the provider's bug, not the record's: it is raised."""
     dags: dict[str, DAG] = {}
     for dag_plan in plan.dags:
         try:
             dags[dag_plan.dag_id] = render_dag(dag_plan)
+        except SpecMismatch:
+            raise
         except Exception as exc:
             log.error(
                 "Cronium record left out: %s: %s %s: cannot build DAG %s: %s: %s",
