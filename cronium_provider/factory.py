@@ -141,7 +141,7 @@ def _code_stamp() -> str:
 
     base = Path(cronium_provider.__file__).parent
     parts = [cronium_provider.__version__]
-    for pattern in ("records/*.py", "plan/*.py", "naming.py", "settings.py", "factory.py"):
+    for pattern in ("records/*.py", "plan/*.py", "naming.py", "settings.py", "states.py", "factory.py"):
         for file in sorted(base.glob(pattern)):
             st = file.stat()
             parts.append(f"{file.name}:{st.st_size}:{st.st_mtime_ns}")

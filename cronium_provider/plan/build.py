@@ -44,6 +44,7 @@ from cronium_provider.records.models import (
 from cronium_provider.records.schedules import UNIT_SECONDS, SchedulePlan, record_schedule
 from cronium_provider.records.validation import RecordSet
 from cronium_provider.settings import SCOPE_AUTO, SCOPE_ON, CroniumSettings, scope_setting
+from cronium_provider.states import ActionWhen
 
 DEFAULT_SETTINGS = CroniumSettings()
 
@@ -52,10 +53,10 @@ DEFAULT_RETRY_DELAY_SECONDS = 30
 
 ACTION_LISTS = (
     # (event attribute, task id prefix, when the action fires, label); always actions come first
-    ("always_events", "always", "always", "always"),
-    ("success_events", "on_success", "success", "on success"),
-    ("fail_events", "on_failure", "failure", "on failure"),
-    ("condition_events", "on_condition", "condition", "on condition"),
+    ("always_events", "always", ActionWhen.ALWAYS, "always"),
+    ("success_events", "on_success", ActionWhen.SUCCESS, "on success"),
+    ("fail_events", "on_failure", ActionWhen.FAILURE, "on failure"),
+    ("condition_events", "on_condition", ActionWhen.CONDITION, "on condition"),
 )
 ACTION_CONNECTION = {
     "always": ConnectionType.ALWAYS,
@@ -212,8 +213,8 @@ def _action_tasks(
             common: dict[str, Any] = {
                 "task_id": task_id,
                 "trigger_rule": "all_done",
-                "condition_of": source if when == "condition" else None,
-                "when": when,
+                "condition_of": source if when is ActionWhen.CONDITION else None,
+                "when": when.value,
                 "event_task_id": source,
             }
             spec: ActionSpec
@@ -240,7 +241,7 @@ def _action_tasks(
             tasks.append(spec)
             kind = ACTION_CONNECTION[prefix].value
             edges.append(EdgePlan(source, task_id, kind, CONNECTION_RULES[kind]))
-            if when == "always":
+            if when is ActionWhen.ALWAYS:
                 always.append(task_id)
             else:
                 edges += [EdgePlan(first, task_id, "ORDER", "after the always actions") for first in always]
