@@ -94,8 +94,11 @@ class SpecMismatch(TypeError):
 
 
 @cache
-def _signature(operator: type[BaseOperator]) -> tuple[frozenset[str], frozenset[str]]:
-    """The keyword arguments ``operator`` takes (its own and every base class's), and those it requires."""
+def _signature(operator: type[BaseOperator]) -> tuple[frozenset[str], frozenset[str]] | None:
+    """The keyword arguments an operator takes (its own and every base class's, ``BaseOperator`` refusing any
+    other), and those it requires; None for a class that is no ``BaseOperator``."""
+    if not (isinstance(operator, type) and issubclass(operator, BaseOperator)):
+        return None
     taken: set[str] = set()
     for cls in operator.__mro__:
         init = vars(cls).get("__init__")
@@ -119,7 +122,8 @@ def render_task(spec: TaskSpec) -> BaseOperator:
     take, or a required one missing, raise :class:`SpecMismatch`."""
     operator = OPERATORS[type(spec)]
     arguments = spec.arguments()
-    taken, required = _signature(operator)
+    signature = _signature(operator)
+    taken, required = signature if signature is not None else (frozenset(arguments), frozenset())
     unknown, missing = sorted(set(arguments) - taken), sorted(required - set(arguments))
     if unknown or missing:
         raise SpecMismatch(
