@@ -1,8 +1,20 @@
 """Run one script in an isolated Docker container, speaking the runtime-helper file protocol.
 
-The run folder is an anonymous volume at ``/cronium``: files are copied in before the container starts
-and the result files copied out after it exits (no bind mount, so a remote Docker daemon works too).
-Each stdout and stderr line is handed to a callback as it is printed. The container and its volume are
+The run folder ``/cronium`` is memory of a bounded size (``limits.run_folder_mb``), never the Docker host's
+disk, and nothing is bind-mounted from the worker (a remote Docker daemon works too):
+
+* a run followed to its end (:meth:`ContainerExecutor.run`) is ONE container whose run folder is its own
+  tmpfs mount. Its first process is a small POSIX shell wrapper (:data:`WRAPPER`, in the runtime image, no
+  binary of ours) that unpacks the run files sent on its stdin, runs the script as its child (the script's
+  stdout and stderr are the container's: the attached stream and Docker's log), passes ``docker stop``'s
+  SIGTERM on to it, and once it ended (its leftover processes killed) writes an end mark and the result
+  files (each a regular file of at most ``max_result_bytes``, checked before it is sent) to its stdout, and
+  exits with the script's exit code. No volume, no second container, no copy through the daemon;
+* a deferred run (:meth:`ContainerExecutor.start`, followed by the triggerer, collected by the resumed
+  task) keeps its results past the script's exit, so its run folder is a tmpfs volume kept mounted by a
+  holder container (:mod:`~cronium_provider.runners.run_folder`) and the script is the container's process.
+
+Each stdout and stderr line is handed to a callback as it is printed. The containers (and the volume) are
 removed in every outcome. Nothing here knows about Airflow DAGs.
 """
 
@@ -10,13 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from cronium_provider.exceptions import ContainerLimitError
 from cronium_provider.naming import (
@@ -58,6 +71,32 @@ from cronium_provider.runners.run_folder import (
 RUN_DIR = "/cronium"
 RUN_USER = "1000:1000"
 DEFAULT_LOG_MB = 10  # what Docker keeps of a script's output on its host ([cronium] container_log_mb)
+END_MARK: Final = b"\x1e"  # then the run's token and a newline: the wrapper's end mark on stdout
+NOTES_END: Final = b"cronium-end\n"  # after the notes on the result files, before their tar
+_NOTES_BYTES = 64 * 1024
+
+# The first process of a run's container (``sh -c WRAPPER sh <limit> <script argv>``), see the module's
+# docstring. Its stdin: a token line, then the run files' tar. After the end mark: one note a line on a
+# result file not sent (``cronium-refused <file> <what it is>``, ``cronium-too-large <file> <bytes>``), the
+# run folder's use when the script failed (``cronium-used <KB>``), ``cronium-end``, the tar of those sent.
+WRAPPER: Final = (
+    'l=$1; shift; IFS= read -r t || exit 125; cd "$CRONIUM_RUN_DIR" || exit 125; '
+    "tar -x -f - || { echo 'cronium: the run files could not be unpacked' >&2; exit 125; }; "
+    'unset PWD OLDPWD; "$@" </dev/null & c=$!; '  # the environment the script's own process would have
+    """trap 'kill -TERM "$c" 2>/dev/null' TERM; """
+    'wait "$c"; s=$?; while kill -0 "$c" 2>/dev/null; do wait "$c"; s=$?; done; '
+    "trap - TERM; kill -KILL -1 2>/dev/null; "
+    """printf '\036%s\n' "$t"; set --; """
+    f"for f in {' '.join(RESULT_FILES)}; do "
+    'if [ -h "$f" ]; then echo "cronium-refused $f a symbolic link"; '
+    'elif [ -d "$f" ]; then echo "cronium-refused $f a directory"; '
+    'elif [ -f "$f" ]; then n=$(wc -c < "$f"); '
+    'if [ "$n" -le "$l" ]; then set -- "$@" "$f"; else echo "cronium-too-large $f $n"; fi; '
+    'elif [ -e "$f" ]; then echo "cronium-refused $f a special file"; fi; done; '
+    '[ "$s" -eq 0 ] || df -P -k . | { read -r _; read -r _ _ u _; echo "cronium-used $u"; }; '
+    "echo cronium-end; "
+    '[ $# -eq 0 ] || tar -c -f - -- "$@" 2>/dev/null; exit "$s"'
+)
 
 
 def log_config(log_mb: int) -> dict[str, Any]:
@@ -258,12 +297,52 @@ class ContainerExecutor:
         self.run_folder: RunFolder | None = None
         self._lock = threading.Lock()
 
-    def create(self, job: ScriptJob) -> str:
-        """Create the run folder (a tmpfs volume of ``limits.run_folder_mb``, see
-        :mod:`~cronium_provider.runners.run_folder`) and the script's container on it."""
+    def _create_container(self, job: ScriptJob, labels: Mapping[str, str], **run_folder: Any) -> str:
+        """Create the script's container with the job's limits; ``run_folder``: how ``/cronium`` is
+        mounted, and for a run followed to its end the wrapper's command and stdin."""
         limits = job.limits
+        environment = {
+            **job.environment,
+            **script_environment(job.language, RUN_DIR),
+            "HOME": "/tmp",
+            "TMPDIR": "/tmp",
+        }
+        tmpfs = {"/tmp": f"rw,nosuid,nodev,size={limits.tmp_mb}m,mode=1777", **run_folder.pop("tmpfs", {})}
+        host_config = self.client.create_host_config(
+            auto_remove=False,
+            network_mode=limits.network,
+            nano_cpus=int(limits.cpus * 1_000_000_000),
+            mem_limit=f"{limits.memory_mb}m",
+            memswap_limit=f"{limits.memory_mb}m",
+            pids_limit=limits.pids,
+            read_only=True,
+            tmpfs=tmpfs,
+            binds=run_folder.pop("binds", None),
+            security_opt=["no-new-privileges"],
+            cap_drop=["ALL"],
+            log_config=log_config(limits.log_mb),
+        )
+        container = self.client.create_container(
+            image=job.image,
+            command=run_folder.pop("command", script_command(job.language, RUN_DIR)),
+            environment=environment,
+            user=RUN_USER,
+            working_dir=RUN_DIR,
+            host_config=host_config,
+            labels=dict(labels),
+            network_disabled=limits.network == "none",
+            **run_folder,
+        )
+        container_id: str = container["Id"]
+        with self._lock:
+            self.container_id = container_id
+        return container_id
+
+    def create(self, job: ScriptJob) -> str:
+        """Create the run folder (a tmpfs volume of ``limits.run_folder_mb`` kept mounted by a holder, see
+        :mod:`~cronium_provider.runners.run_folder`) and the script's container on it (a deferred run)."""
         labels = {CONTAINER_LABEL_RUN: "true", **owner_labels(), **job.labels}
-        run_folder = create_run_folder(self.client, limits.run_folder_mb, labels)
+        run_folder = create_run_folder(self.client, job.limits.run_folder_mb, labels)
         with self._lock:
             self.run_folder = run_folder
         holder_error: list[BaseException] = []
@@ -276,37 +355,9 @@ class ContainerExecutor:
 
         holder = threading.Thread(target=start_holder, daemon=True, name="cronium-run-folder")
         holder.start()
-        environment = {
-            **job.environment,
-            **script_environment(job.language, RUN_DIR),
-            "HOME": "/tmp",
-            "TMPDIR": "/tmp",
-        }
-        host_config = self.client.create_host_config(
-            auto_remove=False,
-            network_mode=limits.network,
-            nano_cpus=int(limits.cpus * 1_000_000_000),
-            mem_limit=f"{limits.memory_mb}m",
-            memswap_limit=f"{limits.memory_mb}m",
-            pids_limit=limits.pids,
-            read_only=True,
-            tmpfs={"/tmp": f"rw,nosuid,nodev,size={limits.tmp_mb}m,mode=1777"},
-            binds={run_folder.volume: {"bind": RUN_DIR, "mode": "rw"}},
-            security_opt=["no-new-privileges"],
-            cap_drop=["ALL"],
-            log_config=log_config(limits.log_mb),
-        )
         try:
-            container = self.client.create_container(
-                image=job.image,
-                command=script_command(job.language, RUN_DIR),
-                environment=environment,
-                user=RUN_USER,
-                working_dir=RUN_DIR,
-                volumes=[RUN_DIR],
-                host_config=host_config,
-                labels=labels,
-                network_disabled=limits.network == "none",
+            container_id = self._create_container(
+                job, labels, binds={run_folder.volume: {"bind": RUN_DIR, "mode": "rw"}}, volumes=[RUN_DIR]
             )
         except BaseException:
             holder.join()
@@ -316,9 +367,6 @@ class ContainerExecutor:
         if holder_error:
             self.remove()
             raise holder_error[0]
-        container_id: str = container["Id"]
-        with self._lock:
-            self.container_id = container_id
         return container_id
 
     def prepare(self, job: ScriptJob) -> str:
@@ -345,25 +393,65 @@ class ContainerExecutor:
         return container_id
 
     def run(self, job: ScriptJob) -> ScriptRun:
-        """:meth:`prepare`, start, hand each output line to ``on_line`` until the container exits, then
-        :meth:`collect`; always remove it and its run folder."""
-        container_id = self.prepare(job)
+        """Run the job in one container (see the module's docstring), hand each output line to ``on_line``
+        until it exits, and read how it ended; always remove it."""
+        files = build_run_files(job.language, job.script, input=job.input, event=job.event, variables=job.variables)
+        token = secrets.token_hex(16)
+        uid, gid = RUN_USER.split(":")
         try:
+            container_id = self._create_container(
+                job,
+                {CONTAINER_LABEL_RUN: "true", **owner_labels(), **job.labels},
+                tmpfs={RUN_DIR: f"rw,nosuid,nodev,size={job.limits.run_folder_mb}m,uid={uid},gid={gid},mode=0700"},
+                command=["sh", "-c", WRAPPER, "sh", str(self.max_result_bytes), *script_command(job.language, RUN_DIR)],
+                stdin_open=True,  # and, as docker-py sets it then, closed once the input was sent
+            )
             splitter = LineSplitter(self.on_line)
+            ending = _RunEnding(END_MARK + token.encode() + b"\n", splitter, self.max_result_bytes)
             # attached before the start: attaching to a container that already exited would wait for ever
             stream = self.client.attach(container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True)
             self.client.start(container_id)
+            self._send_input(container_id, token.encode() + b"\n" + run_folder_tar(files, uid=int(uid), gid=int(gid)))
             sampler = _PeakMemory(self.client, container_id)
             sampler.start()
             for out, err in stream:
                 if out:
-                    splitter.feed("stdout", out)
+                    ending.stdout(out)
                 if err:
                     splitter.feed("stderr", err)
+            ending.close()
             splitter.close()
-            return self.collect(container_id, peak_memory_bytes=sampler.peak, stderr_tail=list(splitter.stderr_tail))
+            exit_code = int(self.client.wait(container_id)["StatusCode"])
+            state = self.client.inspect_container(container_id)["State"]
+            results, problem, used_kb = ending.results()
+            return ScriptRun(
+                limit_reached=self._folder_full(job.limits.run_folder_mb, used_kb) if exit_code != 0 else None,
+                exit_code=exit_code,
+                duration_seconds=_run_seconds(state),
+                peak_memory_bytes=sampler.peak,
+                oom_killed=bool(state.get("OOMKilled")),
+                results=results,
+                protocol_error=problem,
+                stderr_tail=list(splitter.stderr_tail),
+                container_id=container_id,
+            )
         finally:
             self.remove()
+
+    def _send_input(self, container_id: str, data: bytes) -> None:
+        """Write ``data`` to the container's stdin and close it (its wrapper then runs the script)."""
+        import socket as sockets
+
+        connection = self.client.attach_socket(container_id, params={"stdin": 1, "stream": 1})
+        raw = getattr(connection, "_sock", connection)
+        try:
+            raw.sendall(data)
+            if hasattr(raw, "shutdown_write"):  # an SSH channel (an ssh:// daemon URL)
+                raw.shutdown_write()
+            else:
+                raw.shutdown(sockets.SHUT_WR)
+        finally:
+            connection.close()
 
     def adopt(self, container_id: str, volume: str, holder: str | None, run_folder_mb: int) -> None:
         """Take over a container another process started (a deferred run resuming): :meth:`collect`
@@ -459,9 +547,76 @@ class ContainerExecutor:
         if run_folder is None:
             return None
         used = run_folder.usage_bytes()
-        if used is None or used < run_folder.size_mb * 1024 * 1024 - 1024 * 1024:
+        return None if used is None else self._folder_full(run_folder.size_mb, used // 1024)
+
+    @staticmethod
+    def _folder_full(size_mb: int, used_kb: int | None) -> str | None:
+        if used_kb is None or used_kb < size_mb * 1024 - 1024:
             return None
         return (
-            f"The run folder is full: it reached its limit of {run_folder.size_mb} MB (run_folder_mb, "
+            f"The run folder is full: it reached its limit of {size_mb} MB (run_folder_mb, "
             "[cronium] run_folder_mb); the script could write no more."
         )
+
+
+class _RunEnding:
+    """Splits the stdout of a run's wrapper: the script's output up to the end mark (to the line splitter,
+    as it comes), then the notes on the result files and their tar (kept, at most what they can hold)."""
+
+    def __init__(self, mark: bytes, splitter: LineSplitter, limit: int):
+        self.mark = mark
+        self.splitter = splitter
+        self.limit = limit
+        self.budget = _NOTES_BYTES + len(RESULT_FILES) * (limit + 1024) + 1024 * 1024
+        self.pending = b""
+        self.after: bytearray | None = None
+        self.overflow = False
+
+    def stdout(self, chunk: bytes) -> None:
+        if self.after is not None:
+            if len(self.after) + len(chunk) > self.budget:
+                self.overflow = True
+            else:
+                self.after += chunk
+            return
+        data = self.pending + chunk
+        found = data.find(self.mark)
+        if found >= 0:
+            self.splitter.feed("stdout", data[:found])
+            self.pending = b""
+            self.after = bytearray()
+            self.stdout(data[found + len(self.mark) :])
+            return
+        # hold back only what may be the start of the mark, so that every line is handed on at once
+        keep = next((n for n in range(min(len(data), len(self.mark) - 1), 0, -1) if self.mark.startswith(data[-n:])), 0)
+        self.splitter.feed("stdout", data[: len(data) - keep])
+        self.pending = data[len(data) - keep :]
+
+    def close(self) -> None:
+        if self.after is None and self.pending:
+            self.splitter.feed("stdout", self.pending)
+            self.pending = b""
+
+    def results(self) -> tuple[ScriptResults | None, ProtocolError | None, int | None]:
+        """The results, the first result file refused, and the run folder's use in KB (when told)."""
+        if self.after is None:  # the wrapper never got there (killed, the container removed): no results
+            return *read_run_results({}), None
+        notes, end, archive = bytes(self.after).partition(NOTES_END)
+        refused: ProtocolError | None = None
+        if self.overflow or not end:
+            refused = ProtocolError("result files", "the run's container sent more than they can hold")
+        used_kb: int | None = None
+        for line in notes.decode("utf-8", "replace").splitlines():
+            kind, _, rest = line.partition(" ")
+            name, _, detail = rest.partition(" ")
+            if kind == "cronium-refused" and name in RESULT_FILES:
+                refused = refused or not_regular(name, detail)
+            elif kind == "cronium-too-large" and name in RESULT_FILES:
+                refused = refused or too_large(name, detail, self.limit)
+            elif kind == "cronium-used" and name.isdigit():
+                used_kb = int(name)
+        found: dict[str, bytes] = {}
+        if archive and not self.overflow:
+            found, problem = read_result_tar([archive], self.limit)
+            refused = refused or problem
+        return *read_run_results(found, refused), used_kb
