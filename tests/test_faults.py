@@ -70,7 +70,8 @@ def daemon(private_dockerd: PrivateDockerd) -> Iterator[PrivateDockerd]:
 
 
 def leftovers(client: Any, dag_id: str | None = None) -> dict[str, list[str]]:
-    """The project's containers (script and run-folder holder) and run folder volumes on a daemon."""
+    """The project's containers (a run's container; a deferred run's also its run folder's holder) and run
+    folder volumes on a daemon."""
     labels = [RUN_LABEL] + ([f"org.cronium.dag_id={dag_id}"] if dag_id else [])
     containers = sorted(c["Id"][:12] for c in client.containers(all=True, filters={"label": labels}))
     volumes = sorted(v["Name"] for v in (client.volumes(filters={"label": labels}) or {}).get("Volumes") or [])
@@ -78,13 +79,13 @@ def leftovers(client: Any, dag_id: str | None = None) -> dict[str, list[str]]:
 
 
 def script_container(client: Any, dag_id: str, alive: Any = None, timeout: float = 90) -> str:
-    """The running script container of ``dag_id`` (found by its labels; the run folder's holder is the
-    other container with them)."""
+    """The running script container of ``dag_id`` (found by its labels and its command: the wrapper that
+    runs the script; a deferred run's run folder holder only sleeps)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         labels = [RUN_LABEL, f"org.cronium.dag_id={dag_id}"]
         for container in client.containers(filters={"label": labels, "status": "running"}):
-            if container.get("Command", "").startswith("bash "):
+            if container.get("Command", "").startswith(("sh ", "bash ")):
                 return str(container["Id"])
         assert alive is None or alive(), "the run ended before its script started"
         time.sleep(0.1)
@@ -100,9 +101,9 @@ def script_dag(daemon: PrivateDockerd, script: str) -> tuple[Any, str]:
 def test_a_docker_daemon_restarted_mid_run(daemon: PrivateDockerd, airflow_db, capfd) -> None:
     """The Docker daemon is stopped and started again while the script runs, its task in a process of its
     own as Airflow runs it. The task fails, without waiting for the daemon to come back, with an error
-    naming the daemon (once the daemon's shutdown has stopped the container: Docker's 10 s stop timeout);
-    the run could not remove its container, holder and run folder (the daemon was away); once the daemon
-    is back, the next script run on the host removes them (their task process is gone)."""
+    naming the daemon (once the daemon's shutdown has stopped the container);
+    the run could not remove its container (the daemon was away); once the daemon
+    is back, the next script run on the host removes it (its task process is gone)."""
     _, dag_id = script_dag(daemon, "echo started; sleep 30; echo finished")
     client = daemon.client()
     proc = subprocess.Popen(
@@ -143,20 +144,20 @@ def test_a_docker_daemon_restarted_mid_run(daemon: PrivateDockerd, airflow_db, c
 
     client = daemon.client()
     left = leftovers(client, dag_id)
-    assert len(left["containers"]) == 2 and len(left["volumes"]) == 1, left  # script, holder; run folder
+    assert len(left["containers"]) == 1 and left["volumes"] == [], left  # one container, its run folder its own tmpfs
 
     next_dag, _ = script_dag(daemon, "echo next")
     result = run_dag(next_dag, capfd=capfd)
     assert result.state == "success", result.log_text()[-3000:]
     removed = re.findall(r"Removed container (\S+): its task process is gone", result.log_text())
-    assert len(removed) == 3, result.log_text()[-3000:]  # both containers and the volume
+    assert len(removed) == 1, result.log_text()[-3000:]  # the run's container
     assert leftovers(client) == NOTHING
 
 
 def test_the_scripts_container_killed_from_outside(daemon: PrivateDockerd, airflow_db, capfd) -> None:
     """``docker kill`` of the run's container (found by its ``org.cronium.*`` labels): the task fails with
     an error saying the script was killed (SIGKILL, exit code 137), ``{{cronium.event.error}}`` says it too,
-    and the run removes its container, holder and run folder itself."""
+    and the run removes its container itself."""
     dag, dag_id = script_dag(daemon, "echo started; sleep 60; echo finished")
     client = daemon.client()
     killed: list[str] = []
