@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import airflow_env, venv_bin
+from tests.conftest import RUNTIME_IMAGE, airflow_env, venv_bin
 from tests.support.airflow_run import (
     DagRunResult,
     delete_variables,
@@ -384,6 +384,53 @@ def test_timeout_stops_the_container() -> None:
     assert result.state == "failed"
     assert time.monotonic() - started < 60
     assert "start" in result.log_text()
+
+
+@pytest.mark.parametrize(
+    ("script", "exit_code", "seconds"),
+    [
+        ("echo started; sleep 300", 143, (0, 3)),  # no trap: SIGTERM ends it at once
+        ('trap "echo cleaned up; exit 7" TERM; echo started; sleep 300 & wait', 7, (0, 3)),
+        ('trap "" TERM; echo started; sleep 300', 137, (4.5, 9)),  # ignored: SIGKILL 5 s later
+    ],
+    ids=["no-trap", "trap", "ignored"],
+)
+def test_a_stopped_script_gets_sigterm_then_sigkill_5_s_later(
+    docker_client, script: str, exit_code: int, seconds: tuple[float, float]
+) -> None:
+    """Stopping a run (its task killed or timed out) sends SIGTERM to the script itself, then SIGKILL 5 s
+    later, as Cronium does: a script without a TERM trap ends at once (exit 143), one with a trap runs it,
+    one that ignores SIGTERM is killed 5 s later (exit 137); the container is removed."""
+    from cronium_provider.runners.container import ContainerExecutor, ScriptJob
+
+    lines: list[str] = []
+    started = threading.Event()
+    stopped_at: list[float] = []
+
+    def on_line(stream: str, line: str) -> None:
+        lines.append(f"[{stream}] {line}")
+        if line == "started":
+            started.set()
+
+    executor = ContainerExecutor(docker_client.api, on_line=on_line)
+    label = f"stop-{uuid.uuid4().hex[:8]}"
+
+    def stop() -> None:
+        assert started.wait(60), lines
+        stopped_at.append(time.monotonic())
+        executor.stop(timeout=5)
+
+    stopper = threading.Thread(target=stop, daemon=True)
+    stopper.start()
+    run = executor.run(
+        ScriptJob(language="BASH", script=script, image=RUNTIME_IMAGE, labels={"org.cronium.test": label})
+    )
+    took = time.monotonic() - stopped_at[0]
+    stopper.join(timeout=10)
+    assert run.exit_code == exit_code, (run, lines)
+    assert seconds[0] <= took <= seconds[1], f"{took:.1f} s after the stop"
+    assert ("[stdout] cleaned up" in lines) == (exit_code == 7), lines
+    assert docker_client.api.containers(all=True, filters={"label": f"org.cronium.test={label}"}) == []
 
 
 def test_killing_the_task_stops_the_container(docker_client, airflow_home: Path) -> None:

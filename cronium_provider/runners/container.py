@@ -439,7 +439,8 @@ class ContainerExecutor:
             self.remove()
 
     def _send_input(self, container_id: str, data: bytes) -> None:
-        """Write ``data`` to the container's stdin and close it (its wrapper then runs the script)."""
+        """Write ``data`` to the container's stdin and close it (its wrapper then runs the script). A
+        container that stopped reading (its wrapper ended) says why in its exit code and stderr."""
         import socket as sockets
 
         connection = self.client.attach_socket(container_id, params={"stdin": 1, "stream": 1})
@@ -450,8 +451,12 @@ class ContainerExecutor:
                 raw.shutdown_write()
             else:
                 raw.shutdown(sockets.SHUT_WR)
+        except OSError:
+            pass
         finally:
-            connection.close()
+            for closable in (connection, raw):
+                with contextlib.suppress(Exception):
+                    closable.close()
 
     def adopt(self, container_id: str, volume: str, holder: str | None, run_folder_mb: int) -> None:
         """Take over a container another process started (a deferred run resuming): :meth:`collect`
@@ -601,10 +606,17 @@ class _RunEnding:
         """The results, the first result file refused, and the run folder's use in KB (when told)."""
         if self.after is None:  # the wrapper never got there (killed, the container removed): no results
             return *read_run_results({}), None
-        notes, end, archive = bytes(self.after).partition(NOTES_END)
+        end = self.after.find(NOTES_END)
+        notes, archive = (
+            bytes(self.after[: max(end, 0)]),
+            bytes(self.after[end + len(NOTES_END) :] if end >= 0 else b""),
+        )
+        self.after = bytearray()
         refused: ProtocolError | None = None
-        if self.overflow or not end:
+        if self.overflow:
             refused = ProtocolError("result files", "the run's container sent more than they can hold")
+        elif end < 0:
+            refused = ProtocolError("result files", "the run's container ended before it sent them")
         used_kb: int | None = None
         for line in notes.decode("utf-8", "replace").splitlines():
             kind, _, rest = line.partition(" ")
