@@ -1,4 +1,9 @@
-"""The bounded run folder of a container run: a size-limited tmpfs volume, kept mounted by a holder.
+"""The bounded run folder of a deferred container run: a size-limited tmpfs volume kept mounted by a holder.
+
+A run followed to its end has its run folder as its own container's tmpfs mount, its files sent in and its
+results sent out by the container's wrapper (:mod:`cronium_provider.runners.container`). A deferred run's
+results must outlive the script's exit until the resumed task, perhaps on another worker, reads them;
+this module gives it that run folder.
 
 A script's run folder (``/cronium``) holds its helpers, input and result files, and whatever the script
 writes there. On an ordinary volume it sits on the Docker host's disk without bound. Here it is a named
