@@ -297,9 +297,12 @@ class ContainerExecutor:
         self.run_folder: RunFolder | None = None
         self._lock = threading.Lock()
 
-    def _create_container(self, job: ScriptJob, labels: Mapping[str, str], **run_folder: Any) -> str:
-        """Create the script's container with the job's limits; ``run_folder``: how ``/cronium`` is
-        mounted, and for a run followed to its end the wrapper's command and stdin."""
+    def _create_container(
+        self, job: ScriptJob, labels: Mapping[str, str], *, volume: str | None = None, wrapped: bool = False
+    ) -> str:
+        """Create the script's container with the job's limits: on the run folder ``volume`` running the
+        script (a deferred run), or ``wrapped``: its run folder its own tmpfs, its first process
+        :data:`WRAPPER` taking the run files on stdin."""
         limits = job.limits
         environment = {
             **job.environment,
@@ -307,7 +310,12 @@ class ContainerExecutor:
             "HOME": "/tmp",
             "TMPDIR": "/tmp",
         }
-        tmpfs = {"/tmp": f"rw,nosuid,nodev,size={limits.tmp_mb}m,mode=1777", **run_folder.pop("tmpfs", {})}
+        tmpfs = {"/tmp": f"rw,nosuid,nodev,size={limits.tmp_mb}m,mode=1777"}
+        command = script_command(job.language, RUN_DIR)
+        if wrapped:
+            uid, gid = RUN_USER.split(":")
+            tmpfs[RUN_DIR] = f"rw,nosuid,nodev,size={limits.run_folder_mb}m,uid={uid},gid={gid},mode=0700"
+            command = ["sh", "-c", WRAPPER, "sh", str(self.max_result_bytes), *command]
         host_config = self.client.create_host_config(
             auto_remove=False,
             network_mode=limits.network,
@@ -317,21 +325,22 @@ class ContainerExecutor:
             pids_limit=limits.pids,
             read_only=True,
             tmpfs=tmpfs,
-            binds=run_folder.pop("binds", None),
+            binds={volume: {"bind": RUN_DIR, "mode": "rw"}} if volume else None,
             security_opt=["no-new-privileges"],
             cap_drop=["ALL"],
             log_config=log_config(limits.log_mb),
         )
         container = self.client.create_container(
             image=job.image,
-            command=run_folder.pop("command", script_command(job.language, RUN_DIR)),
+            command=command,
             environment=environment,
             user=RUN_USER,
             working_dir=RUN_DIR,
             host_config=host_config,
             labels=dict(labels),
             network_disabled=limits.network == "none",
-            **run_folder,
+            volumes=[RUN_DIR] if volume else None,
+            stdin_open=wrapped,  # and, as docker-py sets it then, closed once the run files were sent
         )
         container_id: str = container["Id"]
         with self._lock:
@@ -356,9 +365,7 @@ class ContainerExecutor:
         holder = threading.Thread(target=start_holder, daemon=True, name="cronium-run-folder")
         holder.start()
         try:
-            container_id = self._create_container(
-                job, labels, binds={run_folder.volume: {"bind": RUN_DIR, "mode": "rw"}}, volumes=[RUN_DIR]
-            )
+            container_id = self._create_container(job, labels, volume=run_folder.volume)
         except BaseException:
             holder.join()
             self.remove()
@@ -397,23 +404,18 @@ class ContainerExecutor:
         until it exits, and read how it ended; always remove it."""
         files = build_run_files(job.language, job.script, input=job.input, event=job.event, variables=job.variables)
         token = secrets.token_hex(16)
-        uid, gid = RUN_USER.split(":")
+        uid, gid = (int(n) for n in RUN_USER.split(":"))
         try:
-            container_id = self._create_container(
-                job,
-                {CONTAINER_LABEL_RUN: "true", **owner_labels(), **job.labels},
-                tmpfs={RUN_DIR: f"rw,nosuid,nodev,size={job.limits.run_folder_mb}m,uid={uid},gid={gid},mode=0700"},
-                command=["sh", "-c", WRAPPER, "sh", str(self.max_result_bytes), *script_command(job.language, RUN_DIR)],
-                stdin_open=True,  # and, as docker-py sets it then, closed once the input was sent
-            )
+            labels = {CONTAINER_LABEL_RUN: "true", **owner_labels(), **job.labels}
+            container_id = self._create_container(job, labels, wrapped=True)
             splitter = LineSplitter(self.on_line)
             ending = _RunEnding(END_MARK + token.encode() + b"\n", splitter, self.max_result_bytes)
             # attached before the start: attaching to a container that already exited would wait for ever
             stream = self.client.attach(container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True)
             self.client.start(container_id)
-            self._send_input(container_id, token.encode() + b"\n" + run_folder_tar(files, uid=int(uid), gid=int(gid)))
             sampler = _PeakMemory(self.client, container_id)
             sampler.start()
+            self._send_input(container_id, token.encode() + b"\n" + run_folder_tar(files, uid=uid, gid=gid))
             for out, err in stream:
                 if out:
                     ending.stdout(out)
