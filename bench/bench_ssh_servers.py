@@ -76,6 +76,7 @@ def main() -> int:
                 (one if name == "one" else eight).append(task_seconds(getattr(module, name)))
 
         from cronium_provider.operators.ssh_script import connect, ssh_hook
+        from cronium_provider.runners.base import ScriptJob
         from cronium_provider.runners.ssh import SSHScriptExecutor
 
         sequential = []
@@ -83,9 +84,7 @@ def main() -> int:
             started = time.perf_counter()
             for target in targets:
                 client = connect(ssh_hook(target["conn_id"], target["name"]), target["name"])
-                SSHScriptExecutor(client, target["name"]).run(
-                    "BASH", SCRIPT, input={}, event={}, variables={}, environment={}
-                )
+                SSHScriptExecutor(client, target["name"]).run(ScriptJob("BASH", SCRIPT, input={}))
                 client.close()
             sequential.append(time.perf_counter() - started)
         mapped_started = time.perf_counter()

@@ -57,11 +57,12 @@ def _nothing_left(run_dir: str) -> None:
 
 
 def _run(client: Any, script: str) -> tuple[Any, float]:
+    from cronium_provider.runners.base import ScriptJob
     from cronium_provider.runners.ssh import SSHScriptExecutor
 
     started = time.monotonic()
     run = SSHScriptExecutor(client, "app-61", max_result_bytes=LIMIT).run(
-        "BASH", "cronium_set_variable progress half\n" + script, input={}, event={}, variables={}, environment={}
+        ScriptJob("BASH", "cronium_set_variable progress half\n" + script, input={})
     )
     return run, time.monotonic() - started
 
@@ -122,6 +123,7 @@ def test_a_huge_sparse_stderr_file_of_a_detached_run_is_read_only_at_its_end(cli
     """A detached run whose stderr file is made 2 GB (sparse, no newline) before its last line: collecting
     it reads only the end of that file (its last lines, at most 64 KB) and takes no time; the variable set
     before counts and the run folder is removed."""
+    from cronium_provider.runners.base import ScriptJob
     from cronium_provider.runners.outcome import STDERR_TAIL_BYTES
     from cronium_provider.runners.ssh import DETACHED_EXIT, SSHScriptExecutor
 
@@ -131,7 +133,7 @@ def test_a_huge_sparse_stderr_file_of_a_detached_run_is_read_only_at_its_end(cli
         "printf 'last words\\n' >> \"$CRONIUM_RUN_DIR/.cronium-stderr\"\nexit 3\n"
     )
     executor = SSHScriptExecutor(client, "app-61", max_result_bytes=LIMIT)
-    detached = executor.start_detached("BASH", script, input={}, event={}, variables={}, environment={})
+    detached = executor.start_detached(ScriptJob("BASH", script, input={}))
     deadline = time.monotonic() + 20
     while not Path(detached.run_dir, DETACHED_EXIT).exists() and time.monotonic() < deadline:
         time.sleep(0.1)

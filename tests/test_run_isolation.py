@@ -68,22 +68,24 @@ def _leftovers(tag: str) -> dict[str, list[int]]:
 
 
 def _run_attached(client: Any, name: str, script: str, environment: dict[str, str], stop_after: float | None) -> Any:
+    from cronium_provider.runners.base import ScriptJob
     from cronium_provider.runners.ssh import SSHScriptExecutor
 
     executor = SSHScriptExecutor(client, name)
     if stop_after is not None:  # a timeout or a kill: the task stops the run while its script runs
         threading.Timer(stop_after, executor.stop).start()
-    return executor.run("BASH", script, input={}, event={}, variables={}, environment=environment)
+    return executor.run(ScriptJob("BASH", script, input={}, environment=environment))
 
 
 def _run_deferred(client: Any, name: str, script: str, environment: dict[str, str], stop_after: float | None) -> Any:
     """Start detached, follow with the real trigger until it ends, collect as the resumed task does; or
     stop it as the trigger does at a timeout."""
+    from cronium_provider.runners.base import ScriptJob
     from cronium_provider.runners.ssh import SSHScriptExecutor
     from cronium_provider.triggers.ssh import CroniumSSHTrigger
 
     executor = SSHScriptExecutor(client, name)
-    run = executor.start_detached("BASH", script, input={}, event={}, variables={}, environment=environment)
+    run = executor.start_detached(ScriptJob("BASH", script, input={}, environment=environment))
     trigger = CroniumSSHTrigger(
         runs=[
             {

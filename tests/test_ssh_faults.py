@@ -141,6 +141,7 @@ def test_the_task_process_killed_mid_run(sshd_binary, tmp_path, environment: dic
 import sys
 sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
 import paramiko
+from cronium_provider.runners.base import ScriptJob
 from cronium_provider.runners.ssh import SSHScriptExecutor
 client = paramiko.SSHClient()
 client.set_missing_host_key_policy(paramiko.RejectPolicy())
@@ -149,9 +150,7 @@ client.get_host_keys().add("[{server.address}]:{server.port}", "ssh-ed25519",
 client.connect({server.address!r}, {server.port}, username={server.user!r},
     key_filename={str(server.client_key_path)!r}, look_for_keys=False, allow_agent=False)
 script = __import__("os").environ["FAULT_SCRIPT"]
-SSHScriptExecutor(client, "app-2").run(
-    "BASH", script, input={{}}, event={{}}, variables={{}}, environment={environment!r}
-)
+SSHScriptExecutor(client, "app-2").run(ScriptJob("BASH", script, input={{}}, environment={environment!r}))
 """
     before = _run_folders()
     script = f"({sleeper}; echo orphan) & {sleeper}"
@@ -185,6 +184,7 @@ def test_a_detached_run_nobody_follows_stops_itself_at_its_time_limit(sshd_binar
     at the time limit (here 4 s; a deferred task gives its timeout plus a margin) it stops the whole session,
     background processes included, and removes the run folder; until then the script runs on."""
 
+    from cronium_provider.runners.base import ScriptJob
     from cronium_provider.runners.ssh import KILL_GRACE_SECONDS, SSHScriptExecutor
 
     ensure_test_user()
@@ -195,12 +195,7 @@ def test_a_detached_run_nobody_follows_stops_itself_at_its_time_limit(sshd_binar
     try:
         client = server.client()
         run = SSHScriptExecutor(client, "app-3").start_detached(
-            "BASH",
-            f"({sleeper}; echo orphan) & {sleeper}",
-            input={},
-            event={},
-            variables={},
-            environment={},
+            ScriptJob("BASH", f"({sleeper}; echo orphan) & {sleeper}", input={}),
             time_limit=3,  # the wrapper's watchdog waits int(limit) + 1 s
         )
         started = time.monotonic()

@@ -92,6 +92,7 @@ def test_a_flooding_script_does_not_hold_up_another_triggers_lines(server: TestS
     300,000 empty lines (output is fed 4 KiB a turn)."""
     from airflow.sdk._shared.secrets_masker import _secrets_masker
 
+    from cronium_provider.runners.base import ScriptJob
     from cronium_provider.runners.ssh import SSHScriptExecutor
 
     word = f"plain{secrets.token_hex(4)}"
@@ -119,12 +120,13 @@ def test_a_flooding_script_does_not_hold_up_another_triggers_lines(server: TestS
     try:
         for name, script, secret in (("flood", flood, secret_a), ("ticks", ticker, secret_b)):
             run = SSHScriptExecutor(client, name).start_detached(
-                "BASH",
-                script,
-                input={},
-                event={},
-                variables={"api_token": secret, "password": secret},
-                environment={"DTEST_TOKEN": secret},
+                ScriptJob(
+                    "BASH",
+                    script,
+                    input={},
+                    variables={"api_token": secret, "password": secret},
+                    environment={"DTEST_TOKEN": secret},
+                ),
                 time_limit=200,
             )
             runs.append(run)
@@ -144,7 +146,7 @@ def test_a_flooding_script_does_not_hold_up_another_triggers_lines(server: TestS
         client.close()
         _secrets_masker().reset_masker()
 
-    assert [e[0]["status"] for e in events] == ["done", "done"], events
+    assert [e[0]["status"] for e in events] == ["exited", "exited"], events
     assert [e[0]["runs"][0]["exit_code"] for e in events] == [0, 0], events
     ticked = [(at, line) for at, line in tick_lines.lines if line.startswith("[ticks stdout] tick ")]
     assert len(ticked) == TICKS, tick_lines.lines

@@ -5,15 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowTaskTimeout
 
 from cronium_provider.exceptions import DockerUnreachable, ScriptFailed
 from cronium_provider.naming import (
@@ -24,17 +22,21 @@ from cronium_provider.naming import (
     CONTAINER_LABEL_TASK,
     CONTAINER_LABEL_TRY,
 )
-from cronium_provider.operators.event import CroniumScriptEventOperator, default_deferrable
+from cronium_provider.operators.event import CroniumScriptEventOperator
+from cronium_provider.runners.base import RunEnd, ScriptJob
 from cronium_provider.runners.container import (
     DEFAULT_LOG_MB,
     ContainerExecutor,
     ContainerLimits,
-    ScriptJob,
     remove_orphans,
 )
+from cronium_provider.runners.container import ScriptJob as ContainerJob
 from cronium_provider.runners.outcome import ScriptRun
 from cronium_provider.runners.run_folder import DEFAULT_RUN_FOLDER_MB
 from cronium_provider.variables import VariableNamespace
+
+if TYPE_CHECKING:
+    from cronium_provider.triggers.container import CroniumContainerTrigger
 
 DEFAULT_IMAGE = "cronium-runtime:1"
 DEFAULT_DOCKER_URL = "unix://var/run/docker.sock"
@@ -61,16 +63,6 @@ def _size(n: float | None) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n = n / 1024
     return str(n)
-
-
-def _signal_text(exit_code: int) -> str:
-    """``: killed by SIGKILL (signal 9)`` for an exit code above 128 that names a signal (the shell's rule:
-    ``docker kill``, the kernel), else nothing."""
-    with contextlib.suppress(ValueError):
-        if exit_code > 128:
-            number = exit_code - 128
-            return f": killed by {signal.Signals(number).name} (signal {number})"
-    return ""
 
 
 def _daemon_unreachable(exc: BaseException) -> bool:
@@ -218,11 +210,9 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         container_log_mb: int | None = None,
         docker_conn_id: str | None = None,
         docker_url: str | None = None,
-        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
         self.image = image
         if run_folder_mb is None:
             run_folder_mb = int(_config("run_folder_mb", None) or DEFAULT_RUN_FOLDER_MB)
@@ -249,19 +239,16 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
     def _log_line(self, stream: str, line: str) -> None:
         self.log.info("[%s] %s", stream, line)
 
-    def run_event(self, context: Context, run_input: Any) -> Any:
-        started = time.time()
-        namespace = self.variables()
-        image = self.image or default_image(self.language)
+    def _container_job(self, context: Context, job: ScriptJob) -> ContainerJob:
         ti = context.get("ti")
-        job = ScriptJob(
-            language=self.language,
-            script=self.script,
-            image=image,
-            input=run_input,
-            event=self.run_facts(context),
-            variables=namespace.snapshot(),
-            environment=self.script_environment(),
+        return ContainerJob(
+            language=job.language,
+            script=job.script,
+            image=self.image or default_image(self.language),
+            input=job.input,
+            event=job.event,
+            variables=job.variables,
+            environment=job.environment,
             limits=self.limits,
             labels={
                 CONTAINER_LABEL_DAG: str(getattr(ti, "dag_id", "")),
@@ -272,76 +259,87 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
                 **({CONTAINER_LABEL_DEFERRED: "true"} if self.deferrable else {}),
             },
         )
+
+    def _new_executor(self, context: Context) -> ContainerExecutor:
+        """A Docker client and an executor on it, once this host's left-over containers are removed."""
+        client = self._client()
+        for orphan in remove_orphans(client, deferred_over=deferred_try_over(context)):
+            self.log.warning(
+                "Removed container %s: its task process is gone (killed or lost), or its deferred try is over",
+                orphan[:12],
+            )
+        return ContainerExecutor(client, on_line=self._log_line, max_result_bytes=self.result_limit())
+
+    def run_attached(self, context: Context, job: ScriptJob) -> ScriptRun:
+        container_job = self._container_job(context, job)
         with docker_daemon_errors(self._docker_url()):
-            client = self._client()
-            for orphan in remove_orphans(client, deferred_over=deferred_try_over(context)):
-                self.log.warning(
-                    "Removed container %s: its task process is gone (killed or lost), or its deferred try is over",
-                    orphan[:12],
-                )
-            self._executor = ContainerExecutor(client, on_line=self._log_line, max_result_bytes=self.result_limit())
-            self.log.info("Running %s script in %s (limits: %s)", self.language, image, self.limits)
+            self._executor = self._new_executor(context)
+            self.log.info("Running %s script in %s (limits: %s)", self.language, container_job.image, self.limits)
             try:
-                if self.deferrable:
-                    self._defer_run(self._executor, job, namespace, started)
-                run = self._executor.run(job)
+                return self._executor.run(container_job)
             finally:
                 self._executor = None
-        return self._finish(run, namespace, image, context)
 
     def _docker_url(self) -> str:
         return self.docker_url or _config("docker_url", DEFAULT_DOCKER_URL) or DEFAULT_DOCKER_URL
 
-    def _defer_run(
-        self, executor: ContainerExecutor, job: ScriptJob, namespace: VariableNamespace, started: float
-    ) -> NoReturn:
-        """Start the container and defer to :class:`~cronium_provider.triggers.container.
-        CroniumContainerTrigger`; :meth:`resume_event` collects the run. The container carries the deferred
-        label from its creation, so no worker's orphan cleanup removes it once this process has ended, until
-        Airflow says its try is over (see :func:`deferred_try_over`): that also covers a task process killed
-        between the start and the deferral (a few milliseconds), once Airflow has failed that try."""
+    def start_deferred(
+        self,
+        context: Context,
+        job: ScriptJob,
+        namespace: VariableNamespace,
+        started: float,
+        deadline: float | None,
+        timeout_seconds: float | None,
+    ) -> CroniumContainerTrigger:
+        """Start the container; :class:`~cronium_provider.triggers.container.CroniumContainerTrigger`
+        follows it. The container carries the deferred label from its creation, so no worker's orphan
+        cleanup removes it once this process has ended, until Airflow says its try is over (see
+        :func:`deferred_try_over`): that also covers a task process killed between the start and the
+        deferral (a few milliseconds), once Airflow has failed that try."""
         from cronium_provider.triggers.container import CroniumContainerTrigger
 
-        container_id = executor.start(job)
-        try:
-            run_folder = executor.run_folder
-            assert run_folder is not None  # set by start
-            deadline, timeout_seconds, backstop = self.deferral_limits(started)
-            trigger = CroniumContainerTrigger(
-                container_id=container_id,
-                volume=run_folder.volume,
-                holder=run_folder.holder,
-                run_folder_mb=run_folder.size_mb,
-                docker_url=self._docker_url(),
-                deadline=deadline,
-                timeout_seconds=timeout_seconds,
-                masked=self.masked_values(job.environment, job.variables, namespace),
-                task_label=f"{self.dag_id}.{self.task_id}",
-            )
-        except BaseException:
-            executor.remove()
-            raise
+        container_job = self._container_job(context, job)
+        with docker_daemon_errors(self._docker_url()):
+            executor = self._executor = self._new_executor(context)  # a kill until the deferral stops it
+            self.log.info("Running %s script in %s (limits: %s)", self.language, container_job.image, self.limits)
+            try:
+                container_id = executor.start(container_job)
+            except BaseException:
+                self._executor = None
+                raise
+            try:
+                run_folder = executor.run_folder
+                assert run_folder is not None  # set by start
+                trigger = CroniumContainerTrigger(
+                    container_id=container_id,
+                    volume=run_folder.volume,
+                    holder=run_folder.holder,
+                    run_folder_mb=run_folder.size_mb,
+                    docker_url=self._docker_url(),
+                    deadline=deadline,
+                    timeout_seconds=timeout_seconds,
+                    masked=self.masked_values(job.environment, job.variables, namespace),
+                    task_label=f"{self.dag_id}.{self.task_id}",
+                )
+            except BaseException:
+                executor.remove()
+                raise
+            finally:
+                self._executor = None
         self.log.info(
             "Deferred: container %s runs the script; the triggerer follows it (its lines follow in this log) "
             "and the task resumes to collect its results",
             container_id[:12],
         )
-        self.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
+        return trigger
 
-    def resume_event(self, context: Context, event: dict[str, Any]) -> Any:
-        """Collect a deferred run with the normal mode's code: its results, variables, actions and XComs
-        and its summary line are those the normal mode gives; the container and run folder are removed."""
-        status = event.get("status")
-        if status == "timeout":
-            self.log.error(
-                "The script ran past execution_timeout (%s s) while deferred: its container %s was stopped "
-                "(SIGTERM, SIGKILL 5 s later) and removed with its run folder",
-                event.get("timeout_seconds"),
-                str(event.get("container_id") or "")[:12],
-            )
-            raise AirflowTaskTimeout(f"Timeout, PID: {os.getpid()}")  # the normal mode's timeout message
-        namespace = self.variables()
-        image = self.image or default_image(self.language)
+    def timeout_cleanup(self, event: Mapping[str, Any]) -> str:
+        container = str(event.get("container_id") or "")[:12]
+        return f"its container {container} was stopped (SIGTERM, SIGKILL 5 s later) and removed with its run folder"
+
+    def collect_deferred(self, context: Context, end: RunEnd, event: Mapping[str, Any]) -> ScriptRun:
+        """Collect the deferred run with the normal mode's code; the container and run folder are removed."""
         container_id = str(event.get("container_id") or "")
         with docker_daemon_errors(self._docker_url()):
             executor = ContainerExecutor(self._client(), on_line=self._log_line, max_result_bytes=self.result_limit())
@@ -352,19 +350,20 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
                 int(event.get("run_folder_mb") or self.limits.run_folder_mb),
             )
             try:
-                if status != "exited":
+                if end is not RunEnd.EXITED:
                     raise ScriptFailed(
                         f"The deferred run failed: {event.get('message') or event}. Its container was removed."
                     )
-                run = self._collect_deferred(executor, container_id, event)
+                return self._collect_deferred(executor, container_id, event)
             finally:
                 executor.remove()
-        return self._finish(run, namespace, image, context)
 
-    def _finish(self, run: ScriptRun, namespace: VariableNamespace, image: str, context: Context) -> Any:
+    def finish(self, context: Context, namespace: VariableNamespace, outcome: ScriptRun) -> Any:
+        """The run's XComs, its summary line; the error when it failed."""
+        run = outcome
+        image = self.image or default_image(self.language)
         results = run.results
-        self.apply_variables(namespace, results.variable_changes if results is not None else None)
-        failed_actions = self.carry_out_actions(context, results)
+        failure = self.settle_run(context, namespace, run)
         condition = bool(results.condition) if results is not None and results.condition is not None else False
         self.push_results(context, metrics=run.metrics(image), condition=condition)
         has_output = results is not None and results.has_output
@@ -378,28 +377,18 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
             str(condition).lower(),
             len(results.variable_changes) if results is not None else 0,
         )
-        if run.oom_killed:
+        if failure is not None:
             raise ScriptFailed(
-                f"The script ran out of memory (limit {self.limits.memory_mb} MB) and was killed "
-                f"(exit code {run.exit_code}). Raise memory_mb (at most {ContainerLimits.MAX_MEMORY_MB})."
+                failure.message(
+                    memory_mb=self.limits.memory_mb,
+                    max_memory_mb=ContainerLimits.MAX_MEMORY_MB,
+                    stopped="its container was stopped",
+                )
             )
-        if self.killed:
-            raise ScriptFailed(f"The task was killed; its container was stopped (exit code {run.exit_code}).")
-        if run.exit_code != 0:
-            tail = "\n".join(run.stderr_tail[-10:]) or "(no stderr)"
-            limit = f" {run.limit_reached}" if run.limit_reached else ""
-            raise ScriptFailed(
-                f"The script exited with code {run.exit_code}{_signal_text(run.exit_code)}.{limit} "
-                f"Last stderr lines:\n{tail}"
-            )
-        if run.protocol_error is not None:
-            raise ScriptFailed(f"The script's result files are invalid: {run.protocol_error}")
-        if failed_actions:
-            raise ScriptFailed("Tool action(s) the script asked for failed: " + "; ".join(failed_actions))
         return results.output if results is not None and results.has_output else None
 
     @staticmethod
-    def _collect_deferred(executor: ContainerExecutor, container_id: str, event: dict[str, Any]) -> ScriptRun:
+    def _collect_deferred(executor: ContainerExecutor, container_id: str, event: Mapping[str, Any]) -> ScriptRun:
         from docker.errors import NotFound
 
         try:

@@ -9,6 +9,7 @@ wherever it runs: its language and text, its env vars and the Cronium variables.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowSkipException, AirflowTaskTimeout
+from airflow.triggers.base import BaseTrigger
 
 from cronium_provider.event_env import resolve_event_env
 from cronium_provider.exceptions import CroniumInvalidParameter
@@ -31,7 +33,8 @@ from cronium_provider.operators.gating import (
     gated_input,
     incoming_pairs,
 )
-from cronium_provider.runners.outcome import DEFAULT_MAX_RESULT_BYTES
+from cronium_provider.runners.base import Failure, RunEnd, ScriptJob, judge
+from cronium_provider.runners.outcome import DEFAULT_MAX_RESULT_BYTES, ScriptRun
 from cronium_provider.runners.protocol import LANGUAGES, ScriptResults, VariableChange
 from cronium_provider.variables import VariableNamespace
 
@@ -236,6 +239,16 @@ class CroniumScriptEventOperator(CroniumEventOperator):
     :param records_source: the record file of the event, for env var values not kept in Variables.
     :param max_result_bytes: the largest result file (``output()``, condition, variables) read back;
         default ``[cronium] max_result_bytes`` or 10 MB. A larger one fails the run, naming the limit.
+    :param deferrable: start the script, then free the worker slot while it runs: the runner's trigger
+        follows it (log lines, end, timeout, kill) and the task resumes only to collect the results.
+        Default ``[cronium] deferrable``, else Airflow's ``[operators] default_deferrable``, else off.
+
+    The lifecycle is this class's, once for every runner: :meth:`run_event` builds the run's
+    :class:`~cronium_provider.runners.base.ScriptJob`, then either runs it attached (:meth:`run_attached`)
+    or starts it and defers to the trigger :meth:`start_deferred` returns; :meth:`resume_event` hands the
+    trigger's end to :meth:`collect_deferred`. Either way each run's
+    :class:`~cronium_provider.runners.outcome.ScriptRun` is settled by :meth:`settle_run` (variables, tool
+    actions, :func:`~cronium_provider.runners.base.judge`) within the sibling's :meth:`finish`.
     """
 
     # The script is never templated: Cronium scripts are code whose braces mean nothing to Jinja.
@@ -254,9 +267,11 @@ class CroniumScriptEventOperator(CroniumEventOperator):
         event_env_keys: Sequence[str] = (),
         records_source: str | None = None,
         max_result_bytes: int | None = None,
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
         self.max_result_bytes = max_result_bytes
         language = language.upper()
         if language not in LANGUAGES:
@@ -274,6 +289,84 @@ class CroniumScriptEventOperator(CroniumEventOperator):
         facts = super().run_facts(context)
         facts.setdefault("type", self.language)
         return facts
+
+    # -- the lifecycle, once for every runner ------------------------------------------------------------
+    def run_event(self, context: Context, run_input: Any) -> Any:
+        started = time.time()
+        namespace = self.variables()
+        job = ScriptJob(
+            language=self.language,
+            script=self.script,
+            input=run_input,
+            event=self.run_facts(context),
+            variables=namespace.snapshot(),
+            environment=self.script_environment(),
+        )
+        if self.deferrable:
+            deadline, timeout_seconds, backstop = self.deferral_limits(started)
+            deferral = self.start_deferred(context, job, namespace, started, deadline, timeout_seconds)
+            if isinstance(deferral, BaseTrigger):
+                self.defer(trigger=deferral, method_name="execute_complete", timeout=backstop)
+            return self.finish(context, namespace, deferral)  # nothing could be started
+        return self.finish(context, namespace, self.run_attached(context, job))
+
+    def resume_event(self, context: Context, event: dict[str, Any]) -> Any:
+        """Collect a deferred run with the normal mode's code: its results, variables, actions, XComs and
+        summary are those the normal mode gives."""
+        end = RunEnd.of(event)
+        self.deferral_over(context)
+        if end is RunEnd.TIMEOUT:
+            self.log.error(
+                "The script ran past execution_timeout (%s s) while deferred: %s",
+                event.get("timeout_seconds"),
+                self.timeout_cleanup(event),
+            )
+            raise AirflowTaskTimeout(f"Timeout, PID: {os.getpid()}")  # the normal mode's timeout message
+        namespace = self.variables()
+        return self.finish(context, namespace, self.collect_deferred(context, end, event))
+
+    @abstractmethod
+    def run_attached(self, context: Context, job: ScriptJob) -> Any:
+        """Run ``job`` attached (normal mode); returns what :meth:`finish` takes."""
+
+    @abstractmethod
+    def start_deferred(
+        self,
+        context: Context,
+        job: ScriptJob,
+        namespace: VariableNamespace,
+        started: float,
+        deadline: float | None,
+        timeout_seconds: float | None,
+    ) -> BaseTrigger | Any:
+        """Start ``job`` detached and return the trigger that follows it (the task then defers), or, when
+        nothing could be started, what :meth:`finish` takes. Whatever was started is stopped on an error."""
+
+    @abstractmethod
+    def collect_deferred(self, context: Context, end: RunEnd, event: Mapping[str, Any]) -> Any:
+        """Collect a deferred run from its trigger's ``end`` and event; returns what :meth:`finish` takes."""
+
+    @abstractmethod
+    def finish(self, context: Context, namespace: VariableNamespace, outcome: Any) -> Any:
+        """Settle the run's outcome (:meth:`settle_run` each run), push its XComs, log its summary, and
+        raise when it failed; returns the XCom ``return_value``."""
+
+    def deferral_over(self, context: Context) -> None:
+        """Called first on resuming: forget what was kept for an earlier try (nothing by default)."""
+
+    def timeout_cleanup(self, event: Mapping[str, Any]) -> str:
+        """What the trigger did at the timeout, for the task's log."""
+        return "it was stopped (SIGTERM, SIGKILL 5 s later) and its run was removed"
+
+    def settle_run(
+        self, context: Context, namespace: VariableNamespace, run: ScriptRun, prefix: str = ""
+    ) -> Failure | None:
+        """What follows every run that ended, as Cronium does it even when the script failed: its variable
+        changes are applied and the tool actions it asked for sent; then whether it failed, and why."""
+        results = run.results
+        self.apply_variables(namespace, results.variable_changes if results is not None else None, prefix)
+        failed_actions = self.carry_out_actions(context, results, prefix)
+        return judge(run, killed=self.killed, failed_actions=failed_actions)
 
     def result_limit(self) -> int:
         """The largest result file read back: the parameter, else ``[cronium] max_result_bytes``, else 10 MB."""

@@ -16,22 +16,25 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
+from airflow.sdk.exceptions import AirflowFailException
 
 from cronium_provider.exceptions import CroniumInvalidParameter, RemoteRunError, RemoteRunRefused, ScriptFailed
 from cronium_provider.naming import ssh_deferred_key, ssh_progress_key
-from cronium_provider.operators.event import DEFERRAL_BACKSTOP_SECONDS, CroniumScriptEventOperator, default_deferrable
+from cronium_provider.operators.event import DEFERRAL_BACKSTOP_SECONDS, CroniumScriptEventOperator
+from cronium_provider.runners.base import RunEnd, ScriptJob
 from cronium_provider.runners.outcome import ScriptRun
 from cronium_provider.runners.ssh import DetachedRun, SSHScriptExecutor, connect, ssh_hook
 from cronium_provider.variables import VariableNamespace
+
+if TYPE_CHECKING:
+    from cronium_provider.triggers.ssh import CroniumSSHTrigger
 
 _Outcome = TypeVar("_Outcome")
 
@@ -60,7 +63,6 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
         *,
         servers: Sequence[Mapping[str, str]],
         fail_on_partial: bool = False,
-        deferrable: bool | None = None,
         poll_interval: int = 1,
         **kwargs: Any,
     ):
@@ -69,11 +71,11 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
             raise CroniumInvalidParameter("a remote script needs at least one server")
         self.servers = [{"name": str(s["name"]), "conn_id": str(s["conn_id"])} for s in servers]
         self.fail_on_partial = fail_on_partial
-        self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
         self.poll_interval = max(1, int(poll_interval))
         self._remote: dict[str, SSHScriptExecutor] = {}
         self._detached: list[DetachedRun] = []  # started, not yet handed to the trigger
         self._result_limit = 0
+        self._done: dict[str, Any] = {}  # the servers an earlier try already ran with success
         self._remote_lock = threading.Lock()
 
     # -- the servers already done in an earlier try ------------------------------------------------
@@ -125,15 +127,13 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
                 self._remote.pop(name, None)
             client.close()
 
-    def _run_one(self, server: Mapping[str, str], hook: Any, job: dict[str, Any]) -> ScriptRun:
-        job = {**job, "environment": {**job["environment"], "CRONIUM_SERVER": server["name"]}}
-        return self._on_server(server, hook, lambda executor: executor.run(**job))
+    def _run_one(self, server: Mapping[str, str], hook: Any, job: ScriptJob) -> ScriptRun:
+        job = job.with_environment(CRONIUM_SERVER=server["name"])
+        return self._on_server(server, hook, lambda executor: executor.run(job))
 
-    def _start_one(
-        self, server: Mapping[str, str], hook: Any, job: dict[str, Any], time_limit: float | None
-    ) -> DetachedRun:
-        job = {**job, "environment": {**job["environment"], "CRONIUM_SERVER": server["name"]}}
-        run = self._on_server(server, hook, lambda executor: executor.start_detached(**job, time_limit=time_limit))
+    def _start_one(self, server: Mapping[str, str], hook: Any, job: ScriptJob, time_limit: float | None) -> DetachedRun:
+        job = job.with_environment(CRONIUM_SERVER=server["name"])
+        run = self._on_server(server, hook, lambda executor: executor.start_detached(job, time_limit))
         with self._remote_lock:
             self._detached.append(run)
         return run
@@ -170,71 +170,54 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
                 hooks[server["name"]] = exc
         return hooks
 
-    def run_event(self, context: Context, run_input: Any) -> Any:
-        started = time.time()
+    def _servers_to_run(self, context: Context) -> list[dict[str, str]]:
+        """The servers this try runs: those an earlier try has not already run with success."""
         self._result_limit = self.result_limit()
-        namespace = self.variables()
-        job = {
-            "language": self.language,
-            "script": self.script,
-            "input": run_input,
-            "event": self.run_facts(context),
-            "variables": namespace.snapshot(),
-            "environment": self.script_environment(),
-        }
-        done: dict[str, Any] = self._load_progress(context)
-        todo = [s for s in self.servers if s["name"] not in done]
-        if done:
-            self.log.info("Retry: %s already succeeded; running only %s", sorted(done), [s["name"] for s in todo])
+        self._done = self._load_progress(context)
+        todo = [s for s in self.servers if s["name"] not in self._done]
+        if self._done:
+            self.log.info("Retry: %s already succeeded; running only %s", sorted(self._done), [s["name"] for s in todo])
+        return todo
+
+    def run_attached(self, context: Context, job: ScriptJob) -> Mapping[str, ScriptRun | Exception]:
+        todo = self._servers_to_run(context)
         hooks = self._hooks(todo)
-        if self.deferrable:
-            self._stop_earlier_try(context)
-            timeout = self.execution_timeout
-            # the scripts' own last resort, past the deferral's backstop: see SSHScriptExecutor.start_detached
-            limit = None
-            if timeout is not None:
-                limit = started + timeout.total_seconds() - time.time() + DEFERRAL_BACKSTOP_SECONDS + 60
-            starts = self._each_server(todo, lambda s: self._start_one(s, hooks[s["name"]], job, limit))
-            failures = {n: o for n, o in starts.items() if isinstance(o, Exception)}
-            runs = {n: o for n, o in starts.items() if isinstance(o, DetachedRun)}
-            if runs:
-                self._defer_runs(context, runs, failures, job, namespace, started)
-            return self._finish_servers(context, namespace, failures, done)
-        outcomes = self._each_server(todo, lambda s: self._run_one(s, hooks[s["name"]], job))
-        return self._finish_servers(context, namespace, outcomes, done)
+        return self._each_server(todo, lambda s: self._run_one(s, hooks[s["name"]], job))
 
     # -- deferrable mode ---------------------------------------------------------------------------
-    def _defer_runs(
+    def start_deferred(
         self,
         context: Context,
-        runs: Mapping[str, DetachedRun],
-        failures: Mapping[str, Exception],
-        job: Mapping[str, Any],
+        job: ScriptJob,
         namespace: VariableNamespace,
         started: float,
-    ) -> NoReturn:
-        """Hand the started scripts to :class:`~cronium_provider.triggers.ssh.CroniumSSHTrigger` and defer;
-        :meth:`resume_event` collects them. The servers where the script could not start travel with the
-        trigger, to be reported with the others."""
+        deadline: float | None,
+        timeout_seconds: float | None,
+    ) -> CroniumSSHTrigger | Mapping[str, ScriptRun | Exception]:
+        """Start the script on every server detached and hand the started scripts to
+        :class:`~cronium_provider.triggers.ssh.CroniumSSHTrigger`; the servers where the script could not
+        start travel with the trigger, to be reported with the others. When none started, their failures."""
         from cronium_provider.triggers.ssh import CroniumSSHTrigger
 
+        todo = self._servers_to_run(context)
+        hooks = self._hooks(todo)
+        self._stop_earlier_try(context)
+        # the scripts' own last resort, past the deferral's backstop: see SSHScriptExecutor.start_detached
+        limit = None
+        if deadline is not None:
+            limit = deadline - time.time() + DEFERRAL_BACKSTOP_SECONDS + 60
+        starts = self._each_server(todo, lambda s: self._start_one(s, hooks[s["name"]], job, limit))
+        failures = {n: o for n, o in starts.items() if isinstance(o, Exception)}
+        runs = {n: o for n, o in starts.items() if isinstance(o, DetachedRun)}
+        if not runs:
+            return failures
         try:
             conn_ids = {s["name"]: s["conn_id"] for s in self.servers}
-            deadline, timeout_seconds, backstop = self.deferral_limits(started)
             trigger = CroniumSSHTrigger(
-                runs=[
-                    {
-                        "server": name,
-                        "conn_id": conn_ids[name],
-                        "run_dir": run.run_dir,
-                        "session": run.session,
-                        "started_at": run.started_at,
-                    }
-                    for name, run in runs.items()
-                ],
+                runs=[{**run.handle(), "conn_id": conn_ids[name]} for name, run in runs.items()],
                 deadline=deadline,
                 timeout_seconds=timeout_seconds,
-                masked=self.masked_values(job["environment"], job["variables"], namespace),
+                masked=self.masked_values(job.environment, job.variables, namespace),
                 start_failures={
                     name: {"error": str(exc), "refused": isinstance(exc, AirflowFailException)}
                     for name, exc in failures.items()
@@ -253,7 +236,7 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
         self._keep_deferred(context, trigger.runs)
         with self._remote_lock:
             self._detached = []  # the trigger owns them now
-        self.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
+        return trigger
 
     def _deferred_key(self, context: Context) -> str:
         ti = context["ti"]
@@ -284,32 +267,27 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
         raw = Variable.get(self._deferred_key(context), default=None)
         if not raw:
             return
-        runs = [
-            DetachedRun(str(r["server"]), str(r["run_dir"]), int(r["session"]), float(r["started_at"]))
-            for r in json.loads(raw)
-        ]
+        runs = [DetachedRun.of(r) for r in json.loads(raw)]
         self.log.info("Stopping what an earlier try left on %s, if anything", ", ".join(r.server for r in runs))
         with self._remote_lock:
             self._detached.extend(runs)
         self._stop_all()
         self._forget_deferred(context)
 
-    def resume_event(self, context: Context, event: dict[str, Any]) -> Any:
-        """Collect a deferred run with the normal mode's code: each server's results (read and removed with
-        its folder), variables, actions, XComs, summary and PARTIAL handling are those the normal mode gives."""
+    def deferral_over(self, context: Context) -> None:
         self._forget_deferred(context)
-        if event.get("status") == "timeout":
-            self.log.error(
-                "The script ran past execution_timeout (%s s) while deferred: it was stopped on every server "
-                "(SIGTERM, SIGKILL 5 s later) and its run folders were removed",
-                event.get("timeout_seconds"),
-            )
-            raise AirflowTaskTimeout(f"Timeout, PID: {os.getpid()}")  # the normal mode's timeout message
-        if event.get("status") != "done":
+
+    def timeout_cleanup(self, event: Mapping[str, Any]) -> str:
+        return "it was stopped on every server (SIGTERM, SIGKILL 5 s later) and its run folders were removed"
+
+    def collect_deferred(
+        self, context: Context, end: RunEnd, event: Mapping[str, Any]
+    ) -> Mapping[str, ScriptRun | Exception]:
+        """Each server's results (read and removed with its folder), with the normal mode's code."""
+        if end is not RunEnd.EXITED:
             raise ScriptFailed(f"The deferred run failed: {event.get('message') or event}")
         self._result_limit = self.result_limit()
-        namespace = self.variables()
-        done: dict[str, Any] = self._load_progress(context)
+        self._done = self._load_progress(context)
         outcomes: dict[str, ScriptRun | Exception] = {}
         for name, failure in dict(event.get("start_failures") or {}).items():
             error = str(failure.get("error"))
@@ -318,27 +296,26 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
         servers = [s for s in self.servers if s["name"] in runs]
         hooks = self._hooks(servers)
         outcomes.update(self._each_server(servers, lambda s: self._collect_one(s, hooks[s["name"]], runs[s["name"]])))
-        return self._finish_servers(context, namespace, outcomes, done)
+        return outcomes
 
     def _collect_one(self, server: Mapping[str, str], hook: Any, facts: Mapping[str, Any]) -> ScriptRun:
-        run = DetachedRun(server["name"], str(facts["run_dir"]), int(facts["session"]), float(facts["started_at"]))
         exit_code, error = facts.get("exit_code"), facts.get("error")
 
         def collect(executor: SSHScriptExecutor) -> ScriptRun:
+            executor.adopt(facts)
             if error is not None or exit_code is None:
-                executor.stop_detached(run)
-                raise RemoteRunError(str(error or f"{run.server}: the script ended without an exit code"))
-            return executor.finish_detached(run, int(exit_code), float(facts.get("duration_seconds") or 0.0))
+                executor.remove()
+                raise RemoteRunError(str(error or f"{server['name']}: the script ended without an exit code"))
+            return executor.collect(facts)
 
         return self._on_server(server, hook, collect)
 
-    def _finish_servers(
-        self,
-        context: Context,
-        namespace: VariableNamespace,
-        outcomes: Mapping[str, ScriptRun | Exception],
-        done: dict[str, Any],
+    def finish(
+        self, context: Context, namespace: VariableNamespace, outcomes: Mapping[str, ScriptRun | Exception]
     ) -> Any:
+        """Each server's line, the event's status (``PARTIAL`` when some failed), its XComs and summary;
+        the servers that succeeded are kept for a retry."""
+        done = self._done
         ti = context["ti"]
         per_server: dict[str, dict[str, Any]] = dict(done)
         for name in [s["name"] for s in self.servers if s["name"] in outcomes]:
@@ -348,17 +325,9 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
                 per_server[name] = {"status": "FAILURE", "error": str(outcome), "output": None, "condition": None}
                 continue
             results = outcome.results
-            self.apply_variables(namespace, results.variable_changes if results is not None else None, f"[{name}] ")
-            failed_actions = self.carry_out_actions(context, results, f"[{name}] ")
-            ok = outcome.exit_code == 0 and outcome.protocol_error is None and not self.killed and not failed_actions
-            error = None
-            if not ok:
-                if outcome.exit_code == 0 and outcome.protocol_error is not None:
-                    error = f"the script's result files are invalid: {outcome.protocol_error}"
-                elif outcome.exit_code == 0 and failed_actions:
-                    error = "tool action(s) the script asked for failed: " + "; ".join(failed_actions)
-                else:
-                    error = f"exit code {outcome.exit_code}: " + " | ".join(outcome.stderr_tail[-5:])
+            failure = self.settle_run(context, namespace, outcome, f"[{name}] ")
+            ok = failure is None
+            error = None if failure is None else failure.brief()
             per_server[name] = {
                 "status": "SUCCESS" if ok else "FAILURE",
                 "exit_code": outcome.exit_code,

@@ -33,6 +33,7 @@ from cronium_provider.exceptions import (
     RemoteRunError,
     ServerToolMissing,
 )
+from cronium_provider.runners.base import ScriptJob
 from cronium_provider.runners.outcome import (
     DEFAULT_MAX_RESULT_BYTES,
     STDERR_TAIL_BYTES,
@@ -47,7 +48,6 @@ from cronium_provider.runners.outcome import (
 )
 from cronium_provider.runners.protocol import (
     RESULT_FILES,
-    build_run_files,
     run_folder_tar,
     script_command,
     script_environment,
@@ -271,6 +271,14 @@ class DetachedRun:
     session: int
     started_at: float  # time.time() when it was started
 
+    def handle(self) -> dict[str, Any]:
+        """The run's handle (JSON-safe), as :class:`~cronium_provider.runners.base.Runner` gives it."""
+        return {"server": self.server, "run_dir": self.run_dir, "session": self.session, "started_at": self.started_at}
+
+    @classmethod
+    def of(cls, handle: Mapping[str, Any]) -> DetachedRun:
+        return cls(str(handle["server"]), str(handle["run_dir"]), int(handle["session"]), float(handle["started_at"]))
+
 
 def describe_connect_error(server: str, exc: BaseException) -> str:
     """What went wrong connecting, in words a user can act on."""
@@ -340,7 +348,12 @@ def connect(hook: Any, server: str, attempts: int = CONNECT_ATTEMPTS) -> Any:
 
 
 class SSHScriptExecutor:
-    """Runs scripts on one server through an open paramiko ``SSHClient``."""
+    """Runs a script on one server through an open paramiko ``SSHClient``: the SSH
+    :class:`~cronium_provider.runners.base.Runner` (its trigger: :mod:`cronium_provider.triggers.ssh`).
+
+    :param time_limit: a detached run's own last resort (seconds): its wrapper stops it and removes its
+        folder if it still runs then (see :meth:`start_detached`).
+    """
 
     def __init__(
         self,
@@ -348,8 +361,11 @@ class SSHScriptExecutor:
         server: str,
         on_line: LineCallback | None = None,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        time_limit: float | None = None,
     ):
         self.max_result_bytes = max_result_bytes
+        self.time_limit = time_limit
+        self._adopted: DetachedRun | None = None
         self.client = client
         self.server = server
         self.on_line: LineCallback = on_line or (lambda stream, line: None)
@@ -453,19 +469,12 @@ class SSHScriptExecutor:
                 refused = refused or ProtocolError("result files", detail)
         return found, refused
 
-    def run(
-        self,
-        language: str,
-        script: str,
-        *,
-        input: Any,
-        event: Mapping[str, Any],
-        variables: Mapping[str, Any],
-        environment: Mapping[str, str],
-    ) -> ScriptRun:
+    def run(self, job: ScriptJob) -> ScriptRun:
         """Run the script attached: its lines come back as it writes them; returns when it has ended."""
-        files = build_run_files(language, script, input=input, event=event, variables=variables)
-        run_dir = self._prepare(language, files, lambda folder: {**environment, **script_environment(language, folder)})
+        language = job.language
+        run_dir = self._prepare(
+            language, job.files(), lambda folder: {**job.environment, **script_environment(language, folder)}
+        )
         try:
             argv = " ".join(shlex.quote(a) for a in script_command(language, run_dir))
             # The run's session id goes to the host as the first stdout line, before the script starts: the
@@ -486,17 +495,29 @@ class SSHScriptExecutor:
         finally:
             self.cleanup()
 
-    def start_detached(
-        self,
-        language: str,
-        script: str,
-        *,
-        input: Any,
-        event: Mapping[str, Any],
-        variables: Mapping[str, Any],
-        environment: Mapping[str, str],
-        time_limit: float | None = None,
-    ) -> DetachedRun:
+    def start(self, job: ScriptJob) -> dict[str, Any]:
+        """:meth:`start_detached` with the executor's ``time_limit``; returns the run's handle."""
+        return self.start_detached(job, self.time_limit).handle()
+
+    def adopt(self, handle: Mapping[str, Any]) -> None:
+        """Take over a detached run from its handle: :meth:`collect` or :meth:`stop` then act on it."""
+        self._adopted = DetachedRun.of(handle)
+
+    def collect(self, end: Mapping[str, Any]) -> ScriptRun:
+        """The adopted run's results, once its trigger said it ended (``exit_code``, ``duration_seconds``)."""
+        run, self._adopted = self._adopted, None
+        if run is None:
+            raise RemoteRunError(f"{self.server}: no run to collect")
+        return self.finish_detached(run, int(end["exit_code"]), float(end.get("duration_seconds") or 0.0))
+
+    def remove(self) -> None:
+        """Remove what is left of the run: an adopted run that did not end is stopped and its folder removed."""
+        run, self._adopted = self._adopted, None
+        if run is not None:
+            self.stop_detached(run)
+        self.cleanup()
+
+    def start_detached(self, job: ScriptJob, time_limit: float | None = None) -> DetachedRun:
         """Start the script detached from this connection (which may then close) and return its handle.
 
         The folder is the attached run's; the wrapper (:func:`_detached_wrapper`) leads the script's
@@ -504,8 +525,10 @@ class SSHScriptExecutor:
         Its session id is printed by the wrapper itself before the script starts, on a pipe the script never
         gets, so nothing the script writes can change which processes a kill signals.
         """
-        files = build_run_files(language, script, input=input, event=event, variables=variables)
-        run_dir = self._prepare(language, files, lambda folder: {**environment, **script_environment(language, folder)})
+        language = job.language
+        run_dir = self._prepare(
+            language, job.files(), lambda folder: {**job.environment, **script_environment(language, folder)}
+        )
         try:
             argv = " ".join(shlex.quote(a) for a in script_command(language, run_dir))
             wrapper = _detached_wrapper(run_dir, argv, None if time_limit is None else int(time_limit) + 1)

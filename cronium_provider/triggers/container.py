@@ -24,14 +24,15 @@ import asyncio
 import collections
 import contextlib
 import struct
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
+from cronium_provider.runners.base import RunEnd
 from cronium_provider.runners.container import sample_memory_bytes
-from cronium_provider.runners.outcome import LineRedactor, LineSplitter
+from cronium_provider.runners.outcome import LineSplitter
+from cronium_provider.triggers.base import CroniumRunTrigger
 
 STOP_GRACE_SECONDS = 5  # SIGTERM, then SIGKILL this much later: as the normal mode and Cronium
 LOG_DRAIN_SECONDS = 10  # after the exit, how long the last log lines may take to arrive
@@ -42,10 +43,6 @@ TAIL_CHECK_FRAMES = 64  # the log frames read again once the followed log ended 
 VANISHED_GRACE_SECONDS = 30
 STREAMS = {1: "stdout", 2: "stderr"}
 _FRAME_HEADER = struct.Struct(">BxxxL")  # Docker's multiplexed log frame: stream, 3 zero bytes, length
-# Stops under way, referenced until done: the triggerer cancels a killed trigger's task again on every loop
-# (about each second) until it ends, which would cut a 5-second stop short; the stop runs as a task of its
-# own, shielded from those cancellations.
-_STOPPING: set[asyncio.Task[None]] = set()
 
 
 def aiodocker_url(url: str) -> str:
@@ -57,7 +54,7 @@ def aiodocker_url(url: str) -> str:
     return url
 
 
-class CroniumContainerTrigger(BaseTrigger):
+class CroniumContainerTrigger(CroniumRunTrigger):
     """
     Follow a deferred script's container until it exits, times out or its task is killed.
 
@@ -85,35 +82,15 @@ class CroniumContainerTrigger(BaseTrigger):
         masked: list[Any] | None = None,
         task_label: str = "",
     ) -> None:
-        super().__init__()
+        super().__init__(deadline=deadline, timeout_seconds=timeout_seconds, masked=masked, task_label=task_label)
         self.container_id = container_id
         self.volume = volume
         self.holder = holder
         self.run_folder_mb = run_folder_mb
         self.docker_url = docker_url
-        self.deadline = deadline
-        self.timeout_seconds = timeout_seconds
-        self.masked = list(masked or [])
-        self._redact = LineRedactor(self.masked)  # this run's lines only, see LineRedactor
-        self.task_label = task_label
-        self._exited = False  # the exit was reported: the resumed task owns the container now
-        self._removed = False
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "container_id": self.container_id,
-                "volume": self.volume,
-                "holder": self.holder,
-                "run_folder_mb": self.run_folder_mb,
-                "docker_url": self.docker_url,
-                "deadline": self.deadline,
-                "timeout_seconds": self.timeout_seconds,
-                "masked": self.masked,
-                "task_label": self.task_label,
-            },
-        )
+    def run_kwargs(self) -> dict[str, Any]:
+        return {**self._run_facts(), "docker_url": self.docker_url}
 
     def __repr__(self) -> str:
         return (
@@ -131,12 +108,8 @@ class CroniumContainerTrigger(BaseTrigger):
         )
 
     def _error_event(self, what: str) -> TriggerEvent:
-        return TriggerEvent(
-            {
-                "status": "error",
-                "message": f"the script's container {self.container_id[:12]} {what}",
-                **self._run_facts(),
-            }
+        return self.end(
+            RunEnd.ERROR, message=f"the script's container {self.container_id[:12]} {what}", **self._run_facts()
         )
 
     @staticmethod
@@ -170,19 +143,13 @@ class CroniumContainerTrigger(BaseTrigger):
             container = docker.containers.container(self.container_id)
             follow = asyncio.create_task(self._follow_log(docker))
             sampler = asyncio.create_task(self._sample_memory(container, peak))
-            remaining = None if self.deadline is None else max(0.0, self.deadline - time.time())
             status: dict[str, Any] | None = None
             try:
-                status = await asyncio.wait_for(container.wait(), timeout=remaining)
+                status = await asyncio.wait_for(container.wait(), timeout=self.remaining())
             except TimeoutError:
-                self.log.warning(
-                    "execution_timeout (%s s) reached while deferred: stopping the script's container "
-                    "(SIGTERM, SIGKILL %d s later)",
-                    _seconds(self.timeout_seconds),
-                    STOP_GRACE_SECONDS,
-                )
+                self.timeout_warning("the script's container", STOP_GRACE_SECONDS)
                 await self._stop_and_remove(docker)
-                yield TriggerEvent({"status": "timeout", "timeout_seconds": self.timeout_seconds, **self._run_facts()})
+                yield self.end(RunEnd.TIMEOUT, **self._run_facts())
                 return
             except DockerError as exc:
                 if exc.status != 404:
@@ -201,14 +168,11 @@ class CroniumContainerTrigger(BaseTrigger):
                 return
             with contextlib.suppress(TimeoutError):  # the log ends at the exit: its last lines are in flight
                 await asyncio.wait_for(asyncio.shield(follow), LOG_DRAIN_SECONDS)
-            self._exited = True
-            yield TriggerEvent(
-                {
-                    "status": "exited",
-                    "exit_code": int(status.get("StatusCode", -1)),
-                    "peak_memory_bytes": max(peak) if peak else None,
-                    **self._run_facts(),
-                }
+            yield self.end(
+                RunEnd.EXITED,
+                exit_code=int(status.get("StatusCode", -1)),
+                peak_memory_bytes=max(peak) if peak else None,
+                **self._run_facts(),
             )
             return
         finally:
@@ -267,7 +231,7 @@ class CroniumContainerTrigger(BaseTrigger):
                 yield STREAMS.get(stream, "stdout"), data
 
     def _log_line(self, stream: str, line: str) -> None:
-        self.log.info("[%s] %s", stream, self._redact(line))
+        self.log.info("[%s] %s", stream, self.redact(line))
 
     async def _sample_memory(self, container: Any, peak: list[int]) -> None:
         with contextlib.suppress(Exception):  # the stream ends with an error once the container is gone
@@ -293,39 +257,19 @@ class CroniumContainerTrigger(BaseTrigger):
 
         with contextlib.suppress(DockerError):
             await DockerVolume(docker, self.volume).delete(force=True)
-        self._removed = True
+        self.stopped = True
         self.log.info("Removed the script's container %s and its run folder", self.container_id[:12])
 
-    async def _stop_and_remove_shielded(self) -> None:
-        """:meth:`_stop_and_remove` with a client of its own, in a task that outlives this one's
-        cancellation (see ``_STOPPING``)."""
+    def stop_announcement(self) -> str:
+        return "The deferred task was stopped by a person: stopping the script's container"
 
-        async def stop() -> None:
-            try:
-                async with self._docker() as docker:
-                    await self._stop_and_remove(docker)
-            except Exception as exc:
-                self.log.warning("Stopping the script's container %s failed: %s", self.container_id[:12], exc)
-
-        task = asyncio.ensure_future(stop())
-        _STOPPING.add(task)
-        task.add_done_callback(_STOPPING.discard)
-        await asyncio.shield(task)
-
-    async def on_kill(self) -> None:
-        """The task was cleared, or marked failed or successful, while deferred: stop and remove the
-        container and its run folder, as the normal mode's kill does."""
-        if self._exited or self._removed:
-            return
-        self.log.warning("The deferred task was stopped by a person: stopping the script's container")
-        await self._stop_and_remove_shielded()
-
-    async def cleanup(self) -> None:
-        """Past the deadline (the deferral's own timeout ended the trigger), the container goes; otherwise
-        it is left running: a triggerer restart hands the trigger to a new one, which follows it on."""
-        if self._exited or self._removed or self.deadline is None or time.time() < self.deadline:
-            return
-        await self._stop_and_remove_shielded()
+    async def stop_run(self) -> None:
+        """:meth:`_stop_and_remove` with a client of its own (a stop outlives the trigger's own client)."""
+        try:
+            async with self._docker() as docker:
+                await self._stop_and_remove(docker)
+        except Exception as exc:
+            self.log.warning("Stopping the script's container %s failed: %s", self.container_id[:12], exc)
 
 
 def _unseen(tail: list[tuple[str, bytes]], seen: list[bytes]) -> list[tuple[str, bytes]]:
@@ -341,9 +285,3 @@ def _without_time(data: bytes) -> bytes:
     """A log frame's chunk, without the time Docker puts before it (``2026-11-28T15:35:01.673373123Z ``)."""
     stamp, space, rest = data.partition(b" ")
     return rest if space and stamp.endswith(b"Z") and b"T" in stamp else data
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "?"
-    return f"{value:g}"

@@ -8,7 +8,7 @@ trigger then, in the triggerer's event loop, over one ``asyncssh`` connection pe
 * follows the script's stdout and stderr files and writes each line to the task's log as the normal mode
   does (``[server stdout] ...``, a line longer than 64 KiB cut), with the run's secrets masked as on the
   worker;
-* waits for every server's script to end and fires ``{"status": "done", "runs": [...]}`` with each exit
+* waits for every server's script to end and fires ``{"status": "exited", "runs": [...]}`` with each exit
   code: the task resumes on a worker and collects the results with the normal mode's code (which removes
   each run folder);
 * at the task's ``execution_timeout``, stops every server's script (SIGTERM to its session, SIGKILL 5 s
@@ -31,9 +31,10 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
-from cronium_provider.runners.outcome import LineRedactor, LineSplitter, feed_slices
+from cronium_provider.runners.base import RunEnd
+from cronium_provider.runners.outcome import LineSplitter, feed_slices
 from cronium_provider.runners.ssh import (
     KILL_GRACE_SECONDS,
     POLL_DONE,
@@ -44,13 +45,14 @@ from cronium_provider.runners.ssh import (
     rest_command,
     stop_detached_command,
 )
+from cronium_provider.triggers.base import CroniumRunTrigger
 
 COMMAND_TIMEOUT_SECONDS = 60  # a short command on the server (read the exit code, the environment file)
 RECONNECT_ATTEMPTS = 8  # in a row, with back-off (1, 2, 4 ... 30 s) before a server is given up
 STOP_TIMEOUT_SECONDS = KILL_GRACE_SECONDS + 20
 
 
-class CroniumSSHTrigger(BaseTrigger):
+class CroniumSSHTrigger(CroniumRunTrigger):
     """
     Follow a deferred remote script on each of its servers until all have ended, it times out or its task
     is killed.
@@ -77,7 +79,7 @@ class CroniumSSHTrigger(BaseTrigger):
         poll_interval: int = 1,
         task_label: str = "",
     ) -> None:
-        super().__init__()
+        super().__init__(deadline=deadline, timeout_seconds=timeout_seconds, masked=masked, task_label=task_label)
         self.runs: list[dict[str, Any]] = [
             {
                 "server": str(r["server"]),
@@ -88,30 +90,12 @@ class CroniumSSHTrigger(BaseTrigger):
             }
             for r in runs
         ]
-        self.deadline = deadline
-        self.timeout_seconds = timeout_seconds
-        self.masked = list(masked)
-        self._redact = LineRedactor(self.masked)  # this run's lines only, see LineRedactor
         self.start_failures = dict(start_failures or {})
         self.poll_interval = max(1, int(poll_interval))
-        self.task_label = task_label
         self._connections: dict[str, Any] = {}
-        self._finished = False  # every run ended and was reported: the resumed task owns the folders now
-        self._stopped = False
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "runs": self.runs,
-                "deadline": self.deadline,
-                "timeout_seconds": self.timeout_seconds,
-                "masked": self.masked,
-                "start_failures": self.start_failures,
-                "poll_interval": self.poll_interval,
-                "task_label": self.task_label,
-            },
-        )
+    def run_kwargs(self) -> dict[str, Any]:
+        return {"runs": self.runs, "start_failures": self.start_failures, "poll_interval": self.poll_interval}
 
     def __repr__(self) -> str:
         servers = ",".join(r["server"] for r in self.runs)
@@ -137,27 +121,20 @@ class CroniumSSHTrigger(BaseTrigger):
 
     # -- following -----------------------------------------------------------------------------------
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        remaining = None if self.deadline is None else max(0.0, self.deadline - time.time())
         followers = {r["server"]: asyncio.create_task(self._follow(r)) for r in self.runs}
         try:
-            _done, pending = await asyncio.wait(followers.values(), timeout=remaining)
+            _done, pending = await asyncio.wait(followers.values(), timeout=self.remaining())
             if pending:
-                self.log.warning(
-                    "execution_timeout (%s s) reached while deferred: stopping the script on %s (SIGTERM, "
-                    "SIGKILL %d s later) and removing its run folder(s)",
-                    _seconds(self.timeout_seconds),
-                    ", ".join(r["server"] for r in self.runs),
-                    KILL_GRACE_SECONDS,
-                )
+                servers = ", ".join(r["server"] for r in self.runs)
+                self.timeout_warning(f"the script on {servers} and removing its run folder(s)", KILL_GRACE_SECONDS)
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
-                await self._stop_all()
-                yield TriggerEvent({"status": "timeout", "timeout_seconds": self.timeout_seconds})
+                await self.stop_run()
+                yield self.end(RunEnd.TIMEOUT)
                 return
             runs = [{**run, **followers[run["server"]].result()} for run in self.runs]
-            self._finished = True
-            yield TriggerEvent({"status": "done", "runs": runs, "start_failures": self.start_failures})
+            yield self.end(RunEnd.EXITED, runs=runs, start_failures=self.start_failures)
         finally:
             for task in followers.values():
                 task.cancel()
@@ -171,7 +148,7 @@ class CroniumSSHTrigger(BaseTrigger):
         import asyncssh
 
         server = run["server"]
-        splitter = LineSplitter(lambda stream, line: self.log.info("[%s %s] %s", server, stream, self._redact(line)))
+        splitter = LineSplitter(lambda stream, line: self.log.info("[%s %s] %s", server, stream, self.redact(line)))
         offsets = {"stdout": 0, "stderr": 0}
         failures = 0
         while True:
@@ -265,7 +242,10 @@ class CroniumSSHTrigger(BaseTrigger):
         }
 
     # -- stopping ------------------------------------------------------------------------------------
-    async def _stop_all(self) -> None:
+    def stop_announcement(self) -> str:
+        return "The deferred task was stopped by a person: stopping the script on every server"
+
+    async def stop_run(self) -> None:
         """Stop every server's script and remove its run folder (the normal mode's kill guard), at once."""
 
         async def stop(run: dict[str, Any]) -> None:
@@ -285,29 +265,8 @@ class CroniumSSHTrigger(BaseTrigger):
                 await self._drop(server)
 
         await asyncio.gather(*(stop(r) for r in self.runs))
-        self._stopped = True
-
-    async def on_kill(self) -> None:
-        """The task was cleared, or marked failed or successful, while deferred: stop every server's script
-        and remove its run folder, as the normal mode's kill does."""
-        if self._finished or self._stopped:
-            return
-        self.log.warning("The deferred task was stopped by a person: stopping the script on every server")
-        await self._stop_all()
-
-    async def cleanup(self) -> None:
-        """Past the deadline (the deferral's own timeout ended the trigger), the scripts are stopped and their
-        folders go; otherwise they are left running: a triggerer restart hands the trigger to a new one,
-        which follows them on."""
-        if self._finished or self._stopped or self.deadline is None or time.time() < self.deadline:
-            return
-        with contextlib.suppress(Exception):
-            await self._stop_all()
+        self.stopped = True
 
 
 def _offsets(offsets: dict[str, int]) -> dict[str, int]:
     return {"out_offset": offsets["stdout"], "err_offset": offsets["stderr"]}
-
-
-def _seconds(value: float | None) -> str:
-    return "?" if value is None else f"{value:g}"
