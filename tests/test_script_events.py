@@ -437,7 +437,7 @@ def test_killing_the_task_stops_the_container(docker_client, airflow_home: Path)
     _, dag_id = script_dag("BASH", "echo started; sleep 300")
     proc = subprocess.Popen(
         [venv_bin("airflow"), "dags", "test", dag_id],
-        env=airflow_env(),
+        env={**airflow_env(), "PYTHONUNBUFFERED": "1"},  # every line reaches the pipe before the kill
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
