@@ -6,7 +6,9 @@ XCom, Airflow Variables, logs and Airflow's own APIs stay the same strings. This
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 
 class TaskState(StrEnum):
@@ -51,10 +53,20 @@ class EventStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
-class TriggerStatus(StrEnum):
-    """The ``status`` of the event a deferred script's trigger fires back to its task."""
+class RunEnd(StrEnum):
+    """How a deferred run's trigger says the run ended: the ``status`` of its event."""
 
-    EXITED = "exited"  # the container ended (with its ``exit_code``)
-    DONE = "done"  # every server's script ended (with each run)
-    TIMEOUT = "timeout"
-    ERROR = "error"
+    EXITED = "exited"  # the script ended (its exit code is known): the task resumes to collect its results
+    TIMEOUT = "timeout"  # execution_timeout was reached: the trigger stopped the script and removed its run
+    ERROR = "error"  # the run could not be followed to its end: ``message`` says why
+
+    @classmethod
+    def of(cls, event: Mapping[str, Any]) -> RunEnd:
+        """The end an event names; ``done`` is how remote runs' triggers named ``exited`` before."""
+        status = str(event.get("status") or "")
+        if status == "done":
+            return cls.EXITED
+        try:
+            return cls(status)
+        except ValueError:
+            return cls.ERROR

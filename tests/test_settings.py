@@ -14,7 +14,7 @@ from cronium_provider.settings import CroniumSettings, settings_from_environ
 PACKAGE = Path(__file__).resolve().parents[1] / "cronium_provider"
 CONF_READS = {"get", "getint", "getfloat", "getboolean", "getjson", "getlist", "getsection", "has_option", "items"}
 # Being rewritten elsewhere; each still reads [cronium] itself until it takes read_settings() (then drop it here).
-PENDING = {"operators/container_script.py", "operators/event.py"}
+PENDING: set[str] = set()
 
 
 def _section_readers() -> set[str]:

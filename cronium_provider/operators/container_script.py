@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
 
+from cronium_provider.config import read_settings
 from cronium_provider.exceptions import DockerUnreachable, ScriptFailed
 from cronium_provider.naming import (
     CONTAINER_LABEL_DAG,
@@ -25,34 +26,21 @@ from cronium_provider.naming import (
 from cronium_provider.operators.event import CroniumScriptEventOperator
 from cronium_provider.runners.base import RunEnd, ScriptJob
 from cronium_provider.runners.container import (
-    DEFAULT_LOG_MB,
     ContainerExecutor,
     ContainerLimits,
     remove_orphans,
 )
 from cronium_provider.runners.container import ScriptJob as ContainerJob
 from cronium_provider.runners.outcome import ScriptRun
-from cronium_provider.runners.run_folder import DEFAULT_RUN_FOLDER_MB
 from cronium_provider.variables import VariableNamespace
 
 if TYPE_CHECKING:
     from cronium_provider.triggers.container import CroniumContainerTrigger
 
-DEFAULT_IMAGE = "cronium-runtime:1"
-DEFAULT_DOCKER_URL = "unix://var/run/docker.sock"
-CONFIG_SECTION = "cronium"
-
-
-def _config(key: str, fallback: str | None) -> str | None:
-    from airflow.providers.common.compat.sdk import conf
-
-    value = conf.get(CONFIG_SECTION, key, fallback=fallback)
-    return str(value) if value is not None else None
-
 
 def default_image(language: str) -> str:
     """``[cronium] image_<language>`` (e.g. ``image_python``), else ``[cronium] image``, else the project image."""
-    return _config(f"image_{language.lower()}", None) or _config("image", DEFAULT_IMAGE) or DEFAULT_IMAGE
+    return read_settings().image_for(language)
 
 
 def _size(n: float | None) -> str:
@@ -214,10 +202,10 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.image = image
-        if run_folder_mb is None:
-            run_folder_mb = int(_config("run_folder_mb", None) or DEFAULT_RUN_FOLDER_MB)
-        if container_log_mb is None:
-            container_log_mb = int(_config("container_log_mb", None) or DEFAULT_LOG_MB)
+        if run_folder_mb is None or container_log_mb is None:
+            settings = read_settings()
+            run_folder_mb = settings.run_folder_mb if run_folder_mb is None else run_folder_mb
+            container_log_mb = settings.container_log_mb if container_log_mb is None else container_log_mb
         self.limits = ContainerLimits(
             cpus=cpus,
             memory_mb=memory_mb,
@@ -233,7 +221,7 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
     def _client(self) -> Any:
         from airflow.providers.docker.hooks.docker import DockerHook
 
-        url = self.docker_url or _config("docker_url", DEFAULT_DOCKER_URL)
+        url = self._docker_url()
         return DockerHook(docker_conn_id=self.docker_conn_id, base_url=url, timeout=300).get_conn()
 
     def _log_line(self, stream: str, line: str) -> None:
@@ -281,7 +269,7 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
                 self._executor = None
 
     def _docker_url(self) -> str:
-        return self.docker_url or _config("docker_url", DEFAULT_DOCKER_URL) or DEFAULT_DOCKER_URL
+        return self.docker_url or read_settings().docker_url
 
     def start_deferred(
         self,

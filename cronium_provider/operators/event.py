@@ -20,14 +20,12 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowSkipException, AirflowTaskTimeout
 from airflow.triggers.base import BaseTrigger
 
+from cronium_provider.config import read_settings
 from cronium_provider.event_env import resolve_event_env
 from cronium_provider.exceptions import CroniumInvalidParameter
 from cronium_provider.links import CroniumEventLink
 from cronium_provider.naming import VARIABLE_PREFIX
 from cronium_provider.operators.gating import (
-    CANCELLED_STATUS,
-    FAILURE_STATUS,
-    SUCCESS_STATUS,
     check_max_executions,
     executions_so_far,
     gated_input,
@@ -36,6 +34,7 @@ from cronium_provider.operators.gating import (
 from cronium_provider.runners.base import Failure, RunEnd, ScriptJob, judge
 from cronium_provider.runners.outcome import DEFAULT_MAX_RESULT_BYTES, ScriptRun
 from cronium_provider.runners.protocol import LANGUAGES, ScriptResults, VariableChange
+from cronium_provider.states import RunStatus
 from cronium_provider.variables import VariableNamespace
 
 
@@ -94,14 +93,14 @@ class CroniumEventOperator(BaseOperator):
         try:
             result = run()
         except AirflowTaskTimeout as exc:
-            self._push_status(context, FAILURE_STATUS, error=exc)  # Cronium counts a timeout as a failure
+            self._push_status(context, RunStatus.FAILURE, error=exc)  # Cronium counts a timeout as a failure
             self._pause_at_limit(context, finished_now=True)
             raise
         except Exception as exc:
-            self._push_status(context, CANCELLED_STATUS if self.killed else FAILURE_STATUS, error=exc)
+            self._push_status(context, RunStatus.CANCELLED if self.killed else RunStatus.FAILURE, error=exc)
             self._pause_at_limit(context, finished_now=True)
             raise
-        self._push_status(context, SUCCESS_STATUS)
+        self._push_status(context, RunStatus.SUCCESS)
         self._pause_at_limit(context, finished_now=True)
         return result
 
@@ -145,12 +144,12 @@ class CroniumEventOperator(BaseOperator):
         with contextlib.suppress(Exception):
             self.push_results(context, started_at=started.isoformat())
 
-    def _push_status(self, context: Context, status: str, error: BaseException | None = None) -> None:
+    def _push_status(self, context: Context, status: RunStatus, error: BaseException | None = None) -> None:
         """How the run ended, as Cronium's job status decides its actions (``run_status`` XCom): a run
         stopped by a person is CANCELLED and fires only its always actions. A failed run also pushes its
         ``error`` (``{{cronium.event.error}}`` of its messages), with every masked secret redacted."""
         with contextlib.suppress(Exception):  # the task may be going down; the actions then read "no status"
-            values: dict[str, Any] = {"run_status": status}
+            values: dict[str, Any] = {"run_status": str(status)}
             if error is not None:
                 from airflow.sdk._shared.secrets_masker import redact
 
@@ -213,10 +212,7 @@ DEFERRAL_BACKSTOP_SECONDS = 120
 
 def default_deferrable() -> bool:
     """``[cronium] deferrable``, else Airflow's ``[operators] default_deferrable``, else False."""
-    from airflow.providers.common.compat.sdk import conf
-
-    fallback = conf.getboolean("operators", "default_deferrable", fallback=False)
-    return bool(conf.getboolean("cronium", "deferrable", fallback=fallback))
+    return read_settings().deferrable
 
 
 class CroniumScriptEventOperator(CroniumEventOperator):
@@ -372,9 +368,7 @@ class CroniumScriptEventOperator(CroniumEventOperator):
         """The largest result file read back: the parameter, else ``[cronium] max_result_bytes``, else 10 MB."""
         if self.max_result_bytes:
             return int(self.max_result_bytes)
-        from airflow.providers.common.compat.sdk import conf
-
-        return int(conf.get("cronium", "max_result_bytes", fallback=None) or DEFAULT_MAX_RESULT_BYTES)
+        return read_settings().max_result_bytes or DEFAULT_MAX_RESULT_BYTES
 
     def variables(self) -> VariableNamespace:
         """The Cronium variables this script reads and writes."""
@@ -440,7 +434,7 @@ class CroniumScriptEventOperator(CroniumEventOperator):
         them while it runs); XCom ``actions`` holds each result. Returns what failed, for the task's result."""
         if results is None or not results.action_requests:
             return []
-        from cronium_provider.operators.tool_action import carry_out_requests
+        from cronium_provider.tools.actions import carry_out_requests
 
         sent = carry_out_requests(
             self.log,

@@ -19,9 +19,6 @@ from cronium_provider.records.models import ConnectionType
 from cronium_provider.states import RAN_STATES, ActionWhen, RunStatus, TaskState
 
 # How an event run ended (its ``run_status`` XCom), as plain strings: the names operators/event.py pushes.
-SUCCESS_STATUS: str = RunStatus.SUCCESS.value
-FAILURE_STATUS: str = RunStatus.FAILURE.value
-CANCELLED_STATUS: str = RunStatus.CANCELLED.value
 
 Incoming = list[tuple[str, str]]
 

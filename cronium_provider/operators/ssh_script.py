@@ -31,6 +31,7 @@ from cronium_provider.operators.event import DEFERRAL_BACKSTOP_SECONDS, CroniumS
 from cronium_provider.runners.base import RunEnd, ScriptJob
 from cronium_provider.runners.outcome import ScriptRun
 from cronium_provider.runners.ssh import DetachedRun, SSHScriptExecutor, connect, ssh_hook
+from cronium_provider.states import RunStatus
 from cronium_provider.variables import VariableNamespace
 
 if TYPE_CHECKING:
@@ -322,14 +323,19 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
             outcome = outcomes[name]
             if isinstance(outcome, Exception):
                 self.log.error("[%s] %s", name, outcome)
-                per_server[name] = {"status": "FAILURE", "error": str(outcome), "output": None, "condition": None}
+                per_server[name] = {
+                    "status": RunStatus.FAILURE.value,
+                    "error": str(outcome),
+                    "output": None,
+                    "condition": None,
+                }
                 continue
             results = outcome.results
             failure = self.settle_run(context, namespace, outcome, f"[{name}] ")
             ok = failure is None
             error = None if failure is None else failure.brief()
             per_server[name] = {
-                "status": "SUCCESS" if ok else "FAILURE",
+                "status": (RunStatus.SUCCESS if ok else RunStatus.FAILURE).value,
                 "exit_code": outcome.exit_code,
                 "duration_seconds": round(outcome.duration_seconds, 3),
                 "output": results.output if ok and results is not None and results.has_output else None,
@@ -344,21 +350,23 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
                 f": {error}" if error else "",
             )
         names = [s["name"] for s in self.servers]
-        failed = [n for n in names if per_server[n]["status"] != "SUCCESS"]
-        status = "SUCCESS" if not failed else ("FAILURE" if len(failed) == len(names) else "PARTIAL")
+        failed = [n for n in names if per_server[n]["status"] != RunStatus.SUCCESS]
+        status = (
+            RunStatus.SUCCESS if not failed else RunStatus.FAILURE if len(failed) == len(names) else RunStatus.PARTIAL
+        )
         succeeded = [n for n in names if n not in failed]
         conditions = [per_server[n]["condition"] is True for n in succeeded]
         condition = bool(conditions) and all(conditions)
-        self.push_results(context, condition=condition, status=status, failed_servers=failed, servers=per_server)
+        self.push_results(context, condition=condition, status=status.value, failed_servers=failed, servers=per_server)
         self.log.info("cronium summary: %s on %d server(s); failed: %s", status, len(names), failed or "none")
         last_try = int(getattr(ti, "try_number", 1) or 1) > int(self.retries or 0)
         final = not failed or last_try or self.killed
         self._save_progress(context, {n: per_server[n] for n in succeeded}, final=final)
         if self.killed:
             raise ScriptFailed("The task was killed; the remote scripts were stopped.")
-        if status == "FAILURE" or (status == "PARTIAL" and self.fail_on_partial):
+        if status is RunStatus.FAILURE or (status is RunStatus.PARTIAL and self.fail_on_partial):
             details = "; ".join(f"{n}: {per_server[n].get('error')}" for n in failed)
-            message = f"{status}: {len(failed)} of {len(names)} server(s) failed. {details}"
+            message = f"{status.value}: {len(failed)} of {len(names)} server(s) failed. {details}"
             refusals = [outcomes.get(n) for n in failed]
             if refusals and all(isinstance(r, AirflowFailException) for r in refusals):
                 # every failed server refused the run outright (credentials, host key, interpreter): no retry

@@ -12,11 +12,10 @@ from cronium_provider.exceptions import CroniumInvalidParameter
 from cronium_provider.naming import VARIABLE_PREFIX, tool_conn_id
 from cronium_provider.operators.event import CroniumEventOperator
 from cronium_provider.states import EventStatus
-from cronium_provider.tools.actions import carry_out_requests, deliver_tool_action
+from cronium_provider.tools.actions import deliver_tool_action
 from cronium_provider.tools.templates import iso_time
 
-# ``carry_out_requests`` is imported from here by operators/event.py until it imports it from tools.actions.
-__all__ = ["CroniumToolActionOperator", "carry_out_requests"]
+__all__ = ["CroniumToolActionOperator"]
 
 
 class CroniumToolActionOperator(CroniumEventOperator):

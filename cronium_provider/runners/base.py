@@ -16,8 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+__all__ = ["Failure", "FailureKind", "RunEnd", "Runner", "ScriptJob", "judge", "signal_text"]
+
 from cronium_provider.runners.outcome import ScriptRun
 from cronium_provider.runners.protocol import build_run_files
+from cronium_provider.states import RunEnd
 
 
 @dataclass(frozen=True)
@@ -38,25 +41,6 @@ class ScriptJob:
     def with_environment(self, **extra: str) -> ScriptJob:
         """This job with more environment variables (``CRONIUM_SERVER`` for one server of many)."""
         return replace(self, environment={**self.environment, **extra})
-
-
-class RunEnd(enum.StrEnum):
-    """How a deferred run's trigger says the run ended: the ``status`` of its event."""
-
-    EXITED = "exited"  # the script ended (its exit code is known): the task resumes to collect its results
-    TIMEOUT = "timeout"  # execution_timeout was reached: the trigger stopped the script and removed its run
-    ERROR = "error"  # the run could not be followed to its end: ``message`` says why
-
-    @classmethod
-    def of(cls, event: Mapping[str, Any]) -> RunEnd:
-        """The end an event names; ``done`` is how remote runs' triggers named ``exited`` before."""
-        status = str(event.get("status") or "")
-        if status == "done":
-            return cls.EXITED
-        try:
-            return cls(status)
-        except ValueError:
-            return cls.ERROR
 
 
 class Runner(Protocol):
