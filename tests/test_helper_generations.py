@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from cronium_provider.runners.container import ContainerExecutor, ScriptJob
+from cronium_provider.runners.base import ScriptJob
+from cronium_provider.runners.container import ContainerExecutor
 from cronium_provider.runners.outcome import ScriptRun
 from cronium_provider.runners.protocol import (
     MAX_ACTION_REQUESTS,
@@ -87,12 +88,13 @@ def run_in_container(docker_client: Any) -> Callable[..., ContainerRun]:
         stdout: list[str] = []
         stderr: list[str] = []
         executor = ContainerExecutor(
-            docker_client.api, on_line=lambda stream, line: (stdout if stream == "stdout" else stderr).append(line)
+            docker_client.api,
+            on_line=lambda stream, line: (stdout if stream == "stdout" else stderr).append(line),
+            image=RUNTIME_IMAGE,
         )
         job = ScriptJob(
             language=language,
             script=textwrap.dedent(script),
-            image=RUNTIME_IMAGE,
             input=INPUT,
             event=EVENT if event is None else event,
             variables=VARIABLES if variables is None else variables,

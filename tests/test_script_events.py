@@ -401,7 +401,8 @@ def test_a_stopped_script_gets_sigterm_then_sigkill_5_s_later(
     """Stopping a run (its task killed or timed out) sends SIGTERM to the script itself, then SIGKILL 5 s
     later, as Cronium does: a script without a TERM trap ends at once (exit 143), one with a trap runs it,
     one that ignores SIGTERM is killed 5 s later (exit 137); the container is removed."""
-    from cronium_provider.runners.container import ContainerExecutor, ScriptJob
+    from cronium_provider.runners.base import ScriptJob
+    from cronium_provider.runners.container import ContainerExecutor
 
     lines: list[str] = []
     started = threading.Event()
@@ -412,8 +413,10 @@ def test_a_stopped_script_gets_sigterm_then_sigkill_5_s_later(
         if line == "started":
             started.set()
 
-    executor = ContainerExecutor(docker_client.api, on_line=on_line)
     label = f"stop-{uuid.uuid4().hex[:8]}"
+    executor = ContainerExecutor(
+        docker_client.api, on_line=on_line, image=RUNTIME_IMAGE, labels={"org.cronium.test": label}
+    )
 
     def stop() -> None:
         assert started.wait(60), lines
@@ -422,9 +425,7 @@ def test_a_stopped_script_gets_sigterm_then_sigkill_5_s_later(
 
     stopper = threading.Thread(target=stop, daemon=True)
     stopper.start()
-    run = executor.run(
-        ScriptJob(language="BASH", script=script, image=RUNTIME_IMAGE, labels={"org.cronium.test": label})
-    )
+    run = executor.run(ScriptJob(language="BASH", script=script))
     took = time.monotonic() - stopped_at[0]
     stopper.join(timeout=10)
     assert run.exit_code == exit_code, (run, lines)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 import time
@@ -30,7 +29,6 @@ from cronium_provider.runners.container import (
     ContainerLimits,
     remove_orphans,
 )
-from cronium_provider.runners.container import ScriptJob as ContainerJob
 from cronium_provider.runners.outcome import ScriptRun
 from cronium_provider.variables import VariableNamespace
 
@@ -41,16 +39,6 @@ if TYPE_CHECKING:
 def default_image(language: str) -> str:
     """``[cronium] image_<language>`` (e.g. ``image_python``), else ``[cronium] image``, else the project image."""
     return read_settings().image_for(language)
-
-
-def _size(n: float | None) -> str:
-    if n is None:
-        return "n/a"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n = n / 1024
-    return str(n)
 
 
 def _daemon_unreachable(exc: BaseException) -> bool:
@@ -81,14 +69,6 @@ def docker_daemon_errors(url: str | None) -> Iterator[None]:
             f"stopped or restarted?): {exc}. The run's container and run folder, if it had any, are removed by "
             "the next script run on this host once the daemon answers again."
         ) from exc
-
-
-def _text_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _int_or_none(value: Any) -> int | None:
-    return None if value is None else int(value)
 
 
 # A try in one of these states has ended: its deferred container, if still there, is left over.
@@ -227,44 +207,43 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
     def _log_line(self, stream: str, line: str) -> None:
         self.log.info("[%s] %s", stream, line)
 
-    def _container_job(self, context: Context, job: ScriptJob) -> ContainerJob:
+    def _run_labels(self, context: Context) -> dict[str, str]:
+        """The run's container labels: its task instance, and whether it is deferred."""
         ti = context.get("ti")
-        return ContainerJob(
-            language=job.language,
-            script=job.script,
+        return {
+            CONTAINER_LABEL_DAG: str(getattr(ti, "dag_id", "")),
+            CONTAINER_LABEL_TASK: str(getattr(ti, "task_id", "")),
+            CONTAINER_LABEL_RUN_ID: str(getattr(ti, "run_id", "")),
+            CONTAINER_LABEL_MAP_INDEX: str(getattr(ti, "map_index", -1)),
+            CONTAINER_LABEL_TRY: str(getattr(ti, "try_number", "")),
+            **({CONTAINER_LABEL_DEFERRED: "true"} if self.deferrable else {}),
+        }
+
+    def _new_executor(self, context: Context | None = None) -> ContainerExecutor:
+        """A Docker client and an executor on it; with ``context`` (a run starts), once this host's
+        left-over containers are removed."""
+        client = self._client()
+        if context is not None:
+            for orphan in remove_orphans(client, deferred_over=deferred_try_over(context)):
+                self.log.warning(
+                    "Removed container %s: its task process is gone (killed or lost), or its deferred try is over",
+                    orphan[:12],
+                )
+        return ContainerExecutor(
+            client,
+            on_line=self._log_line,
+            max_result_bytes=self.result_limit(),
             image=self.image or default_image(self.language),
-            input=job.input,
-            event=job.event,
-            variables=job.variables,
-            environment=job.environment,
             limits=self.limits,
-            labels={
-                CONTAINER_LABEL_DAG: str(getattr(ti, "dag_id", "")),
-                CONTAINER_LABEL_TASK: str(getattr(ti, "task_id", "")),
-                CONTAINER_LABEL_RUN_ID: str(getattr(ti, "run_id", "")),
-                CONTAINER_LABEL_MAP_INDEX: str(getattr(ti, "map_index", -1)),
-                CONTAINER_LABEL_TRY: str(getattr(ti, "try_number", "")),
-                **({CONTAINER_LABEL_DEFERRED: "true"} if self.deferrable else {}),
-            },
+            labels=self._run_labels(context) if context is not None else None,
         )
 
-    def _new_executor(self, context: Context) -> ContainerExecutor:
-        """A Docker client and an executor on it, once this host's left-over containers are removed."""
-        client = self._client()
-        for orphan in remove_orphans(client, deferred_over=deferred_try_over(context)):
-            self.log.warning(
-                "Removed container %s: its task process is gone (killed or lost), or its deferred try is over",
-                orphan[:12],
-            )
-        return ContainerExecutor(client, on_line=self._log_line, max_result_bytes=self.result_limit())
-
     def run_attached(self, context: Context, job: ScriptJob) -> ScriptRun:
-        container_job = self._container_job(context, job)
         with docker_daemon_errors(self._docker_url()):
             self._executor = self._new_executor(context)
-            self.log.info("Running %s script in %s (limits: %s)", self.language, container_job.image, self.limits)
+            self.log.info("Running %s script in %s (limits: %s)", self.language, self._executor.image, self.limits)
             try:
-                return self._executor.run(container_job)
+                return self._executor.run(job)
             finally:
                 self._executor = None
 
@@ -287,23 +266,21 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         deferral (a few milliseconds), once Airflow has failed that try."""
         from cronium_provider.triggers.container import CroniumContainerTrigger
 
-        container_job = self._container_job(context, job)
         with docker_daemon_errors(self._docker_url()):
             executor = self._executor = self._new_executor(context)  # a kill until the deferral stops it
-            self.log.info("Running %s script in %s (limits: %s)", self.language, container_job.image, self.limits)
+            self.log.info("Running %s script in %s (limits: %s)", self.language, executor.image, self.limits)
             try:
-                container_id = executor.start(container_job)
+                handle = executor.start(job)
             except BaseException:
                 self._executor = None
                 raise
             try:
-                run_folder = executor.run_folder
-                assert run_folder is not None  # set by start
+                container_id = str(handle["container_id"])
                 trigger = CroniumContainerTrigger(
                     container_id=container_id,
-                    volume=run_folder.volume,
-                    holder=run_folder.holder,
-                    run_folder_mb=run_folder.size_mb,
+                    volume=str(handle["volume"]),
+                    holder=handle["holder"],
+                    run_folder_mb=int(handle["run_folder_mb"]),
                     docker_url=self._docker_url(),
                     deadline=deadline,
                     timeout_seconds=timeout_seconds,
@@ -330,13 +307,8 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         """Collect the deferred run with the normal mode's code; the container and run folder are removed."""
         container_id = str(event.get("container_id") or "")
         with docker_daemon_errors(self._docker_url()):
-            executor = ContainerExecutor(self._client(), on_line=self._log_line, max_result_bytes=self.result_limit())
-            executor.adopt(
-                container_id,
-                str(event.get("volume") or ""),
-                _text_or_none(event.get("holder")),
-                int(event.get("run_folder_mb") or self.limits.run_folder_mb),
-            )
+            executor = self._new_executor()
+            executor.adopt(event)
             try:
                 if end is not RunEnd.EXITED:
                     raise ScriptFailed(
@@ -352,19 +324,8 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         image = self.image or default_image(self.language)
         results = run.results
         failure = self.settle_run(context, namespace, run)
-        condition = bool(results.condition) if results is not None and results.condition is not None else False
-        self.push_results(context, metrics=run.metrics(image), condition=condition)
-        has_output = results is not None and results.has_output
-        output_size = len(json.dumps(results.output)) if results is not None and has_output else 0
-        self.log.info(
-            "cronium summary: exit %s in %.2f s, peak memory %s, output %s, condition %s, %d variable change(s)",
-            run.exit_code,
-            run.duration_seconds,
-            _size(run.peak_memory_bytes),
-            _size(output_size) if has_output else "none",
-            str(condition).lower(),
-            len(results.variable_changes) if results is not None else 0,
-        )
+        self.push_results(context, metrics=run.metrics(image), condition=run.condition)
+        self.log.info("%s", run.summary())
         if failure is not None:
             raise ScriptFailed(
                 failure.message(
@@ -380,7 +341,7 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         from docker.errors import NotFound
 
         try:
-            return executor.collect(container_id, peak_memory_bytes=_int_or_none(event.get("peak_memory_bytes")))
+            return executor.collect(event)
         except NotFound as exc:
             raise ScriptFailed(
                 f"The script's container {container_id[:12]} is gone: it was removed while the task was deferred "

@@ -26,7 +26,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -39,6 +39,7 @@ from cronium_provider.naming import (
     CONTAINER_LABEL_PID_START,
     CONTAINER_LABEL_RUN,
 )
+from cronium_provider.runners.base import ScriptJob
 from cronium_provider.runners.outcome import (
     DEFAULT_MAX_RESULT_BYTES,
     STDERR_TAIL_LINES,
@@ -55,7 +56,6 @@ from cronium_provider.runners.protocol import (
     RESULT_FILES,
     ProtocolError,
     ScriptResults,
-    build_run_files,
     run_folder_tar,
     script_command,
     script_environment,
@@ -142,21 +142,6 @@ class ContainerLimits:
             raise ContainerLimitError("container limits: " + "; ".join(problems))
 
 
-@dataclass(frozen=True)
-class ScriptJob:
-    """Everything one script run needs."""
-
-    language: str
-    script: str
-    image: str
-    input: Any = None
-    event: Mapping[str, Any] = field(default_factory=dict)
-    variables: Mapping[str, Any] = field(default_factory=dict)
-    environment: Mapping[str, str] = field(default_factory=dict)
-    limits: ContainerLimits = field(default_factory=ContainerLimits)
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-
 # The type bits of a Go ``os.FileMode``, as Docker's archive stat gives a path's mode.
 _GO_FILE_TYPES = {
     1 << 31: "a directory",
@@ -169,7 +154,7 @@ _GO_FILE_TYPES = {
 }
 
 
-def _file_type(mode: int) -> str | None:
+def file_type(mode: int) -> str | None:
     """What a path is, from its Go file mode, when it is not a regular file."""
     return next((kind for bit, kind in _GO_FILE_TYPES.items() if mode & bit), None)
 
@@ -212,7 +197,7 @@ def _docker_time(value: str) -> datetime | None:
     return moment if isinstance(moment, datetime) else None
 
 
-def _run_seconds(state: Mapping[str, Any]) -> float:
+def run_seconds(state: Mapping[str, Any]) -> float:
     """How long the container ran: Docker's ``StartedAt`` to ``FinishedAt``."""
     started, finished = (
         _docker_time(str(state.get("StartedAt") or "")),
@@ -281,16 +266,30 @@ def remove_orphans(
 
 
 class ContainerExecutor:
-    """Runs :class:`ScriptJob` s through a docker-py ``APIClient`` (for example ``DockerHook().get_conn()``).
+    """Runs a :class:`~cronium_provider.runners.base.ScriptJob` in a container through a docker-py
+    ``APIClient`` (for example ``DockerHook().get_conn()``): the container
+    :class:`~cronium_provider.runners.base.Runner` (its trigger: :mod:`cronium_provider.triggers.container`).
 
+    :param image: the container image; ``limits``: its :class:`ContainerLimits`; ``labels``: its labels
+        (besides the run's and its owner's).
     :param max_result_bytes: the largest result file read back (``output.json`` and the others); a larger
         one is not read and makes the run's results invalid, naming the limit.
     """
 
     def __init__(
-        self, client: Any, on_line: LineCallback | None = None, max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+        self,
+        client: Any,
+        on_line: LineCallback | None = None,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        *,
+        image: str = "",
+        limits: ContainerLimits | None = None,
+        labels: Mapping[str, str] | None = None,
     ):
         self.client = client
+        self.image = image
+        self.limits = limits or ContainerLimits()
+        self.labels = dict(labels or {})
         self.on_line: LineCallback = on_line or (lambda stream, line: None)
         self.max_result_bytes = max_result_bytes
         self.container_id: str | None = None
@@ -303,7 +302,7 @@ class ContainerExecutor:
         """Create the script's container with the job's limits: on the run folder ``volume`` running the
         script (a deferred run), or ``wrapped``: its run folder its own tmpfs, its first process
         :data:`WRAPPER` taking the run files on stdin."""
-        limits = job.limits
+        limits = self.limits
         environment = {
             **job.environment,
             **script_environment(job.language, RUN_DIR),
@@ -331,7 +330,7 @@ class ContainerExecutor:
             log_config=log_config(limits.log_mb),
         )
         container = self.client.create_container(
-            image=job.image,
+            image=self.image,
             command=command,
             environment=environment,
             user=RUN_USER,
@@ -350,15 +349,15 @@ class ContainerExecutor:
     def create(self, job: ScriptJob) -> str:
         """Create the run folder (a tmpfs volume of ``limits.run_folder_mb`` kept mounted by a holder, see
         :mod:`~cronium_provider.runners.run_folder`) and the script's container on it (a deferred run)."""
-        labels = {CONTAINER_LABEL_RUN: "true", **owner_labels(), **job.labels}
-        run_folder = create_run_folder(self.client, job.limits.run_folder_mb, labels)
+        labels = self._run_labels()
+        run_folder = create_run_folder(self.client, self.limits.run_folder_mb, labels)
         with self._lock:
             self.run_folder = run_folder
         holder_error: list[BaseException] = []
 
         def start_holder() -> None:
             try:
-                run_folder.start_holder(job.image, RUN_DIR, labels)
+                run_folder.start_holder(self.image, RUN_DIR, labels)
             except BaseException as exc:
                 holder_error.append(exc)
 
@@ -379,7 +378,7 @@ class ContainerExecutor:
     def prepare(self, job: ScriptJob) -> str:
         """Create the run folder and the container and copy the run files in; returns the container's id.
         On any error both are removed before the error is raised."""
-        files = build_run_files(job.language, job.script, input=job.input, event=job.event, variables=job.variables)
+        files = job.files()
         container_id = self.create(job)
         try:
             self.client.put_archive(container_id, RUN_DIR, run_folder_tar(files, uid=1000, gid=1000))
@@ -388,26 +387,40 @@ class ContainerExecutor:
             raise
         return container_id
 
-    def start(self, job: ScriptJob) -> str:
+    def start(self, job: ScriptJob) -> dict[str, Any]:
         """:meth:`prepare` and start the container, following nothing (a deferred run: the triggerer follows
-        it, the resumed task :meth:`collect` s it). On any error the container and run folder are removed."""
+        it, the resumed task :meth:`adopt` s and :meth:`collect` s it); returns the run's handle: its
+        container, run folder volume, holder and size. On any error the container and run folder are removed."""
         container_id = self.prepare(job)
         try:
             self.client.start(container_id)
         except BaseException:
             self.remove()
             raise
-        return container_id
+        return self.handle()
+
+    def handle(self) -> dict[str, Any]:
+        """The run's handle (JSON-safe): what its trigger follows and :meth:`adopt` takes back."""
+        with self._lock:
+            container_id, run_folder = self.container_id, self.run_folder
+        return {
+            "container_id": container_id or "",
+            "volume": run_folder.volume if run_folder else "",
+            "holder": run_folder.holder if run_folder else None,
+            "run_folder_mb": run_folder.size_mb if run_folder else self.limits.run_folder_mb,
+        }
+
+    def _run_labels(self) -> dict[str, str]:
+        return {CONTAINER_LABEL_RUN: "true", **owner_labels(), **self.labels}
 
     def run(self, job: ScriptJob) -> ScriptRun:
         """Run the job in one container (see the module's docstring), hand each output line to ``on_line``
         until it exits, and read how it ended; always remove it."""
-        files = build_run_files(job.language, job.script, input=job.input, event=job.event, variables=job.variables)
+        files = job.files()
         token = secrets.token_hex(16)
         uid, gid = (int(n) for n in RUN_USER.split(":"))
         try:
-            labels = {CONTAINER_LABEL_RUN: "true", **owner_labels(), **job.labels}
-            container_id = self._create_container(job, labels, wrapped=True)
+            container_id = self._create_container(job, self._run_labels(), wrapped=True)
             splitter = LineSplitter(self.on_line)
             ending = _RunEnding(END_MARK + token.encode() + b"\n", splitter, self.max_result_bytes)
             # attached before the start: attaching to a container that already exited would wait for ever
@@ -427,9 +440,9 @@ class ContainerExecutor:
             state = self.client.inspect_container(container_id)["State"]
             results, problem, used_kb = ending.results()
             return ScriptRun(
-                limit_reached=self._folder_full(job.limits.run_folder_mb, used_kb) if exit_code != 0 else None,
+                limit_reached=self._folder_full(self.limits.run_folder_mb, used_kb) if exit_code != 0 else None,
                 exit_code=exit_code,
-                duration_seconds=_run_seconds(state),
+                duration_seconds=run_seconds(state),
                 peak_memory_bytes=sampler.peak,
                 oom_killed=bool(state.get("OOMKilled")),
                 results=results,
@@ -460,14 +473,28 @@ class ContainerExecutor:
                 with contextlib.suppress(Exception):
                     closable.close()
 
-    def adopt(self, container_id: str, volume: str, holder: str | None, run_folder_mb: int) -> None:
-        """Take over a container another process started (a deferred run resuming): :meth:`collect`
-        and :meth:`remove` then act on it and its run folder."""
+    def adopt(self, handle: Mapping[str, Any]) -> None:
+        """Take over a run another process started, from its :meth:`handle` (a deferred run resuming):
+        :meth:`collect` and :meth:`remove` then act on its container and run folder."""
+        holder = handle.get("holder")
         with self._lock:
-            self.container_id = container_id
-            self.run_folder = RunFolder(self.client, volume, run_folder_mb, holder)
+            self.container_id = str(handle.get("container_id") or "")
+            self.run_folder = RunFolder(
+                self.client,
+                str(handle.get("volume") or ""),
+                int(handle.get("run_folder_mb") or self.limits.run_folder_mb),
+                None if holder is None else str(holder),
+            )
 
-    def collect(
+    def collect(self, end: Mapping[str, Any]) -> ScriptRun:
+        """The adopted run's :class:`ScriptRun` once its trigger said it exited (``end``: its event, with the
+        ``peak_memory_bytes`` it sampled). Removes nothing."""
+        peak = end.get("peak_memory_bytes")
+        return self.collect_container(
+            str(self.container_id or ""), peak_memory_bytes=None if peak is None else int(peak)
+        )
+
+    def collect_container(
         self, container_id: str, *, peak_memory_bytes: int | None = None, stderr_tail: list[str] | None = None
     ) -> ScriptRun:
         """Wait for the container to exit and read how it ended: exit code, duration (Docker's start and
@@ -482,7 +509,7 @@ class ContainerExecutor:
         return ScriptRun(
             limit_reached=self.run_folder_full() if exit_code != 0 else None,
             exit_code=exit_code,
-            duration_seconds=_run_seconds(state),
+            duration_seconds=run_seconds(state),
             peak_memory_bytes=peak_memory_bytes,
             oom_killed=bool(state.get("OOMKilled")),
             results=results,
@@ -512,7 +539,7 @@ class ContainerExecutor:
                 continue
             try:
                 # stat before read: a file that is too large or no regular file never reaches this process
-                kind, size = _file_type(int((stat or {}).get("mode") or 0)), int((stat or {}).get("size") or 0)
+                kind, size = file_type(int((stat or {}).get("mode") or 0)), int((stat or {}).get("size") or 0)
                 if kind is not None:
                     refused = refused or not_regular(name, kind)
                 elif size > limit:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tarfile
 from collections import deque
@@ -48,6 +49,35 @@ class ScriptRun:
             "oom_killed": self.oom_killed,
             "image": image,
         }
+
+    @property
+    def condition(self) -> bool:
+        """The run's condition (``cronium.setCondition()``), False when it set none."""
+        results = self.results
+        return bool(results.condition) if results is not None and results.condition is not None else False
+
+    def summary(self) -> str:
+        """The run's summary line, as the task's log shows it (whichever process finished the run)."""
+        results = self.results
+        has_output = results is not None and results.has_output
+        output_size = len(json.dumps(results.output)) if results is not None and has_output else 0
+        return (
+            f"cronium summary: exit {self.exit_code} in {self.duration_seconds:.2f} s, peak memory "
+            f"{size_text(self.peak_memory_bytes)}, output {size_text(output_size) if has_output else 'none'}, "
+            f"condition {str(self.condition).lower()}, "
+            f"{len(results.variable_changes) if results is not None else 0} variable change(s)"
+        )
+
+
+def size_text(n: float | None) -> str:
+    """A byte count for people: ``512 B``, ``1.5 MB``; ``n/a`` when unknown."""
+    if n is None:
+        return "n/a"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n = n / 1024
+    return str(n)
 
 
 FEED_SLICE_BYTES = 4096  # a trigger hands the event loop back after each slice: at most this many lines a turn

@@ -181,7 +181,8 @@ def run_script_event(dag: Any, conf: Mapping[str, Any] | None) -> dict[str, Any]
     from cronium_provider.naming import CONTAINER_LABEL_DAG, CONTAINER_LABEL_TASK
     from cronium_provider.operators.container_script import default_image
     from cronium_provider.operators.gating import gated_input
-    from cronium_provider.runners.container import ContainerExecutor, ScriptJob
+    from cronium_provider.runners.base import ScriptJob
+    from cronium_provider.runners.container import ContainerExecutor
 
     op = dag.get_task("run")
     now = datetime.now(UTC)
@@ -196,18 +197,20 @@ def run_script_event(dag: Any, conf: Mapping[str, Any] | None) -> dict[str, Any]
     job = ScriptJob(
         language=op.language,
         script=op.script,
-        image=image,
         input=value,
         event=op.run_facts(context),
         variables=variables.snapshot(namespace),
         environment=op.script_environment(),
-        limits=op.limits,
-        labels={CONTAINER_LABEL_DAG: dag.dag_id, CONTAINER_LABEL_TASK: op.task_id},
     )
     lines: list[str] = []
     client = docker.from_env(timeout=300).api  # the docker-py APIClient, as DockerHook.get_conn() gives it
     executor = ContainerExecutor(
-        client, on_line=lambda stream, line: lines.append(f"[{stream}] {line}"), max_result_bytes=op.result_limit()
+        client,
+        on_line=lambda stream, line: lines.append(f"[{stream}] {line}"),
+        max_result_bytes=op.result_limit(),
+        image=image,
+        limits=op.limits,
+        labels={CONTAINER_LABEL_DAG: dag.dag_id, CONTAINER_LABEL_TASK: op.task_id},
     )
     timed_out = threading.Event()
 
