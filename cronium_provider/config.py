@@ -12,27 +12,34 @@ import logging
 
 from airflow.providers.common.compat.sdk import conf
 
-from cronium_provider.settings import SCOPE_AUTO, SECTION, CroniumSettings, scope_setting
+from cronium_provider.settings import SECTION, CroniumSettings
 
 log = logging.getLogger("airflow.cronium.factory")
 
 
 def _option(name: str) -> str | None:
     value = conf.get(SECTION, name, fallback=None)
-    if value is not None and name == "scope_variables_by_owner":
-        try:
-            scope_setting(value)
-        except ValueError as exc:  # logged and read as auto, so that a typo does not take every DAG down
-            log.error("Cronium: %s; using auto", exc)
-            return SCOPE_AUTO
     return None if value is None else str(value)
 
 
-def read_settings() -> CroniumSettings:
-    """``[cronium]`` as one object; a value of the wrong type raises ``ValueError`` naming the option (but a
-    ``scope_variables_by_owner`` that is not auto, true or false is logged and read as ``auto``)."""
+def _report(problem: str) -> None:
+    log.error("Cronium: %s", problem)
+
+
+def read_settings(*names: str) -> CroniumSettings:
+    """``[cronium]`` as one object; with ``names``, only those options are read (an operator built for
+    every event at every parse reads its few, not the section). A value of the wrong type is logged as an
+    error naming the option and its default is used: one typo never takes every Cronium DAG down."""
+    fallback_timezone = "UTC"
+    if not names or "timezone" in names:
+        fallback_timezone = str(conf.get("core", "default_timezone", fallback="UTC") or "UTC")
+    fallback_deferrable = False
+    if not names or "deferrable" in names:
+        fallback_deferrable = bool(conf.getboolean("operators", "default_deferrable", fallback=False))
     return CroniumSettings.from_options(
         _option,
-        fallback_timezone=str(conf.get("core", "default_timezone", fallback="UTC") or "UTC"),
-        fallback_deferrable=bool(conf.getboolean("operators", "default_deferrable", fallback=False)),
+        fallback_timezone=fallback_timezone,
+        fallback_deferrable=fallback_deferrable,
+        only=names or None,
+        on_error=_report,
     )

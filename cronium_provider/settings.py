@@ -9,7 +9,7 @@ default is declared to Airflow in :mod:`cronium_provider.get_provider_info`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -89,18 +89,38 @@ class CroniumSettings:
 
     @classmethod
     def from_options(
-        cls, option: Callable[[str], str | None], *, fallback_timezone: str = "UTC", fallback_deferrable: bool = False
+        cls,
+        option: Callable[[str], str | None],
+        *,
+        fallback_timezone: str = "UTC",
+        fallback_deferrable: bool = False,
+        only: Collection[str] | None = None,
+        on_error: Callable[[str], None] | None = None,
     ) -> CroniumSettings:
-        """The settings from ``option(name)`` (the raw text of ``[cronium] name``, None when unset). A value of
-        the wrong type raises ``ValueError`` naming the option; a bad ``scope_variables_by_owner`` too."""
+        """The settings from ``option(name)`` (the raw text of ``[cronium] name``, None when unset); with
+        ``only``, just those options are read (the others keep their defaults). A value of the wrong type
+        raises ``ValueError`` naming the option, or, with ``on_error``, is reported to it and its default
+        kept; a bad ``scope_variables_by_owner`` too."""
         values: dict[str, Any] = {}
         for f in fields(cls):
+            if only is not None and f.name not in only:
+                continue
             raw = option(f.name)
             if raw is None or (str(raw).strip() == "" and f.name != "scope_variables_by_owner"):
                 continue
-            values[f.name] = _typed(f.name, str(raw), f.type)
-        values.setdefault("timezone", fallback_timezone or "UTC")
-        values.setdefault("deferrable", fallback_deferrable)
+            try:
+                values[f.name] = _typed(f.name, str(raw), f.type)
+                if f.name == "scope_variables_by_owner":
+                    scope_setting(values[f.name])
+            except ValueError as exc:
+                if on_error is None:
+                    raise
+                values.pop(f.name, None)
+                on_error(f"{exc}; using the default, {f.default!r}")
+        if only is None or "timezone" in only:
+            values.setdefault("timezone", fallback_timezone or "UTC")
+        if only is None or "deferrable" in only:
+            values.setdefault("deferrable", fallback_deferrable)
         return cls(**values)
 
 
@@ -112,6 +132,7 @@ def _typed(name: str, raw: str, kind: object) -> Any:
         if kind == "float":
             return float(text)
         if kind == "bool":
+            text = text.split("#", 1)[0].strip()  # an inline comment, as Airflow's getboolean reads it
             if text.lower() in _TRUE_WORDS:
                 return True
             if text.lower() in _FALSE_WORDS:

@@ -78,12 +78,23 @@ def test_airflow_options_reach_the_settings(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.deferrable is True and settings.schedule_timezone() == "Europe/Berlin"
 
 
-def test_an_option_of_the_wrong_type_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_option_of_the_wrong_type_is_logged_naming_it_and_its_default_used(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A typo in one option never takes every Cronium DAG down: it is logged, naming the option, the value
+    and the default used instead; the other options are read as set (the CLI refuses it, see below)."""
     from cronium_provider.config import read_settings
 
     monkeypatch.setenv("AIRFLOW__CRONIUM__MAX_RESULT_BYTES", "ten megabytes")
-    with pytest.raises(ValueError, match=r"\[cronium\] max_result_bytes must be a whole number, not 'ten megabytes'"):
-        read_settings()
+    monkeypatch.setenv("AIRFLOW__CRONIUM__RUN_FOLDER_MB", "200")
+    with caplog.at_level("ERROR", logger="airflow.cronium.factory"):
+        settings = read_settings()
+    assert settings.max_result_bytes == 10 * 1024 * 1024 and settings.run_folder_mb == 200
+    assert "[cronium] max_result_bytes must be a whole number, not 'ten megabytes'; using the default, 10485760" in (
+        caplog.text
+    )
+    with pytest.raises(ValueError, match=r"\[cronium\] max_result_bytes must be a whole number"):
+        settings_from_environ()
 
 
 def test_a_bad_scope_is_read_as_auto_by_airflow_and_refused_by_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 def default_image(language: str) -> str:
     """``[cronium] image_<language>`` (e.g. ``image_python``), else ``[cronium] image``, else the project image."""
-    return read_settings().image_for(language)
+    return read_settings("image", f"image_{language.lower()}").image_for(language)
 
 
 def _daemon_unreachable(exc: BaseException) -> bool:
@@ -183,7 +183,7 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         super().__init__(**kwargs)
         self.image = image
         if run_folder_mb is None or container_log_mb is None:
-            settings = read_settings()
+            settings = read_settings("run_folder_mb", "container_log_mb")
             run_folder_mb = settings.run_folder_mb if run_folder_mb is None else run_folder_mb
             container_log_mb = settings.container_log_mb if container_log_mb is None else container_log_mb
         self.limits = ContainerLimits(
@@ -248,7 +248,7 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
                 self._executor = None
 
     def _docker_url(self) -> str:
-        return self.docker_url or read_settings().docker_url
+        return self.docker_url or read_settings("docker_url").docker_url
 
     def start_deferred(
         self,
@@ -288,10 +288,10 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
                     task_label=f"{self.dag_id}.{self.task_id}",
                 )
             except BaseException:
+                self._executor = None
                 executor.remove()
                 raise
-            finally:
-                self._executor = None
+        # a kill until the deferral stops the container; the task process ends with the deferral
         self.log.info(
             "Deferred: container %s runs the script; the triggerer follows it (its lines follow in this log) "
             "and the task resumes to collect its results",

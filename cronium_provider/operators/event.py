@@ -212,7 +212,7 @@ DEFERRAL_BACKSTOP_SECONDS = 120
 
 def default_deferrable() -> bool:
     """``[cronium] deferrable``, else Airflow's ``[operators] default_deferrable``, else False."""
-    return read_settings().deferrable
+    return read_settings("deferrable").deferrable
 
 
 class CroniumScriptEventOperator(CroniumEventOperator):
@@ -299,9 +299,10 @@ class CroniumScriptEventOperator(CroniumEventOperator):
             environment=self.script_environment(),
         )
         if self.deferrable:
-            deadline, timeout_seconds, backstop = self.deferral_limits(started)
+            deadline, timeout_seconds, _ = self.deferral_limits(started)
             deferral = self.start_deferred(context, job, namespace, started, deadline, timeout_seconds)
             if isinstance(deferral, BaseTrigger):
+                backstop = self.deferral_limits(started)[2]  # from now: the start took some of the timeout
                 self.defer(trigger=deferral, method_name="execute_complete", timeout=backstop)
             return self.finish(context, namespace, deferral)  # nothing could be started
         return self.finish(context, namespace, self.run_attached(context, job))
@@ -368,7 +369,7 @@ class CroniumScriptEventOperator(CroniumEventOperator):
         """The largest result file read back: the parameter, else ``[cronium] max_result_bytes``, else 10 MB."""
         if self.max_result_bytes:
             return int(self.max_result_bytes)
-        return read_settings().max_result_bytes or DEFAULT_MAX_RESULT_BYTES
+        return read_settings("max_result_bytes").max_result_bytes or DEFAULT_MAX_RESULT_BYTES
 
     def variables(self) -> VariableNamespace:
         """The Cronium variables this script reads and writes."""

@@ -35,7 +35,7 @@ def max_response_bytes() -> int:
     """``[cronium] max_http_response_bytes``: the largest answer an HTTP_REQUEST event reads."""
     from cronium_provider.config import read_settings
 
-    return read_settings().max_http_response_bytes
+    return read_settings("max_http_response_bytes").max_http_response_bytes
 
 
 def read_capped(response: Any, limit: int, *, cut: bool = False) -> bytes | None:

@@ -68,7 +68,8 @@ class CroniumRunTrigger(BaseTrigger):
 
     @abstractmethod
     async def stop_run(self) -> None:
-        """Stop the script (SIGTERM, SIGKILL 5 s later) and remove the run; never raises."""
+        """Stop the script (SIGTERM, SIGKILL 5 s later) and remove the run, then set ``stopped``; a stop
+        that could not reach the run leaves ``stopped`` unset (:meth:`cleanup` tries again)."""
 
     # -- shared ----------------------------------------------------------------------------------------
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -95,23 +96,24 @@ class CroniumRunTrigger(BaseTrigger):
             facts = {"timeout_seconds": self.timeout_seconds, **facts}
         return TriggerEvent({"status": str(end), **facts})
 
-    def timeout_warning(self, what: str, grace: int) -> None:
+    def timeout_warning(self, what: str, grace: int, after: str = "") -> None:
+        """The triggerer's line at the deadline: ``stopping <what> (SIGTERM, SIGKILL <grace> s later)<after>``."""
         self.log.warning(
-            "execution_timeout (%s s) reached while deferred: stopping %s (SIGTERM, SIGKILL %d s later)",
+            "execution_timeout (%s s) reached while deferred: stopping %s (SIGTERM, SIGKILL %d s later)%s",
             seconds_text(self.timeout_seconds),
             what,
             grace,
+            after,
         )
 
     async def stop_shielded(self) -> None:
         """:meth:`stop_run` in a task that outlives this one's cancellation (see ``_STOPPING``)."""
 
-        async def stop() -> None:
+        async def stop() -> None:  # stop_run sets ``stopped`` once the run is gone: a failed stop is tried again
             try:
                 await self.stop_run()
             except Exception as exc:
                 self.log.warning("Stopping the script of %s failed: %s", self.task_label, exc)
-            self.stopped = True
 
         task = asyncio.ensure_future(stop())
         _STOPPING.add(task)

@@ -126,7 +126,7 @@ class CroniumSSHTrigger(CroniumRunTrigger):
             _done, pending = await asyncio.wait(followers.values(), timeout=self.remaining())
             if pending:
                 servers = ", ".join(r["server"] for r in self.runs)
-                self.timeout_warning(f"the script on {servers} and removing its run folder(s)", KILL_GRACE_SECONDS)
+                self.timeout_warning(f"the script on {servers}", KILL_GRACE_SECONDS, " and removing its run folder(s)")
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
