@@ -29,9 +29,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
-from cronium_provider.exceptions import ContainerLimitError
+from cronium_provider.exceptions import ContainerLimitError, ScriptFailed
 from cronium_provider.naming import (
     CONTAINER_LABEL_DEFERRED,
     CONTAINER_LABEL_HOST,
@@ -79,12 +79,13 @@ _NOTES_BYTES = 64 * 1024
 # docstring. Its stdin: a token line, then the run files' tar. After the end mark: one note a line on a
 # result file not sent (``cronium-refused <file> <what it is>``, ``cronium-too-large <file> <bytes>``), the
 # run folder's use when the script failed (``cronium-used <KB>``), ``cronium-end``, the tar of those sent.
+UNPACK_FAILED: Final = 125  # the wrapper's exit status when the run files could not be unpacked (no script ran)
 WRAPPER: Final = (
-    'l=$1; shift; IFS= read -r t || exit 125; cd "$CRONIUM_RUN_DIR" || exit 125; '
-    "tar -x -f - || { echo 'cronium: the run files could not be unpacked' >&2; exit 125; }; "
+    f'l=$1; shift; IFS= read -r t || exit {UNPACK_FAILED}; cd "$CRONIUM_RUN_DIR" || exit {UNPACK_FAILED}; '
+    f"tar -x -f - || {{ echo 'cronium: the run files could not be unpacked' >&2; exit {UNPACK_FAILED}; }}; "
     'unset PWD OLDPWD; "$@" </dev/null & c=$!; '  # the environment the script's own process would have
     """trap 'kill -TERM "$c" 2>/dev/null' TERM; """
-    'wait "$c"; s=$?; while kill -0 "$c" 2>/dev/null; do wait "$c"; s=$?; done; '
+    'wait "$c" 2>/dev/null; s=$?; while kill -0 "$c" 2>/dev/null; do wait "$c" 2>/dev/null; s=$?; done; '
     "trap - TERM; kill -KILL -1 2>/dev/null; "
     """printf '\036%s\n' "$t"; set --; """
     f"for f in {' '.join(RESULT_FILES)}; do "
@@ -92,6 +93,9 @@ WRAPPER: Final = (
     'elif [ -d "$f" ]; then echo "cronium-refused $f a directory"; '
     'elif [ -f "$f" ]; then n=$(wc -c < "$f"); '
     'if [ "$n" -le "$l" ]; then set -- "$@" "$f"; else echo "cronium-too-large $f $n"; fi; '
+    'elif [ -p "$f" ]; then echo "cronium-refused $f a named pipe"; '
+    'elif [ -S "$f" ]; then echo "cronium-refused $f a socket"; '
+    'elif [ -b "$f" ] || [ -c "$f" ]; then echo "cronium-refused $f a device"; '
     'elif [ -e "$f" ]; then echo "cronium-refused $f a special file"; fi; done; '
     '[ "$s" -eq 0 ] || df -P -k . | { read -r _; read -r _ _ u _; echo "cronium-used $u"; }; '
     "echo cronium-end; "
@@ -437,6 +441,8 @@ class ContainerExecutor:
             ending.close()
             splitter.close()
             exit_code = int(self.client.wait(container_id)["StatusCode"])
+            if ending.after is None and exit_code == UNPACK_FAILED:  # the wrapper, before the script ran
+                self._refuse_run_files(len(files), list(splitter.stderr_tail))
             state = self.client.inspect_container(container_id)["State"]
             results, problem, used_kb = ending.results()
             return ScriptRun(
@@ -452,6 +458,19 @@ class ContainerExecutor:
             )
         finally:
             self.remove()
+
+    def _refuse_run_files(self, count: int, stderr_tail: list[str]) -> NoReturn:
+        """The wrapper could not unpack the run files: no script ran. The run folder too small for them is
+        the run's limit (a refused parameter, never retried); anything else (an image without ``tar``) says
+        what the container said."""
+        said = "\n".join(stderr_tail[-5:]) or "(no stderr)"
+        if "no space left on device" in said.lower():
+            raise ContainerLimitError(
+                f"The run files ({count} files: the script, its helpers, input, event and variables) do not fit "
+                f"the run folder of {self.limits.run_folder_mb} MB: no space left on device. No script ran. "
+                f"Raise run_folder_mb ([cronium] run_folder_mb, at most {MAX_RUN_FOLDER_MB})."
+            )
+        raise ScriptFailed(f"The run's container could not unpack the run files; no script ran:\n{said}")
 
     def _send_input(self, container_id: str, data: bytes) -> None:
         """Write ``data`` to the container's stdin and close it (its wrapper then runs the script). A
