@@ -1,0 +1,109 @@
+"""A run's container as its script's author would attack it, against real Docker and the runtime image.
+
+A run followed to its end is one container whose first process, a shell wrapper, takes the run files on its
+stdin; these tests drive :class:`~cronium_provider.runners.container.ContainerExecutor` directly and check
+that the worker never hangs and never leaves a container behind, whatever the container does.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.conftest import RUNTIME_IMAGE
+
+pytestmark = [pytest.mark.docker]
+
+
+def _left(docker_client: Any, label: str) -> list[str]:
+    found = docker_client.api.containers(all=True, filters={"label": f"org.cronium.test={label}"})
+    return [c["Id"] for c in found]
+
+
+@pytest.fixture
+def label(docker_client: Any) -> Any:
+    """A label for this test's containers; any left are removed after the test (and the test failed)."""
+    value = f"attack-{uuid.uuid4().hex[:8]}"
+    yield value
+    for container_id in _left(docker_client, value):
+        docker_client.api.remove_container(container_id, force=True)
+
+
+def _run_in_thread(executor: Any, job: Any, seconds: float) -> tuple[Any, list[BaseException]]:
+    """``executor.run(job)`` in a thread, waited for ``seconds``: the run (None while it is still going) and
+    its error, if any."""
+    outcome: list[Any] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            outcome.append(executor.run(job))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return (outcome[0] if outcome else None), errors
+
+
+def test_a_container_that_dies_while_the_run_files_are_sent_ends_the_run(docker_client: Any, label: str) -> None:
+    """A 64 MB input unpacked into a run folder larger than the container's memory: the wrapper is killed
+    (out of memory) while the worker still sends the run files. The run ends at once, failed, naming the
+    unpacking, and its container is removed (the worker does not wait for ever on a stdin nobody reads)."""
+    from cronium_provider.runners.container import ContainerExecutor, ContainerLimits, ScriptJob
+
+    lines: list[str] = []
+    executor = ContainerExecutor(docker_client.api, on_line=lambda stream, line: lines.append(line))
+    job = ScriptJob(
+        language="BASH",
+        script="echo should-not-run",
+        image=RUNTIME_IMAGE,
+        input={"blob": "a" * (64 * 1024 * 1024)},
+        limits=ContainerLimits(memory_mb=16, run_folder_mb=256),
+        labels={"org.cronium.test": label},
+    )
+    started = time.monotonic()
+    run, errors = _run_in_thread(executor, job, 60)
+    assert run is not None or errors, f"the run still waits {time.monotonic() - started:.0f} s later"
+    assert not errors, errors
+    assert run.exit_code != 0, run
+    assert "should-not-run" not in lines
+    assert _left(docker_client, label) == []
+
+
+def test_a_stop_while_the_run_files_are_sent_ends_the_run(docker_client: Any, label: str) -> None:
+    """The task is killed (its container stopped, SIGKILL at once) just after the container started, while
+    the worker is still sending a 100 MB input: the run ends, failed, and its container is removed."""
+    from cronium_provider.runners.container import ContainerExecutor, ScriptJob
+
+    class StopOnStart:
+        """The Docker client, stopping the run as soon as its container has started."""
+
+        def __init__(self, api: Any) -> None:
+            self.api = api
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.api, name)
+
+        def start(self, container_id: str) -> None:
+            self.api.start(container_id)
+            threading.Thread(target=executor.stop, kwargs={"timeout": 0}, daemon=True).start()
+
+    executor = ContainerExecutor(StopOnStart(docker_client.api))
+    job = ScriptJob(
+        language="BASH",
+        script="echo should-not-run",
+        image=RUNTIME_IMAGE,
+        input={"blob": "a" * (100 * 1024 * 1024)},
+        labels={"org.cronium.test": label},
+    )
+    run, errors = _run_in_thread(executor, job, 60)
+    assert run is not None or errors, "the run still waits a minute after it was stopped"
+    assert not errors, errors
+    assert run.exit_code == 137, run
+    assert _left(docker_client, label) == []
