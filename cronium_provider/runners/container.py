@@ -432,12 +432,16 @@ class ContainerExecutor:
             self.client.start(container_id)
             sampler = _PeakMemory(self.client, container_id)
             sampler.start()
-            self._send_input(container_id, token.encode() + b"\n" + run_folder_tar(files, uid=uid, gid=gid))
-            for out, err in stream:
-                if out:
-                    ending.stdout(out)
-                if err:
-                    splitter.feed("stderr", err)
+            run_files = token.encode() + b"\n" + run_folder_tar(files, uid=uid, gid=gid)
+            end_input = self._send_input(container_id, run_files)
+            try:
+                for out, err in stream:
+                    if out:
+                        ending.stdout(out)
+                    if err:
+                        splitter.feed("stderr", err)
+            finally:
+                end_input()
             ending.close()
             splitter.close()
             exit_code = int(self.client.wait(container_id)["StatusCode"])
@@ -472,25 +476,41 @@ class ContainerExecutor:
             )
         raise ScriptFailed(f"The run's container could not unpack the run files; no script ran:\n{said}")
 
-    def _send_input(self, container_id: str, data: bytes) -> None:
-        """Write ``data`` to the container's stdin and close it (its wrapper then runs the script). A
-        container that stopped reading (its wrapper ended) says why in its exit code and stderr."""
+    def _send_input(self, container_id: str, data: bytes) -> Callable[[], None]:
+        """Write ``data`` to the container's stdin and close it (its wrapper then runs the script), in a thread
+        while the caller follows the container's output; returns what ends the sending, to call once that
+        output ended: a container that stopped reading (its wrapper killed: stopped, out of memory) exited,
+        and the connection is shut, so the worker never waits on a stdin nobody reads. Why the container
+        stopped reading is in its exit code and stderr."""
         import socket as sockets
 
         connection = self.client.attach_socket(container_id, params={"stdin": 1, "stream": 1})
         raw = getattr(connection, "_sock", connection)
-        try:
-            raw.sendall(data)
-            if hasattr(raw, "shutdown_write"):  # an SSH channel (an ssh:// daemon URL)
-                raw.shutdown_write()
-            else:
-                raw.shutdown(sockets.SHUT_WR)
-        except OSError:
-            pass
-        finally:
+        ssh = hasattr(raw, "shutdown_write")  # an SSH channel (an ssh:// daemon URL)
+
+        def send() -> None:
+            with contextlib.suppress(OSError, EOFError):
+                raw.sendall(data)
+                if ssh:
+                    raw.shutdown_write()
+                else:
+                    raw.shutdown(sockets.SHUT_WR)
+
+        sender = threading.Thread(target=send, daemon=True, name=f"cronium-stdin-{container_id[:12]}")
+        sender.start()
+
+        def end() -> None:
+            with contextlib.suppress(Exception):  # wakes a send still blocked: nobody reads any more
+                if ssh:
+                    raw.close()
+                else:
+                    raw.shutdown(sockets.SHUT_RDWR)
+            sender.join(timeout=10)
             for closable in (connection, raw):
                 with contextlib.suppress(Exception):
                     closable.close()
+
+        return end
 
     def adopt(self, handle: Mapping[str, Any]) -> None:
         """Take over a run another process started, from its :meth:`handle` (a deferred run resuming):
