@@ -107,3 +107,24 @@ def test_a_stop_while_the_run_files_are_sent_ends_the_run(docker_client: Any, la
     assert not errors, errors
     assert run.exit_code == 137, run
     assert _left(docker_client, label) == []
+
+
+def test_the_largest_result_files_allowed_are_read_back_in_seconds(docker_client: Any, label: str) -> None:
+    """A script writes every result file at the largest size allowed (10 MB each, 50 MB in all): the worker
+    reads them back from the container's output in a few seconds of its own CPU, not minutes (the time to
+    read them grows with their size, not with its square)."""
+    from cronium_provider.runners.container import ContainerExecutor, ScriptJob
+    from cronium_provider.runners.protocol import RESULT_FILES
+
+    size = 10 * 1024 * 1024
+    script = "; ".join(f"head -c {size} /dev/zero | tr '\\0' x > {name}" for name in RESULT_FILES)
+    script += f"; printf '\"%s\"' \"$(head -c {size - 2} /dev/zero | tr '\\0' y)\" > output.json"
+    executor = ContainerExecutor(docker_client.api, max_result_bytes=size)
+    job = ScriptJob(language="BASH", script=script, image=RUNTIME_IMAGE, labels={"org.cronium.test": label})
+    cpu = time.process_time()
+    run = executor.run(job)
+    cpu = time.process_time() - cpu
+    assert run.exit_code == 0, run.stderr_tail
+    assert cpu < 10, f"reading the results took {cpu:.1f} s of the worker's CPU"
+    # read whole: the first file that is no JSON (10 MB of x) is named as such, not as too large
+    assert str(run.protocol_error).startswith("condition.json: not valid JSON"), run.protocol_error
