@@ -74,6 +74,7 @@ DEFAULT_LOG_MB = 10  # what Docker keeps of a script's output on its host ([cron
 END_MARK: Final = b"\x1e"  # then the run's token and a newline: the wrapper's end mark on stdout
 NOTES_END: Final = b"cronium-end\n"  # after the notes on the result files, before their tar
 _NOTES_BYTES = 64 * 1024
+_TAR_SLICE = 64 * 1024  # the result files' tar is read back in slices of this many bytes
 
 # The first process of a run's container (``sh -c WRAPPER sh <limit> <script argv>``), see the module's
 # docstring. Its stdin: a token line, then the run files' tar. After the end mark: one note a line on a
@@ -696,7 +697,9 @@ class _RunEnding:
             elif kind == "cronium-used" and name.isdigit():
                 used_kb = int(name)
         found: dict[str, bytes] = {}
-        if archive and not self.overflow:
-            found, problem = read_result_tar([archive], self.limit)
+        if archive and not self.overflow:  # in slices, as a stream comes: each read copies no more than one
+            view = memoryview(archive)
+            slices = (bytes(view[at : at + _TAR_SLICE]) for at in range(0, len(view), _TAR_SLICE))
+            found, problem = read_result_tar(slices, self.limit)
             refused = refused or problem
         return *read_run_results(found, refused), used_kb
