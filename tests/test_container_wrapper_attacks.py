@@ -128,3 +128,25 @@ def test_the_largest_result_files_allowed_are_read_back_in_seconds(docker_client
     assert cpu < 10, f"reading the results took {cpu:.1f} s of the worker's CPU"
     # read whole: the first file that is no JSON (10 MB of x) is named as such, not as too large
     assert str(run.protocol_error).startswith("condition.json: not valid JSON"), run.protocol_error
+
+
+def test_run_files_larger_than_the_run_folder_fail_naming_its_limit(docker_client: Any, label: str) -> None:
+    """An input of 3 MB for a run folder of 1 MB: the run fails before the script starts, saying the run
+    folder is full and naming its setting (run_folder_mb), as when the script itself fills it."""
+    from cronium_provider.runners.container import ContainerExecutor, ContainerLimits, ScriptJob
+
+    lines: list[str] = []
+    executor = ContainerExecutor(docker_client.api, on_line=lambda stream, line: lines.append(line))
+    job = ScriptJob(
+        language="BASH",
+        script="echo should-not-run",
+        image=RUNTIME_IMAGE,
+        input={"blob": "a" * (3 * 1024 * 1024)},
+        limits=ContainerLimits(run_folder_mb=1),
+        labels={"org.cronium.test": label},
+    )
+    run = executor.run(job)
+    assert run.exit_code == 125, run
+    assert "should-not-run" not in lines
+    assert run.limit_reached is not None and "run_folder_mb" in run.limit_reached, run
+    assert "cronium: the run files could not be unpacked" in run.stderr_tail, run.stderr_tail
