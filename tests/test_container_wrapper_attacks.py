@@ -150,3 +150,40 @@ def test_run_files_larger_than_the_run_folder_fail_naming_its_limit(docker_clien
     assert "should-not-run" not in lines
     assert run.limit_reached is not None and "run_folder_mb" in run.limit_reached, run
     assert "cronium: the run files could not be unpacked" in run.stderr_tail, run.stderr_tail
+
+
+def test_a_stop_before_the_script_started_keeps_it_from_starting(docker_client: Any, label: str) -> None:
+    """The task is killed (SIGTERM, SIGKILL 5 s later) just after its container started, while a 40 MB
+    input is still being unpacked: the script never starts (it printed nothing) and the run ends at once
+    with SIGTERM's exit code, not at the SIGKILL 5 s later."""
+    from cronium_provider.runners.container import ContainerExecutor, ScriptJob
+
+    class StopOnStart:
+        """The Docker client, stopping the run (as a killed task does) as soon as its container started."""
+
+        def __init__(self, api: Any) -> None:
+            self.api = api
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.api, name)
+
+        def start(self, container_id: str) -> None:
+            self.api.start(container_id)
+            threading.Thread(target=executor.stop, kwargs={"timeout": 5}, daemon=True).start()
+
+    lines: list[str] = []
+    executor = ContainerExecutor(StopOnStart(docker_client.api), on_line=lambda stream, line: lines.append(line))
+    job = ScriptJob(
+        language="BASH",
+        script="echo script-started; sleep 30",
+        image=RUNTIME_IMAGE,
+        input={"blob": "a" * (40 * 1024 * 1024)},
+        labels={"org.cronium.test": label},
+    )
+    started = time.monotonic()
+    run = executor.run(job)
+    took = time.monotonic() - started
+    assert "script-started" not in lines
+    assert run.exit_code == 143, run
+    assert took < 4, f"the run ended {took:.1f} s after its start"
+    assert _left(docker_client, label) == []
