@@ -105,7 +105,7 @@ def test_a_stop_while_the_run_files_are_sent_ends_the_run(docker_client: Any, la
     run, errors = _run_in_thread(executor, job, 60)
     assert run is not None or errors, "the run still waits a minute after it was stopped"
     assert not errors, errors
-    assert run.exit_code == 137, run
+    assert run.exit_code in (137, 143), run  # SIGKILL, or the SIGTERM just before it
     assert _left(docker_client, label) == []
 
 

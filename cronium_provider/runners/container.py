@@ -82,6 +82,7 @@ _TAR_SLICE = 64 * 1024  # the result files' tar is read back in slices of this m
 # run folder's use when the script failed (``cronium-used <KB>``), ``cronium-end``, the tar of those sent.
 UNPACK_FAILED: Final = 125  # the wrapper's exit status when the run files could not be unpacked (no script ran)
 WRAPPER: Final = (
+    "trap 'exit 143' TERM; "  # stopped before the script started: it never starts
     f'l=$1; shift; IFS= read -r t || exit {UNPACK_FAILED}; cd "$CRONIUM_RUN_DIR" || exit {UNPACK_FAILED}; '
     f"tar -x -f - || {{ echo 'cronium: the run files could not be unpacked' >&2; exit {UNPACK_FAILED}; }}; "
     'unset PWD OLDPWD; "$@" </dev/null & c=$!; '  # the environment the script's own process would have
