@@ -55,18 +55,18 @@ def test_a_container_that_dies_while_the_run_files_are_sent_ends_the_run(docker_
     """A 64 MB input unpacked into a run folder larger than the container's memory: the wrapper is killed
     (out of memory) while the worker still sends the run files. The run ends at once, failed, naming the
     unpacking, and its container is removed (the worker does not wait for ever on a stdin nobody reads)."""
-    from cronium_provider.runners.container import ContainerExecutor, ContainerLimits, ScriptJob
+    from cronium_provider.runners.base import ScriptJob
+    from cronium_provider.runners.container import ContainerExecutor, ContainerLimits
 
     lines: list[str] = []
-    executor = ContainerExecutor(docker_client.api, on_line=lambda stream, line: lines.append(line))
-    job = ScriptJob(
-        language="BASH",
-        script="echo should-not-run",
+    executor = ContainerExecutor(
+        docker_client.api,
+        on_line=lambda stream, line: lines.append(line),
         image=RUNTIME_IMAGE,
-        input={"blob": "a" * (64 * 1024 * 1024)},
         limits=ContainerLimits(memory_mb=16, run_folder_mb=256),
         labels={"org.cronium.test": label},
     )
+    job = ScriptJob(language="BASH", script="echo should-not-run", input={"blob": "a" * (64 * 1024 * 1024)})
     started = time.monotonic()
     run, errors = _run_in_thread(executor, job, 60)
     assert run is not None or errors, f"the run still waits {time.monotonic() - started:.0f} s later"
@@ -79,7 +79,8 @@ def test_a_container_that_dies_while_the_run_files_are_sent_ends_the_run(docker_
 def test_a_stop_while_the_run_files_are_sent_ends_the_run(docker_client: Any, label: str) -> None:
     """The task is killed (its container stopped, SIGKILL at once) just after the container started, while
     the worker is still sending a 100 MB input: the run ends, failed, and its container is removed."""
-    from cronium_provider.runners.container import ContainerExecutor, ScriptJob
+    from cronium_provider.runners.base import ScriptJob
+    from cronium_provider.runners.container import ContainerExecutor
 
     class StopOnStart:
         """The Docker client, stopping the run as soon as its container has started."""
@@ -94,14 +95,10 @@ def test_a_stop_while_the_run_files_are_sent_ends_the_run(docker_client: Any, la
             self.api.start(container_id)
             threading.Thread(target=executor.stop, kwargs={"timeout": 0}, daemon=True).start()
 
-    executor = ContainerExecutor(StopOnStart(docker_client.api))
-    job = ScriptJob(
-        language="BASH",
-        script="echo should-not-run",
-        image=RUNTIME_IMAGE,
-        input={"blob": "a" * (100 * 1024 * 1024)},
-        labels={"org.cronium.test": label},
+    executor = ContainerExecutor(
+        StopOnStart(docker_client.api), image=RUNTIME_IMAGE, labels={"org.cronium.test": label}
     )
+    job = ScriptJob(language="BASH", script="echo should-not-run", input={"blob": "a" * (100 * 1024 * 1024)})
     run, errors = _run_in_thread(executor, job, 60)
     assert run is not None or errors, "the run still waits a minute after it was stopped"
     assert not errors, errors
@@ -113,14 +110,17 @@ def test_the_largest_result_files_allowed_are_read_back_in_seconds(docker_client
     """A script writes every result file at the largest size allowed (10 MB each, 50 MB in all): the worker
     reads them back from the container's output in a few seconds of its own CPU, not minutes (the time to
     read them grows with their size, not with its square)."""
-    from cronium_provider.runners.container import ContainerExecutor, ScriptJob
+    from cronium_provider.runners.base import ScriptJob
+    from cronium_provider.runners.container import ContainerExecutor
     from cronium_provider.runners.protocol import RESULT_FILES
 
     size = 10 * 1024 * 1024
     script = "; ".join(f"head -c {size} /dev/zero | tr '\\0' x > {name}" for name in RESULT_FILES)
     script += f"; printf '\"%s\"' \"$(head -c {size - 2} /dev/zero | tr '\\0' y)\" > output.json"
-    executor = ContainerExecutor(docker_client.api, max_result_bytes=size)
-    job = ScriptJob(language="BASH", script=script, image=RUNTIME_IMAGE, labels={"org.cronium.test": label})
+    executor = ContainerExecutor(
+        docker_client.api, max_result_bytes=size, image=RUNTIME_IMAGE, labels={"org.cronium.test": label}
+    )
+    job = ScriptJob(language="BASH", script=script)
     cpu = time.process_time()
     run = executor.run(job)
     cpu = time.process_time() - cpu
@@ -132,31 +132,32 @@ def test_the_largest_result_files_allowed_are_read_back_in_seconds(docker_client
 
 def test_run_files_larger_than_the_run_folder_fail_naming_its_limit(docker_client: Any, label: str) -> None:
     """An input of 3 MB for a run folder of 1 MB: the run fails before the script starts, saying the run
-    folder is full and naming its setting (run_folder_mb), as when the script itself fills it."""
-    from cronium_provider.runners.container import ContainerExecutor, ContainerLimits, ScriptJob
+    files do not fit the run folder and naming its setting (run_folder_mb); its container is removed."""
+    from cronium_provider.exceptions import ContainerLimitError
+    from cronium_provider.runners.base import ScriptJob
+    from cronium_provider.runners.container import ContainerExecutor, ContainerLimits
 
     lines: list[str] = []
-    executor = ContainerExecutor(docker_client.api, on_line=lambda stream, line: lines.append(line))
-    job = ScriptJob(
-        language="BASH",
-        script="echo should-not-run",
+    executor = ContainerExecutor(
+        docker_client.api,
+        on_line=lambda stream, line: lines.append(line),
         image=RUNTIME_IMAGE,
-        input={"blob": "a" * (3 * 1024 * 1024)},
         limits=ContainerLimits(run_folder_mb=1),
         labels={"org.cronium.test": label},
     )
-    run = executor.run(job)
-    assert run.exit_code == 125, run
+    job = ScriptJob(language="BASH", script="echo should-not-run", input={"blob": "a" * (3 * 1024 * 1024)})
+    with pytest.raises(ContainerLimitError, match=r"do not fit the run folder of 1 MB: no space left on device"):
+        executor.run(job)
     assert "should-not-run" not in lines
-    assert run.limit_reached is not None and "run_folder_mb" in run.limit_reached, run
-    assert "cronium: the run files could not be unpacked" in run.stderr_tail, run.stderr_tail
+    assert _left(docker_client, label) == []
 
 
 def test_a_stop_before_the_script_started_keeps_it_from_starting(docker_client: Any, label: str) -> None:
     """The task is killed (SIGTERM, SIGKILL 5 s later) just after its container started, while a 40 MB
     input is still being unpacked: the script never starts (it printed nothing) and the run ends at once
     with SIGTERM's exit code, not at the SIGKILL 5 s later."""
-    from cronium_provider.runners.container import ContainerExecutor, ScriptJob
+    from cronium_provider.runners.base import ScriptJob
+    from cronium_provider.runners.container import ContainerExecutor
 
     class StopOnStart:
         """The Docker client, stopping the run (as a killed task does) as soon as its container started."""
@@ -172,14 +173,13 @@ def test_a_stop_before_the_script_started_keeps_it_from_starting(docker_client: 
             threading.Thread(target=executor.stop, kwargs={"timeout": 5}, daemon=True).start()
 
     lines: list[str] = []
-    executor = ContainerExecutor(StopOnStart(docker_client.api), on_line=lambda stream, line: lines.append(line))
-    job = ScriptJob(
-        language="BASH",
-        script="echo script-started; sleep 30",
+    executor = ContainerExecutor(
+        StopOnStart(docker_client.api),
+        on_line=lambda stream, line: lines.append(line),
         image=RUNTIME_IMAGE,
-        input={"blob": "a" * (40 * 1024 * 1024)},
         labels={"org.cronium.test": label},
     )
+    job = ScriptJob(language="BASH", script="echo script-started; sleep 30", input={"blob": "a" * (40 * 1024 * 1024)})
     started = time.monotonic()
     run = executor.run(job)
     took = time.monotonic() - started
