@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -18,7 +19,7 @@ from cronium_provider.naming import CRONIUM_DEFAULT_CONN_ID
 from cronium_provider.plan.build import build_plan
 from cronium_provider.records.schedules import ScheduleError
 from cronium_provider.records.validation import RecordSet, load_records
-from cronium_provider.settings import settings_from_environ
+from cronium_provider.settings import CroniumSettings
 
 
 def _summary(records: RecordSet) -> dict[str, Any]:
@@ -31,6 +32,14 @@ def _summary(records: RecordSet) -> dict[str, Any]:
         "errors": [e.to_json() for e in records.errors],
         "ok": records.ok,
     }
+
+
+def _settings() -> CroniumSettings:
+    """``[cronium]`` as the DAG file reads it: Airflow's configuration (``airflow.cfg``, then the
+    ``AIRFLOW__CRONIUM__*`` variables); a malformed value raises ``ValueError`` naming it."""
+    from cronium_provider.config import read_settings
+
+    return read_settings(strict=True)
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
@@ -52,7 +61,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     records = load_records(args.paths)
     try:
-        settings = settings_from_environ()
+        settings = _settings()
     except ValueError as exc:  # e.g. [cronium] scope_variables_by_owner is not auto, true or false
         out.write(f"error: {exc}\n")
         return 2
@@ -93,7 +102,7 @@ def cmd_apply_status(args: argparse.Namespace, out: TextIO) -> int:
     for error in records.errors:
         out.write(f"error: {error}\n")
     try:
-        settings = settings_from_environ()
+        settings = _settings()
     except ValueError as exc:
         out.write(f"error: {exc}\n")
         return 2
@@ -213,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    # An administrator's command beside ``airflow connections add``: connections and Variables are read
+    # where Airflow keeps them, its metadata database included (Airflow's own server processes run so; a
+    # process in neither context would see only environment variables and secrets backends).
+    os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
     args = build_parser().parse_args(argv)
     result: int = args.func(args, out or sys.stdout)
     return result

@@ -26,10 +26,11 @@ def _report(problem: str) -> None:
     log.error("Cronium: %s", problem)
 
 
-def read_settings(*names: str) -> CroniumSettings:
+def read_settings(*names: str, strict: bool = False) -> CroniumSettings:
     """``[cronium]`` as one object; with ``names``, only those options are read (an operator built for
     every event at every parse reads its few, not the section). A value of the wrong type is logged as an
-    error naming the option and its default is used: one typo never takes every Cronium DAG down."""
+    error naming the option and its default is used: one typo never takes every Cronium DAG down. With
+    ``strict`` (``cronium-airflow``, where a person reads the answer) it raises ``ValueError`` instead."""
     fallback_timezone = "UTC"
     if not names or "timezone" in names:
         fallback_timezone = str(conf.get("core", "default_timezone", fallback="UTC") or "UTC")
@@ -41,5 +42,5 @@ def read_settings(*names: str) -> CroniumSettings:
         fallback_timezone=fallback_timezone,
         fallback_deferrable=fallback_deferrable,
         only=names or None,
-        on_error=_report,
+        on_error=None if strict else _report,
     )

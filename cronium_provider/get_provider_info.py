@@ -91,6 +91,36 @@ def get_provider_info() -> dict[str, Any]:
                         "example": None,
                         "default": "cronium-runtime:1",
                     },
+                    "image_bash": {
+                        "description": "Container image for BASH script events (empty: image).",
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": "cronium-runtime:1",
+                        "default": "",
+                    },
+                    "image_python": {
+                        "description": "Container image for PYTHON script events (empty: image).",
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": "cronium-runtime:1",
+                        "default": "",
+                    },
+                    "image_nodejs": {
+                        "description": "Container image for NODEJS script events (empty: image).",
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": "cronium-runtime:1",
+                        "default": "",
+                    },
+                    "index_dir": {
+                        "description": "Where the DAG file keeps its parse index (one small file per records "
+                        "folder), so that a task's parse builds only its own DAG; off: no index; empty: "
+                        "$AIRFLOW_HOME/cronium/parse-index ($CRONIUM_INDEX_DIR wins).",
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": "/var/cache/cronium/parse-index",
+                        "default": "",
+                    },
                     "docker_url": {
                         "description": "Docker daemon that runs script containers.",
                         "version_added": "0.1.0",
@@ -116,8 +146,8 @@ def get_provider_info() -> dict[str, Any]:
                         "default": "10485760",
                     },
                     "run_folder_mb": {
-                        "description": "The size of a script container's run folder /cronium, in MB (a tmpfs "
-                        "volume, as /tmp; 1 to 1024): a script that writes past it is refused space.",
+                        "description": "The size of a script container's run folder /cronium, in MB (a tmpfs, "
+                        "memory as /tmp is; 1 to 1024): a script that writes past it is refused space.",
                         "version_added": "0.2.0",
                         "type": "integer",
                         "example": "250",

@@ -1,15 +1,13 @@
 """The ``[cronium]`` settings as one frozen, typed object: every option the provider reads, with its default.
 
 This module imports nothing from Airflow, so the records and plan layers may take the object; the one place
-that fills it from Airflow's configuration is :func:`cronium_provider.config.read_settings`. The CLI, which
-runs without Airflow, fills it from the environment (:func:`settings_from_environ`). Every option and its
+that fills it from Airflow's configuration is :func:`cronium_provider.config.read_settings`. Every option and its
 default is declared to Airflow in :mod:`cronium_provider.get_provider_info`.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -145,21 +143,3 @@ def _typed(name: str, raw: str, kind: object) -> Any:
 
 def kind_word(kind: object) -> str:
     return {"int": "a whole number", "float": "a number", "bool": "true or false"}.get(str(kind), str(kind))
-
-
-def settings_from_environ(environ: Mapping[str, str] | None = None) -> CroniumSettings:
-    """The settings as Airflow's environment would set them (``AIRFLOW__CRONIUM__<OPTION>``), without
-    Airflow: for ``cronium-airflow``. The schedules' zone is ``AIRFLOW__CRONIUM__TIMEZONE``, else
-    ``AIRFLOW__CORE__DEFAULT_TIMEZONE``, each unless ``utc`` or ``system``, else UTC."""
-    env = os.environ if environ is None else environ
-    zone = "UTC"
-    for name in ("AIRFLOW__CRONIUM__TIMEZONE", "AIRFLOW__CORE__DEFAULT_TIMEZONE"):
-        value = env.get(name, "").strip()
-        if value and value.lower() not in ("utc", "system"):
-            zone = value
-            break
-
-    def option(name: str) -> str | None:
-        return zone if name == "timezone" else env.get(f"AIRFLOW__{SECTION.upper()}__{name.upper()}")
-
-    return CroniumSettings.from_options(option)

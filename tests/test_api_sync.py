@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -576,6 +577,36 @@ def test_a_second_identical_sync_leaves_the_file_alone(synced) -> None:
     proc = run_sync(url, records)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "warning:" in proc.stdout and "duplicate id: event 2" in proc.stdout
+
+
+def test_sync_reads_a_connection_made_with_airflow_connections_add(cronium, tmp_path, airflow_db) -> None:
+    """The README's way: the Cronium connection is made with ``airflow connections add`` (kept in Airflow's
+    metadata database, no ``AIRFLOW_CONN_*`` variable); ``cronium-airflow sync`` finds it there."""
+    conn_id = f"cronium_in_db_{uuid.uuid4().hex[:8]}"
+    env = airflow_env()
+    add = ["connections", "add", conn_id, "--conn-type", "cronium", "--conn-host", cronium, "--conn-password", TOKEN]
+    added = subprocess.run(
+        [venv_bin("airflow"), *add],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    try:
+        proc = subprocess.run(
+            [venv_bin("cronium-airflow"), "sync", "--conn-id", conn_id, str(tmp_path / "records")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert (tmp_path / "records" / "cronium-api" / "records.json").is_file()
+    finally:
+        subprocess.run(
+            [venv_bin("airflow"), "connections", "delete", conn_id], env=env, capture_output=True, timeout=180
+        )
 
 
 def test_sync_without_the_connection_fails_clearly(tmp_path, airflow_db) -> None:

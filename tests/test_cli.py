@@ -140,3 +140,27 @@ def test_missing_path_is_an_error() -> None:
     proc = run_cli("validate", "/nonexistent/records")
     assert proc.returncode == 1
     assert "/nonexistent/records: no such file or folder" in proc.stdout
+
+
+def test_plan_reads_the_cronium_section_of_airflow_cfg(tmp_path: Path) -> None:
+    """``[cronium] timezone`` set in ``airflow.cfg`` (no environment variable): ``plan`` schedules in that
+    zone, as the DAG file does."""
+    import os
+
+    home = tmp_path / "airflow"
+    home.mkdir()
+    (home / "airflow.cfg").write_text("[core]\nload_examples = False\n\n[cronium]\ntimezone = Europe/Berlin\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__CRONIUM__")}
+    env["AIRFLOW_HOME"] = str(home)
+    env.pop("AIRFLOW_CONFIG", None)
+    proc = subprocess.run(
+        [venv_bin("cronium-airflow"), "plan", "--json", "dags_templates/records"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    zones = {dag["schedule"]["timezone"] for dag in json.loads(proc.stdout)["dags"] if dag["schedule"]["cron"]}
+    assert zones == {"Europe/Berlin"}, zones

@@ -27,6 +27,21 @@ def test_airflow_providers_list_shows_the_provider() -> None:
     assert providers["airflow-provider-cronium"]["version"] == "0.1.0"
 
 
+@pytest.mark.parametrize("option", ["index_dir", "image_bash", "image_python", "image_nodejs", "run_folder_mb"])
+def test_airflow_config_knows_every_cronium_option_the_readme_names(option: str) -> None:
+    """``airflow config get-value cronium <option>`` answers for every option the provider reads (the
+    README names them), never "not found"."""
+    proc = subprocess.run(
+        [venv_bin("airflow"), "config", "get-value", "cronium", option],
+        env={k: v for k, v in airflow_env().items() if not k.startswith("AIRFLOW__CRONIUM__")},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "not found" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
 def test_airflow_lists_the_hook_and_connection_type() -> None:
     proc = subprocess.run(
         [venv_bin("airflow"), "providers", "hooks", "--output", "json"],

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cronium_provider.get_provider_info import get_provider_info
-from cronium_provider.settings import CroniumSettings, settings_from_environ
+from cronium_provider.settings import CroniumSettings
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cronium_provider"
 CONF_READS = {"get", "getint", "getfloat", "getboolean", "getjson", "getlist", "getsection", "has_option", "items"}
@@ -54,7 +54,7 @@ def test_only_the_config_module_reads_the_cronium_section() -> None:
 def test_every_declared_option_is_in_the_settings_with_its_declared_default() -> None:
     declared = get_provider_info()["config"]["cronium"]["options"]
     fields = {f.name: f for f in dataclasses.fields(CroniumSettings)}
-    assert set(declared) <= set(fields)
+    assert set(declared) == set(fields)  # every option the provider reads is one Airflow knows of
     parsed = CroniumSettings.from_options(lambda name: declared[name]["default"] if name in declared else None)
     assert parsed == CroniumSettings()
 
@@ -94,7 +94,7 @@ def test_an_option_of_the_wrong_type_is_logged_naming_it_and_its_default_used(
         caplog.text
     )
     with pytest.raises(ValueError, match=r"\[cronium\] max_result_bytes must be a whole number"):
-        settings_from_environ()
+        read_settings(strict=True)  # cronium-airflow's reading
 
 
 def test_a_bad_scope_is_read_as_auto_by_airflow_and_refused_by_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,4 +103,4 @@ def test_a_bad_scope_is_read_as_auto_by_airflow_and_refused_by_the_cli(monkeypat
     monkeypatch.setenv("AIRFLOW__CRONIUM__SCOPE_VARIABLES_BY_OWNER", "maybe")
     assert read_settings().scope_variables_by_owner == "auto"
     with pytest.raises(ValueError, match="scope_variables_by_owner must be auto, true or false"):
-        settings_from_environ()
+        read_settings(strict=True)  # cronium-airflow's reading
