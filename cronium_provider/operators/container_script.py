@@ -255,7 +255,6 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         context: Context,
         job: ScriptJob,
         namespace: VariableNamespace,
-        started: float,
         deadline: float | None,
         timeout_seconds: float | None,
     ) -> CroniumContainerTrigger:

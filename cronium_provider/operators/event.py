@@ -300,7 +300,7 @@ class CroniumScriptEventOperator(CroniumEventOperator):
         )
         if self.deferrable:
             deadline, timeout_seconds, _ = self.deferral_limits(started)
-            deferral = self.start_deferred(context, job, namespace, started, deadline, timeout_seconds)
+            deferral = self.start_deferred(context, job, namespace, deadline, timeout_seconds)
             if isinstance(deferral, BaseTrigger):
                 backstop = self.deferral_limits(started)[2]  # from now: the start took some of the timeout
                 self.defer(trigger=deferral, method_name="execute_complete", timeout=backstop)
@@ -332,7 +332,6 @@ class CroniumScriptEventOperator(CroniumEventOperator):
         context: Context,
         job: ScriptJob,
         namespace: VariableNamespace,
-        started: float,
         deadline: float | None,
         timeout_seconds: float | None,
     ) -> BaseTrigger | Any:

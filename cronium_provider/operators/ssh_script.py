@@ -191,7 +191,6 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
         context: Context,
         job: ScriptJob,
         namespace: VariableNamespace,
-        started: float,
         deadline: float | None,
         timeout_seconds: float | None,
     ) -> CroniumSSHTrigger | Mapping[str, ScriptRun | Exception]:

@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-__all__ = ["Failure", "FailureKind", "RunEnd", "Runner", "ScriptJob", "judge", "signal_text"]
-
 from cronium_provider.runners.outcome import ScriptRun
 from cronium_provider.runners.protocol import build_run_files
 from cronium_provider.states import RunEnd
+
+__all__ = ["Failure", "FailureKind", "RunEnd", "Runner", "ScriptJob", "judge", "signal_text"]
 
 
 @dataclass(frozen=True)

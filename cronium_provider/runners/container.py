@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from cronium_provider.exceptions import ContainerLimitError, ScriptFailed
 from cronium_provider.naming import (
@@ -39,7 +39,7 @@ from cronium_provider.naming import (
     CONTAINER_LABEL_PID_START,
     CONTAINER_LABEL_RUN,
 )
-from cronium_provider.runners.base import ScriptJob
+from cronium_provider.runners.base import Runner, ScriptJob
 from cronium_provider.runners.outcome import (
     DEFAULT_MAX_RESULT_BYTES,
     STDERR_TAIL_LINES,
@@ -160,7 +160,7 @@ _GO_FILE_TYPES = {
 }
 
 
-def file_type(mode: int) -> str | None:
+def _file_type(mode: int) -> str | None:
     """What a path is, from its Go file mode, when it is not a regular file."""
     return next((kind for bit, kind in _GO_FILE_TYPES.items() if mode & bit), None)
 
@@ -203,7 +203,7 @@ def _docker_time(value: str) -> datetime | None:
     return moment if isinstance(moment, datetime) else None
 
 
-def run_seconds(state: Mapping[str, Any]) -> float:
+def _run_seconds(state: Mapping[str, Any]) -> float:
     """How long the container ran: Docker's ``StartedAt`` to ``FinishedAt``."""
     started, finished = (
         _docker_time(str(state.get("StartedAt") or "")),
@@ -454,7 +454,7 @@ class ContainerExecutor:
             return ScriptRun(
                 limit_reached=self._folder_full(self.limits.run_folder_mb, used_kb) if exit_code != 0 else None,
                 exit_code=exit_code,
-                duration_seconds=run_seconds(state),
+                duration_seconds=_run_seconds(state),
                 peak_memory_bytes=sampler.peak,
                 oom_killed=bool(state.get("OOMKilled")),
                 results=results,
@@ -529,33 +529,25 @@ class ContainerExecutor:
 
     def collect(self, end: Mapping[str, Any]) -> ScriptRun:
         """The adopted run's :class:`ScriptRun` once its trigger said it exited (``end``: its event, with the
-        ``peak_memory_bytes`` it sampled). Removes nothing."""
-        peak = end.get("peak_memory_bytes")
-        return self.collect_container(
-            str(self.container_id or ""), peak_memory_bytes=None if peak is None else int(peak)
-        )
+        ``peak_memory_bytes`` it sampled). Removes nothing.
 
-    def collect_container(
-        self, container_id: str, *, peak_memory_bytes: int | None = None, stderr_tail: list[str] | None = None
-    ) -> ScriptRun:
-        """Wait for the container to exit and read how it ended: exit code, duration (Docker's start and
-        finish times), out of memory, the result files (each up to ``max_result_bytes``) and, when it
-        failed, whether its run folder was full. ``stderr_tail`` is the last stderr lines when the caller
-        followed them; else they are read from the container's log. Removes nothing."""
+        The container is waited for and read: exit code, duration (Docker's start and finish times), out of
+        memory, the result files (each up to ``max_result_bytes``), and when it failed its last stderr lines
+        (from its log) and whether its run folder was full."""
+        peak = end.get("peak_memory_bytes")
+        container_id = str(self.container_id or "")
         exit_code = int(self.client.wait(container_id)["StatusCode"])
         state = self.client.inspect_container(container_id)["State"]
         results, problem = self._collect(container_id)
-        if stderr_tail is None:
-            stderr_tail = self._stderr_tail(container_id) if exit_code != 0 else []
         return ScriptRun(
             limit_reached=self.run_folder_full() if exit_code != 0 else None,
             exit_code=exit_code,
-            duration_seconds=run_seconds(state),
-            peak_memory_bytes=peak_memory_bytes,
+            duration_seconds=_run_seconds(state),
+            peak_memory_bytes=None if peak is None else int(peak),
             oom_killed=bool(state.get("OOMKilled")),
             results=results,
             protocol_error=problem,
-            stderr_tail=stderr_tail,
+            stderr_tail=self._stderr_tail(container_id) if exit_code != 0 else [],
             container_id=container_id,
         )
 
@@ -580,7 +572,7 @@ class ContainerExecutor:
                 continue
             try:
                 # stat before read: a file that is too large or no regular file never reaches this process
-                kind, size = file_type(int((stat or {}).get("mode") or 0)), int((stat or {}).get("size") or 0)
+                kind, size = _file_type(int((stat or {}).get("mode") or 0)), int((stat or {}).get("size") or 0)
                 if kind is not None:
                     refused = refused or not_regular(name, kind)
                 elif size > limit:
@@ -704,3 +696,7 @@ class _RunEnding:
             found, problem = read_result_tar(slices, self.limit)
             refused = refused or problem
         return *read_run_results(found, refused), used_kb
+
+
+if TYPE_CHECKING:  # mypy holds the executor to the runner protocol
+    _RUNNER: type[Runner] = ContainerExecutor

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cronium_provider.exceptions import (
     InterpreterMissing,
@@ -33,7 +33,7 @@ from cronium_provider.exceptions import (
     RemoteRunError,
     ServerToolMissing,
 )
-from cronium_provider.runners.base import ScriptJob
+from cronium_provider.runners.base import Runner, ScriptJob
 from cronium_provider.runners.outcome import (
     DEFAULT_MAX_RESULT_BYTES,
     STDERR_TAIL_BYTES,
@@ -650,3 +650,7 @@ class SSHScriptExecutor:
             folder = shlex.quote(run_dir)
             with contextlib.suppress(Exception):
                 _run(self.client, f"{_REAP}reap {folder} 0; cd / && rm -rf -- {folder}")
+
+
+if TYPE_CHECKING:  # mypy holds the executor to the runner protocol
+    _RUNNER: type[Runner] = SSHScriptExecutor

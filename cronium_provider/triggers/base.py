@@ -25,8 +25,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from cronium_provider.runners.base import RunEnd
 from cronium_provider.runners.outcome import LineRedactor
+from cronium_provider.states import RunEnd
 
 # Stops under way, referenced until done: the triggerer cancels a killed trigger's task again on every loop
 # (about each second) until it ends, which would cut a 5-second stop short; the stop runs as a task of its
@@ -43,6 +43,8 @@ class CroniumRunTrigger(BaseTrigger):
     :param masked: values masked in the task's log (the run's secrets), masked here too.
     :param task_label: ``dag_id.task_id``, for the triggerer's own messages.
     """
+
+    what_stops = "the script"  # for the task's log when a person stops the deferred task
 
     def __init__(
         self,
@@ -120,16 +122,12 @@ class CroniumRunTrigger(BaseTrigger):
         task.add_done_callback(_STOPPING.discard)
         await asyncio.shield(task)
 
-    def stop_announcement(self) -> str:
-        """What the task's log says when a person stopped the deferred task."""
-        return "The deferred task was stopped by a person: stopping the script"
-
     async def on_kill(self) -> None:
         """The task was cleared, or marked failed or successful, while deferred: stop and remove the run,
         as the normal mode's kill does."""
         if self.ended or self.stopped:
             return
-        self.log.warning(self.stop_announcement())
+        self.log.warning("The deferred task was stopped by a person: stopping %s", self.what_stops)
         await self.stop_shielded()
 
     async def cleanup(self) -> None:

@@ -69,6 +69,8 @@ class CroniumContainerTrigger(CroniumRunTrigger):
     :param task_label: ``dag_id.task_id``, for the triggerer's own messages.
     """
 
+    what_stops = "the script's container"
+
     def __init__(
         self,
         *,
@@ -259,9 +261,6 @@ class CroniumContainerTrigger(CroniumRunTrigger):
             await DockerVolume(docker, self.volume).delete(force=True)
         self.stopped = True
         self.log.info("Removed the script's container %s and its run folder", self.container_id[:12])
-
-    def stop_announcement(self) -> str:
-        return "The deferred task was stopped by a person: stopping the script's container"
 
     async def stop_run(self) -> None:
         """:meth:`_stop_and_remove` with a client of its own (a stop outlives the trigger's own client)."""

@@ -68,6 +68,8 @@ class CroniumSSHTrigger(CroniumRunTrigger):
     :param task_label: ``dag_id.task_id``, for the triggerer's own messages.
     """
 
+    what_stops = "the script on every server"
+
     def __init__(
         self,
         *,
@@ -242,9 +244,6 @@ class CroniumSSHTrigger(CroniumRunTrigger):
         }
 
     # -- stopping ------------------------------------------------------------------------------------
-    def stop_announcement(self) -> str:
-        return "The deferred task was stopped by a person: stopping the script on every server"
-
     async def stop_run(self) -> None:
         """Stop every server's script and remove its run folder (the normal mode's kill guard), at once."""
 
