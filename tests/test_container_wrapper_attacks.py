@@ -33,6 +33,23 @@ def label(docker_client: Any) -> Any:
         docker_client.api.remove_container(container_id, force=True)
 
 
+class _StopOnStart:
+    """The Docker client, stopping the run (as a killed task does, SIGKILL ``stop_timeout`` s after SIGTERM)
+    as soon as its container has started."""
+
+    def __init__(self, api: Any, stop_timeout: int) -> None:
+        self.api = api
+        self.stop_timeout = stop_timeout
+        self.executor: Any = None  # the executor using this client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.api, name)
+
+    def start(self, container_id: str) -> None:
+        self.api.start(container_id)
+        threading.Thread(target=self.executor.stop, kwargs={"timeout": self.stop_timeout}, daemon=True).start()
+
+
 def _run_in_thread(executor: Any, job: Any, seconds: float) -> tuple[Any, list[BaseException]]:
     """``executor.run(job)`` in a thread, waited for ``seconds``: the run (None while it is still going) and
     its error, if any."""
@@ -82,22 +99,8 @@ def test_a_stop_while_the_run_files_are_sent_ends_the_run(docker_client: Any, la
     from cronium_provider.runners.base import ScriptJob
     from cronium_provider.runners.container import ContainerExecutor
 
-    class StopOnStart:
-        """The Docker client, stopping the run as soon as its container has started."""
-
-        def __init__(self, api: Any) -> None:
-            self.api = api
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.api, name)
-
-        def start(self, container_id: str) -> None:
-            self.api.start(container_id)
-            threading.Thread(target=executor.stop, kwargs={"timeout": 0}, daemon=True).start()
-
-    executor = ContainerExecutor(
-        StopOnStart(docker_client.api), image=RUNTIME_IMAGE, labels={"org.cronium.test": label}
-    )
+    client = _StopOnStart(docker_client.api, stop_timeout=0)
+    executor = client.executor = ContainerExecutor(client, image=RUNTIME_IMAGE, labels={"org.cronium.test": label})
     job = ScriptJob(language="BASH", script="echo should-not-run", input={"blob": "a" * (100 * 1024 * 1024)})
     run, errors = _run_in_thread(executor, job, 60)
     assert run is not None or errors, "the run still waits a minute after it was stopped"
@@ -159,25 +162,10 @@ def test_a_stop_before_the_script_started_keeps_it_from_starting(docker_client: 
     from cronium_provider.runners.base import ScriptJob
     from cronium_provider.runners.container import ContainerExecutor
 
-    class StopOnStart:
-        """The Docker client, stopping the run (as a killed task does) as soon as its container started."""
-
-        def __init__(self, api: Any) -> None:
-            self.api = api
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.api, name)
-
-        def start(self, container_id: str) -> None:
-            self.api.start(container_id)
-            threading.Thread(target=executor.stop, kwargs={"timeout": 5}, daemon=True).start()
-
     lines: list[str] = []
-    executor = ContainerExecutor(
-        StopOnStart(docker_client.api),
-        on_line=lambda stream, line: lines.append(line),
-        image=RUNTIME_IMAGE,
-        labels={"org.cronium.test": label},
+    client = _StopOnStart(docker_client.api, stop_timeout=5)
+    executor = client.executor = ContainerExecutor(
+        client, on_line=lambda stream, line: lines.append(line), image=RUNTIME_IMAGE, labels={"org.cronium.test": label}
     )
     job = ScriptJob(language="BASH", script="echo script-started; sleep 30", input={"blob": "a" * (40 * 1024 * 1024)})
     started = time.monotonic()
