@@ -7,6 +7,7 @@ values, server keys and passwords) are never printed.
 from __future__ import annotations
 
 import argparse
+import configparser
 import json
 import os
 import sys
@@ -227,8 +228,33 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     # process in neither context would see only environment variables and secrets backends).
     os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
     args = build_parser().parse_args(argv)
-    result: int = args.func(args, out or sys.stdout)
+    stream = out or sys.stdout
+    try:
+        result: int = args.func(args, stream)
+    except configparser.Error as exc:  # Airflow's configuration files, read when a command first imports Airflow
+        stream.write(f"error: {config_problem(exc)}\n")
+        return 2
     return result
+
+
+def config_problem(exc: configparser.Error) -> str:
+    """What is wrong with ``airflow.cfg`` and how to mend it. A section given twice is the usual case: Airflow
+    writes a ``[cronium]`` section with every option commented out when it creates the file, and a second
+    one appended below it makes every ``airflow`` command fail."""
+    if isinstance(exc, configparser.DuplicateSectionError):
+        where = f"{exc.source} line {exc.lineno}" if exc.source else f"line {exc.lineno}"
+        first = ""
+        if exc.source and Path(exc.source).is_file():
+            lines = Path(exc.source).read_text(errors="replace").splitlines()
+            heads = [n for n, line in enumerate(lines, 1) if line.strip() == f"[{exc.section}]"]
+            if heads and heads[0] != exc.lineno:
+                first = f" (line {heads[0]})"
+        return (
+            f"{where}: a second [{exc.section}] section; Airflow refuses a file that gives a section twice, and "
+            f"every airflow command fails. Move its options into the first [{exc.section}] section{first}, where "
+            f"Airflow lists each option commented out, and delete the second one"
+        )
+    return f"Airflow's configuration cannot be read: {exc}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -164,3 +164,34 @@ def test_plan_reads_the_cronium_section_of_airflow_cfg(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     zones = {dag["schedule"]["timezone"] for dag in json.loads(proc.stdout)["dags"] if dag["schedule"]["cron"]}
     assert zones == {"Europe/Berlin"}, zones
+
+
+def test_a_second_cronium_section_in_airflow_cfg_is_named_with_its_fix(tmp_path: Path) -> None:
+    """The ``airflow.cfg`` Airflow wrote (``airflow db migrate``) already has a ``[cronium]`` section with every
+    option commented out; a second one appended below it makes Airflow refuse the file. The commands say
+    where both sections are and what to do, instead of a traceback."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__CRONIUM__")}
+    env["AIRFLOW_HOME"] = str(tmp_path / "airflow")
+    env.pop("AIRFLOW_CONFIG", None)
+    made = subprocess.run(  # Airflow writes its airflow.cfg into a new home at its first command
+        [venv_bin("airflow"), "config", "get-value", "core", "load_examples"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert made.returncode == 0, made.stderr
+    cfg = tmp_path / "airflow" / "airflow.cfg"
+    written = cfg.read_text()
+    first = written.splitlines().index("[cronium]") + 1
+    cfg.write_text(written + "\n[cronium]\ntimezone = Europe/Berlin\n")
+    second = len(cfg.read_text().splitlines()) - 1
+    proc = subprocess.run(
+        [venv_bin("cronium-airflow"), "plan", str(EXAMPLES)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout.startswith(f"error: {cfg} line {second}: a second [cronium] section;"), proc.stdout
+    assert f"Move its options into the first [cronium] section (line {first})" in proc.stdout
