@@ -129,6 +129,18 @@ def cmd_servers_sync(args: argparse.Namespace, out: TextIO) -> int:
     except ValueError as exc:
         out.write(f"error: {exc}\n")
         return 2
+    # an id naming no server record (valid or not) is a typo: refused before anything is written
+    known = set(records.servers) | {e.record_id for e in records.errors if e.kind == "server"}
+    given = (
+        ("--key-file", creds.key_files),
+        ("--password-file", creds.password_files),
+        ("--no-host-key-check", creds.skip_host_key_check),
+    )
+    unknown = [(option, i) for option, ids in given for i in sorted(ids) if i not in known]
+    for option, server_id in unknown:
+        out.write(f"error: {option} {server_id}: no server record has id {server_id}; nothing changed\n")
+    if unknown:
+        return 2
     if not records.servers:
         out.write("no valid server records found\n")
         return 1
@@ -182,7 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     servers = sub.add_parser("servers", help="Cronium servers as Airflow SSH connections")
     servers_sub = servers.add_subparsers(dest="servers_command", required=True)
     sync = servers_sub.add_parser(
-        "sync", help="create or update the SSH connection and pool of every server record (needs Airflow's database)"
+        "sync",
+        help="create or update the SSH connection and pool of every server record (needs Airflow's database)",
+        description="The record sets a connection's host, port and username; a key, password or host key "
+        "setting not given (by an option or the record) is kept as the connection has it, and so is an existing "
+        "pool's size unless --pool-size is given. Exit 0: synced; 1: some records invalid or refused and left "
+        "out (or none valid); 2: failed, nothing changed (an option naming no server record or a missing file).",
     )
     sync.add_argument("paths", nargs="+", metavar="PATH", help="record files or folders")
     sync.add_argument("--key-file", action="append", default=[], metavar="ID=PATH", help="private key of a server")
@@ -196,7 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="skip host key checking for this server (explicit opt-in)",
     )
-    sync.add_argument("--pool-size", type=int, default=5, help="runs at once per server (default 5, as Cronium)")
+    sync.add_argument(
+        "--pool-size",
+        type=int,
+        default=None,
+        help="runs at once per server (default: an existing pool keeps its slots, a new one gets 5, as Cronium)",
+    )
     sync.set_defaults(func=cmd_servers_sync)
     api_sync = sub.add_parser(
         "sync",
