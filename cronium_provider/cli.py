@@ -96,21 +96,34 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_apply_status(args: argparse.Namespace, out: TextIO) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from cronium_provider.dag_state import apply_status
 
-    records = load_records(args.paths)
-    for error in records.errors:
-        out.write(f"error: {error}\n")
+    missing = [path for path in args.paths if not Path(path).exists()]
+    for path in missing:
+        out.write(f"error: {path}: no such file or folder; nothing changed\n")
+    if missing:
+        return 2
     try:
         settings = _settings()
     except ValueError as exc:
-        out.write(f"error: {exc}\n")
+        out.write(f"error: {exc}; nothing changed\n")
         return 2
-    changes = apply_status(build_plan(records, settings))
+    records = load_records(args.paths)
+    for error in records.errors:  # left out: its DAG is left as it is
+        out.write(f"warning: {error} (left out: its DAG is not changed)\n")
+    try:
+        changes = apply_status(build_plan(records, settings))
+    except SQLAlchemyError as exc:
+        out.write(
+            f"error: Airflow's database: {type(exc).__name__}: {getattr(exc, 'orig', None) or exc}; nothing changed\n"
+        )
+        return 2
     for change in changes:
         out.write(f"{change.dag_id}: {change.reason}\n")
-    out.write(f"{len(changes)} DAG(s) changed\n")
-    return 0 if records.ok else 1
+    out.write(f"{sum(change.changed for change in changes)} DAG(s) changed\n")
+    return 0
 
 
 def cmd_servers_sync(args: argparse.Namespace, out: TextIO) -> int:
@@ -188,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser(
         "apply-status",
         help="pause or unpause the existing DAGs as their records' status says (needs Airflow's database)",
+        description="ACTIVE unpauses, PAUSED pauses, DRAFT or ARCHIVED pauses the DAG left behind; an event "
+        "whose runs reached its maxExecutions stays paused. An invalid record is a warning: it is left out and "
+        "its DAG is not changed. Exit 0: every valid record's status applied; 2: failed, nothing changed (a "
+        "PATH that does not exist, a malformed [cronium] setting, Airflow's database not written).",
     )
     status.add_argument("paths", nargs="+", metavar="PATH", help="record files or folders")
     status.set_defaults(func=cmd_apply_status)
