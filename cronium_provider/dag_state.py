@@ -41,13 +41,14 @@ def status_changes(
     ``finished_runs`` (dag id -> finished runs of its limited task) keeps a paused DAG paused when its
     event's executions (as the operators count them: ``executionCount`` plus finished runs) reached
     ``maxExecutions``."""
+    finished_runs = finished_runs or {}
     changes: list[StatusChange] = []
     for dag in plan.dags:
         if dag.dag_id not in paused_now or paused_now[dag.dag_id] == dag.is_paused:
             continue
         run = limited_run(dag)
-        if not dag.is_paused and run is not None and dag.dag_id in (finished_runs or {}):
-            executions = run.execution_count + (finished_runs or {})[dag.dag_id]
+        if not dag.is_paused and run is not None and dag.dag_id in finished_runs:
+            executions = run.execution_count + finished_runs[dag.dag_id]
             if max_executions_reached(run.max_executions, executions):
                 reason = f"kept paused: reached maxExecutions {run.max_executions} ({executions} execution(s) so far)"
                 changes.append(StatusChange(dag.dag_id, True, reason, changed=False))
@@ -76,7 +77,7 @@ def apply_status(plan: Plan) -> list[StatusChange]:
         finished: dict[str, int] = {}
         for dag in plan.dags:
             run = limited_run(dag)
-            if run is not None and dag.dag_id in models:
+            if run is not None and dag.dag_id in models and models[dag.dag_id].is_paused and not dag.is_paused:
                 finished[dag.dag_id] = (
                     session.query(func.count(TaskInstance.id))
                     .filter(
