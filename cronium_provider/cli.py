@@ -97,21 +97,34 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_apply_status(args: argparse.Namespace, out: TextIO) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from cronium_provider.dag_state import apply_status
 
-    records = load_records(args.paths)
-    for error in records.errors:
-        out.write(f"error: {error}\n")
+    missing = [path for path in args.paths if not Path(path).exists()]
+    for path in missing:
+        out.write(f"error: {path}: no such file or folder; nothing changed\n")
+    if missing:
+        return 2
     try:
         settings = _settings()
     except ValueError as exc:
-        out.write(f"error: {exc}\n")
+        out.write(f"error: {exc}; nothing changed\n")
         return 2
-    changes = apply_status(build_plan(records, settings))
+    records = load_records(args.paths)
+    for error in records.errors:  # left out: its DAG is left as it is
+        out.write(f"warning: {error} (left out: its DAG is not changed)\n")
+    try:
+        changes = apply_status(build_plan(records, settings))
+    except SQLAlchemyError as exc:
+        out.write(
+            f"error: Airflow's database: {type(exc).__name__}: {getattr(exc, 'orig', None) or exc}; nothing changed\n"
+        )
+        return 2
     for change in changes:
         out.write(f"{change.dag_id}: {change.reason}\n")
-    out.write(f"{len(changes)} DAG(s) changed\n")
-    return 0 if records.ok else 1
+    out.write(f"{sum(change.changed for change in changes)} DAG(s) changed\n")
+    return 0
 
 
 def cmd_servers_sync(args: argparse.Namespace, out: TextIO) -> int:
@@ -129,6 +142,18 @@ def cmd_servers_sync(args: argparse.Namespace, out: TextIO) -> int:
         )
     except ValueError as exc:
         out.write(f"error: {exc}\n")
+        return 2
+    # an id naming no server record (valid or not) is a typo: refused before anything is written
+    known = set(records.servers) | {e.record_id for e in records.errors if e.kind == "server"}
+    given = (
+        ("--key-file", creds.key_files),
+        ("--password-file", creds.password_files),
+        ("--no-host-key-check", creds.skip_host_key_check),
+    )
+    unknown = [(option, i) for option, ids in given for i in sorted(ids) if i not in known]
+    for option, server_id in unknown:
+        out.write(f"error: {option} {server_id}: no server record has id {server_id}; nothing changed\n")
+    if unknown:
         return 2
     if not records.servers:
         out.write("no valid server records found\n")
@@ -177,13 +202,22 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser(
         "apply-status",
         help="pause or unpause the existing DAGs as their records' status says (needs Airflow's database)",
+        description="ACTIVE unpauses, PAUSED pauses, DRAFT or ARCHIVED pauses the DAG left behind; an event "
+        "whose runs reached its maxExecutions stays paused. An invalid record is a warning: it is left out and "
+        "its DAG is not changed. Exit 0: every valid record's status applied; 2: failed, nothing changed (a "
+        "PATH that does not exist, a malformed [cronium] setting, Airflow's database not written).",
     )
     status.add_argument("paths", nargs="+", metavar="PATH", help="record files or folders")
     status.set_defaults(func=cmd_apply_status)
     servers = sub.add_parser("servers", help="Cronium servers as Airflow SSH connections")
     servers_sub = servers.add_subparsers(dest="servers_command", required=True)
     sync = servers_sub.add_parser(
-        "sync", help="create or update the SSH connection and pool of every server record (needs Airflow's database)"
+        "sync",
+        help="create or update the SSH connection and pool of every server record (needs Airflow's database)",
+        description="The record sets a connection's host, port and username; a key, password or host key "
+        "setting not given (by an option or the record) is kept as the connection has it, and so is an existing "
+        "pool's size unless --pool-size is given. Exit 0: synced; 1: some records invalid or refused and left "
+        "out (or none valid); 2: failed, nothing changed (an option naming no server record or a missing file).",
     )
     sync.add_argument("paths", nargs="+", metavar="PATH", help="record files or folders")
     sync.add_argument("--key-file", action="append", default=[], metavar="ID=PATH", help="private key of a server")
@@ -197,7 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="skip host key checking for this server (explicit opt-in)",
     )
-    sync.add_argument("--pool-size", type=int, default=5, help="runs at once per server (default 5, as Cronium)")
+    sync.add_argument(
+        "--pool-size",
+        type=int,
+        default=None,
+        help="runs at once per server (default: an existing pool keeps its slots, a new one gets 5, as Cronium)",
+    )
     sync.set_defaults(func=cmd_servers_sync)
     api_sync = sub.add_parser(
         "sync",

@@ -25,6 +25,12 @@ RAN_STATES = frozenset({TaskState.SUCCESS, TaskState.FAILED})
 FAILED_STATES = frozenset({TaskState.FAILED, TaskState.UPSTREAM_FAILED})
 
 
+def max_executions_reached(max_executions: int, executions: int) -> bool:
+    """Cronium's execution limit: an event whose executions (its ``executionCount`` plus its runs in
+    ``RAN_STATES``) reached ``maxExecutions`` runs no more; 0 is no limit."""
+    return 0 < max_executions <= executions
+
+
 class RunStatus(StrEnum):
     """How an event run ended: its ``run_status`` XCom (Cronium's job status COMPLETED/FAILED/CANCELLED),
     and the ``status`` of each server's run and of in-script actions (``PARTIAL``: some servers failed)."""

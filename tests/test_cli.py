@@ -142,6 +142,15 @@ def test_missing_path_is_an_error() -> None:
     assert "/nonexistent/records: no such file or folder" in proc.stdout
 
 
+def test_apply_status_with_a_missing_path_changes_nothing() -> None:
+    """A PATH that is not there (a typo) would leave every DAG of that folder as it is while the rest is
+    applied: ``apply-status`` refuses before it reads Airflow's database, exit 2."""
+    proc = run_cli("apply-status", "/nonexistent/records", str(EXAMPLES))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "error: /nonexistent/records: no such file or folder; nothing changed" in proc.stdout
+    assert "DAG(s) changed" not in proc.stdout
+
+
 def test_plan_reads_the_cronium_section_of_airflow_cfg(tmp_path: Path) -> None:
     """``[cronium] timezone`` set in ``airflow.cfg`` (no environment variable): ``plan`` schedules in that
     zone, as the DAG file does."""

@@ -171,6 +171,38 @@ def test_a_status_change_in_the_records_reaches_existing_dags(factory: Factory, 
     assert "0 DAG(s) changed" in again.stdout
 
 
+def test_apply_status_applies_every_good_record_beside_a_bad_one(factory: Factory) -> None:
+    """A record made invalid is a warning naming its file, record and field: it is left out and its DAG is
+    left as it is, the other records' status is applied, and the command exits 0. A malformed ``[cronium]``
+    setting changes nothing and exits 2."""
+    good = factory.event(name="good", status="ACTIVE")
+    bad = factory.event(name="turned bad", status="ACTIVE")
+    factory.load()
+    env = airflow_env(CRONIUM_RECORDS_DIR=str(factory.folder))
+    reserialize = [venv_bin("airflow"), "dags", "reserialize"]
+    subprocess.run(reserialize, env=env, check=True, capture_output=True, timeout=300)
+    ids = [f"cronium_event_{e['id']}" for e in (good, bad)]
+    assert _paused(ids) == {ids[0]: False, ids[1]: False}
+
+    good["status"], bad["status"], bad["type"] = "PAUSED", "PAUSED", "PERL"
+    events = factory.folder / "events.json"
+    events.write_text(json.dumps({"events": factory.events}))
+    apply = [venv_bin("cronium-airflow"), "apply-status", str(factory.folder)]
+    proc = subprocess.run(apply, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"warning: {events}: event {bad['id']}: field type: " in proc.stdout
+    assert f"{ids[0]}: paused: the record is PAUSED" in proc.stdout and "1 DAG(s) changed" in proc.stdout
+    assert _paused(ids) == {ids[0]: True, ids[1]: False}  # the bad record's DAG is not touched
+
+    good["status"] = "ACTIVE"
+    events.write_text(json.dumps({"events": factory.events}))
+    malformed = {**env, "AIRFLOW__CRONIUM__SCOPE_VARIABLES_BY_OWNER": "maybe"}
+    failed = subprocess.run(apply, env=malformed, capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 2, failed.stdout + failed.stderr
+    assert "scope_variables_by_owner must be auto, true or false" in failed.stdout
+    assert _paused(ids) == {ids[0]: True, ids[1]: False}
+
+
 def _ti_times(dag_id: str, run_id: str) -> dict[str, tuple[Any, Any]]:
     from airflow.models import TaskInstance
     from airflow.utils.session import create_session

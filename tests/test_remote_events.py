@@ -375,6 +375,31 @@ def test_servers_sync_creates_working_connections_and_leaks_no_secret(servers, t
     assert secret_password not in result.log_text()
 
 
+def test_a_second_servers_sync_without_options_keeps_the_connection_working(servers, tmp_path, airflow_db) -> None:
+    """``servers sync`` given the key and the known_hosts file, then run again without them (as after a
+    record edit): the connection keeps its key and host key, so the remote event still runs on the server."""
+    server = servers[0]
+    records = tmp_path / "records"
+    records.mkdir()
+    record = {"id": 905, "name": "resync", "address": server.address, "port": server.port, "username": "nobody"}
+    (records / "servers.json").write_text(json.dumps({"servers": [record]}))
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"[{server.address}]:{server.port} {server.host_public_key}\n")
+    sync = [venv_bin("cronium-airflow"), "servers", "sync", str(records)]
+    given = ["--key-file", f"905={server.client_key_path}", "--known-hosts", str(known_hosts)]
+    first = subprocess.run([*sync, *given], env=airflow_env(), capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    (records / "servers.json").write_text(json.dumps({"servers": [{**record, "username": TEST_USER}]}))
+    second = subprocess.run(sync, env=airflow_env(), capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stdout + second.stderr
+    result = run_remote(
+        "BASH", 'cronium_output "{\\"user\\": \\"$(id -un)\\"}"', [{"name": "resync", "conn_id": "cronium_server_905"}]
+    )
+    assert result.xcom("run") == {"user": TEST_USER}, result.log_text()[-3000:]
+    assert "connection cronium_server_905 updated (username); key and host key kept" in second.stdout
+
+
 def test_a_forged_pid_file_cannot_turn_the_kill_on_other_processes(servers, connect) -> None:
     """The script writes ``1`` where the old wrapper kept its pid, and prints a fake session line; on
     timeout only the run's own session is stopped: another process of the same remote user survives."""

@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from cronium_provider.naming import INPUT_PARAM
 from cronium_provider.records.models import ConnectionType
-from cronium_provider.states import RAN_STATES, ActionWhen, RunStatus, TaskState
+from cronium_provider.states import RAN_STATES, ActionWhen, RunStatus, TaskState, max_executions_reached
 
 # How an event run ended (its ``run_status`` XCom), as plain strings: the names operators/event.py pushes.
 
@@ -58,7 +58,7 @@ def check_max_executions(context: Context, max_executions: int, execution_count:
     if max_executions <= 0:
         return
     count = executions_so_far(context, execution_count)
-    if count >= max_executions:
+    if max_executions_reached(max_executions, count):
         raise AirflowSkipException(
             f"maxExecutions {max_executions} reached ({count} execution(s) so far): this run does nothing. "
             "Raise maxExecutions in the record (or reset the count) to run the event again."

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cronium_provider.naming import server_conn_id, server_pool
@@ -39,33 +39,78 @@ class ServerCredentials:
     skip_host_key_check: frozenset[int] = frozenset()
 
 
-def connection_fields(server: Server, creds: ServerCredentials, source: str) -> tuple[dict[str, object], list[str]]:
-    """The connection's fields and the notes for the user (which never contain a secret)."""
-    notes: list[str] = []
-    extra: dict[str, object] = {}
+@dataclass(frozen=True)
+class StoredConnection:
+    """What an existing SSH connection holds: a sync keeps what it is not told to change."""
+
+    host: str | None = None
+    port: int | None = None
+    login: str | None = None
     password: str | None = None
-    if server.id in creds.key_files:
-        extra["private_key"] = creds.key_files[server.id].read_text()
-    elif server.ssh_key is not None and server.ssh_key.get_secret_value().strip():
-        extra["private_key"] = server.ssh_key.get_secret_value()
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+
+_FIELDS = ("host", "port", "username", "key", "password", "host key")  # what an update names
+
+
+def connection_fields(
+    server: Server, creds: ServerCredentials, source: str, stored: StoredConnection | None = None
+) -> tuple[dict[str, object], list[str], list[str], list[str]]:
+    """The connection's fields, the notes for the user (which never contain a secret), and the names of
+    what changed and of what was kept from ``stored``: the key, password and host key settings a sync is
+    not given (by an option or the record) stay as they are, and so do the connection's other extras."""
+    notes: list[str] = []
+    kept: list[str] = []
+    old = stored or StoredConnection()
+    extra: dict[str, object] = dict(old.extra)
+    password = old.password
+    given_credential = False
+    key = creds.key_files[server.id].read_text() if server.id in creds.key_files else None
+    if key is None and server.ssh_key is not None and server.ssh_key.get_secret_value().strip():
+        key = server.ssh_key.get_secret_value()
         notes.append(f"the SSH key came from {source}: remove sshKey from that record now that it is in Airflow")
+    if key is not None:
+        extra["private_key"] = key
+        extra.pop("key_file", None)  # the SSH hook takes one of private_key and key_file
+        given_credential = True
+    elif extra.get("private_key") or extra.get("key_file"):
+        kept.append("key")
     if server.id in creds.password_files:
         password = creds.password_files[server.id].read_text().strip()
+        given_credential = True
     elif server.password is not None and server.password.get_secret_value():
         password = server.password.get_secret_value()
         notes.append(f"the password came from {source}: remove password from that record")
-    if "private_key" not in extra and password is None:
+        given_credential = True
+    elif password:
+        kept.append("password")
+    has_credential = bool(extra.get("private_key") or extra.get("key_file") or password)
+    if not has_credential:
         notes.append("no key or password given: the connection relies on the worker's own SSH keys")
+    checks_off = str(extra.get("no_host_key_check", "")).lower() == "true"
     if server.id in creds.skip_host_key_check:
         extra["no_host_key_check"] = "true"
+        extra.pop("host_key", None)  # the SSH hook refuses a host key it is told not to check
         notes.append("host key checking is OFF for this server (explicit opt-in)")
     elif creds.known_hosts is not None:
         host_key = host_key_from_known_hosts(creds.known_hosts, server.address, server.port)
         if host_key:
             extra["host_key"] = host_key
+            extra.pop("no_host_key_check", None)
+        elif extra.get("host_key") and not checks_off:
+            kept.append("host key")
+            notes.append(f"{server.address} is not in {creds.known_hosts}: the stored host key is kept")
         else:
             notes.append(f"{server.address} is not in {creds.known_hosts}: the worker's known_hosts must have it")
-    extra["look_for_keys"] = "false" if ("private_key" in extra or password) else "true"
+    elif checks_off:
+        kept.append("host key check OFF")
+        notes.append("host key checking is OFF for this server (kept from the connection)")
+    elif extra.get("host_key"):
+        kept.append("host key")
+    if given_credential:
+        extra["look_for_keys"] = "false"
+    else:
+        extra.setdefault("look_for_keys", "false" if has_credential else "true")
     fields: dict[str, object] = {
         "conn_type": "ssh",
         "host": server.address,
@@ -75,14 +120,26 @@ def connection_fields(server: Server, creds: ServerCredentials, source: str) -> 
         "extra": json.dumps(extra),
         "description": f"Cronium server {server.id} ({server.name})",
     }
-    return fields, notes
+    before = (old.host, old.port, old.login, old.extra.get("private_key"), old.password, old.extra.get("host_key"))
+    after = (server.address, server.port, server.username, extra.get("private_key"), password, extra.get("host_key"))
+    changed = [name for name, was, now in zip(_FIELDS, before, after, strict=True) if was != now]
+    if old.extra.get("no_host_key_check") != extra.get("no_host_key_check"):
+        changed.append("host key check")
+    return fields, notes, changed, kept
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def sync_servers(
-    records: RecordSet, creds: ServerCredentials, pool_slots: int = DEFAULT_POOL_SLOTS
+    records: RecordSet, creds: ServerCredentials, pool_slots: int | None = None
 ) -> tuple[list[str], list[RecordError]]:
     """Create or update an SSH connection and a pool per server; returns one report line per action, and
-    the servers refused: a connection of another type (``smtp``, ``cronium``, a tool's) is never changed."""
+    the servers refused: a connection of another type (``smtp``, ``cronium``, a tool's) is never changed.
+
+    An existing connection keeps the key, password and host key settings it is not given, and an existing
+    pool keeps its slots unless ``pool_slots`` is given (a new pool gets :data:`DEFAULT_POOL_SLOTS`)."""
     from airflow.models import Connection
     from airflow.models.pool import Pool
     from airflow.utils.session import create_session
@@ -108,27 +165,39 @@ def sync_servers(
                     )
                 )
                 continue
-            fields, notes = connection_fields(server, creds, source)
+            stored = None
+            if existing is not None:
+                stored = StoredConnection(
+                    existing.host, existing.port, existing.login, existing.password, existing.extra_dejson
+                )
+            fields, notes, changed, kept = connection_fields(server, creds, source, stored)
             if existing is None:
                 session.add(Connection(conn_id=conn_id, **fields))  # type: ignore[arg-type]
-                verb = "created"
+                line = f"connection {conn_id} created"
             else:
                 for name, value in fields.items():
                     setattr(existing, name, value)
-                verb = "updated"
+                line = f"connection {conn_id} " + (f"updated ({', '.join(changed)})" if changed else "unchanged")
+                if kept:
+                    line += f"; {_and(kept)} kept"
             synced.append(server)
-            lines.append(f"server {server_id} ({server.name}): connection {conn_id} {verb}")
+            lines.append(f"server {server_id} ({server.name}): {line}")
             lines.extend(f"server {server_id}: note: {note}" for note in notes)
         session.commit()
     for server in synced:
         pool = server_pool(server.id)
+        current = Pool.get_pool(pool) if pool_slots is None else None
+        if current is not None:
+            lines.append(f"server {server.id}: pool {pool} kept with {current.slots} slot(s) (--pool-size sets it)")
+            continue
+        slots = DEFAULT_POOL_SLOTS if pool_slots is None else pool_slots
         Pool.create_or_update_pool(
             name=pool,
-            slots=pool_slots,
-            description=f"At most {pool_slots} Cronium runs at once on {server.name}",
+            slots=slots,
+            description=f"At most {slots} Cronium runs at once on {server.name}",
             include_deferred=False,
         )
-        lines.append(f"server {server.id}: pool {pool} with {pool_slots} slot(s)")
+        lines.append(f"server {server.id}: pool {pool} with {slots} slot(s)")
     return lines, errors
 
 
