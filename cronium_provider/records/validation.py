@@ -4,12 +4,13 @@ A bad record is left out and reported; every good record still loads. Messages n
 a secret field (env var values, server keys and passwords).
 
 An event nested in a workflow node and the same event given on its own (or nested elsewhere) are one
-record: the copy given on its own is kept, else the first. Copies that differ are reported, naming both
-places. A nested copy is what Cronium's workflow download holds, which is not the whole event: its
+record: the copy given on its own is used, else the first. A copy that differs from the one used is a
+warning (in ``RecordSet.warnings``, not an error: nothing is left out), naming both places and the fields.
+A nested copy is what Cronium's workflow download holds, which is not the whole event: its
 ``conditionEvents`` is always empty (server/storage/modules/workflows.ts:86) and its env var values are
 the encrypted column values (``envVars: true`` at workflows.ts:42, while ``GET /api/events/{id}`` decrypts
-them, storage/modules/variables.ts:18-34); the comparison leaves both aside, and a kept nested copy whose
-env var values look encrypted is refused.
+them, storage/modules/variables.ts:18-34); the comparison leaves both aside, and a nested copy in use whose
+env var values look encrypted is refused (an error: the event is left out).
 """
 
 from __future__ import annotations
@@ -61,12 +62,14 @@ _SHOW_INPUT = frozenset(
 
 @dataclass
 class RecordSet:
-    """The valid records, by id, and every error found while loading."""
+    """The valid records, by id; every error found while loading (each leaves out what it names), and every
+    warning (nothing left out: e.g. a nested copy of an event that differs from the copy used)."""
 
     events: dict[int, Event] = field(default_factory=dict)
     workflows: dict[int, Workflow] = field(default_factory=dict)
     servers: dict[int, Server] = field(default_factory=dict)
     errors: list[RecordError] = field(default_factory=list)
+    warnings: list[RecordError] = field(default_factory=list)
     origins: dict[tuple[str, int], str] = field(default_factory=dict)
 
     @property
@@ -181,14 +184,16 @@ def event_differences(a: Event, b: Event) -> list[str]:
 
 
 def _conflict(kept: RawRecord, other: RawRecord, event_id: int, fields: list[str]) -> RecordError:
-    which = "the one given on its own" if not kept.nested else "the first copy"
+    """The warning for a nested copy of an event that differs from the copy used (nothing is left out)."""
+    which = "given on its own" if not kept.nested else "the first one read"
     return RecordError(
         other.path,
         f"the event nested at {other.position} differs from event {event_id} in {kept.place} "
-        f"in {', '.join(fields)}; {which} is kept",
+        f"in {', '.join(fields)}; that copy, {which}, is used and this nested one is ignored",
         "event",
         event_id,
         ", ".join(fields),
+        severity="warning",
     )
 
 
@@ -464,6 +469,7 @@ def validate_records(raws: Iterable[RawRecord], errors: list[RecordError] | None
         copies[raw.kind].setdefault(record_id, []).append((raw, model))
 
     typed: dict[str, dict[int, tuple[RawRecord, Any]]] = {"event": {}, "workflow": {}, "server": {}}
+    differing: dict[int, list[RecordError]] = {}  # warnings, given once the event they name is valid
     for kind, by_id in copies.items():
         for record_id, found in by_id.items():
             # a record given on its own wins over copies nested in workflow nodes, and one in a file of a
@@ -477,7 +483,7 @@ def validate_records(raws: Iterable[RawRecord], errors: list[RecordError] | None
                 if raw.nested and isinstance(model, Event):
                     differences = event_differences(kept[1], model)
                     if differences:
-                        result.errors.append(_conflict(kept[0], raw, record_id, differences))
+                        differing.setdefault(record_id, []).append(_conflict(kept[0], raw, record_id, differences))
                     continue
                 result.errors.append(
                     RecordError(
@@ -517,6 +523,7 @@ def validate_records(raws: Iterable[RawRecord], errors: list[RecordError] | None
     for event_id, (raw, event) in candidates.items():
         result.events[event_id] = event
         result.origins[("event", event_id)] = raw.path
+        result.warnings.extend(differing.get(event_id, []))
 
     for wf_id, (raw, wf) in typed["workflow"].items():
         path = raw.path
