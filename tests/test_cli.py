@@ -226,18 +226,32 @@ def test_a_nested_copy_that_differs_is_a_warning_in_validate_and_plan(tmp_path: 
 
 
 def test_nested_copies_that_differ_from_each_other_warn_and_none_valid_is_an_error(tmp_path: Path) -> None:
-    """With no copy given on its own the first nested copy is used and the other is a warning naming both
-    positions; when no copy is valid, nothing can be used: errors, exit 1, the workflows left out."""
+    """With no copy given on its own the first valid nested copy is used and the other is a warning naming
+    both positions (a copy that is not valid too); when no copy is valid, nothing can be used: errors, exit 1,
+    the workflows left out."""
     flows = tmp_path / "flows.json"
     flows.write_text(json.dumps([_download(61, _step("echo one")), _download(62, _step("echo two"))]))
     proc = run_cli("validate", str(tmp_path))
     assert proc.returncode == 0, proc.stdout
     assert proc.stdout.splitlines()[0] == (
         f"warning: {flows}: event 1: field content: the event nested at [1].nodes[0].event differs from event 1 "
-        f"in {flows} ([0].nodes[0].event) in content; that copy, the first one read, is used and this nested one "
+        f"in {flows} ([0].nodes[0].event) in content; that copy, the first valid one read, is used and this nested one "
         "is ignored"
     )
     assert proc.stdout.splitlines()[1] == "OK: 1 events, 2 workflows, 0 servers valid, 1 warning(s)"
+
+    flows.write_text(
+        json.dumps([_download(61, {**_step("echo one"), "timeoutUnit": "WEEKS"}), _download(62, _step("echo two"))])
+    )
+    proc = run_cli("validate", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout
+    [warning, summary] = proc.stdout.splitlines()
+    assert warning.startswith(f"warning: {flows}: event 1: field timeoutUnit: ")
+    assert warning.endswith(
+        f"(the event nested at [0].nodes[0].event, not valid); event 1 in {flows} ([1].nodes[0].event), the first "
+        "valid one read, is used and this nested one is ignored"
+    )
+    assert summary == "OK: 1 events, 2 workflows, 0 servers valid, 1 warning(s)"
 
     flows.write_text(
         json.dumps(

@@ -430,6 +430,31 @@ def test_copies_of_one_event_that_differ_are_a_warning_naming_both_places(tmp_pa
     assert "nodes[0].event" in by_file[str(tmp_path / "again.json")].message
 
 
+def test_a_nested_copy_that_is_not_valid_is_a_warning_when_the_event_given_on_its_own_is_used(tmp_path: Path) -> None:
+    """A download whose node's event no longer reads (here a timeout unit Cronium does not have) beside the
+    event given on its own: the event and the workflow load from the copy given on its own, and the nested
+    copy is a warning naming its file, position and field; alone, it is an error and the workflow is left out."""
+    flow_path = write(
+        tmp_path, "flow.json", downloaded_workflow(65, [nested_event(event_row(1, "step", timeoutUnit="WEEKS"))])
+    )
+    event_path = write(tmp_path, "step.json", api_event(event_row(1, "step")))
+
+    records = load_records([tmp_path])
+
+    assert records.ok, [str(e) for e in records.errors]
+    assert sorted(records.events) == [1] and sorted(records.workflows) == [65]
+    [warning] = records.warnings
+    assert (warning.path, warning.kind, warning.record_id, warning.field) == (str(flow_path), "event", 1, "timeoutUnit")
+    assert (
+        "nodes[0].event, not valid" in warning.message and f"{event_path}, given on its own, is used" in warning.message
+    )
+
+    event_path.unlink()
+    records = load_records([tmp_path])
+    assert not records.events and not records.workflows and not records.warnings
+    assert {(e.kind, e.field) for e in records.errors} == {("event", "timeoutUnit"), ("workflow", "nodes[0].eventId")}
+
+
 def test_a_nested_event_with_encrypted_env_values_is_refused_unless_given_on_its_own(tmp_path: Path) -> None:
     """apps/cronium-app/src/server/storage/modules/workflows.ts:42 (``envVars: true``: the env_vars rows
     as stored) and src/lib/encryption-service.ts:80-101, 155-159 (values encrypted at rest; base64 of at
