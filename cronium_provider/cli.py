@@ -31,6 +31,7 @@ def _summary(records: RecordSet) -> dict[str, Any]:
             "servers": sorted(records.servers),
         },
         "errors": [e.to_json() for e in records.errors],
+        "warnings": [w.to_json() for w in records.warnings],
         "ok": records.ok,
     }
 
@@ -50,11 +51,15 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
         out.write("\n")
         return 0 if records.ok else 1
     counts = f"{len(records.events)} events, {len(records.workflows)} workflows, {len(records.servers)} servers valid"
+    if records.warnings:
+        counts += f", {len(records.warnings)} warning(s)"
+    for error in records.errors:
+        out.write(f"{error}\n")
+    for warning in records.warnings:
+        out.write(f"warning: {warning}\n")
     if records.ok:
         out.write(f"OK: {counts}\n")
         return 0
-    for error in records.errors:
-        out.write(f"{error}\n")
     out.write(f"{len(records.errors)} problem(s) found; {counts}\n")
     return 1
 
@@ -75,6 +80,7 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
         return 2
     data = plan.to_json()
     data["errors"] = [e.to_json() for e in records.errors]
+    data["warnings"] = [w.to_json() for w in records.warnings]
     if args.json:
         json.dump(data, out, indent=2)
         out.write("\n")
@@ -93,6 +99,8 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"{skipped.dag_id}  not built: {skipped.reason}\n")
         for error in records.errors:
             out.write(f"error: {error}\n")
+        for warning in records.warnings:
+            out.write(f"warning: {warning}\n")
     return 0 if records.ok else 1
 
 

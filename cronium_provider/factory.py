@@ -90,12 +90,14 @@ def index_dir(settings: CroniumSettings) -> Path | None:
 class ParseResult:
     """The DAGs one parse built, and how: ``full`` (every record), ``index`` (one DAG from the parse index)
     or ``one`` (one DAG, after loading every record: no usable index); ``detail`` says why, or what
-    happened to the index; ``errors``: every record error the load found (the full and ``one`` parses)."""
+    happened to the index; ``errors`` and ``warnings``: every record error (what it names is left out) and
+    warning (nothing left out) the load found (the full and ``one`` parses)."""
 
     dags: dict[str, DAG]
     mode: str
     detail: str = ""
     errors: list[RecordError] = field(default_factory=list)
+    warnings: list[RecordError] = field(default_factory=list)
 
 
 def build_dags(path: str | Path | None = None, *, shard: str | None = None) -> dict[str, DAG]:
@@ -209,19 +211,22 @@ def _parse_all(folder: Path, cache_dir: Path | None, settings: CroniumSettings) 
     records, raws = load_with_raws([folder])
     for error in records.errors:
         log.error("Cronium record left out: %s", error)
+    for warning in records.warnings:
+        log.warning("Cronium record warning: %s", warning)
     plan = build_plan(records, settings)
     dags = render_plan(plan)
     log.info(
-        "Cronium: %d DAG(s) from %s (%d record(s) not built, %d error(s))",
+        "Cronium: %d DAG(s) from %s (%d record(s) not built, %d error(s), %d warning(s))",
         len(dags),
         folder,
         len(plan.not_built),
         len(records.errors),
+        len(records.warnings),
     )
     detail = "no index folder"
     if cache_dir is not None:
         detail = _save_index(cache_dir, folder, state, started_ns, records, raws, plan)
-    return ParseResult(dags, "full", detail, list(records.errors))
+    return ParseResult(dags, "full", detail, list(records.errors), list(records.warnings))
 
 
 def _plan_one(found: Lookup, settings: CroniumSettings) -> DagPlan | None:
@@ -276,9 +281,11 @@ def _parse_one(folder: Path, dag_id: str, cache_dir: Path | None, settings: Cron
     records, raws = load_with_raws([folder])
     if records.errors:
         log.warning("Cronium: %d record(s) left out (the DAG processor's log names them)", len(records.errors))
+    if records.warnings:
+        log.warning("Cronium: %d record warning(s) (the DAG processor's log names them)", len(records.warnings))
     plan = build_plan(records, settings)
     dags = render_plan(Plan(dags=[d for d in plan.dags if d.dag_id == dag_id]))
     detail = reason
     if cache_dir is not None:
         detail += "; " + _save_index(cache_dir, folder, state, started_ns, records, raws, plan)
-    return ParseResult(dags, "one", detail, list(records.errors))
+    return ParseResult(dags, "one", detail, list(records.errors), list(records.warnings))

@@ -577,6 +577,7 @@ def test_a_second_identical_sync_leaves_the_file_alone(synced) -> None:
     proc = run_sync(url, records)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "warning:" in proc.stdout and "duplicate id: event 2" in proc.stdout
+    assert "warning: left out by the DAG processor: " in proc.stdout  # an error there, not a warning
 
 
 def test_sync_reads_a_connection_made_with_airflow_connections_add(cronium, tmp_path, airflow_db) -> None:
@@ -869,7 +870,8 @@ def test_sync_without_workflow_routes_in_other_answers(current_cronium, tmp_path
 def test_a_downloaded_workflow_whose_event_changed_since_is_reported(current_cronium, tmp_path, airflow_db) -> None:
     """
     An event renamed in Cronium after the workflow was downloaded: the synced copy is kept (it is given on its
-    own, records/validation.py) and the sync warns, naming both files, so the user knows to download again.
+    own, records/validation.py) and the sync warns, naming both files, so the user knows to download again;
+    `validate` gives the same warning, word for word.
     """
     records = tmp_path / "records"
     records.mkdir()
@@ -882,6 +884,13 @@ def test_a_downloaded_workflow_whose_event_changed_since_is_reported(current_cro
     warnings = [line for line in output.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1, output
     assert "differs from event 2" in warnings[0] and "in name" in warnings[0] and DOWNLOAD_NAME in warnings[0]
+    assert "left out" not in warnings[0] and "given on its own, is used" in warnings[0]
+    # the same finding in the same words as validate's (a warning there too: exit 0)
+    validate = subprocess.run(
+        [venv_bin("cronium-airflow"), "validate", str(records)], capture_output=True, text=True, timeout=120
+    )
+    assert validate.returncode == 0, validate.stdout
+    assert [line for line in validate.stdout.splitlines() if line.startswith("warning:")] == warnings
 
     from cronium_provider.records.validation import load_records
 

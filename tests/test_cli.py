@@ -204,3 +204,104 @@ def test_a_second_cronium_section_in_airflow_cfg_is_named_with_its_fix(tmp_path:
     assert "Traceback" not in proc.stderr
     assert proc.stdout.startswith(f"error: {cfg} line {second}: a second [cronium] section;"), proc.stdout
     assert f"Move its options into the first [cronium] section (line {first})" in proc.stdout
+
+
+def _step(content: str, name: str = "step") -> dict[str, object]:
+    return {"id": 1, "name": name, "type": "BASH", "status": "ACTIVE", "content": content}
+
+
+def _download(workflow_id: int, event: dict[str, object]) -> dict[str, object]:
+    """A workflow as Cronium's workflow download writes it: its node's event nested."""
+    node = {"id": "n1", "eventId": event["id"], "event": event}
+    return {
+        "id": workflow_id,
+        "name": f"flow {workflow_id}",
+        "status": "ACTIVE",
+        "triggerType": "MANUAL",
+        "nodes": [node],
+        "connections": [],
+    }
+
+
+def test_a_nested_copy_that_differs_is_a_warning_in_validate_and_plan(tmp_path: Path) -> None:
+    """The event given on its own is used and the workflow's DAG is built: nothing is left out, so validate and
+    plan say "warning", name the file, the record, the fields and the copy used, and exit 0."""
+    step = tmp_path / "step.json"
+    step.write_text(json.dumps({"kind": "event", **_step("echo new")}))
+    flow = tmp_path / "flow.json"
+    flow.write_text(json.dumps(_download(60, _step("echo old", name="step (old)"))))
+    expected = (
+        f"warning: {flow}: event 1: field name, content: the event nested at nodes[0].event differs from event 1 "
+        f"in {step} in name, content; that copy, given on its own, is used and this nested one is ignored"
+    )
+
+    human = run_cli("validate", str(tmp_path))
+    assert human.returncode == 0, human.stdout
+    assert human.stdout.splitlines() == [expected, "OK: 1 events, 1 workflows, 0 servers valid, 1 warning(s)"]
+
+    machine = run_cli("validate", "--json", str(tmp_path))
+    assert machine.returncode == 0, machine.stdout
+    data = json.loads(machine.stdout)
+    assert data["ok"] is True and data["errors"] == []
+    [warning] = data["warnings"]
+    assert (warning["path"], warning["kind"], warning["record_id"], warning["field"], warning["severity"]) == (
+        str(flow),
+        "event",
+        1,
+        "name, content",
+        "warning",
+    )
+    assert "warning: " + warning["text"] == expected
+
+    plan = run_cli("plan", str(tmp_path))
+    assert plan.returncode == 0, plan.stdout
+    assert expected in plan.stdout.splitlines() and "error" not in plan.stdout
+    assert "cronium_workflow_60  [active, manual]  flow 60" in plan.stdout
+    plan_json = run_cli("plan", "--json", str(tmp_path))
+    assert plan_json.returncode == 0, plan_json.stdout
+    data = json.loads(plan_json.stdout)
+    assert data["errors"] == [] and [w["text"] for w in data["warnings"]] == [warning["text"]]
+    [node] = [t for d in data["dags"] if d["dag_id"] == "cronium_workflow_60" for t in d["tasks"] if t["event_id"]]
+    assert node["display_name"] == "step"  # the copy given on its own
+
+
+def test_nested_copies_that_differ_from_each_other_warn_and_none_valid_is_an_error(tmp_path: Path) -> None:
+    """With no copy given on its own the first valid nested copy is used and the other is a warning naming
+    both positions (a copy that is not valid too); when no copy is valid, nothing can be used: errors, exit 1,
+    the workflows left out."""
+    flows = tmp_path / "flows.json"
+    flows.write_text(json.dumps([_download(61, _step("echo one")), _download(62, _step("echo two"))]))
+    proc = run_cli("validate", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout
+    assert proc.stdout.splitlines()[0] == (
+        f"warning: {flows}: event 1: field content: the event nested at [1].nodes[0].event differs from event 1 "
+        f"in {flows} ([0].nodes[0].event) in content; that copy, the first valid one read, is used and this nested one "
+        "is ignored"
+    )
+    assert proc.stdout.splitlines()[1] == "OK: 1 events, 2 workflows, 0 servers valid, 1 warning(s)"
+
+    flows.write_text(
+        json.dumps([_download(61, {**_step("echo one"), "timeoutUnit": "WEEKS"}), _download(62, _step("echo two"))])
+    )
+    proc = run_cli("validate", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout
+    [warning, summary] = proc.stdout.splitlines()
+    assert warning.startswith(f"warning: {flows}: event 1: field timeoutUnit: ")
+    assert warning.endswith(
+        f"(the event nested at [0].nodes[0].event, not valid); event 1 in {flows} ([1].nodes[0].event), the first "
+        "valid one read, is used and this nested one is ignored"
+    )
+    assert summary == "OK: 1 events, 2 workflows, 0 servers valid, 1 warning(s)"
+
+    flows.write_text(
+        json.dumps(
+            [_download(61, {**_step("echo one"), "timeoutUnit": "WEEKS"}), _download(62, _step("x") | {"type": "PERL"})]
+        )
+    )
+    proc = run_cli("validate", str(tmp_path))
+    assert proc.returncode == 1, proc.stdout
+    assert "warning" not in proc.stdout
+    assert f"{flows}: event 1: field timeoutUnit: " in proc.stdout and f"{flows}: event 1: field type: " in proc.stdout
+    assert f"{flows}: workflow 61: field nodes[0].eventId: " in proc.stdout
+    assert f"{flows}: workflow 62: field nodes[0].eventId: " in proc.stdout
+    assert proc.stdout.splitlines()[-1] == "4 problem(s) found; 0 events, 0 workflows, 0 servers valid"

@@ -402,10 +402,10 @@ def test_an_event_nested_and_given_on_its_own_is_one_event(tmp_path: Path) -> No
     assert sorted(records.workflows) == [50, 51]
 
 
-def test_copies_of_one_event_that_differ_are_an_error_naming_both_places(tmp_path: Path) -> None:
+def test_copies_of_one_event_that_differ_are_a_warning_naming_both_places(tmp_path: Path) -> None:
     """A node's event and the event itself are one row (src/shared/schema.ts:870-872, workflow_nodes.eventId
     references events.id): copies that differ come from different moments, and neither is silently
-    chosen over the other's content."""
+    chosen over the other's content. Nothing is left out: a warning says which copy is used."""
     nested = nested_event(event_row(1, "step", content="echo old"))
     workflow_path = write(tmp_path, "flow.json", downloaded_workflow(60, [nested]))
     event_path = write(tmp_path, "step.json", api_event(event_row(1, "step", content="echo new", status="PAUSED")))
@@ -415,12 +415,44 @@ def test_copies_of_one_event_that_differ_are_an_error_naming_both_places(tmp_pat
 
     assert records.events[1].content == "echo new"  # the one given on its own is kept
     assert sorted(records.workflows) == [60, 61]
-    by_file = {e.path: e for e in records.errors}
-    assert len(records.errors) == 2
-    error = by_file[str(workflow_path)]
-    assert (error.kind, error.record_id, error.field) == ("event", 1, "status, content")
-    assert "nodes[0].event" in error.message and str(event_path) in error.message
+    assert records.ok, [str(e) for e in records.errors]
+    by_file = {w.path: w for w in records.warnings}
+    assert len(records.warnings) == 2
+    warning = by_file[str(workflow_path)]
+    assert (warning.kind, warning.record_id, warning.field, warning.severity) == (
+        "event",
+        1,
+        "status, content",
+        "warning",
+    )
+    assert "nodes[0].event" in warning.message and str(event_path) in warning.message
+    assert "given on its own, is used" in warning.message
     assert "nodes[0].event" in by_file[str(tmp_path / "again.json")].message
+
+
+def test_a_nested_copy_that_is_not_valid_is_a_warning_when_the_event_given_on_its_own_is_used(tmp_path: Path) -> None:
+    """A download whose node's event no longer reads (here a timeout unit Cronium does not have) beside the
+    event given on its own: the event and the workflow load from the copy given on its own, and the nested
+    copy is a warning naming its file, position and field; alone, it is an error and the workflow is left out."""
+    flow_path = write(
+        tmp_path, "flow.json", downloaded_workflow(65, [nested_event(event_row(1, "step", timeoutUnit="WEEKS"))])
+    )
+    event_path = write(tmp_path, "step.json", api_event(event_row(1, "step")))
+
+    records = load_records([tmp_path])
+
+    assert records.ok, [str(e) for e in records.errors]
+    assert sorted(records.events) == [1] and sorted(records.workflows) == [65]
+    [warning] = records.warnings
+    assert (warning.path, warning.kind, warning.record_id, warning.field) == (str(flow_path), "event", 1, "timeoutUnit")
+    assert (
+        "nodes[0].event, not valid" in warning.message and f"{event_path}, given on its own, is used" in warning.message
+    )
+
+    event_path.unlink()
+    records = load_records([tmp_path])
+    assert not records.events and not records.workflows and not records.warnings
+    assert {(e.kind, e.field) for e in records.errors} == {("event", "timeoutUnit"), ("workflow", "nodes[0].eventId")}
 
 
 def test_a_nested_event_with_encrypted_env_values_is_refused_unless_given_on_its_own(tmp_path: Path) -> None:

@@ -269,6 +269,47 @@ def test_bad_records_are_still_reported_by_the_full_parse(records: Path) -> None
         assert not REFUSED & set(result.dags)
 
 
+def test_nested_copies_that_differ_are_warnings_in_both_parses_and_the_index_serves_their_dags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Event 1 given on its own and nested, differing, in workflow 1's download; event 2 nested, differing,
+    in workflows 2 and 3 only. The full parse and a worker's parse without an index both give the same two
+    warnings and no error; the index still holds every DAG, and its one-DAG parse equals the full one."""
+    monkeypatch.setenv("CRONIUM_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setattr(factory, "RACY_NS", 0)
+    folder = tmp_path / "records"
+    folder.mkdir()
+
+    def download(n: int, nested: dict[str, Any]) -> dict[str, Any]:
+        node = {"id": 1, "eventId": nested["id"], "event": nested}
+        return {"id": B + n, "name": f"flow {n}", "status": "ACTIVE", "triggerType": "MANUAL", "nodes": [node]}
+
+    (folder / "step.json").write_text(json.dumps(event(1, content="echo new")))
+    (folder / "flow-1.json").write_text(json.dumps(download(1, event(1, content="echo old"))))
+    (folder / "flows.json").write_text(
+        json.dumps([download(2, event(2, name="two")), download(3, event(2, name="two, renamed"))])
+    )
+
+    full = parse_dags(folder)
+    assert full.errors == [] and "index written" in full.detail
+    assert set(full.dags) == {ev(1), ev(2), wf(1), wf(2), wf(3)}
+    assert [(w.path, w.record_id, w.field, w.severity) for w in full.warnings] == [
+        (str(folder / "flow-1.json"), B + 1, "content", "warning"),
+        (str(folder / "flows.json"), B + 2, "name", "warning"),
+    ]
+    for dag_id, dag in full.dags.items():
+        one = parse_dags(folder, dag_id=dag_id)
+        assert one.mode == "index", (dag_id, one.detail)
+        assert serialized(one.dags[dag_id]) == serialized(dag), dag_id
+    assert full.dags[ev(2)].dag_display_name == "two"  # the first copy read
+
+    for path in (tmp_path / "index").iterdir():
+        path.unlink()
+    one = parse_dags(folder, dag_id=wf(3))
+    assert one.mode == "one" and list(one.dags) == [wf(3)]
+    assert one.errors == [] and one.warnings == full.warnings
+
+
 WRITER = r"""
 import sys
 from pathlib import Path

@@ -1,20 +1,29 @@
-"""Record errors: each one names the file, the record and the field, and never carries a secret value."""
+"""Record findings: each one names the file, the record and the field, and never carries a secret value.
+
+A finding is an ``error`` (what it names is left out: no DAG is built from it) or a ``warning`` (nothing is
+left out: one copy of the record is used and the finding says which, e.g. an event nested in a workflow
+node that differs from the copy in force).
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
+
+Severity = Literal["error", "warning"]
 
 
 @dataclass(frozen=True)
 class RecordError:
-    """One problem found in one record (or in a whole file when ``kind`` is None)."""
+    """One finding in one record (or in a whole file when ``kind`` is None); an error unless ``severity``
+    says ``warning``."""
 
     path: str
     message: str
     kind: str | None = None
     record_id: int | str | None = None
     field: str | None = None
+    severity: Severity = "error"
 
     def __str__(self) -> str:
         parts = [self.path]

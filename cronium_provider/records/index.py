@@ -179,7 +179,9 @@ def kept_raws(records: RecordSet, raws: Iterable[RawRecord]) -> dict[tuple[str, 
 
     A record with more than one candidate in its file (copies nested in workflow nodes, duplicates) is
     the first one, given on its own before nested ones, that validates to the kept model; one that
-    cannot be told is left out (its DAGs then load everything).
+    cannot be told is not indexed (its DAGs then load everything). Only the kept copy is stored: the
+    warnings about copies that differ from it are the full parse's to give, and a one-DAG parse of the
+    stored records finds neither them nor an error.
     """
     candidates: dict[tuple[str, int], list[RawRecord]] = {}
     for raw in raws:

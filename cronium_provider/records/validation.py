@@ -4,12 +4,14 @@ A bad record is left out and reported; every good record still loads. Messages n
 a secret field (env var values, server keys and passwords).
 
 An event nested in a workflow node and the same event given on its own (or nested elsewhere) are one
-record: the copy given on its own is kept, else the first. Copies that differ are reported, naming both
-places. A nested copy is what Cronium's workflow download holds, which is not the whole event: its
+record: the copy given on its own is used, else the first valid one. A nested copy that differs from the
+one used, or is not valid, is a warning (in ``RecordSet.warnings``, not an error: nothing is left out),
+naming both places and the fields; with no valid copy, the errors leave the event out.
+A nested copy is what Cronium's workflow download holds, which is not the whole event: its
 ``conditionEvents`` is always empty (server/storage/modules/workflows.ts:86) and its env var values are
 the encrypted column values (``envVars: true`` at workflows.ts:42, while ``GET /api/events/{id}`` decrypts
-them, storage/modules/variables.ts:18-34); the comparison leaves both aside, and a kept nested copy whose
-env var values look encrypted is refused.
+them, storage/modules/variables.ts:18-34); the comparison leaves both aside, and a nested copy in use whose
+env var values look encrypted is refused (an error: the event is left out).
 """
 
 from __future__ import annotations
@@ -61,12 +63,14 @@ _SHOW_INPUT = frozenset(
 
 @dataclass
 class RecordSet:
-    """The valid records, by id, and every error found while loading."""
+    """The valid records, by id; every error found while loading (each leaves out what it names), and every
+    warning (nothing left out: e.g. a nested copy of an event that differs from the copy used)."""
 
     events: dict[int, Event] = field(default_factory=dict)
     workflows: dict[int, Workflow] = field(default_factory=dict)
     servers: dict[int, Server] = field(default_factory=dict)
     errors: list[RecordError] = field(default_factory=list)
+    warnings: list[RecordError] = field(default_factory=list)
     origins: dict[tuple[str, int], str] = field(default_factory=dict)
 
     @property
@@ -180,16 +184,40 @@ def event_differences(a: Event, b: Event) -> list[str]:
     return fields
 
 
+def _which(kept: RawRecord) -> str:
+    return "given on its own" if not kept.nested else "the first valid one read"
+
+
 def _conflict(kept: RawRecord, other: RawRecord, event_id: int, fields: list[str]) -> RecordError:
-    which = "the one given on its own" if not kept.nested else "the first copy"
+    """The warning for a nested copy of an event that differs from the copy used (nothing is left out)."""
     return RecordError(
         other.path,
         f"the event nested at {other.position} differs from event {event_id} in {kept.place} "
-        f"in {', '.join(fields)}; {which} is kept",
+        f"in {', '.join(fields)}; that copy, {_which(kept)}, is used and this nested one is ignored",
         "event",
         event_id,
         ", ".join(fields),
+        severity="warning",
     )
+
+
+def _ignored(kept: RawRecord, other: RawRecord, event_id: int, problems: list[RecordError]) -> list[RecordError]:
+    """The warnings for a nested copy of an event that is not valid while another copy is used."""
+    return [
+        replace(
+            e,
+            message=f"{e.message} (the event nested at {other.position}, not valid); event {event_id} in "
+            f"{kept.place}, {_which(kept)}, is used and this nested one is ignored",
+            severity="warning",
+        )
+        for e in problems
+    ]
+
+
+def _nested_event_id(raw: RawRecord) -> int | None:
+    """The id of a nested event copy, when it is a plain integer (another copy of that event may be used)."""
+    value = raw.record_id
+    return value if raw.nested and raw.kind == "event" and type(value) is int else None
 
 
 def _encrypted_env_errors(raw: RawRecord, event: Event) -> list[RecordError]:
@@ -455,15 +483,23 @@ def validate_records(raws: Iterable[RawRecord], errors: list[RecordError] | None
     """Typed records from raw ones, with duplicate, reference and cycle checks across the whole set."""
     result = RecordSet(errors=list(errors or []))
     copies: dict[str, dict[int, list[tuple[RawRecord, Any]]]] = {"event": {}, "workflow": {}, "server": {}}
+    # nested event copies that are not valid: errors, unless another copy of the event is used
+    invalid_nested: list[tuple[RawRecord, int, list[RecordError]]] = []
     for raw in raws:
         model, problems = _validate_one(raw)
+        nested_id = _nested_event_id(raw)
+        if model is None and nested_id is not None:
+            invalid_nested.append((raw, nested_id, problems))
+            continue
         if model is None:
             result.errors.extend(_located(raw, problems))
             continue
         record_id: int = model.id  # type: ignore[attr-defined]
         copies[raw.kind].setdefault(record_id, []).append((raw, model))
 
+    copies_checked = len(result.errors)
     typed: dict[str, dict[int, tuple[RawRecord, Any]]] = {"event": {}, "workflow": {}, "server": {}}
+    differing: dict[int, list[RecordError]] = {}  # warnings, given once the event they name is valid
     for kind, by_id in copies.items():
         for record_id, found in by_id.items():
             # a record given on its own wins over copies nested in workflow nodes, and one in a file of a
@@ -477,7 +513,7 @@ def validate_records(raws: Iterable[RawRecord], errors: list[RecordError] | None
                 if raw.nested and isinstance(model, Event):
                     differences = event_differences(kept[1], model)
                     if differences:
-                        result.errors.append(_conflict(kept[0], raw, record_id, differences))
+                        differing.setdefault(record_id, []).append(_conflict(kept[0], raw, record_id, differences))
                     continue
                 result.errors.append(
                     RecordError(
@@ -517,6 +553,14 @@ def validate_records(raws: Iterable[RawRecord], errors: list[RecordError] | None
     for event_id, (raw, event) in candidates.items():
         result.events[event_id] = event
         result.origins[("event", event_id)] = raw.path
+        result.warnings.extend(differing.get(event_id, []))
+    unused: list[RecordError] = []
+    for raw, event_id, problems in invalid_nested:
+        if event_id in result.events:
+            result.warnings.extend(_ignored(typed["event"][event_id][0], raw, event_id, problems))
+        else:
+            unused.extend(_located(raw, problems))
+    result.errors[copies_checked:copies_checked] = unused  # after the other records' own errors, as before
 
     for wf_id, (raw, wf) in typed["workflow"].items():
         path = raw.path

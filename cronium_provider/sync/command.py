@@ -31,6 +31,7 @@ class FolderView:
     """The records folder as the DAG processor will read it after the sync."""
 
     problems: list[str] = field(default_factory=list)  # errors naming the sync file or a workflow file
+    warnings: list[str] = field(default_factory=list)  # warnings naming them (nothing left out)
     workflow_files: list[str] = field(default_factory=list)  # files other than the sync file holding workflows
     workflows_in_files: int = 0
 
@@ -55,6 +56,7 @@ def _read_folder(records_dir: Path, target: Path) -> FolderView:
     view.workflows_in_files = len(workflows)
     watched = [sync_file, *view.workflow_files]
     view.problems = [str(error) for error in loaded.errors if any(path in str(error) for path in watched)]
+    view.warnings = [str(warning) for warning in loaded.warnings if any(path in str(warning) for path in watched)]
     return view
 
 
@@ -184,7 +186,9 @@ def run_sync(
                 "serves, so they are no longer in it"
             )
     for problem in view.problems:
-        say(f"warning: {problem}")
+        say(f"warning: left out by the DAG processor: {problem}")
+    for warning in view.warnings:
+        say(f"warning: {warning}")
     say(
         f"synced: {counts}; {_count(len(records.errors), 'problem')} (records left out); "
         f"{_count(len(prepared.env_values), 'Variable')} set; "
