@@ -576,8 +576,12 @@ def test_a_second_identical_sync_leaves_the_file_alone(synced) -> None:
     (records / "manual.json").write_text(json.dumps({"kind": "event", "id": 2, "name": "mine", "type": "BASH"}))
     proc = run_sync(url, records)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "warning:" in proc.stdout and "duplicate id: event 2" in proc.stdout
-    assert "warning: left out by the DAG processor: " in proc.stdout  # an error there, not a warning
+    line = next(x for x in proc.stdout.splitlines() if "duplicate id: event 2" in x)
+    assert line.startswith("error: ") and line.endswith("(the DAG processor leaves it out, as validate says)")
+    validate = subprocess.run(
+        [venv_bin("cronium-airflow"), "validate", str(records)], capture_output=True, text=True, timeout=120
+    )
+    assert validate.returncode == 1 and line.removeprefix("error: ").split(" (the DAG")[0] in validate.stdout
 
 
 def test_sync_reads_a_connection_made_with_airflow_connections_add(cronium, tmp_path, airflow_db) -> None:

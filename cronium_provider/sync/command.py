@@ -186,7 +186,7 @@ def run_sync(
                 "serves, so they are no longer in it"
             )
     for problem in view.problems:
-        say(f"warning: left out by the DAG processor: {problem}")
+        say(f"error: {problem} (the DAG processor leaves it out, as validate says)")
     for warning in view.warnings:
         say(f"warning: {warning}")
     say(
