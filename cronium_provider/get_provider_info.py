@@ -162,6 +162,17 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "50",
                         "default": "10",
                     },
+                    "script_network": {
+                        "description": "The network of every script container: none (or empty) for no network, "
+                        "only the container's own loopback (isolated, as Cronium's ISOLATE_NETWORK default); or "
+                        "the name of a Docker network every script of every event joins: host (the Docker host's "
+                        "network, its loopback services included), bridge, or a network made with docker network "
+                        "create. A task's network argument wins.",
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": "host",
+                        "default": "none",
+                    },
                     "webhook_rate_limit": {
                         "description": "Calls per key and window the webhook route admits (0: no limit).",
                         "version_added": "0.2.0",

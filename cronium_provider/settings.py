@@ -7,6 +7,7 @@ default is declared to Airflow in :mod:`cronium_provider.get_provider_info`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, fields
 from typing import Any
@@ -28,6 +29,9 @@ _SCOPE_WORDS = {
     "0": SCOPE_OFF,
 }
 _TRUE_WORDS = ("true", "t", "yes", "y", "on", "1")
+# ``script_network``: scripts get no network (isolated, Cronium's default), else the Docker network they all join.
+NO_NETWORK = "none"
+DOCKER_NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 _FALSE_WORDS = ("false", "f", "no", "n", "off", "0")
 
 
@@ -40,6 +44,27 @@ def scope_setting(value: object) -> str:
     if word is None:
         raise ValueError(f"[cronium] scope_variables_by_owner must be auto, true or false, not {value!r}")
     return word
+
+
+def network_setting(value: object) -> str:
+    """``[cronium] script_network``: ``none`` (also None, blank, any case) for no network, else the name of the
+    Docker network every script container joins (``host``, ``bridge``, a network made with ``docker network
+    create``). Anything that is no Docker network name raises ``ValueError``."""
+    text = "" if value is None else str(value).strip()
+    if text.lower() in ("", NO_NETWORK):
+        return NO_NETWORK
+    if not DOCKER_NETWORK_NAME.match(text):
+        raise ValueError(
+            f"[cronium] script_network must be none or the name of a Docker network (host, bridge, ...), not {value!r}"
+        )
+    return text
+
+
+# Options whose text is checked (and normalised) beyond its type.
+_CHECKED: dict[str, Callable[[object], str]] = {
+    "scope_variables_by_owner": scope_setting,
+    "script_network": network_setting,
+}
 
 
 @dataclass(frozen=True)
@@ -62,6 +87,7 @@ class CroniumSettings:
     max_result_bytes: int = 10 * 1024 * 1024
     run_folder_mb: int = 100
     container_log_mb: int = 10
+    script_network: str = NO_NETWORK
     webhook_rate_limit: int = 100
     webhook_rate_window: float = 60.0
     max_http_response_bytes: int = 1024 * 1024
@@ -70,7 +96,8 @@ class CroniumSettings:
     resilience_store: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "scope_variables_by_owner", scope_setting(self.scope_variables_by_owner))
+        for name, check in _CHECKED.items():
+            object.__setattr__(self, name, check(getattr(self, name)))
 
     def schedule_timezone(self) -> str:
         """The zone of Cronium's schedules: ``system`` is this machine's zone by name, ``utc`` is ``UTC``."""
@@ -98,7 +125,7 @@ class CroniumSettings:
         """The settings from ``option(name)`` (the raw text of ``[cronium] name``, None when unset); with
         ``only``, just those options are read (the others keep their defaults). A value of the wrong type
         raises ``ValueError`` naming the option, or, with ``on_error``, is reported to it and its default
-        kept; a bad ``scope_variables_by_owner`` too."""
+        kept; a bad ``scope_variables_by_owner`` or ``script_network`` too."""
         values: dict[str, Any] = {}
         for f in fields(cls):
             if only is not None and f.name not in only:
@@ -108,8 +135,8 @@ class CroniumSettings:
                 continue
             try:
                 values[f.name] = _typed(f.name, str(raw), f.type)
-                if f.name == "scope_variables_by_owner":
-                    scope_setting(values[f.name])
+                if f.name in _CHECKED:
+                    _CHECKED[f.name](values[f.name])
             except ValueError as exc:
                 if on_error is None:
                     raise

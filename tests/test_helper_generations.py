@@ -84,6 +84,7 @@ def run_in_container(docker_client: Any) -> Callable[..., ContainerRun]:
         *,
         variables: dict[str, Any] | None = None,
         event: dict[str, Any] | None = None,
+        environment: dict[str, str] | None = None,
     ) -> ContainerRun:
         stdout: list[str] = []
         stderr: list[str] = []
@@ -98,6 +99,7 @@ def run_in_container(docker_client: Any) -> Callable[..., ContainerRun]:
             input=INPUT,
             event=EVENT if event is None else event,
             variables=VARIABLES if variables is None else variables,
+            environment=environment or {},
         )
         return ContainerRun(executor.run(job), stdout, stderr)
 
@@ -411,6 +413,201 @@ def test_runtime_sdk_generation_nodejs(run_in_container: Any) -> None:
         ActionRequest("discord", "discord-send-message", {"channelId": "1234", "content": "hello"}, 3),
         ActionRequest("slack", "slack-send-message", {"text": "generic"}, 4),
         ActionRequest("email", "send-email", {"to": ["dev@example.com"], "subject": "S", "body": "B"}, 5),
+    )
+
+
+SDK_CLASS_PYTHON = """
+    sdk = cronium.Cronium()
+    seen = {
+        "input": sdk.input(),
+        "greeting": sdk.get_variable("greeting"),
+        "camel": sdk.getVariable("greeting"),
+        "missing": sdk.get_variable("nope"),
+        "event": sdk.event()["eventName"],
+        "execution_id": sdk.execution_id,
+        "condition": sdk.set_condition(False),
+        "email": sdk.send_email("ops@example.com", "Nightly", "done"),
+    }
+    sdk.set_variable("from_class", {"n": 1})
+    sdk.setVariable("camel_set", "x")
+    for bad in ("bad key", "a..b", "k" * 101):
+        try:
+            sdk.set_variable(bad, 1)
+        except ValueError as exc:
+            seen.setdefault("refused", []).append(str(exc))
+    seen["same"] = isinstance(sdk, __import__("cronium").Cronium)
+    print("seen=" + __import__("json").dumps(seen))
+    sdk.output("from the class")
+"""
+
+
+def test_runtime_sdk_class_python(run_in_container: Any) -> None:
+    """``cronium.Cronium()``: Cronium's runtime SDK is a class (apps/runtime/runtime-helpers/python/cronium.py:43-287,
+    at aef566a) whose module functions are its instance's methods (:422-435). An instance's methods behave as
+    the module functions: input (:146-154), get_variable, None when missing (:165-181), set_variable (:183-191),
+    set_condition (:193-200), event (:202-215), send_email (:239-255) as a request; ``execution_id`` is
+    CRONIUM_EXECUTION_ID (:55). Keys are still checked by the naming rule: a refused key writes nothing.
+    (Cronium's constructor raises without CRONIUM_EXECUTION_TOKEN, :57-60; here there is no token to need.)"""
+    run = run_in_container(
+        "PYTHON", SDK_CLASS_PYTHON, event={**EVENT, "type": "PYTHON"}, environment={"CRONIUM_EXECUTION_ID": "ex-9"}
+    ).ok()
+    seen = json.loads(run.said()["seen"])
+    rule = "a key is 1 to 100 of A-Z a-z 0-9 _ . - with no '..'"
+    assert seen == {
+        "input": INPUT,
+        "greeting": "hello",
+        "camel": "hello",
+        "missing": None,
+        "event": "nightly",
+        "execution_id": "ex-9",
+        "condition": False,
+        "email": None,
+        "refused": [f"cronium: variable key {bad!r} is refused: {rule}" for bad in ("bad key", "a..b", "k" * 101)],
+        "same": True,
+    }
+    results = run.results
+    assert (results.output, results.condition) == ("from the class", False)
+    assert results.variable_changes == (set_("from_class", {"n": 1}), set_("camel_set", "x"))
+    assert results.action_requests == (
+        ActionRequest("email", "send-email", {"to": ["ops@example.com"], "subject": "Nightly", "body": "done"}, 1),
+    )
+
+
+SDK_ASYNC_PYTHON = """
+    import asyncio
+    import json
+    from cronium import AsyncCronium, Cronium
+
+    async def main():
+        seen = {}
+        async with AsyncCronium() as cronium:
+            pending = cronium.get_variable("greeting")
+            seen["coroutine"] = asyncio.iscoroutine(pending)
+            seen["greeting"] = await pending
+            data = await cronium.input()
+            seen["missing"] = await cronium.get_variable("nope")
+            await cronium.set_variable("seen", "hi " + data["name"])
+            await cronium.append_variable("log", "b", ",")
+            try:
+                await cronium.set_variable("no/slash", 1)
+            except ValueError as exc:
+                seen["refused"] = str(exc)
+            seen["condition"] = await cronium.set_condition("false")
+            seen["event"] = (await cronium.event())["eventId"]
+            seen["slack"] = await cronium.send_slack_message("#ops", "deployed")
+            seen["chunks"] = [chunk async for chunk in cronium.stream_input()]
+            seen["is_client"] = isinstance(cronium, Cronium)
+            print("seen=" + json.dumps(seen))
+
+            async def parts():
+                yield {"part": 1}
+                yield {"part": 2}
+
+            await cronium.stream_output(parts())
+
+    asyncio.run(main())
+"""
+
+
+def test_runtime_sdk_async_context_manager_python(run_in_container: Any) -> None:
+    """``async with AsyncCronium() as cronium: await cronium.input()`` as Cronium's SDK README documents it
+    (apps/runtime/runtime-helpers/python/README.md:43-56, ``from cronium import AsyncCronium`` at :47; at
+    aef566a). AsyncCronium (python/cronium.py:291-419) is a Cronium whose methods are coroutines (:360-394):
+    a call returns a coroutine, awaiting it does what the module function does (same files, same key rule: a
+    refused key raises where it is awaited and writes nothing); ``__aenter__``/``__aexit__`` (:354-358);
+    ``stream_input`` yields the input once (:396-406) and ``stream_output`` makes the chunks, as a list, the
+    output (:408-419). (Cronium's needs aiohttp, README.md:11-15, cronium.py:306; here nothing.)"""
+    run = run_in_container("PYTHON", SDK_ASYNC_PYTHON, event={**EVENT, "type": "PYTHON"}).ok()
+    seen = json.loads(run.said()["seen"])
+    assert seen == {
+        "coroutine": True,
+        "greeting": "hello",
+        "missing": None,
+        "refused": "cronium: variable key 'no/slash' is refused: a key is 1 to 100 of A-Z a-z 0-9 _ . - with no '..'",
+        "condition": False,
+        "event": "7",
+        "slack": None,
+        "chunks": [INPUT],
+        "is_client": True,
+    }
+    results = run.results
+    assert (results.output, results.condition) == ([{"part": 1}, {"part": 2}], False)
+    assert results.variable_changes == (set_("seen", "hi Ada"), append("log", "b", ","))
+    assert results.action_requests == (
+        ActionRequest("slack", "slack-send-message", {"channel": "#ops", "text": "deployed"}, 1),
+    )
+
+
+SDK_CLASS_NODEJS = """
+    const { Cronium } = require('cronium');
+    const cronium = new Cronium();
+    const seen = { notPromises: [] };
+    function promised(name, value) {
+      if (!(value instanceof Promise)) seen.notPromises.push(name);
+      return value;
+    }
+    seen.sameClass = require('cronium') === Cronium && require('cronium').default === Cronium;
+    seen.executionId = cronium.executionId;
+    const context = await promised('event', cronium.event());
+    seen.context = [context.name, context.eventId];
+    seen.input = await promised('input', cronium.input());
+    seen.greeting = await promised('getVariable', cronium.getVariable('greeting'));
+    seen.missing = await cronium.getVariable('nope');
+    await promised('setVariable', cronium.setVariable('from_class', { n: 1 }));
+    try {
+      await cronium.setVariable('bad key', 1);
+    } catch (error) {
+      seen.refused = [error.name, error.message];
+    }
+    seen.condition = await promised('setCondition', cronium.setCondition(false));
+    seen.sent = [
+      await promised('sendEmail', cronium.sendEmail({ to: 'ops@example.com', subject: 'S', body: 'B' })),
+      await promised('sendSlackMessage', cronium.sendSlackMessage({ channel: '#ops', text: 'T' })),
+      await promised('sendDiscordMessage', cronium.sendDiscordMessage({ channelId: '12', content: 'C' })),
+      await promised('executeToolAction', cronium.executeToolAction('webhook', 'post', { n: 1 })),
+    ];
+    console.log('seen=' + JSON.stringify(seen));
+    await promised('output', cronium.output('from the class'));
+    if (seen.notPromises.length) process.exit(3);
+"""
+
+
+def test_runtime_sdk_class_nodejs(run_in_container: Any) -> None:
+    """``new Cronium()`` as Cronium's SDK README shows it (apps/runtime/runtime-helpers/nodejs/README.md:52-57,
+    ``import Cronium from "cronium"; const cronium = new Cronium();``; at aef566a), the class taken as the
+    typings name it: ``export declare class Cronium`` and ``export default Cronium`` (nodejs/cronium.d.ts:83,
+    166), so a compiled script's ``require('cronium').Cronium`` and ``.default``. Every method returns a
+    Promise (README.md:62; ``async`` methods at nodejs/cronium.js:192-327): input, output, getVariable (null
+    when missing, :216-229), setVariable, setCondition, event (:262-268), executeToolAction, sendEmail,
+    sendSlackMessage, sendDiscordMessage; ``executionId`` is CRONIUM_EXECUTION_ID (:51). A refused key is a
+    rejection with CroniumError and writes nothing."""
+    run = run_in_container(
+        "NODEJS", SDK_CLASS_NODEJS, event={**EVENT, "type": "NODEJS"}, environment={"CRONIUM_EXECUTION_ID": "ex-9"}
+    ).ok()
+    seen = json.loads(run.said()["seen"])
+    assert seen == {
+        "notPromises": [],
+        "sameClass": True,
+        "executionId": "ex-9",
+        "context": ["nightly", "7"],
+        "input": INPUT,
+        "greeting": "hello",
+        "missing": None,
+        "refused": [
+            "CroniumError",
+            "cronium: variable key 'bad key' is refused: a key is 1 to 100 of A-Z a-z 0-9 _ . - with no '..'",
+        ],
+        "condition": False,
+        "sent": [None, None, None, None],
+    }
+    results = run.results
+    assert (results.output, results.condition) == ("from the class", False)
+    assert results.variable_changes == (set_("from_class", {"n": 1}),)
+    assert results.action_requests == (
+        ActionRequest("email", "send-email", {"to": ["ops@example.com"], "subject": "S", "body": "B"}, 1),
+        ActionRequest("slack", "slack-send-message", {"channel": "#ops", "text": "T"}, 2),
+        ActionRequest("discord", "discord-send-message", {"channelId": "12", "content": "C"}, 3),
+        ActionRequest("webhook", "post", {"n": 1}, 4),
     )
 
 

@@ -27,7 +27,9 @@ def test_airflow_providers_list_shows_the_provider() -> None:
     assert providers["airflow-provider-cronium"]["version"] == "0.1.0"
 
 
-@pytest.mark.parametrize("option", ["index_dir", "image_bash", "image_python", "image_nodejs", "run_folder_mb"])
+@pytest.mark.parametrize(
+    "option", ["index_dir", "image_bash", "image_python", "image_nodejs", "run_folder_mb", "script_network"]
+)
 def test_airflow_config_knows_every_cronium_option_the_readme_names(option: str) -> None:
     """``airflow config get-value cronium <option>`` answers for every option the provider reads (the
     README names them), never "not found"."""

@@ -34,6 +34,8 @@ from tests.support.airflow_run import (
     set_variable,
     variable,
 )
+from tests.support.http_receiver import HttpReceiver, text_answer
+from tests.test_event_dags import Factory
 
 pytestmark = [pytest.mark.docker, pytest.mark.airflow]
 
@@ -323,6 +325,60 @@ def test_isolation_no_network() -> None:
         listener.close()
     assert result.state == "success"
     assert result.xcom("run") == {"reached": False, "interfaces": ["lo"]}
+
+
+# Connects to the test's HTTP server on 127.0.0.1 with Bash's /dev/tcp (the image has no curl); the last line
+# of the answer (its body) is the output, or what the connection attempt said.
+REACH_LOOPBACK = r"""
+if reply=$( (exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf 'GET /ping HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 \
+        && cat <&3) 2>&1 ); then
+    cronium_output "reached: ${reply##*$'\n'}"
+else
+    cronium_output "not reached: $reply"
+fi
+"""
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["normal", "deferred"])
+def test_script_network_setting_gives_every_script_the_network(
+    deferrable: bool, tmp_path: Path, capfd: Any, monkeypatch: pytest.MonkeyPatch, docker_client: Any
+) -> None:
+    """Cronium isolates a job's network by default: each job gets its own bridge network, created
+    ``Internal`` (no way out) while ``ISOLATE_NETWORK`` is true (apps/orchestrator/internal/executors/container/
+    sidecar.go:278-297, ``Internal: ...IsolateNetwork`` at :289), and it is true unless the operator turns it
+    off (apps/orchestrator/internal/config/config.go:178, ``default:"true"``); turned off, every job's network
+    reaches out. Here the DAG factory's scripts have no network by default, and ``[cronium] script_network``
+    gives every script container a Docker network, in both modes. The test's daemon runs with
+    ``--bridge=none`` (no default bridge), so ``host`` is the realistic choice here: the script then reaches the
+    test's HTTP server on the host's 127.0.0.1; without the setting the same script cannot connect."""
+    receiver = HttpReceiver(routes={"GET /ping": lambda request: text_answer("pong")}).start()
+    factory = Factory(tmp_path / "records", capfd, monkeypatch)
+    factory.folder.mkdir()
+    monkeypatch.setenv("AIRFLOW__CRONIUM__DEFERRABLE", str(deferrable))
+    monkeypatch.delenv("AIRFLOW__CRONIUM__SCRIPT_NETWORK", raising=False)
+    assert receiver.server is not None
+    env = [{"key": "PORT", "value": str(receiver.server.server_address[1])}]
+    isolated = factory.event(name="isolated", content=REACH_LOOPBACK, envVars=env)
+    networked = factory.event(name="networked", content=REACH_LOOPBACK, envVars=env)
+    try:
+        without = factory.load()  # the operators read [cronium] when the DAG file is parsed
+        monkeypatch.setenv("AIRFLOW__CRONIUM__SCRIPT_NETWORK", "host")
+        with_host = factory.load()
+        assert getattr(with_host, f"cronium_event_{networked['id']}").get_task("run").deferrable is deferrable
+
+        refused = factory.run(without, isolated)
+        assert receiver.requests == []
+        reached = factory.run(with_host, networked)
+    finally:
+        receiver.stop()
+    assert refused.state == "success", refused.log_text()[-3000:]
+    assert refused.xcom("run").startswith("not reached: ") and "Connection refused" in refused.xcom("run")
+    assert reached.state == "success", reached.log_text()[-3000:]
+    assert reached.xcom("run") == "reached: pong"
+    assert [request.path for request in receiver.requests] == ["/ping"]
+    for event in (isolated, networked):
+        label = f"org.cronium.dag_id=cronium_event_{event['id']}"
+        assert docker_client.api.containers(all=True, filters={"label": label}) == []
 
 
 def test_isolation_read_only_root_and_uid_1000() -> None:

@@ -104,3 +104,22 @@ def test_a_bad_scope_is_read_as_auto_by_airflow_and_refused_by_the_cli(monkeypat
     assert read_settings().scope_variables_by_owner == "auto"
     with pytest.raises(ValueError, match="scope_variables_by_owner must be auto, true or false"):
         read_settings(strict=True)  # cronium-airflow's reading
+
+
+def test_script_network_is_none_or_a_docker_network_name(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``[cronium] script_network``: empty or ``none`` (any case) keeps scripts isolated; a Docker network name
+    is kept as written; anything else is logged naming the option and read as ``none`` (isolation stays on),
+    and the CLI refuses it."""
+    from cronium_provider.config import read_settings
+
+    for raw, expected in (("", "none"), (" None ", "none"), ("host", "host"), ("ci_net-1.a", "ci_net-1.a")):
+        monkeypatch.setenv("AIRFLOW__CRONIUM__SCRIPT_NETWORK", raw)
+        assert read_settings("script_network").script_network == expected
+    monkeypatch.setenv("AIRFLOW__CRONIUM__SCRIPT_NETWORK", "host --privileged")
+    with caplog.at_level("ERROR", logger="airflow.cronium.factory"):
+        assert read_settings("script_network").script_network == "none"
+    assert "[cronium] script_network must be none or the name of a Docker network" in caplog.text
+    with pytest.raises(ValueError, match=r"\[cronium\] script_network must be none"):
+        read_settings(strict=True)

@@ -145,7 +145,8 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
     :param cpus: CPU limit (default 0.5, at most 2).
     :param memory_mb: memory limit in MB (default 512, at most 2048).
     :param pids: process limit (default 100, at most 1000).
-    :param network: Docker network mode: ``none`` (default) or ``host``.
+    :param network: the Docker network the container joins: ``none`` (no network but its own loopback),
+        ``host``, ``bridge`` or a network's name; default ``[cronium] script_network`` or ``none``.
     :param run_folder_mb: the size of the script's run folder ``/cronium`` (its helpers, input, results and
         whatever it writes there), in MB; default ``[cronium] run_folder_mb`` or 100, as ``/tmp``; at most
         1024. It is memory (tmpfs), never the Docker host's disk; a script that fills it is refused space
@@ -173,7 +174,7 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         cpus: float = 0.5,
         memory_mb: int = 512,
         pids: int = 100,
-        network: str = "none",
+        network: str | None = None,
         run_folder_mb: int | None = None,
         container_log_mb: int | None = None,
         docker_conn_id: str | None = None,
@@ -182,10 +183,11 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.image = image
-        if run_folder_mb is None or container_log_mb is None:
-            settings = read_settings("run_folder_mb", "container_log_mb")
+        if run_folder_mb is None or container_log_mb is None or network is None:
+            settings = read_settings("run_folder_mb", "container_log_mb", "script_network")
             run_folder_mb = settings.run_folder_mb if run_folder_mb is None else run_folder_mb
             container_log_mb = settings.container_log_mb if container_log_mb is None else container_log_mb
+            network = settings.script_network if network is None else network
         self.limits = ContainerLimits(
             cpus=cpus,
             memory_mb=memory_mb,

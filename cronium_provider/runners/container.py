@@ -67,6 +67,7 @@ from cronium_provider.runners.run_folder import (
     create_run_folder,
     remove_orphan_volumes,
 )
+from cronium_provider.settings import DOCKER_NETWORK_NAME
 
 RUN_DIR = "/cronium"
 RUN_USER = "1000:1000"
@@ -141,9 +142,8 @@ class ContainerLimits:
             problems.append(f"run_folder_mb {self.run_folder_mb} must be between 1 and {MAX_RUN_FOLDER_MB}")
         if not 1 <= self.log_mb <= self.MAX_LOG_MB:
             problems.append(f"log_mb {self.log_mb} must be between 1 and {self.MAX_LOG_MB}")
-        if self.network not in ("none", "host", "bridge") and not self.network.startswith("container:"):
-            if not self.network.replace("-", "").replace("_", "").isalnum():
-                problems.append(f"network {self.network!r} is not a Docker network name")
+        if not (DOCKER_NETWORK_NAME.match(self.network) or self.network.startswith("container:")):
+            problems.append(f"network {self.network!r} is not a Docker network name")
         if problems:
             raise ContainerLimitError("container limits: " + "; ".join(problems))
 

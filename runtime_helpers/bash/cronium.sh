@@ -23,7 +23,7 @@ esac
 # as that SDK does: cronium_get_variable of a missing variable prints nothing
 # and succeeds, cronium_set_variable stores a JSON text as JSON. Tool actions
 # (cronium_send_email...) are requests in actions.jsonl, carried out by the host
-# after the script ended: the container has no network.
+# after the script ended (the helpers use no network).
 
 # `local -` (keep `set -x` out of the helpers) and `mapfile -d` need bash 4.4.
 if (( BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 4) )); then
@@ -447,7 +447,7 @@ cronium_event_field() {
 cronium_info() {
     [[ -z $_cronium_bash44 ]] || { local -; set +x; }
     printf 'Cronium Bash SDK v2.0.0 (airflow-provider-cronium, file protocol)\n'
-    printf 'API URL: none (no network; run folder %s)\n' "${CRONIUM_RUN_DIR:-$_cronium_home}"
+    printf 'API URL: none (files in the run folder %s)\n' "${CRONIUM_RUN_DIR:-$_cronium_home}"
     printf 'Execution ID: %s\n' "${CRONIUM_EXECUTION_ID-}"
     printf 'Token: none\n'
 }

@@ -6,14 +6,14 @@
  * - the global `cronium` that the bootstrap (cronium_run.js) installs is the
  *   documented, synchronous API: `cronium.getVariable(key)` returns the value;
  * - `require('cronium')` (the host puts this folder on NODE_PATH) returns what
- *   older Cronium generations' SDK returned: the same names, each returning a
- *   Promise (`await cronium.getVariable(key)`, `.then(...)`), plus a
- *   `cronium` instance and a constructible `Cronium`. Its `.sync` property is
- *   the synchronous API.
+ *   Cronium's runtime SDK exports: the same names, each returning a Promise
+ *   (`await cronium.getVariable(key)`, `.then(...)`), plus a `cronium`
+ *   instance and a constructible `Cronium` (`new Cronium()`). Its `.sync`
+ *   property is the synchronous API.
  *
- * Tool actions (`executeToolAction`, `sendEmail`, ...) cannot be sent from the
- * container (it has no network): each request is appended to actions.jsonl
- * and the host carries it out after the script ended.
+ * Tool actions (`executeToolAction`, `sendEmail`, ...) are not sent by the
+ * script: each request is appended to actions.jsonl and the host carries it
+ * out after the script ended.
  *
  * Written for Node.js 12+ (no optional chaining) so remote servers with an
  * older Node still run it.
@@ -349,12 +349,17 @@ const NAMES = [
 ];
 
 /**
- * The promise-returning face (what `require('cronium')` returns). Older
- * generations exported a class with these methods plus module-level functions
- * of the same names and a `cronium` instance; all three shapes work here.
+ * The promise-returning face (what `require('cronium')` returns). Cronium's
+ * runtime SDK exports a class whose methods all return Promises, plus
+ * module-level functions of the same names and a `cronium` instance; all three
+ * shapes work here: `new Cronium()` (the module itself, or its `Cronium` and
+ * `default`, the SDK's typings' named and default exports), `.cronium`, and
+ * the functions. `executionId` is CRONIUM_EXECUTION_ID (null when unset);
+ * nothing needs a token, so the constructor never throws.
  */
 function Cronium() {
   if (!(this instanceof Cronium)) return new Cronium();
+  this.executionId = process.env.CRONIUM_EXECUTION_ID || null;
 }
 
 NAMES.forEach((name) => {
@@ -367,6 +372,7 @@ NAMES.forEach((name) => {
 });
 
 Cronium.cronium = new Cronium();
+Cronium.Cronium = Cronium;
 Cronium.default = Cronium;
 Cronium.sync = api;
 Cronium.CroniumError = CroniumError;

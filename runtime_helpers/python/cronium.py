@@ -7,8 +7,11 @@ files in the run folder (``CRONIUM_RUN_DIR``); see ``runtime_helpers/PROTOCOL.md
 
 The names of every Cronium generation are here: the documented camelCase API
 (``getVariable``...), the snake_case names of Cronium's runtime SDK
-(``get_variable``, ``execute_tool_action``, ``send_email``...), and
-``from cronium import cronium``.
+(``get_variable``, ``execute_tool_action``, ``send_email``...),
+``from cronium import cronium``, and the SDK's classes: ``cronium.Cronium()``,
+whose methods are these functions, and ``AsyncCronium`` (``async with
+AsyncCronium() as cronium: await cronium.input()``), whose methods are them as
+coroutines.
 
 Only the standard library is used, and the code runs on Python 3.6+ so it works
 on whatever interpreter a remote server has.
@@ -18,9 +21,11 @@ import json
 import os
 import re
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, AsyncIterator, Callable, Dict, List, Optional
 
 __all__ = [
+    "AsyncCronium",
+    "Cronium",
     "CroniumAPIError",
     "CroniumError",
     "CroniumTimeoutError",
@@ -347,3 +352,59 @@ sendDiscordMessage = send_discord_message
 
 # `from cronium import cronium` (older generations exported an instance).
 cronium = sys.modules[__name__]
+
+# The functions, under every name, that the SDK's classes carry as methods.
+_FUNCTIONS = [name for name in __all__ if name[0].islower()]
+
+
+class Cronium(object):
+    """Cronium's runtime SDK client, ``cronium.Cronium()``: its methods are this module's functions (same
+    files, same key rules). ``execution_id`` is ``CRONIUM_EXECUTION_ID`` (None when unset); nothing here
+    needs a token or an API, so the constructor never fails."""
+
+    def __init__(self) -> None:
+        self.execution_id = os.environ.get("CRONIUM_EXECUTION_ID")
+
+
+for _name in _FUNCTIONS:
+    setattr(Cronium, _name, staticmethod(globals()[_name]))
+
+
+def _coroutine(function: Callable[..., Any]) -> Callable[..., Any]:
+    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs)
+
+    method.__name__ = function.__name__
+    method.__doc__ = function.__doc__
+    return method
+
+
+class AsyncCronium(Cronium):
+    """The SDK's asyncio client: ``async with AsyncCronium() as cronium: data = await cronium.input()``.
+    Every method is the module function of that name as a coroutine (errors are raised where it is awaited);
+    no session is opened, so ``close()`` has nothing to close."""
+
+    async def __aenter__(self) -> "AsyncCronium":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Nothing to close: the helpers keep no connection."""
+
+    async def stream_input(self) -> AsyncIterator[Any]:
+        """The input as one chunk (none when it is empty), as the SDK yields it."""
+        data = await self.input()  # type: ignore[misc]
+        if data:
+            yield data
+
+    async def stream_output(self, data_iterator: AsyncIterator[Any]) -> None:
+        """Make the chunks ``data_iterator`` yields, as a list, the run's output."""
+        chunks: List[Any] = [chunk async for chunk in data_iterator]
+        await self.output(chunks)  # type: ignore[misc]
+
+
+for _name in _FUNCTIONS:
+    setattr(AsyncCronium, _name, _coroutine(globals()[_name]))
+del _name
