@@ -89,7 +89,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     return it
 
 
-def test_the_wheel_venv_uses_the_wheel_not_the_clone(installed: Installed) -> None:
+def test_pip_install_then_dag_file_gives_the_dags_to_airflow(installed: Installed) -> None:
+    """The README's pip path: `cronium-airflow dag-file` (default: Airflow's dags folder), then Airflow lists
+    the event's DAG from a folder outside the clone."""
     proc = installed.python(
         "-c", "import cronium_provider, json, sys; print(json.dumps([cronium_provider.__file__, sys.path]))"
     )
@@ -101,10 +103,6 @@ def test_the_wheel_venv_uses_the_wheel_not_the_clone(installed: Installed) -> No
     assert holding == [], f"a clone's cronium_provider is on sys.path: {holding}"
     assert str(REPO) not in path
 
-
-def test_pip_install_then_dag_file_gives_the_dags_to_airflow(installed: Installed) -> None:
-    """The README's pip path: `cronium-airflow dag-file` (default: Airflow's dags folder), then Airflow lists
-    the event's DAG from a folder outside the clone."""
     (installed.records / "hello.yaml").write_text(EVENT)
     proc = installed.cli("dag-file")
     dag_file = installed.home / "dags" / "cronium_dags.py"
