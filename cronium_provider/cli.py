@@ -242,32 +242,32 @@ def cmd_runtime_image_context(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
-    from cronium_provider.dag_file import shard_name_error, sharded_reading
+    from cronium_provider.config import dags_folder
+    from cronium_provider.dag_file import provider_dag_files, shard_name_error, sharded_reading
+    from cronium_provider.factory import records_dir as records_folder
     from cronium_provider.sync.command import EXIT_FAILED, run_sync
 
     if args.timeout <= 0:
         out.write("error: --timeout must be a positive number of seconds\n")
         return EXIT_FAILED
-    records_dir = Path(args.records_dir)
+    records_dir, dags = Path(args.records_dir), dags_folder()
+    if args.shard is None and (shards := sharded_reading(dags, records_dir, records_folder())):
+        out.write(
+            f"error: the DAG files in {dags} read {records_dir} in shards ({', '.join(shards)}), none reads "
+            f"{records_dir / 'cronium-api'}: pass --shard NAME to sync into one shard's sub-folder\n"
+        )
+        out.write(f"nothing changed: {records_dir} and the Airflow Variables are as they were\n")
+        return EXIT_FAILED
     if args.shard is not None:
         if error := shard_name_error(args.shard):
             out.write(f"error: --shard: {error}\n")
             return EXIT_FAILED
         records_dir = records_dir / args.shard
-    else:
-        try:
-            dags, configured = _dags_folder(None), _records_folder()
-        except ValueError as exc:
-            out.write(f"error: {exc}\n")
-            return EXIT_FAILED
-        shards = sharded_reading(dags, records_dir, configured)
-        if shards:
+        if not any(f.shard in (None, args.shard) for f in provider_dag_files(dags)):
             out.write(
-                f"error: the DAG files in {dags} read {records_dir} in shards ({', '.join(shards)}), none reads "
-                f"{records_dir / 'cronium-api'}: pass --shard NAME to sync into one shard's sub-folder\n"
+                f"warning: no DAG file in {dags} reads {records_dir}: cronium-airflow dag-file --shard "
+                f"{args.shard} writes one\n"
             )
-            out.write(f"nothing changed: {records_dir} and the Airflow Variables are as they were\n")
-            return EXIT_FAILED
     return run_sync(
         records_dir,
         conn_id=args.conn_id,

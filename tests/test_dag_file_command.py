@@ -241,3 +241,18 @@ def test_sync_into_a_shard_feeds_that_shards_dag_file(cronium, sharded, airflow_
         "cronium_workflow_7": "cronium_dags_billing.py",
         "my_own_dag": "my_dag.py",
     }
+
+
+def test_sync_into_a_shard_no_dag_file_reads_says_so(cronium, sharded, airflow_db) -> None:  # noqa: F811
+    proc = sync(cronium, sharded, "--shard", "hr")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    hr = sharded["records"] / "hr"
+    assert f"warning: no DAG file in {sharded['dags']} reads {hr}: cronium-airflow dag-file --shard hr" in proc.stdout
+    assert f"wrote {hr / 'cronium-api' / 'records.json'}" in proc.stdout
+
+
+def test_sync_refuses_a_bad_shard_name(cronium, sharded, airflow_db) -> None:  # noqa: F811
+    before = tree(sharded["records"])
+    proc = sync(cronium, sharded, "--shard", "../elsewhere")
+    assert proc.returncode == 2 and "error: --shard: shard name '../elsewhere' refused" in proc.stdout
+    assert tree(sharded["records"]) == before and FakeCronium.seen == []
