@@ -147,13 +147,8 @@ def _records_folder() -> Path | None:
     return records_dir(_settings())
 
 
-def _dags_folder(given: str | None) -> Path:
-    from cronium_provider.config import dags_folder
-
-    return Path(given) if given else dags_folder()
-
-
 def cmd_dag_file(args: argparse.Namespace, out: TextIO) -> int:
+    from cronium_provider.config import dags_folder
     from cronium_provider.dag_file import apply_dag_files, plan_dag_files, shard_name_error
 
     shards: list[str] = list(dict.fromkeys(args.shard))
@@ -163,7 +158,7 @@ def cmd_dag_file(args: argparse.Namespace, out: TextIO) -> int:
     if refused:
         return 2
     try:
-        folder, records = _dags_folder(args.dags_folder), _records_folder()
+        folder, records = Path(args.dags_folder) if args.dags_folder else dags_folder(), _records_folder()
     except ValueError as exc:
         out.write(f"error: {exc}\n")
         return 2
@@ -186,8 +181,9 @@ def cmd_dag_file(args: argparse.Namespace, out: TextIO) -> int:
             "warning: no records folder is set (CRONIUM_RECORDS_DIR or [cronium] records_dir): "
             "the DAG file builds no DAG until one is\n"
         )
-    for folder_read in [records / shard for shard in shards] if records and shards else [records]:
-        if folder_read is not None and not folder_read.is_dir():
+        return 0
+    for folder_read in [records / shard for shard in shards] or [records]:
+        if not folder_read.is_dir():
             out.write(f"warning: {folder_read} does not exist: the DAG file builds no DAG from it until it does\n")
     return 0
 
@@ -211,8 +207,7 @@ def cmd_runtime_image_build(args: argparse.Namespace, out: TextIO) -> int:
         with subprocess.Popen(
             ["bash", str(script), image], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         ) as proc:
-            assert proc.stdout is not None
-            for line in proc.stdout:
+            for line in proc.stdout or ():
                 out.write(line)
                 out.flush()
     if proc.returncode:
@@ -226,7 +221,6 @@ def cmd_runtime_image_context(args: argparse.Namespace, out: TextIO) -> int:
 
     target = Path(args.directory)
     files = {name: template("runtime_image", name).read_bytes() for name in RUNTIME_IMAGE_FILES}
-    files_script = RUNTIME_IMAGE_FILES[1]
     clashes = [target / n for n, data in files.items() if (target / n).exists() and (target / n).read_bytes() != data]
     for path in clashes:
         out.write(f"error: {path} exists and differs from the provider's: left alone, nothing written\n")
@@ -237,7 +231,8 @@ def cmd_runtime_image_context(args: argparse.Namespace, out: TextIO) -> int:
         (target / name).write_bytes(data)
         (target / name).chmod(0o755 if name.endswith(".sh") else 0o644)
         out.write(f"wrote {target / name}\n")
-    out.write(f"build it with: docker build -t cronium-runtime:1 {target}  (or: bash {target / files_script})\n")
+    script = target / RUNTIME_IMAGE_FILES[1]
+    out.write(f"build it with: docker build -t cronium-runtime:1 {target}  (or: bash {script})\n")
     return 0
 
 

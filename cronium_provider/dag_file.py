@@ -119,7 +119,7 @@ def plan_dag_files(dags_folder: Path, shards: list[str]) -> DagFileChanges:
     wanted: dict[Path, str | None] = {dags_folder / dag_file_name(shard): shard for shard in shards}
     if not shards:
         wanted = {dags_folder / DAG_FILE: None}
-    existing = provider_dag_files(dags_folder) if dags_folder.is_dir() else []
+    existing = provider_dag_files(dags_folder)
     by_path = {f.path: f for f in existing}
     for path, shard in wanted.items():
         text = dag_file_text(shard)
@@ -185,7 +185,7 @@ def sharded_reading(dags_folder: Path, records: Path, configured: Path | None) -
     """The shards the DAG files of ``dags_folder`` read ``records`` in (empty: the records are read whole,
     or not through these files): the folder holds shard copies and no whole DAG file, and ``records`` is the
     configured records folder or holds a sub-folder named after one of those shards."""
-    found = provider_dag_files(dags_folder) if dags_folder.is_dir() else []
+    found = provider_dag_files(dags_folder)
     shards = sorted({f.shard for f in found if f.shard is not None})
     if not shards or any(f.shard is None for f in found):
         return []
