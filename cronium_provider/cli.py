@@ -174,14 +174,131 @@ def cmd_servers_sync(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if records.ok and not refused else 1
 
 
+def _records_folder() -> Path | None:
+    """The records folder the DAG file reads (``$CRONIUM_RECORDS_DIR``, else ``[cronium] records_dir``)."""
+    from cronium_provider.factory import records_dir
+
+    return records_dir(_settings())
+
+
+def cmd_dag_file(args: argparse.Namespace, out: TextIO) -> int:
+    from cronium_provider.config import dags_folder
+    from cronium_provider.dag_file import apply_dag_files, plan_dag_files, shard_name_error
+
+    shards: list[str] = list(dict.fromkeys(args.shard))
+    refused = [error for shard in shards if (error := shard_name_error(shard))]
+    for error in refused:
+        out.write(f"error: --shard: {error}\n")
+    if refused:
+        return 2
+    try:
+        folder, records = Path(args.dags_folder) if args.dags_folder else dags_folder(), _records_folder()
+    except ValueError as exc:
+        out.write(f"error: {exc}\n")
+        return 2
+    changes = plan_dag_files(folder, shards)
+    for problem in changes.blocked:
+        out.write(f"error: {problem}\n")
+    if changes.blocked:
+        return 1
+    apply_dag_files(changes)
+    for path in changes.write:
+        out.write(f"wrote {path}\n")
+    for path in changes.unchanged:
+        out.write(f"unchanged {path}\n")
+    for dag_file, why in changes.remove:
+        out.write(f"removed {dag_file.path}: {why}\n")
+    for dag_file in changes.kept:
+        out.write(f"kept {dag_file.path}: it reads {dag_file.describe()}\n")
+    if records is None:
+        out.write(
+            "warning: no records folder is set (CRONIUM_RECORDS_DIR or [cronium] records_dir): "
+            "the DAG file builds no DAG until one is\n"
+        )
+        return 0
+    for folder_read in [records / shard for shard in shards] or [records]:
+        if not folder_read.is_dir():
+            out.write(f"warning: {folder_read} does not exist: the DAG file builds no DAG from it until it does\n")
+    return 0
+
+
+def cmd_runtime_image_build(args: argparse.Namespace, out: TextIO) -> int:
+    import subprocess
+    from importlib.resources import as_file
+
+    from cronium_provider.config import read_settings
+    from cronium_provider.dag_file import template
+
+    try:
+        image = args.image or read_settings("image", strict=True).image
+    except ValueError as exc:
+        out.write(f"error: {exc}\n")
+        return 2
+    with as_file(template("runtime_image")) as context:
+        script = context / "build-runtime-image.sh"
+        out.write(f"building {image} with {script}\n")
+        out.flush()
+        with subprocess.Popen(
+            ["bash", str(script), image], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as proc:
+            for line in proc.stdout or ():
+                out.write(line)
+                out.flush()
+    if proc.returncode:
+        out.write(f"error: the runtime image {image} was not built (exit {proc.returncode}; output above)\n")
+        return 1
+    return 0
+
+
+def cmd_runtime_image_context(args: argparse.Namespace, out: TextIO) -> int:
+    from cronium_provider.dag_file import RUNTIME_IMAGE_FILES, template
+
+    target = Path(args.directory)
+    files = {name: template("runtime_image", name).read_bytes() for name in RUNTIME_IMAGE_FILES}
+    clashes = [target / n for n, data in files.items() if (target / n).exists() and (target / n).read_bytes() != data]
+    for path in clashes:
+        out.write(f"error: {path} exists and differs from the provider's: left alone, nothing written\n")
+    if clashes:
+        return 1
+    target.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (target / name).write_bytes(data)
+        (target / name).chmod(0o755 if name.endswith(".sh") else 0o644)
+        out.write(f"wrote {target / name}\n")
+    script = target / RUNTIME_IMAGE_FILES[1]
+    out.write(f"build it with: docker build -t cronium-runtime:1 {target}  (or: bash {script})\n")
+    return 0
+
+
 def cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
-    from cronium_provider.sync.command import run_sync
+    from cronium_provider.config import dags_folder
+    from cronium_provider.dag_file import provider_dag_files, shard_name_error, sharded_reading
+    from cronium_provider.factory import records_dir as records_folder
+    from cronium_provider.sync.command import EXIT_FAILED, run_sync
 
     if args.timeout <= 0:
         out.write("error: --timeout must be a positive number of seconds\n")
-        return 2
+        return EXIT_FAILED
+    records_dir, dags = Path(args.records_dir), dags_folder()
+    if args.shard is None and (shards := sharded_reading(dags, records_dir, records_folder())):
+        out.write(
+            f"error: the DAG files in {dags} read {records_dir} in shards ({', '.join(shards)}), none reads "
+            f"{records_dir / 'cronium-api'}: pass --shard NAME to sync into one shard's sub-folder\n"
+        )
+        out.write(f"nothing changed: {records_dir} and the Airflow Variables are as they were\n")
+        return EXIT_FAILED
+    if args.shard is not None:
+        if error := shard_name_error(args.shard):
+            out.write(f"error: --shard: {error}\n")
+            return EXIT_FAILED
+        records_dir = records_dir / args.shard
+        if not any(f.shard in (None, args.shard) for f in provider_dag_files(dags)):
+            out.write(
+                f"warning: no DAG file in {dags} reads {records_dir}: cronium-airflow dag-file --shard "
+                f"{args.shard} writes one\n"
+            )
     return run_sync(
-        Path(args.records_dir),
+        records_dir,
         conn_id=args.conn_id,
         timeout=args.timeout,
         with_workflows=not args.no_workflows,
@@ -265,7 +382,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="sync events (and their servers) only, without asking for GET /api/workflows",
     )
     api_sync.add_argument("--known-hosts", metavar="FILE", help="known_hosts file holding the servers' host keys")
+    api_sync.add_argument(
+        "--shard",
+        metavar="NAME",
+        help="sync into RECORDS_DIR/NAME, the sub-folder one shard's DAG file reads (needed when the DAG files "
+        "in Airflow's dags folder read RECORDS_DIR in shards)",
+    )
     api_sync.set_defaults(func=cmd_sync)
+    dag_file = sub.add_parser(
+        "dag-file",
+        help="write the provider's DAG file into a dags folder, whole or one copy per shard",
+        description="Writes cronium_dags.py, or with --shard cronium_dags_<NAME>.py per shard, and removes the "
+        "provider's DAG files of the other kind (both kinds at once would build every DAG twice). A file that is "
+        "not the provider's is never touched; a provider DAG file you edited stops it (exit 1, nothing written).",
+    )
+    dag_file.add_argument(
+        "dags_folder", nargs="?", metavar="DAGS_FOLDER", help="the dags folder (default: Airflow's [core] dags_folder)"
+    )
+    dag_file.add_argument(
+        "--shard",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a shard: the sub-folder NAME of the records folder (repeat for each shard)",
+    )
+    dag_file.set_defaults(func=cmd_dag_file)
+    image = sub.add_parser("runtime-image", help="the container image scripts run in")
+    image_sub = image.add_subparsers(dest="image_command", required=True)
+    build = image_sub.add_parser(
+        "build",
+        help="build the image (docker build of the packaged Dockerfile, else an offline debootstrap build); "
+        "an existing image of that name is reused",
+    )
+    build.add_argument("image", nargs="?", metavar="IMAGE", help="the image name (default: [cronium] image)")
+    build.set_defaults(func=cmd_runtime_image_build)
+    context = image_sub.add_parser("context", help="copy the image's build context (Dockerfile, build script) to DIR")
+    context.add_argument("directory", metavar="DIR")
+    context.set_defaults(func=cmd_runtime_image_context)
     return parser
 
 

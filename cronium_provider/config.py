@@ -9,6 +9,7 @@ applies to the next parse or task, as it did when each option was read where it 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from airflow.providers.common.compat.sdk import conf
 
@@ -44,3 +45,8 @@ def read_settings(*names: str, strict: bool = False) -> CroniumSettings:
         only=names or None,
         on_error=None if strict else _report,
     )
+
+
+def dags_folder() -> Path:
+    """Airflow's ``[core] dags_folder``: where ``cronium-airflow dag-file`` writes and ``sync`` looks for shards."""
+    return Path(str(conf.get("core", "dags_folder"))).expanduser()
