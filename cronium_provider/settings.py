@@ -68,6 +68,7 @@ class CroniumSettings:
     webhook_max_body_bytes: int = 1024 * 1024
     webhook_body_timeout_seconds: float = 10.0
     resilience_store: str | None = None
+    max_active_runs: int = 16
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scope_variables_by_owner", scope_setting(self.scope_variables_by_owner))

@@ -39,11 +39,12 @@ def test_plan_json_describes_the_dags(tmp_path: Path) -> None:
     plan = json.loads(proc.stdout)
     assert plan["version"] == 1
     dags = {d["dag_id"]: d for d in plan["dags"]}
-    assert set(dags) == {f"cronium_event_{i}" for i in range(1, 8)} | {"cronium_workflow_1"}
-    assert [n["dag_id"] for n in plan["not_built"]] == ["cronium_event_8"]
-    http = dags["cronium_event_4"]
-    assert http["is_paused"] is True
-    assert http["schedule"]["kind"] == "cron" and http["schedule"]["cron"] == "*/15 * * * *"
+    assert set(dags) == {f"cronium_event_{i}" for i in range(1, 9)} | {"cronium_workflow_1"}
+    assert dags["cronium_event_8"]["status"] == "ARCHIVED" and dags["cronium_event_8"]["schedule"]["kind"] == "none"
+    http = dags["cronium_event_4"]  # PAUSED: built unpaused, its */15 rule makes no run
+    assert http["is_paused"] is False
+    assert http["schedule"]["kind"] == "none"
+    assert "its rule, */15 * * * *, makes no run" in http["notes"][0]
     cleanup = dags["cronium_event_6"]
     assert cleanup["schedule"]["cron"] == "30 2 * * *"
     assert cleanup["schedule"]["start_date"] == "2026-01-01T00:00:00+00:00"
