@@ -152,6 +152,17 @@ def test_apply_status_with_a_missing_path_changes_nothing() -> None:
     assert "DAG(s) changed" not in proc.stdout
 
 
+def test_reset_counter_of_an_event_with_no_record_changes_nothing() -> None:
+    """``reset-counter`` needs the event's record (its maxExecutions says whether its DAG was paused at the
+    limit): an id no record has, or a PATH that is not there, is refused naming it, exit 2."""
+    proc = run_cli("reset-counter", "999", str(EXAMPLES))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"error: no valid record of event 999 in {EXAMPLES}; nothing changed" in proc.stdout
+    gone = run_cli("reset-counter", "1", "/nonexistent/records")
+    assert gone.returncode == 2, gone.stdout + gone.stderr
+    assert "error: /nonexistent/records: no such file or folder; nothing changed" in gone.stdout
+
+
 def test_plan_reads_the_cronium_section_of_airflow_cfg(tmp_path: Path) -> None:
     """``[cronium] timezone`` set in ``airflow.cfg`` (no environment variable): ``plan`` schedules in that
     zone, as the DAG file does."""
