@@ -89,14 +89,11 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
             schedule = dag.schedule.cron or (
                 f"every {dag.schedule.interval_seconds}s" if dag.schedule.interval_seconds else "manual"
             )
-            state = "paused" if dag.is_paused else "active"
-            out.write(f"{dag.dag_id}  [{state}, {schedule}]  {dag.name}\n")
+            out.write(f"{dag.dag_id}  [{dag.status}, {schedule}, max {dag.max_active_runs} at once]  {dag.name}\n")
             for task in dag.tasks:
                 out.write(f"  {task.task_id:<20} {task.kind:<14} {task.trigger_rule:<12} {task.display_name}\n")
             for note in dag.notes:
                 out.write(f"  note: {note}\n")
-        for skipped in plan.not_built:
-            out.write(f"{skipped.dag_id}  not built: {skipped.reason}\n")
         for error in records.errors:
             out.write(f"error: {error}\n")
         for warning in records.warnings:
@@ -132,6 +129,48 @@ def cmd_apply_status(args: argparse.Namespace, out: TextIO) -> int:
     for change in changes:
         out.write(f"{change.dag_id}: {change.reason}\n")
     out.write(f"{sum(change.changed for change in changes)} DAG(s) changed\n")
+    return 0
+
+
+def cmd_reset_counter(args: argparse.Namespace, out: TextIO) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cronium_provider.dag_state import reset_counter
+    from cronium_provider.factory import records_dir
+    from cronium_provider.plan.build import plan_event
+
+    try:
+        settings = _settings()
+    except ValueError as exc:
+        out.write(f"error: {exc}; nothing changed\n")
+        return 2
+    folder = records_dir(settings)
+    paths = args.paths or ([str(folder)] if folder is not None else [])
+    missing = [path for path in paths if not Path(path).exists()]
+    for path in missing:
+        out.write(f"error: {path}: no such file or folder; nothing changed\n")
+    if not paths:
+        out.write("error: no PATH given and no records folder set ([cronium] records_dir); nothing changed\n")
+    if missing or not paths:
+        return 2
+    records = load_records(paths)
+    event = records.events.get(args.event_id)
+    if event is None:
+        bad = [e for e in records.errors if e.kind == "event" and e.record_id == args.event_id]
+        why = f": {bad[0]}" if bad else f" in {', '.join(paths)}"
+        out.write(f"error: no valid record of event {args.event_id}{why}; nothing changed\n")
+        return 2
+    try:
+        done = reset_counter(args.event_id, plan_event(event, records, settings))
+    except SQLAlchemyError as exc:
+        out.write(
+            f"error: Airflow's database: {type(exc).__name__}: {getattr(exc, 'orig', None) or exc}; nothing changed\n"
+        )
+        return 2
+    out.write(
+        f"{done.dag_id}: execution count reset ({done.before} execution(s) before; the {done.finished_runs} "
+        f"finished run(s) and the record's executionCount no longer count); {done.note}\n"
+    )
     return 0
 
 
@@ -326,14 +365,27 @@ def build_parser() -> argparse.ArgumentParser:
     plan.set_defaults(func=cmd_plan)
     status = sub.add_parser(
         "apply-status",
-        help="pause or unpause the existing DAGs as their records' status says (needs Airflow's database)",
-        description="ACTIVE unpauses, PAUSED pauses, DRAFT or ARCHIVED pauses the DAG left behind; an event "
-        "whose runs reached its maxExecutions stays paused. An invalid record is a warning: it is left out and "
+        help="unpause the existing DAGs of the records, keep those at maxExecutions paused (needs Airflow's database)",
+        description="Every record's DAG is unpaused, whatever its status (a PAUSED, DRAFT or ARCHIVED record "
+        "has no schedule but runs when a person or an action starts it; earlier versions paused its DAG), except "
+        "an event whose runs reached its maxExecutions; a Cronium DAG Airflow marks stale (its record is gone) is "
+        "paused. An invalid record is a warning: it is left out and "
         "its DAG is not changed. Exit 0: every valid record's status applied; 2: failed, nothing changed (a "
         "PATH that does not exist, a malformed [cronium] setting, Airflow's database not written).",
     )
     status.add_argument("paths", nargs="+", metavar="PATH", help="record files or folders")
     status.set_defaults(func=cmd_apply_status)
+    reset = sub.add_parser(
+        "reset-counter",
+        help="start an event's execution count again, as Cronium's Reset counter (needs Airflow's database)",
+        description="Runs finished so far and the record's executionCount no longer count towards maxExecutions; "
+        "a DAG paused at its maxExecutions is unpaused. PATH: the record files or folders (default: the records "
+        "folder the DAG file reads). Exit 0: reset; 2: nothing changed (no valid record of the event, a PATH "
+        "that does not exist, Airflow's database not written).",
+    )
+    reset.add_argument("event_id", type=int, metavar="EVENT_ID", help="the event's id")
+    reset.add_argument("paths", nargs="*", metavar="PATH", help="record files or folders")
+    reset.set_defaults(func=cmd_reset_counter)
     servers = sub.add_parser("servers", help="Cronium servers as Airflow SSH connections")
     servers_sub = servers.add_subparsers(dest="servers_command", required=True)
     sync = servers_sub.add_parser(

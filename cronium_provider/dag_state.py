@@ -1,20 +1,32 @@
-"""``cronium-airflow apply-status``: the records' status (ACTIVE, PAUSED, DRAFT, ARCHIVED) onto existing DAGs.
+"""``cronium-airflow apply-status`` and ``reset-counter``: what Airflow's database holds of the records' state.
 
-A DAG's ``is_paused_upon_creation`` applies only when Airflow first sees it; this carries later status
-changes to DAGs that already exist: ACTIVE unpauses, PAUSED pauses, and a DRAFT or ARCHIVED record (which
-builds no DAG, so the DAG processor marks its DAG stale) has its old DAG paused, so that no run waiting in
-the queue starts. An ACTIVE event whose runs reached its ``maxExecutions`` stays paused: the run that
-reached the limit paused it, as Cronium pauses the event, and raising the limit in the record unpauses it.
-It writes to Airflow's metadata database, never at parse time.
+Every record's DAG is built unpaused whatever its status: a PAUSED, DRAFT or ARCHIVED record has no schedule
+but runs when a person runs it or an action starts it, as in Cronium (plan/build.py ``status_schedule``).
+A DAG's ``is_paused_upon_creation`` applies only when Airflow first sees it; ``apply-status`` unpauses the
+DAGs older versions of the provider paused for a record's status. Only two things keep a DAG paused: an
+event whose runs reached its ``maxExecutions`` (the run that reached it paused the DAG, as Cronium pauses the
+event; raising the limit or ``reset-counter`` unpauses it) and a DAG Airflow marks stale because its record
+vanished from the records folder (paused, so that no run waiting in the queue starts). A DAG paused in
+Airflow by a person is unpaused too: the records say whether a Cronium event runs. It writes to Airflow's
+metadata database, never at parse time.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+from cronium_provider.naming import event_dag_id, executions_reset_key
 from cronium_provider.plan.models import DagPlan, Plan
 from cronium_provider.plan.specs import EventRunSpec
-from cronium_provider.states import RAN_STATES, max_executions_reached
+from cronium_provider.states import RAN_STATES, executions, max_executions_reached
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+CRONIUM_DAG_PREFIXES = ("cronium_event_", "cronium_workflow_")
 
 
 @dataclass(frozen=True)
@@ -34,62 +46,132 @@ def limited_run(dag: DagPlan) -> EventRunSpec | None:
 
 
 def status_changes(
-    plan: Plan, paused_now: dict[str, bool], finished_runs: dict[str, int] | None = None
+    plan: Plan,
+    paused_now: dict[str, bool],
+    executions_now: dict[str, int] | None = None,
+    stale: frozenset[str] = frozenset(),
 ) -> list[StatusChange]:
     """What must change so that the existing DAGs (``paused_now``: dag id -> is_paused) follow the records.
 
-    ``finished_runs`` (dag id -> finished runs of its limited task) keeps a paused DAG paused when its
-    event's executions (as the operators count them: ``executionCount`` plus finished runs) reached
-    ``maxExecutions``."""
-    finished_runs = finished_runs or {}
+    ``executions_now`` (dag id -> executions of its limited task, as the operators count them:
+    :func:`~cronium_provider.states.executions`) keeps a paused DAG paused at ``maxExecutions``; ``stale``:
+    Cronium DAGs Airflow marks stale (their record is gone), paused when not in the plan."""
+    executions_now = executions_now or {}
     changes: list[StatusChange] = []
     for dag in plan.dags:
-        if dag.dag_id not in paused_now or paused_now[dag.dag_id] == dag.is_paused:
+        if not paused_now.get(dag.dag_id, False):
             continue
         run = limited_run(dag)
-        if not dag.is_paused and run is not None and dag.dag_id in finished_runs:
-            executions = run.execution_count + finished_runs[dag.dag_id]
-            if max_executions_reached(run.max_executions, executions):
-                reason = f"kept paused: reached maxExecutions {run.max_executions} ({executions} execution(s) so far)"
+        if run is not None and dag.dag_id in executions_now:
+            count = executions_now[dag.dag_id]
+            if max_executions_reached(run.max_executions, count):
+                reason = f"kept paused: reached maxExecutions {run.max_executions} ({count} execution(s) so far)"
                 changes.append(StatusChange(dag.dag_id, True, reason, changed=False))
                 continue
-        verb = "paused" if dag.is_paused else "unpaused"
-        changes.append(StatusChange(dag.dag_id, dag.is_paused, f"{verb}: the record is {dag.status}"))
-    for skipped in plan.not_built:
-        if paused_now.get(skipped.dag_id) is False:
-            changes.append(
-                StatusChange(skipped.dag_id, True, f"paused: the record is {skipped.status} and builds no DAG")
+        if dag.status == "ACTIVE":
+            reason = "unpaused: the record is ACTIVE"
+        else:
+            reason = (
+                f"unpaused: the record is {dag.status}: its schedule is off, a person or an action may still "
+                "run it (earlier versions paused it)"
             )
+        changes.append(StatusChange(dag.dag_id, False, reason))
+    built = {dag.dag_id for dag in plan.dags}
+    for dag_id in sorted(stale - built):
+        if paused_now.get(dag_id) is False:
+            changes.append(StatusChange(dag_id, True, "paused: its record is gone (Airflow marks the DAG stale)"))
     return changes
 
 
-def apply_status(plan: Plan) -> list[StatusChange]:
-    """Pause or unpause the existing DAGs of the plan's records, in one transaction; returns what changed
-    and the DAGs kept paused at their execution limit."""
-    from airflow.models.dag import DagModel
+def _finished_runs(session: Session, dag_id: str, task_id: str) -> int:
     from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
     from sqlalchemy import func
 
-    dag_ids = [d.dag_id for d in plan.dags] + [s.dag_id for s in plan.not_built]
+    query = session.query(func.count(TaskInstance.id)).filter(
+        TaskInstance.dag_id == dag_id,
+        TaskInstance.task_id == task_id,
+        TaskInstance.state.in_(sorted(RAN_STATES)),
+    )
+    return int(query.scalar() or 0)
+
+
+def _reset_value(session: Session, dag_id: str) -> str | None:
+    from airflow.models.variable import Variable
+
+    row = session.query(Variable).filter(Variable.key == executions_reset_key(dag_id)).one_or_none()
+    return None if row is None else str(row.val)
+
+
+def apply_status(plan: Plan) -> list[StatusChange]:
+    """Unpause the existing DAGs of the plan's records and pause the stale Cronium DAGs whose record is gone,
+    in one transaction; returns what changed and the DAGs kept paused at their execution limit."""
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import or_
+
+    dag_ids = [d.dag_id for d in plan.dags]
     with create_session() as session:
         models = {m.dag_id: m for m in session.query(DagModel).filter(DagModel.dag_id.in_(dag_ids)).all()}
-        finished: dict[str, int] = {}
+        stale_models = (
+            session.query(DagModel)
+            .filter(DagModel.is_stale.is_(True), or_(*[DagModel.dag_id.like(f"{p}%") for p in CRONIUM_DAG_PREFIXES]))
+            .all()
+        )
+        models.update({m.dag_id: m for m in stale_models if m.dag_id not in models})
+        counts: dict[str, int] = {}
         for dag in plan.dags:
             run = limited_run(dag)
-            if run is not None and dag.dag_id in models and models[dag.dag_id].is_paused and not dag.is_paused:
-                finished[dag.dag_id] = (
-                    session.query(func.count(TaskInstance.id))
-                    .filter(
-                        TaskInstance.dag_id == dag.dag_id,
-                        TaskInstance.task_id == run.task_id,
-                        TaskInstance.state.in_(sorted(RAN_STATES)),
-                    )
-                    .scalar()
-                    or 0
-                )
-        changes = status_changes(plan, {dag_id: bool(m.is_paused) for dag_id, m in models.items()}, finished)
+            if run is not None and dag.dag_id in models and models[dag.dag_id].is_paused:
+                finished = _finished_runs(session, dag.dag_id, run.task_id)
+                counts[dag.dag_id] = executions(run.execution_count, finished, _reset_value(session, dag.dag_id))
+        paused_now = {dag_id: bool(m.is_paused) for dag_id, m in models.items()}
+        changes = status_changes(plan, paused_now, counts, frozenset(m.dag_id for m in stale_models))
         for change in changes:
             if change.changed:
                 models[change.dag_id].is_paused = change.paused
     return changes
+
+
+@dataclass(frozen=True)
+class CounterReset:
+    dag_id: str
+    finished_runs: int  # the runs finished before the reset: no longer counted
+    before: int  # the executions counted before the reset
+    unpaused: bool
+    note: str
+
+
+def reset_counter(event_id: int, dag: DagPlan | None) -> CounterReset:
+    """Start an event's execution count again, as Cronium's reset sets ``executionCount`` to 0
+    (server/api/routers/events.ts:740-754): an Airflow Variable (:func:`~cronium_provider.naming.
+    executions_reset_key`) records how many runs had finished, and only the runs finished after it count;
+    the record's ``executionCount`` is no longer added. A DAG paused at its ``maxExecutions`` (``dag``: the
+    event's plan, from its record) is unpaused; a DAG paused for another reason stays paused."""
+    from airflow.models.dag import DagModel
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    dag_id = event_dag_id(event_id)
+    run = limited_run(dag) if dag is not None else None
+    with create_session() as session:
+        finished = _finished_runs(session, dag_id, run.task_id if run is not None else "run")
+        before = executions(run.execution_count if run else 0, finished, _reset_value(session, dag_id))
+        stamp = {"finished_runs": finished, "reset_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        Variable.set(
+            executions_reset_key(dag_id),
+            json.dumps(stamp),
+            description=f"cronium-airflow reset-counter of event {event_id}: runs finished before it do not count",
+            session=session,
+        )
+        model = session.query(DagModel).filter(DagModel.dag_id == dag_id).one_or_none()
+        if model is None:
+            return CounterReset(dag_id, finished, before, False, "Airflow has no such DAG yet")
+        if not model.is_paused:
+            return CounterReset(dag_id, finished, before, False, "the DAG is not paused")
+        if run is None or not max_executions_reached(run.max_executions, before):
+            limit = f"maxExecutions {run.max_executions}" if run is not None else "no maxExecutions"
+            note = f"left paused: it was not paused at its limit ({before} execution(s), {limit})"
+            return CounterReset(dag_id, finished, before, False, note)
+        model.is_paused = False
+        note = f"unpaused: it was paused at maxExecutions {run.max_executions}"
+        return CounterReset(dag_id, finished, before, True, note)

@@ -30,8 +30,6 @@ from airflow.sdk import DAG, get_parsing_context
 
 from cronium_provider.config import read_settings
 from cronium_provider.plan.build import (
-    BUILT_STATUSES,
-    action_targets,
     build_plan,
     plan_event,
     plan_workflow,
@@ -157,18 +155,9 @@ def _state(folder: Path) -> FolderState | None:
         return None
 
 
-def _entries(records: RecordSet, plan: Plan) -> list[DagEntry]:
-    """The index entry of every DAG the plan builds (an event built only because actions start it keeps
-    the DAGs that start it: its DAG names them)."""
-    targets: dict[int, tuple[str, ...]] | None = None
-    entries = []
-    for dag_plan in plan.dags:
-        starters: tuple[str, ...] = ()
-        if dag_plan.kind == "event" and records.events[dag_plan.record_id].status not in BUILT_STATUSES:
-            targets = action_targets(records) if targets is None else targets
-            starters = targets.get(dag_plan.record_id, ())
-        entries.append(DagEntry(dag_plan.dag_id, dag_plan.kind, dag_plan.record_id, starters))
-    return entries
+def _entries(plan: Plan) -> list[DagEntry]:
+    """The index entry of every DAG the plan builds."""
+    return [DagEntry(d.dag_id, d.kind, d.record_id) for d in plan.dags]
 
 
 def _save_index(
@@ -185,7 +174,7 @@ def _save_index(
         return "index not written: a records path is missing"
     try:
         target = index_file(cache_dir, [folder])
-        entries = _entries(records, plan)
+        entries = _entries(plan)
         meta = stored_meta(target)
         if (
             meta.get("key") == state.key
@@ -216,10 +205,9 @@ def _parse_all(folder: Path, cache_dir: Path | None, settings: CroniumSettings) 
     plan = build_plan(records, settings)
     dags = render_plan(plan)
     log.info(
-        "Cronium: %d DAG(s) from %s (%d record(s) not built, %d error(s), %d warning(s))",
+        "Cronium: %d DAG(s) from %s (%d error(s), %d warning(s))",
         len(dags),
         folder,
-        len(plan.not_built),
         len(records.errors),
         len(records.warnings),
     )
@@ -245,7 +233,6 @@ def _plan_one(found: Lookup, settings: CroniumSettings) -> DagPlan | None:
             records.events[entry.record_id],
             records,
             settings,
-            action_target_of=entry.action_target_of,
             scope_variables=scoped,
         )
     elif entry.kind == "workflow" and entry.record_id in records.workflows:

@@ -211,6 +211,15 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "10",
                         "default": "10",
                     },
+                    "max_active_runs": {
+                        "description": "Runs of one Cronium DAG at once: as Cronium starts each schedule slot's "
+                        "run while the previous one still runs, a slot's run starts beside the running ones up "
+                        "to this bound (an event with maxExecutions runs one at a time, so its limit holds).",
+                        "version_added": "0.2.0",
+                        "type": "integer",
+                        "example": "4",
+                        "default": "16",
+                    },
                     "resilience_store": {
                         "description": "Where tool-action rate limits and circuit breakers keep their state: "
                         "empty for a SQLite file in AIRFLOW_HOME, or redis://host:port/db across machines.",

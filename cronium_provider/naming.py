@@ -84,6 +84,11 @@ LEGACY_ENV_VARIABLE_PREFIX = "cronium_env_"  # before 0.2: inside the variables'
 INTERNAL_PREFIX = "cronium.internal."
 
 
+def executions_reset_key(dag_id: str) -> str:
+    """The Variable recording the last ``cronium-airflow reset-counter`` of an event's DAG."""
+    return f"{INTERNAL_PREFIX}executions_reset.{dag_id}"
+
+
 def env_variable_key(event_id: object, key: str) -> str:
     """The Airflow Variable holding the value of an event's env var (read only by that event's tasks)."""
     return f"{ENV_VARIABLE_PREFIX}{event_id}.{key}"

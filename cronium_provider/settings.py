@@ -94,6 +94,7 @@ class CroniumSettings:
     webhook_max_body_bytes: int = 1024 * 1024
     webhook_body_timeout_seconds: float = 10.0
     resilience_store: str | None = None
+    max_active_runs: int = 16
 
     def __post_init__(self) -> None:
         for name, check in _CHECKED.items():

@@ -6,6 +6,7 @@ XCom, Airflow Variables, logs and Airflow's own APIs stay the same strings. This
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
@@ -23,6 +24,21 @@ class TaskState(StrEnum):
 RAN_STATES = frozenset({TaskState.SUCCESS, TaskState.FAILED})
 """The states of a task that ran (an execution, in Cronium's count)."""
 FAILED_STATES = frozenset({TaskState.FAILED, TaskState.UPSTREAM_FAILED})
+
+
+def executions(execution_count: int, finished: int, reset: object = None) -> int:
+    """Cronium's execution count of an event: the record's ``executionCount`` plus the ``finished`` runs
+    (in ``RAN_STATES``) of its task. After ``cronium-airflow reset-counter`` (``reset``: the JSON text of its
+    Variable, :func:`~cronium_provider.naming.executions_reset_key`) the count starts again at 0, as Cronium's
+    reset sets ``executionCount`` to 0: the record's count is not added, and only the runs finished since
+    (beyond the ``finished_runs`` the reset saw) count. A reset that cannot be read is ignored."""
+    if reset is None:
+        return execution_count + finished
+    try:
+        seen = int(json.loads(str(reset))["finished_runs"])
+    except (ValueError, TypeError, KeyError):
+        return execution_count + finished
+    return max(0, finished - seen)
 
 
 def max_executions_reached(max_executions: int, executions: int) -> bool:

@@ -39,11 +39,12 @@ def test_plan_json_describes_the_dags(tmp_path: Path) -> None:
     plan = json.loads(proc.stdout)
     assert plan["version"] == 1
     dags = {d["dag_id"]: d for d in plan["dags"]}
-    assert set(dags) == {f"cronium_event_{i}" for i in range(1, 8)} | {"cronium_workflow_1"}
-    assert [n["dag_id"] for n in plan["not_built"]] == ["cronium_event_8"]
-    http = dags["cronium_event_4"]
-    assert http["is_paused"] is True
-    assert http["schedule"]["kind"] == "cron" and http["schedule"]["cron"] == "*/15 * * * *"
+    assert set(dags) == {f"cronium_event_{i}" for i in range(1, 9)} | {"cronium_workflow_1"}
+    assert dags["cronium_event_8"]["status"] == "ARCHIVED" and dags["cronium_event_8"]["schedule"]["kind"] == "none"
+    http = dags["cronium_event_4"]  # PAUSED: built unpaused, its */15 rule makes no run
+    assert http["is_paused"] is False
+    assert http["schedule"]["kind"] == "none"
+    assert "its rule, */15 * * * *, makes no run" in http["notes"][0]
     cleanup = dags["cronium_event_6"]
     assert cleanup["schedule"]["cron"] == "30 2 * * *"
     assert cleanup["schedule"]["start_date"] == "2026-01-01T00:00:00+00:00"
@@ -149,6 +150,17 @@ def test_apply_status_with_a_missing_path_changes_nothing() -> None:
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "error: /nonexistent/records: no such file or folder; nothing changed" in proc.stdout
     assert "DAG(s) changed" not in proc.stdout
+
+
+def test_reset_counter_of_an_event_with_no_record_changes_nothing() -> None:
+    """``reset-counter`` needs the event's record (its maxExecutions says whether its DAG was paused at the
+    limit): an id no record has, or a PATH that is not there, is refused naming it, exit 2."""
+    proc = run_cli("reset-counter", "999", str(EXAMPLES))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"error: no valid record of event 999 in {EXAMPLES}; nothing changed" in proc.stdout
+    gone = run_cli("reset-counter", "1", "/nonexistent/records")
+    assert gone.returncode == 2, gone.stdout + gone.stderr
+    assert "error: /nonexistent/records: no such file or folder; nothing changed" in gone.stdout
 
 
 def test_plan_reads_the_cronium_section_of_airflow_cfg(tmp_path: Path) -> None:

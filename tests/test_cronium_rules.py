@@ -36,7 +36,8 @@ def _plan(folder: Path) -> dict:
 def test_a_draft_or_archived_action_target_still_runs(factory: Factory) -> None:
     """Cronium runs a SCRIPT action's target whatever its status: ``getEventWithRelations`` then
     ``runScriptImmediately`` with no status check (apps/cronium-app/src/lib/scheduler/event-handlers.ts:386-411).
-    The target gets a DAG with no schedule that is not paused, so only the action starts it."""
+    Every status builds a DAG that is not paused; a DRAFT or ARCHIVED one has no schedule, so only the action
+    (or a person) starts it."""
     draft = factory.event(name="draft target", status="DRAFT", triggerType="SCHEDULE", scheduleNumber=5)
     archived = factory.event(name="archived target", status="ARCHIVED")
     unused = factory.event(name="draft, no action names it", status="DRAFT")
@@ -50,10 +51,13 @@ def test_a_draft_or_archived_action_target_still_runs(factory: Factory) -> None:
         dag = getattr(module, f"cronium_event_{target['id']}")
         assert dag.is_paused_upon_creation is False
         assert type(dag.timetable).__name__ == "NullTimetable"  # no schedule: only the action starts it
-    assert not hasattr(module, f"cronium_event_{unused['id']}")
+    assert getattr(module, f"cronium_event_{unused['id']}").is_paused_upon_creation is False
     plan = _plan(factory.folder)
     assert plan[f"cronium_event_{draft['id']}"]["schedule"]["kind"] == "none"
-    assert "target of conditional actions of cronium_event_" in plan[f"cronium_event_{draft['id']}"]["notes"][0]
+    assert (
+        "status DRAFT: no scheduled run (its rule, */5 * * * *, makes no run)"
+        in (plan[f"cronium_event_{draft['id']}"]["notes"][0])
+    )
 
     result = factory.run(module, source)
     assert result.state == "success"
@@ -144,36 +148,60 @@ def _paused(dag_ids: list[str]) -> dict[str, bool]:
         return {row.dag_id: bool(row.is_paused) for row in rows}
 
 
-def test_a_status_change_in_the_records_reaches_existing_dags(factory: Factory, tmp_path: Path) -> None:
-    """ACTIVE -> PAUSED pauses, PAUSED -> ACTIVE unpauses, ACTIVE -> ARCHIVED pauses the DAG left behind;
-    ``cronium-airflow apply-status`` carries the records' status over (Cronium pauses and resumes an event
-    by its status: apps/cronium-app/src/lib/scheduler/scheduler.ts:160-186)."""
-    a = factory.event(name="a", status="ACTIVE")
-    b = factory.event(name="b", status="PAUSED")
+def _set_paused(dag_ids: list[str], paused: bool) -> None:
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        for row in session.query(DagModel).filter(DagModel.dag_id.in_(dag_ids)).all():
+            row.is_paused = paused
+
+
+def _mark_stale(dag_id: str) -> None:
+    """As the dag-processor marks a DAG its file no longer builds (``airflow dags reserialize`` does not)."""
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.query(DagModel).filter(DagModel.dag_id == dag_id).update({DagModel.is_stale: True})
+
+
+def test_apply_status_unpauses_what_earlier_versions_paused_for_a_status(factory: Factory) -> None:
+    """Cronium runs an event of any status by hand (apps/cronium-app/src/server/api/routers/events.ts:573-698)
+    and only drops its schedule (lib/scheduler/scheduler.ts:422-430): ``apply-status`` unpauses the DAGs of
+    PAUSED, DRAFT and ARCHIVED records that earlier versions paused, and pauses a Cronium DAG Airflow marks
+    stale because its record is gone."""
+    a = factory.event(name="a", status="PAUSED")
+    b = factory.event(name="b", status="ARCHIVED")
     c = factory.event(name="c", status="ACTIVE")
+    gone = factory.event(name="gone", status="ACTIVE")
     factory.load()
     env = airflow_env(CRONIUM_RECORDS_DIR=str(factory.folder))
     reserialize = [venv_bin("airflow"), "dags", "reserialize"]
     subprocess.run(reserialize, env=env, check=True, capture_output=True, timeout=300)
-    ids = [f"cronium_event_{e['id']}" for e in (a, b, c)]
-    assert _paused(ids) == dict(zip(ids, [False, True, False], strict=True))
+    ids = [f"cronium_event_{e['id']}" for e in (a, b, c, gone)]
+    assert _paused(ids) == dict.fromkeys(ids, False)
+    _set_paused(ids[:3], True)  # as earlier versions left them (and c paused by hand)
 
-    a["status"], b["status"], c["status"] = "PAUSED", "ACTIVE", "ARCHIVED"
+    factory.events.remove(gone)
     factory.load()
+    subprocess.run(reserialize, env=env, check=True, capture_output=True, timeout=300)
+    _mark_stale(ids[3])
     apply = [venv_bin("cronium-airflow"), "apply-status", str(factory.folder)]
     proc = subprocess.run(apply, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"{ids[0]}: paused: the record is PAUSED" in proc.stdout
-    assert f"{ids[1]}: unpaused: the record is ACTIVE" in proc.stdout
-    assert f"{ids[2]}: paused: the record is ARCHIVED and builds no DAG" in proc.stdout
-    assert _paused(ids) == dict(zip(ids, [True, False, True], strict=True))
+    assert f"{ids[0]}: unpaused: the record is PAUSED: its schedule is off" in proc.stdout
+    assert f"{ids[1]}: unpaused: the record is ARCHIVED" in proc.stdout
+    assert f"{ids[2]}: unpaused: the record is ACTIVE" in proc.stdout
+    assert f"{ids[3]}: paused: its record is gone" in proc.stdout
+    assert _paused(ids) == dict(zip(ids, [False, False, False, True], strict=True))
     again = subprocess.run(apply, env=env, capture_output=True, text=True, timeout=300)
     assert "0 DAG(s) changed" in again.stdout
 
 
 def test_apply_status_applies_every_good_record_beside_a_bad_one(factory: Factory) -> None:
     """A record made invalid is a warning naming its file, record and field: it is left out and its DAG is
-    left as it is, the other records' status is applied, and the command exits 0. A malformed ``[cronium]``
+    left as it is, the other records are applied, and the command exits 0. A malformed ``[cronium]``
     setting changes nothing and exits 2."""
     good = factory.event(name="good", status="ACTIVE")
     bad = factory.event(name="turned bad", status="ACTIVE")
@@ -182,25 +210,23 @@ def test_apply_status_applies_every_good_record_beside_a_bad_one(factory: Factor
     reserialize = [venv_bin("airflow"), "dags", "reserialize"]
     subprocess.run(reserialize, env=env, check=True, capture_output=True, timeout=300)
     ids = [f"cronium_event_{e['id']}" for e in (good, bad)]
-    assert _paused(ids) == {ids[0]: False, ids[1]: False}
+    _set_paused(ids, True)
 
     good["status"], bad["status"], bad["type"] = "PAUSED", "PAUSED", "PERL"
     events = factory.folder / "events.json"
     events.write_text(json.dumps({"events": factory.events}))
-    apply = [venv_bin("cronium-airflow"), "apply-status", str(factory.folder)]
-    proc = subprocess.run(apply, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"warning: {events}: event {bad['id']}: field type: " in proc.stdout
-    assert f"{ids[0]}: paused: the record is PAUSED" in proc.stdout and "1 DAG(s) changed" in proc.stdout
-    assert _paused(ids) == {ids[0]: True, ids[1]: False}  # the bad record's DAG is not touched
-
-    good["status"] = "ACTIVE"
-    events.write_text(json.dumps({"events": factory.events}))
     malformed = {**env, "AIRFLOW__CRONIUM__SCOPE_VARIABLES_BY_OWNER": "maybe"}
+    apply = [venv_bin("cronium-airflow"), "apply-status", str(factory.folder)]
     failed = subprocess.run(apply, env=malformed, capture_output=True, text=True, timeout=300)
     assert failed.returncode == 2, failed.stdout + failed.stderr
     assert "scope_variables_by_owner must be auto, true or false" in failed.stdout
-    assert _paused(ids) == {ids[0]: True, ids[1]: False}
+    assert _paused(ids) == {ids[0]: True, ids[1]: True}
+
+    proc = subprocess.run(apply, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"warning: {events}: event {bad['id']}: field type: " in proc.stdout
+    assert f"{ids[0]}: unpaused: the record is PAUSED" in proc.stdout and "1 DAG(s) changed" in proc.stdout
+    assert _paused(ids) == {ids[0]: False, ids[1]: True}  # the bad record's DAG is not touched
 
 
 def _ti_times(dag_id: str, run_id: str) -> dict[str, tuple[Any, Any]]:

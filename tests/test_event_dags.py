@@ -345,18 +345,24 @@ def test_env_var_values_reach_the_script_but_never_the_dag(factory: Factory) -> 
     assert secret not in result.log_text()
 
 
-def test_status_decides_pause_state_and_whether_a_dag_exists(factory: Factory) -> None:
-    active = factory.event(status="ACTIVE")
-    paused = factory.event(status="PAUSED")
-    draft = factory.event(status="DRAFT")
-    archived = factory.event(status="ARCHIVED")
+def test_every_status_builds_an_unpaused_dag_and_only_active_has_a_schedule(factory: Factory) -> None:
+    """Cronium's Run works on any status (apps/cronium-app/src/server/api/routers/events.ts:573-698 checks
+    none), while only an ACTIVE event keeps its schedule (lib/scheduler/scheduler.ts:422-430): every status
+    builds its DAG, never paused at creation; a non-ACTIVE one has no timetable and a ``status:`` tag."""
+    every_minute = {"triggerType": "SCHEDULE", "scheduleNumber": 1, "scheduleUnit": "MINUTES"}
+    active = factory.event(status="ACTIVE", **every_minute)
+    others = [factory.event(status=status, **every_minute) for status in ("PAUSED", "DRAFT", "ARCHIVED")]
     module = factory.load()
-    assert getattr(module, f"cronium_event_{active['id']}").is_paused_upon_creation is False
-    assert getattr(module, f"cronium_event_{paused['id']}").is_paused_upon_creation is True
-    for record in (draft, archived):
-        assert not hasattr(module, f"cronium_event_{record['id']}")
     dag = getattr(module, f"cronium_event_{active['id']}")
-    assert dag.max_active_runs == 1 and dag.catchup is False
+    assert dag.is_paused_upon_creation is False
+    assert type(dag.timetable).__name__ == "CroniumTimetable"
+    assert dag.max_active_runs == 16 and dag.catchup is False
+    for record in others:
+        other = getattr(module, f"cronium_event_{record['id']}")
+        assert other.is_paused_upon_creation is False
+        assert type(other.timetable).__name__ == "NullTimetable"
+        assert f"status:{record['status']}" in other.tags
+        assert f"status {record['status']}: no scheduled run" in (other.doc_md or "")
 
 
 def test_a_broken_record_hides_no_good_dag(tmp_path: Path) -> None:

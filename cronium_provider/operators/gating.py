@@ -14,9 +14,16 @@ from typing import Any
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowSkipException
 
-from cronium_provider.naming import INPUT_PARAM
+from cronium_provider.naming import INPUT_PARAM, executions_reset_key
 from cronium_provider.records.models import ConnectionType
-from cronium_provider.states import RAN_STATES, ActionWhen, RunStatus, TaskState, max_executions_reached
+from cronium_provider.states import (
+    RAN_STATES,
+    ActionWhen,
+    RunStatus,
+    TaskState,
+    executions,
+    max_executions_reached,
+)
 
 # How an event run ended (its ``run_status`` XCom), as plain strings: the names operators/event.py pushes.
 
@@ -43,10 +50,15 @@ def run_input(context: Context, explicit: Any = None) -> Any:
 
 def executions_so_far(context: Context, execution_count: int) -> int:
     """Cronium's count of an event's executions: the record's ``executionCount`` plus the runs of this task
-    that finished (succeeded or failed); queued, running and skipped runs are not executions."""
+    that finished (succeeded or failed); queued, running and skipped runs are not executions. After
+    ``cronium-airflow reset-counter`` only the runs finished since count (:func:`~cronium_provider.states.
+    executions`), as Cronium's reset sets ``executionCount`` to 0 (server/api/routers/events.ts:740-754)."""
+    from airflow.sdk import Variable
+
     ti = context["ti"]
     finished = ti.get_ti_count(dag_id=ti.dag_id, task_ids=[ti.task_id], states=list(RAN_STATES))
-    return execution_count + int(finished)
+    reset = Variable.get(executions_reset_key(ti.dag_id), default=None)
+    return executions(execution_count, int(finished), reset)
 
 
 def check_max_executions(context: Context, max_executions: int, execution_count: int) -> None:
@@ -61,7 +73,7 @@ def check_max_executions(context: Context, max_executions: int, execution_count:
     if max_executions_reached(max_executions, count):
         raise AirflowSkipException(
             f"maxExecutions {max_executions} reached ({count} execution(s) so far): this run does nothing. "
-            "Raise maxExecutions in the record (or reset the count) to run the event again."
+            "Raise maxExecutions in the record (or run cronium-airflow reset-counter) to run the event again."
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from cronium_provider.naming import (
@@ -14,7 +15,7 @@ from cronium_provider.naming import (
     server_pool,
     workflow_dag_id,
 )
-from cronium_provider.plan.models import DagPlan, EdgePlan, Plan, SkippedRecord
+from cronium_provider.plan.models import DagPlan, EdgePlan, Plan
 from cronium_provider.plan.specs import (
     ActionSpec,
     ContainerScriptSpec,
@@ -48,7 +49,6 @@ from cronium_provider.states import ActionWhen
 
 DEFAULT_SETTINGS = CroniumSettings()
 
-BUILT_STATUSES = (EventStatus.ACTIVE, EventStatus.PAUSED)
 DEFAULT_RETRY_DELAY_SECONDS = 30
 
 ACTION_LISTS = (
@@ -276,15 +276,40 @@ def _doc(description: str | None, schedule: SchedulePlan, notes: tuple[str, ...]
     return doc.strip() or None
 
 
-def _skipped(kind: str, dag_id: str, record_id: int, status: EventStatus, source: str) -> SkippedRecord:
-    return SkippedRecord(
-        dag_id=dag_id,
-        kind=kind,
-        record_id=record_id,
-        status=status.value,
-        reason=f"status {status.value}: only ACTIVE and PAUSED records become DAGs",
-        source=source,
+def status_schedule(status: EventStatus, schedule: SchedulePlan) -> tuple[SchedulePlan, tuple[str, ...]]:
+    """The DAG's schedule for a record's status, and a note for the DAG's doc.
+
+    Only an ACTIVE record runs on its schedule (Cronium schedules ACTIVE events only and drops the schedule
+    of any other: apps/cronium-app/src/lib/scheduler/scheduler.ts:422-430). A PAUSED, DRAFT or ARCHIVED
+    record still runs when a person runs it (Cronium's Run checks no status:
+    server/api/routers/events.ts:573-698, workflows.ts:275-310) and when a ``SCRIPT`` action starts it
+    (lib/scheduler/event-handlers.ts:386-411): its DAG has no schedule and is never paused for its status.
+    """
+    if status is EventStatus.ACTIVE:
+        return schedule, ()
+    rule = ""
+    if schedule.kind != "none":
+        rule = f" (its rule, {schedule.cron or f'every {schedule.interval_seconds}s'}, makes no run)"
+        schedule = SchedulePlan(kind="none", start_date=schedule.start_date, timezone=schedule.timezone)
+    return schedule, (
+        f"status {status.value}: no scheduled run{rule}; it runs when a person runs it or a SCRIPT action "
+        "starts it, as in Cronium",
     )
+
+
+def status_tags(status: EventStatus, own: tuple[str, ...], tags: Sequence[str]) -> tuple[str, ...]:
+    """The DAG's tags: the provider's own, ``status:<STATUS>`` when the record is not ACTIVE (the DAG list
+    shows which records run on no schedule), then the record's tags."""
+    marks = own if status is EventStatus.ACTIVE else (*own, f"status:{status.value}")
+    return (*marks, *[t for t in tags if t not in marks])
+
+
+def max_active_runs(settings: CroniumSettings, max_executions: int = 0) -> int:
+    """How many runs of one DAG may run at once: ``[cronium] max_active_runs``, as Cronium starts each slot's
+    run while the previous one still runs (lib/scheduler/scheduler.ts:396-507 forgets the event once its job
+    is queued); 1 for an event with ``maxExecutions``, so that no run starts before the previous one is
+    counted and the limit holds exactly."""
+    return 1 if max_executions > 0 else max(1, settings.max_active_runs)
 
 
 def plan_event(
@@ -292,29 +317,16 @@ def plan_event(
     records: RecordSet,
     settings: CroniumSettings = DEFAULT_SETTINGS,
     *,
-    action_target_of: tuple[str, ...] = (),
     scope_variables: bool = False,
 ) -> DagPlan:
     """The DAG of one event: its ``run`` task, then its conditional actions (and the result step).
 
-    A DRAFT or ARCHIVED event that is the target of a ``SCRIPT`` action (``action_target_of`` names the DAGs
-    whose actions start it) still runs when an action starts it, as in Cronium, which runs the target
-    whatever its status (apps/cronium-app/src/lib/scheduler/event-handlers.ts:386-411): its DAG has no
-    schedule and is not paused, so only those actions start it. ``settings``: the schedules' zone;
+    Whatever its status the DAG is built and not paused; only an ACTIVE event has its schedule
+    (:func:`status_schedule`). ``settings``: the schedules' zone and ``max_active_runs``;
     ``scope_variables``: see :func:`build_plan`.
     """
-    timezone = settings.schedule_timezone()
     source = records.origin("event", event.id)
-    schedule = record_schedule(event, timezone)
-    notes: tuple[str, ...] = ()
-    is_paused = event.status is not EventStatus.ACTIVE
-    if action_target_of and event.status not in BUILT_STATUSES:
-        schedule = SchedulePlan(kind="none", start_date=schedule.start_date, timezone=timezone)
-        is_paused = False
-        notes = (
-            f"status {event.status.value}: built only as the target of conditional actions of "
-            f"{', '.join(action_target_of)}; it has no schedule and runs only when one of them starts it",
-        )
+    schedule, notes = status_schedule(event.status, record_schedule(event, settings.schedule_timezone()))
     notes += _no_owner_note([event], scope_variables)
     action_tasks, action_edges = _action_tasks(event, scope_variables=scope_variables)
     return DagPlan(
@@ -323,13 +335,14 @@ def plan_event(
         record_id=event.id,
         name=event.name,
         description=event.description,
-        tags=("cronium", *[t for t in event.tags if t != "cronium"]),
+        tags=status_tags(event.status, ("cronium",), event.tags),
         status=event.status.value,
-        is_paused=is_paused,
+        is_paused=False,
         schedule=schedule,
         source=source,
         tasks=(event_task(event, EVENT_RUN_TASK, records, scope_variables=scope_variables), *action_tasks),
         edges=tuple(action_edges),
+        max_active_runs=max_active_runs(settings, event.max_executions),
         doc_md=_doc(event.description, schedule, notes),
         notes=notes,
         variables_scope="owner" if scope_variables else "shared",
@@ -347,7 +360,7 @@ def plan_workflow(
     checks Cronium's connection rules itself; a final ``workflow_result`` step records every node."""
     events = records.events
     source = records.origin("workflow", workflow.id)
-    schedule = record_schedule(workflow, settings.schedule_timezone())
+    schedule, status_notes = status_schedule(workflow.status, record_schedule(workflow, settings.schedule_timezone()))
     incoming: dict[str, list[tuple[str, str]]] = {}
     for conn in workflow.connections:
         incoming.setdefault(conn.target, []).append((node_task_id(conn.source), conn.connection_type.value))
@@ -403,10 +416,10 @@ def plan_workflow(
         for t in tasks
         if isinstance(t, ActionSpec)
     ]
-    notes: tuple[str, ...] = ()
+    notes = status_notes
     if not workflow.nodes:
         # Cronium ends the run as FAILURE, "Workflow has no nodes to execute" (lib/workflow-executor.ts:263-286)
-        notes = (f"no nodes: every run ends as FAILURE ('{NO_NODES_MESSAGE}'), as in Cronium",)
+        notes += (f"no nodes: every run ends as FAILURE ('{NO_NODES_MESSAGE}'), as in Cronium",)
     notes += _no_owner_note([events[n.event_id] for n in workflow.nodes], scope_variables)
     return DagPlan(
         dag_id=workflow_dag_id(workflow.id),
@@ -414,76 +427,30 @@ def plan_workflow(
         record_id=workflow.id,
         name=workflow.name,
         description=workflow.description,
-        tags=("cronium", "cronium-workflow", *[t for t in workflow.tags if t not in ("cronium", "cronium-workflow")]),
+        tags=status_tags(workflow.status, ("cronium", "cronium-workflow"), workflow.tags),
         status=workflow.status.value,
-        is_paused=workflow.status is not EventStatus.ACTIVE,
+        is_paused=False,
         schedule=schedule,
         source=source,
         tasks=tuple(tasks),
         edges=tuple(edges),
+        max_active_runs=max_active_runs(settings),
         doc_md=_doc(workflow.description, schedule, notes),
         notes=notes,
         variables_scope="owner" if scope_variables else "shared",
     )
 
 
-def _script_targets(event: Event) -> set[int]:
-    return {
-        action.target_event_id
-        for attribute, *_ in ACTION_LISTS
-        for action in getattr(event, attribute)
-        if action.type is ConditionalActionType.SCRIPT and action.target_event_id is not None
-    }
-
-
-def action_targets(records: RecordSet) -> dict[int, tuple[str, ...]]:
-    """Events that ``SCRIPT`` actions of built DAGs start, with those DAGs (transitively: a target's own
-    actions start their targets too)."""
-    starters: dict[int, set[str]] = {}
-    pending: list[tuple[str, Event]] = [
-        (event_dag_id(e.id), e) for e in records.events.values() if e.status in BUILT_STATUSES
-    ]
-    for wf in records.workflows.values():
-        if wf.status in BUILT_STATUSES:
-            pending += [(workflow_dag_id(wf.id), records.events[n.event_id]) for n in wf.nodes]
-    while pending:
-        dag_id, event = pending.pop()
-        for target in _script_targets(event):
-            if target not in records.events:
-                continue
-            first = target not in starters
-            starters.setdefault(target, set()).add(dag_id)
-            target_event = records.events[target]
-            if first and target_event.status not in BUILT_STATUSES:
-                pending.append((event_dag_id(target), target_event))
-    return {target: tuple(sorted(dags)) for target, dags in starters.items()}
-
-
 def build_plan(records: RecordSet, settings: CroniumSettings = DEFAULT_SETTINGS) -> Plan:
-    """The plan for every valid record; DRAFT and ARCHIVED records are listed, not built, unless a
-    conditional action starts them. Of ``settings``: ``timezone`` is the zone of every Cronium schedule
-    (Cronium reads its rules in its server's local time); ``scope_variables_by_owner`` (``auto``, ``true``,
-    ``false``) is decided over the whole record set (:func:`variables_scoped`,
-    :func:`~cronium_provider.records.index.owner_count`) for every DAG alike."""
+    """The plan for every valid record, whatever its status (:func:`status_schedule`). Of ``settings``:
+    ``timezone`` is the zone of every Cronium schedule (Cronium reads its rules in its server's local time);
+    ``scope_variables_by_owner`` (``auto``, ``true``, ``false``) is decided over the whole record set
+    (:func:`variables_scoped`, :func:`~cronium_provider.records.index.owner_count`) for every DAG alike;
+    ``max_active_runs``: :func:`max_active_runs`."""
     plan = Plan()
     scoped = variables_scoped(settings.scope_variables_by_owner, owner_count(records))
-    targets = action_targets(records)
     for event_id in sorted(records.events):
-        event = records.events[event_id]
-        source = records.origin("event", event_id)
-        if event.status in BUILT_STATUSES:
-            plan.dags.append(plan_event(event, records, settings, scope_variables=scoped))
-        elif event_id in targets:
-            plan.dags.append(
-                plan_event(event, records, settings, action_target_of=targets[event_id], scope_variables=scoped)
-            )
-        else:
-            plan.not_built.append(_skipped("event", event_dag_id(event_id), event_id, event.status, source))
+        plan.dags.append(plan_event(records.events[event_id], records, settings, scope_variables=scoped))
     for wf_id in sorted(records.workflows):
-        wf = records.workflows[wf_id]
-        source = records.origin("workflow", wf_id)
-        if wf.status in BUILT_STATUSES:
-            plan.dags.append(plan_workflow(wf, records, settings, scope_variables=scoped))
-        else:
-            plan.not_built.append(_skipped("workflow", workflow_dag_id(wf_id), wf_id, wf.status, source))
+        plan.dags.append(plan_workflow(records.workflows[wf_id], records, settings, scope_variables=scoped))
     return plan

@@ -32,12 +32,12 @@ class DagPlan:
     description: str | None
     tags: tuple[str, ...]
     status: str
-    is_paused: bool
+    is_paused: bool  # the DAG's ``is_paused_upon_creation``: False, whatever the status (its schedule is off)
     schedule: SchedulePlan
     source: str
     tasks: tuple[TaskSpec, ...]
     edges: tuple[EdgePlan, ...] = ()
-    max_active_runs: int = 1
+    max_active_runs: int = 1  # runs of the DAG at once (build.max_active_runs)
     catchup: bool = False
     # the DAG's start_date: a date in the past, so that a manual run is possible at once; the first
     # scheduled run is the timetable's (the record's startTime when still ahead, else the next slot)
@@ -71,31 +71,15 @@ class DagPlan:
         }
 
 
-@dataclass(frozen=True)
-class SkippedRecord:
-    """A valid record that builds no DAG (status DRAFT or ARCHIVED)."""
-
-    dag_id: str
-    kind: str
-    record_id: int
-    status: str
-    reason: str
-    source: str
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 @dataclass
 class Plan:
     """Everything the factory would build from one set of records."""
 
     dags: list[DagPlan] = field(default_factory=list)
-    not_built: list[SkippedRecord] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "version": PLAN_FORMAT_VERSION,
             "dags": [d.to_json() for d in self.dags],
-            "not_built": [s.to_json() for s in self.not_built],
+            "not_built": [],  # kept for readers of the JSON: every valid record builds its DAG, whatever its status
         }
