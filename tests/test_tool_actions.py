@@ -41,6 +41,7 @@ def receiver() -> Iterator[HttpReceiver]:
             "POST /hooks/broken": lambda r: text_answer("upstream exploded", status=503),
             "POST /hooks/busy": lambda r: text_answer("slow down", status=429),
             "POST /teams/elsewhere": lambda r: text_answer("1"),
+            "GET /report": lambda r: text_answer("3 new orders"),
             "POST /hooks/unauthorized": lambda r: text_answer("bad token", status=401),
         }
     ).start()
@@ -1075,3 +1076,19 @@ def test_teams_sections_actions_and_webhook_url_are_honoured(
         ],
         "potentialAction": [{"@type": "OpenUri", "name": "View", "targets": [{"os": "default", "uri": "https://x"}]}],
     }
+
+
+def test_an_http_request_events_output_is_its_answer(factory: Factory, receiver: HttpReceiver, monkeypatch) -> None:
+    """An HTTP_REQUEST event's output, in the messages it fires, is the answer's text: what Cronium's HTTP
+    executor hands back (apps/cronium-app/src/lib/scheduler/http-executor.ts:93-102)."""
+    slack = slack_tool(monkeypatch, receiver)
+    event = factory.event(
+        type="HTTP_REQUEST",
+        httpMethod="GET",
+        httpUrl=f"{receiver.url}/report",
+        successEvents=[{"type": "SEND_MESSAGE", "toolId": slack, "message": "Report: {{cronium.event.output}}"}],
+    )
+    module = factory.load()
+    result = factory.run(module, event)
+    assert result.state == "success", result.log_text()[-3000:]
+    assert slack_texts(receiver) == ["Report: 3 new orders"]
