@@ -125,8 +125,9 @@ STDERR_SEPARATOR = "\n--- STDERR ---\n"
 
 def _logged_output(xcom: Mapping[str, Any], failed: bool) -> str:
     """The run's output as Cronium logs it: the script's stdout, with its stderr after
-    :data:`STDERR_SEPARATOR` when it succeeded (a failed run's stderr is its error); for a run that printed
-    no log (an HTTP request, a run that never started) its result as text, else ``No output available``."""
+    :data:`STDERR_SEPARATOR` when it succeeded (a failed run's stderr is its error); for a run that left no
+    log (a tool action that failed, a run that never started) its result as text, else ``No output
+    available``."""
     stdout, stderr = xcom["stdout"], xcom["stderr"]
     if isinstance(stdout, str):
         return stdout + (STDERR_SEPARATOR + stderr if not failed and isinstance(stderr, str) and stderr else "")

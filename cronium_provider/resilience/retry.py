@@ -80,7 +80,7 @@ STRATEGIES: Mapping[str, RetryStrategy] = MappingProxyType({s.name: s for s in (
 
 #: Tools retried with :data:`AGGRESSIVE` by default: none. Cronium chooses it for an action whose
 #: ``features.webhookSupport`` is set (apps/cronium-app/src/lib/scheduler/tool-action-executor.ts:373-375), and
-#: none of its actions sets it; a record may still ask for it (``retry_strategy``).
+#: none of its actions sets it; an operator may still ask for it (its ``retry_strategy``).
 WEBHOOK_TOOLS: frozenset[str] = frozenset()
 
 
