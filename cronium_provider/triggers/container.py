@@ -90,7 +90,8 @@ class CroniumContainerTrigger(CroniumRunTrigger):
         self.holder = holder
         self.run_folder_mb = run_folder_mb
         self.docker_url = docker_url
-        self._splitter = LineSplitter(self._log_line)  # the followed log's lines; their ends go in the end event
+        # the followed log's lines (each to _log_line as it is then); their ends go in the end event
+        self._splitter = LineSplitter(lambda stream, line: self._log_line(stream, line))
 
     def run_kwargs(self) -> dict[str, Any]:
         return {**self._run_facts(), "docker_url": self.docker_url}
