@@ -230,6 +230,8 @@ def _outcome(st: LocalStack, dag_id: str, run_id: str) -> dict[str, Any]:
         "status": st.xcom(dag_id, run_id, "status"),
         "failed_servers": st.xcom(dag_id, run_id, "failed_servers"),
         "run_status": st.xcom(dag_id, run_id, "run_status"),
+        "stdout": st.xcom(dag_id, run_id, "stdout"),  # the run's log for its messages
+        "stderr": st.xcom(dag_id, run_id, "stderr"),
         # a remote run's duration is measured to the triggerer's poll in the deferred mode
         "servers": {n: {k: v for k, v in s.items() if k != "duration_seconds"} for n, s in servers.items()},
     }
@@ -267,6 +269,8 @@ def test_a_deferred_script_gives_what_the_normal_mode_gives(stack: LocalStack) -
     assert normal["state"] == "success" and normal["status"] == "PARTIAL", normal
     assert normal["return_value"] == {"alpha": {"server": "alpha", "lines": 3}, "beta": None}
     assert normal["servers"]["beta"]["error"] == "exit code 3: a warning from beta | beta gives up"
+    assert normal["stdout"].startswith("[alpha]\nstart on alpha token=***\n"), normal["stdout"]
+    assert normal["stderr"] == "[alpha]\na warning from alpha\n[beta]\na warning from beta\nbeta gives up"
     assert deferred == normal, _task_log(stack, dag_id, deferred_run)
     assert (
         stack.variables(prefix)

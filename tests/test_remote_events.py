@@ -163,6 +163,8 @@ def test_helpers_behave_over_ssh_as_in_containers(servers, connect, prefix, lang
     assert json.loads(airflow_variable(f"{prefix}counter")) == 42
     assert airflow_variable(f"{prefix}obsolete") is None
     assert f"[a stdout] hello from {language.lower().replace('nodejs', 'node')} Zoë" in result.log_text()
+    # the run's log for its messages: the script's stdout, without the wrapper's session line
+    assert result.xcom("run", "stdout").startswith(f"hello from {language.lower().replace('nodejs', 'node')} Zoë")
 
 
 @pytest.mark.parametrize("language", ["PYTHON", "NODEJS", "BASH"])
@@ -177,7 +179,7 @@ def test_other_generations_run_over_ssh(servers, connect, prefix, language: str)
 
 def test_many_servers_run_in_parallel_each_with_its_own_output(servers, connect) -> None:
     targets = connect(servers)
-    script = 'sleep 2; cronium_output "{\\"server\\": \\"$CRONIUM_SERVER\\"}"'
+    script = 'echo "on $CRONIUM_SERVER"; sleep 2; cronium_output "{\\"server\\": \\"$CRONIUM_SERVER\\"}"'
     started = time.monotonic()
     result = run_remote("BASH", script, targets)
     elapsed = time.monotonic() - started
@@ -185,6 +187,8 @@ def test_many_servers_run_in_parallel_each_with_its_own_output(servers, connect)
     names = [t["name"] for t in targets]
     assert result.xcom("run") == {n: {"server": n} for n in names}
     assert result.xcom("run", "status") == "SUCCESS"
+    # the run's log for its messages: each server's stdout after its name
+    assert result.xcom("run", "stdout").split("\n") == [line for n in names for line in (f"[{n}]", f"on {n}")]
     assert elapsed < 2 * 8 / 2, f"8 servers x 2 s took {elapsed:.1f} s: not parallel"
 
 

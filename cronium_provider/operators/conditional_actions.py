@@ -117,14 +117,39 @@ def _error(xcom: Mapping[str, Any]) -> str | None:
 
 
 # The XComs of an event run that its facts come from
-FACT_XCOMS = ("return_value", "started_at", "error", "metrics", "servers", "failed_servers")
+FACT_XCOMS = ("return_value", "started_at", "error", "metrics", "servers", "failed_servers", "stdout", "stderr")
+# How Cronium's log joins a successful run's stderr to its output
+# (apps/cronium-app/src/app/api/internal/jobs/[jobId]/complete/route.ts:100-103)
+STDERR_SEPARATOR = "\n--- STDERR ---\n"
+
+
+def _logged_output(xcom: Mapping[str, Any], failed: bool) -> str:
+    """The run's output as Cronium logs it: the script's stdout, with its stderr after
+    :data:`STDERR_SEPARATOR` when it succeeded (a failed run's stderr is its error); for a run that left no
+    log (a tool action that failed, a run that never started) its result as text, else ``No output
+    available``."""
+    stdout, stderr = xcom["stdout"], xcom["stderr"]
+    if isinstance(stdout, str):
+        return stdout + (STDERR_SEPARATOR + stderr if not failed and isinstance(stderr, str) and stderr else "")
+    return as_text(xcom["return_value"]) or NO_OUTPUT
+
+
+def _logged_error(xcom: Mapping[str, Any], failed: bool) -> str | None:
+    """Why the run failed as Cronium logs it: the script's stderr (complete/route.ts:86-91); when it wrote
+    none, the run's error (:func:`_error`), which says more than Cronium's ``Unknown error``."""
+    stderr = xcom["stderr"]
+    if failed and isinstance(stderr, str) and stderr:
+        return stderr
+    return _error(xcom) if failed else as_text(xcom["error"]) or None
 
 
 def fired_run_facts(context: Context, task_id: str) -> dict[str, Any]:
     """The facts of the run ``task_id`` (same DAG run) that fired an action, as Cronium names them in
     ``cronium.event`` (apps/cronium-app/src/lib/scheduler/event-handlers.ts:42-59, 89-100, 280-301):
     ``status`` (``success``/``failure``), ``duration`` (ms), ``executionTime`` (when it started, ISO 8601),
-    ``server``, ``output`` (its XCom ``return_value``, as text) and, for a failed run, ``error``.
+    ``server``, ``output`` and, for a failed run, ``error``: the script's stdout and stderr as Cronium logs
+    them (app/api/internal/jobs/[jobId]/complete/route.ts:79-114, see :func:`_logged_output`), from the run's
+    ``stdout`` and ``stderr`` XComs.
 
     The start is the run's ``started_at`` XCom; without it, the end of the run (about now) less its duration.
     """
@@ -141,7 +166,7 @@ def fired_run_facts(context: Context, task_id: str) -> dict[str, Any]:
     facts: dict[str, Any] = {
         "status": (EventStatus.SUCCESS if state == TaskState.SUCCESS else status).value,
         "server": _server(xcom, failed),
-        "output": as_text(xcom["return_value"]) if xcom["return_value"] is not None else NO_OUTPUT,
+        "output": _logged_output(xcom, failed),
     }
     duration = _duration_ms(ti, task_id, xcom)
     if duration is not None or failed:
@@ -154,7 +179,7 @@ def fired_run_facts(context: Context, task_id: str) -> dict[str, Any]:
             facts["executionTime"] = started
     else:
         facts["executionTime"] = iso_time(datetime.now(UTC) - timedelta(milliseconds=duration or 0))
-    error = _error(xcom) if failed else as_text(xcom["error"]) or None
+    error = _logged_error(xcom, failed)
     if failed:
         facts["error"] = error or UNKNOWN_ERROR
     elif error:

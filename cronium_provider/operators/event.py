@@ -362,7 +362,27 @@ class CroniumScriptEventOperator(CroniumEventOperator):
         results = run.results
         self.apply_variables(namespace, results.variable_changes if results is not None else None, prefix)
         failed_actions = self.carry_out_actions(context, results, prefix)
+        self.push_run_log(context, run, prefix)
         return judge(run, killed=self.killed, failed_actions=failed_actions)
+
+    def push_run_log(self, context: Context, run: ScriptRun, prefix: str = "") -> None:
+        """The run's log as Cronium keeps it, for ``{{cronium.event.output}}`` and ``error`` of its messages:
+        XComs ``stdout`` and ``stderr``, the end of each (at most 64 KiB a run, see
+        :data:`~cronium_provider.runners.outcome.OUTPUT_TAIL_BYTES`), every masked secret redacted. When
+        several runs are settled (a multi-server event), each one's text follows its ``prefix`` line."""
+        from airflow.sdk._shared.secrets_masker import redact
+
+        runs: list[tuple[str, ScriptRun]] = getattr(self, "_settled_runs", [])
+        runs.append((prefix.strip(), run))
+        self._settled_runs = runs
+
+        def text(stream: str) -> str:
+            if len(runs) == 1:
+                return str(getattr(runs[0][1], stream))
+            return "\n".join(f"{name}\n{getattr(r, stream)}" for name, r in runs if getattr(r, stream))
+
+        with contextlib.suppress(Exception):  # the task may be going down; its messages then say less
+            self.push_results(context, stdout=redact(text("stdout")), stderr=redact(text("stderr")))
 
     def result_limit(self) -> int:
         """The largest result file read back: the parameter, else ``[cronium] max_result_bytes``, else 10 MB."""

@@ -24,6 +24,7 @@ from airflow.sdk import Context
 
 from cronium_provider.exceptions import CroniumInvalidParameter, HttpRequestFailed
 from cronium_provider.operators.event import CroniumEventOperator
+from cronium_provider.runners.outcome import OUTPUT_TAIL_BYTES
 
 DEFAULT_TIMEOUT_SECONDS = 30
 ERROR_BODY_CHARS = 500
@@ -164,6 +165,15 @@ class CroniumHttpOperator(CroniumEventOperator):
             return {str(k): str(v) for k, v in self.headers.items()}
         return {str(k): str(v) for k, v in self.headers}
 
+    def push_answer(self, context: Context, text: str) -> None:
+        """The run's log for its messages (``{{cronium.event.output}}``): the answer's text, its first 64 KiB
+        (:data:`~cronium_provider.runners.outcome.OUTPUT_TAIL_BYTES`), every masked secret redacted. Cronium's
+        HTTP executor hands back the answer (apps/cronium-app/src/lib/scheduler/http-executor.ts:93-102)."""
+        from airflow.sdk._shared.secrets_masker import redact
+
+        cut = text.encode("utf-8")[:OUTPUT_TAIL_BYTES].decode("utf-8", errors="ignore")
+        self.push_results(context, stdout=redact(cut))
+
     def run_event(self, context: Context, run_input: Any) -> Any:
         headers = self._header_dict()
         data: Any = None
@@ -201,6 +211,7 @@ class CroniumHttpOperator(CroniumEventOperator):
                 f"{self.method} {self.url} answered HTTP {response.status_code} {response.reason}: "
                 f"{text[:ERROR_BODY_CHARS]}"
             )
+        self.push_answer(context, text)
         parsed = _parse_body(text) if text.strip() else None
         if parsed is not None:
             return parsed

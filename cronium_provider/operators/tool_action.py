@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +23,9 @@ class CroniumToolActionOperator(CroniumEventOperator):
     """
     Run a Cronium tool action (Slack, Discord, Teams, email or a webhook) through the Airflow providers.
 
-    The XCom ``return_value`` is ``{actionId, actionName, executionTime, result, parameters, timestamp}``.
+    The XCom ``return_value`` is Cronium's ``{actionId, actionName, executionTime, result, parameters,
+    timestamp}`` (apps/cronium-app/src/lib/scheduler/tool-action-executor.ts:429-436): ``executionTime`` in
+    milliseconds, ``result`` the action's own object (Slack ``{"ok": true}``, Teams ``{"success": true}``...).
     Every parameter of :class:`~cronium_provider.operators.event.CroniumEventOperator` applies, and:
 
     :param tool_type: ``slack``, ``discord``, ``teams``, ``email`` or ``webhook``; default: from the
@@ -81,7 +84,7 @@ class CroniumToolActionOperator(CroniumEventOperator):
 
     def run_event(self, context: Context, run_input: Any) -> Any:
         overlay = dict(run_input) if self.merge_input and isinstance(run_input, Mapping) else None
-        return deliver_tool_action(
+        result = deliver_tool_action(
             self.log,
             conn_id=self.conn_id,
             tool_type=self.tool_type,
@@ -95,3 +98,9 @@ class CroniumToolActionOperator(CroniumEventOperator):
             overlay=overlay,
             scope_variables_by_owner=self.scope_variables_by_owner,
         )
+        # the run's log as Cronium keeps it (tool-action-executor.ts:491-492): the result as indented JSON,
+        # ``{{cronium.event.output}}`` of the messages this run fires; masked secrets stay masked
+        from airflow.sdk._shared.secrets_masker import redact
+
+        self.push_results(context, stdout=redact(json.dumps(result, indent=2, ensure_ascii=False)))
+        return result

@@ -1,15 +1,19 @@
-"""Per (user, tool type) rate limits with Cronium's table, shared by every process through a StateStore.
+"""Per (user, tool type) rate limits and quotas with Cronium's tables, shared by every process through a StateStore.
 
-What a limit of ``max_calls`` per ``window`` with burst ``burst`` means here (two sliding windows, exact):
+A call is admitted when each of three sliding windows has room (apps/cronium-app/src/lib/security/rate-limiter.ts):
 
-* at most ``max_calls`` admitted calls in any interval of ``window`` seconds (60 s), and
-* at most ``burst`` admitted calls in any interval of ``burst_window`` seconds, by default ``window / 6`` (10 s).
+* at most ``max_calls`` in any interval of ``window`` seconds (60 s): the tool's per-minute limit
+  (rate-limiter.ts:33-74, 117-198; slack 60, email 30...). Cronium keeps a ``burstAllowance`` in that table but
+  never applies it, so neither does the provider: the minute's calls may all go at once;
+* at most ``hourly`` in any hour and ``daily`` in any day: the user's quota of its free tier, the tier of every
+  user without one of their own (rate-limiter.ts:79-95, 214-298: 100 an hour, 1000 a day).
 
-So slack (60 / 10) admits 10 calls at once, then one more each time an old call leaves the 10 s window, and
-never more than 60 in any 60 s; email (30 / 5) admits 5 per 10 s and 30 per minute. For tools whose burst is more
-than a sixth of the limit (google-sheets 100 / 20) the burst rule shapes the first seconds and the 60 s rule caps
-the minute. A sliding window has no boundary effect: a fixed window would let ``2 * max_calls`` through around
-its edge.
+Cronium's minute is a fixed window that opens at its first call; the provider's slides. A sliding window never
+admits a call that Cronium's would refuse (the calls of Cronium's current window are among those of the last
+60 s), and refuses only what a fixed window lets through at its edge: up to twice the limit within a few
+seconds, which is what the tools' own limits answer with HTTP 429. Cronium counts a quota in its windows' rows,
+not in calls (at most 60 an hour, so its hourly quota never binds): the provider counts calls, as the tiers
+promise.
 
 :meth:`RateLimiter.acquire` fails fast: it never sleeps, it raises :class:`RateLimitExceeded` saying when a call
 would be admitted again. Waiting is the caller's choice (Airflow retries the task later, with no worker slot held).
@@ -26,41 +30,46 @@ from urllib.parse import quote
 from cronium_provider.exceptions import RateLimitExceeded
 from cronium_provider.resilience.store import StateStore
 
+HOUR = 3600.0
+DAY = 86400.0
+#: Cronium's free tier, every user's without a tier of their own (rate-limiter.ts:80-84)
+FREE_HOURLY = 100
+FREE_DAILY = 1000
+
 
 @dataclass(frozen=True)
 class RateLimit:
-    """``max_calls`` per ``window`` seconds, ``burst`` per ``burst_window`` seconds (``window / 6`` when unset)."""
+    """``max_calls`` per ``window`` seconds; ``hourly`` and ``daily`` quotas (None: none).
+
+    ``burst_allowance`` is Cronium's table's figure, kept for the record: Cronium never applies it.
+    """
 
     max_calls: int
-    burst: int
+    burst_allowance: int = 0
     window: float = 60.0
-    burst_window: float | None = None
+    hourly: int | None = FREE_HOURLY
+    daily: int | None = FREE_DAILY
 
     def __post_init__(self) -> None:
-        if self.max_calls < 1 or self.burst < 1 or self.window <= 0:
+        if self.max_calls < 1 or self.burst_allowance < 0 or self.window <= 0:
             raise ValueError(f"invalid rate limit: {self}")
-        if self.burst_window is not None and not 0 < self.burst_window <= self.window:
-            raise ValueError(f"burst_window must be in (0, window]: {self}")
-
-    @property
-    def effective_burst_window(self) -> float:
-        return self.burst_window if self.burst_window is not None else self.window / 6
+        if (self.hourly is not None and self.hourly < 1) or (self.daily is not None and self.daily < 1):
+            raise ValueError(f"invalid quota: {self}")
 
     def windows(self) -> tuple[tuple[float, int], ...]:
         """The ``(window, limit)`` pairs a call must fit in."""
-        return ((self.window, self.max_calls), (self.effective_burst_window, self.burst))
+        quotas = ((HOUR, self.hourly), (DAY, self.daily))
+        return ((self.window, self.max_calls), *((w, n) for w, n in quotas if n is not None))
 
     def describe(self) -> str:
-        return (
-            f"{self.max_calls} calls per {_seconds(self.window)} s, "
-            f"burst {self.burst} per {_seconds(self.effective_burst_window)} s"
-        )
+        quotas = [f"{n} per {name}" for name, n in (("hour", self.hourly), ("day", self.daily)) if n is not None]
+        return ", ".join([f"{self.max_calls} calls per {_seconds(self.window)} s", *quotas])
 
 
 #: Tool type used for every tool without its own row.
 OTHER = "other"
 
-#: Cronium's table (max calls / burst, 60 s window).
+#: Cronium's table (max calls / burst allowance, 60 s window: rate-limiter.ts:33-74).
 DEFAULT_RATE_LIMITS: Mapping[str, RateLimit] = MappingProxyType(
     {
         "slack": RateLimit(60, 10),

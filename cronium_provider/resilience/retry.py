@@ -64,7 +64,7 @@ class RetryStrategy:
 
 
 STANDARD = RetryStrategy("standard", max_attempts=3, initial_delay=1.0, max_delay=10.0, multiplier=2.0, jitter=0.1)
-#: For webhook tools: webhook endpoints (Slack, Discord, Teams) answer 502/503 while they redeploy.
+#: Also retries HTTP 502/503, which webhook endpoints answer while they redeploy; chosen by ``retry_strategy``.
 AGGRESSIVE = RetryStrategy(
     "aggressive",
     max_attempts=5,
@@ -78,12 +78,14 @@ CONSERVATIVE = RetryStrategy("conservative", max_attempts=2, initial_delay=2.0, 
 
 STRATEGIES: Mapping[str, RetryStrategy] = MappingProxyType({s.name: s for s in (STANDARD, AGGRESSIVE, CONSERVATIVE)})
 
-#: Tools that deliver through a webhook URL, retried with :data:`AGGRESSIVE`.
-WEBHOOK_TOOLS = frozenset({"slack", "discord", "teams", "webhook"})
+#: Tools retried with :data:`AGGRESSIVE` by default: none. Cronium chooses it for an action whose
+#: ``features.webhookSupport`` is set (apps/cronium-app/src/lib/scheduler/tool-action-executor.ts:373-375), and
+#: none of its actions sets it; an operator may still ask for it (its ``retry_strategy``).
+WEBHOOK_TOOLS: frozenset[str] = frozenset()
 
 
 def strategy_for(tool_type: str) -> RetryStrategy:
-    """Cronium's default: aggressive for webhook tools, standard for the others."""
+    """Cronium's default: standard for every tool (aggressive only for :data:`WEBHOOK_TOOLS`, none)."""
     return AGGRESSIVE if normalize_tool_type(tool_type) in WEBHOOK_TOOLS else STANDARD
 
 

@@ -461,6 +461,8 @@ class ContainerExecutor:
                 protocol_error=problem,
                 stderr_tail=list(splitter.stderr_tail),
                 container_id=container_id,
+                stdout=splitter.text("stdout"),
+                stderr=splitter.text("stderr"),
             )
         finally:
             self.remove()
@@ -549,6 +551,8 @@ class ContainerExecutor:
             protocol_error=problem,
             stderr_tail=self._stderr_tail(container_id) if exit_code != 0 else [],
             container_id=container_id,
+            stdout=str(end.get("stdout") or ""),  # the trigger's, as it logged them (redacted)
+            stderr=str(end.get("stderr") or ""),
         )
 
     def _stderr_tail(self, container_id: str) -> list[str]:

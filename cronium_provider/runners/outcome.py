@@ -24,6 +24,8 @@ _TAR_SLACK = 64 * 1024  # what a tar stream holds beside its files' bytes: heade
 _TAR_KINDS = {tarfile.DIRTYPE: "a directory", tarfile.SYMTYPE: "a symbolic link", tarfile.LNKTYPE: "a hard link"}
 DEFAULT_MAX_RESULT_BYTES = 10 * 1024 * 1024  # the largest result file read back ([cronium] max_result_bytes)
 MAX_LINE_BYTES = 64 * 1024  # a longer line of the script's output is cut in the log, with a marker
+# The most kept of each stream's text for the run's log (``{{cronium.event.output}}`` and ``error``): its end
+OUTPUT_TAIL_BYTES = 64 * 1024
 LineCallback = Callable[[str, str], None]  # (stream name, line)
 
 
@@ -40,6 +42,8 @@ class ScriptRun:
     stderr_tail: list[str]
     container_id: str  # or "server:folder" for a remote run
     limit_reached: str | None = None  # a bound the run hit (its run folder full), said in its failure
+    stdout: str = ""  # the end of what the script printed (at most OUTPUT_TAIL_BYTES), as Cronium logs it
+    stderr: str = ""
 
     def metrics(self, image: str) -> dict[str, Any]:
         return {
@@ -118,6 +122,29 @@ def feed_slices(chunk: bytes) -> Iterator[bytes]:
         yield chunk[start : start + FEED_SLICE_BYTES]
 
 
+class TextTail:
+    """The last ``limit`` bytes of a stream's lines (whole lines), and how many earlier bytes were let go."""
+
+    def __init__(self, limit: int = OUTPUT_TAIL_BYTES) -> None:
+        self.limit = limit
+        self.lines: deque[str] = deque()
+        self.size = 0
+        self.dropped = 0
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        self.size += len(line.encode("utf-8", errors="replace")) + 1
+        while self.size > self.limit and len(self.lines) > 1:
+            gone = len(self.lines.popleft().encode("utf-8", errors="replace")) + 1
+            self.size -= gone
+            self.dropped += gone
+
+    def text(self) -> str:
+        """The lines kept, after a marker when earlier ones were let go."""
+        marker = f"[... {self.dropped} earlier bytes cut]\n" if self.dropped else ""
+        return marker + "\n".join(self.lines)
+
+
 class LineSplitter:
     """Turns stream chunks into whole lines, per stream, in time linear in the bytes fed.
 
@@ -131,6 +158,11 @@ class LineSplitter:
         self.partial: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
         self.cut: dict[str, int] = {"stdout": 0, "stderr": 0}  # bytes of the current line past the bound
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        self.texts: dict[str, TextTail] = {"stdout": TextTail(), "stderr": TextTail()}
+
+    def text(self, stream: str) -> str:
+        """The end of ``stream``'s lines so far (at most :data:`OUTPUT_TAIL_BYTES`), for the run's log."""
+        return self.texts[stream].text()
 
     def feed(self, stream: str, chunk: bytes) -> None:
         view = memoryview(chunk)
@@ -159,6 +191,8 @@ class LineSplitter:
         self.partial[stream], self.cut[stream] = bytearray(), 0
         if stream == "stderr":
             self.stderr_tail.append(line)
+        if stream in self.texts:
+            self.texts[stream].add(line)
         self.emit(stream, line)
 
 

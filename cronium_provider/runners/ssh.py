@@ -372,6 +372,7 @@ class SSHScriptExecutor:
         self.run_dir: str | None = None
         self._stopping = threading.Event()
         self._marker = ""
+        self._texts: tuple[str, str] = ("", "")  # the attached run's stdout and stderr, their ends
         self._session: int | None = None  # the script's session (and process group) id on the server
         self._session_known = threading.Event()
         try:
@@ -491,7 +492,7 @@ class SSHScriptExecutor:
                 raise
             if not self._connected():
                 raise RemoteRunError(lost_connection_message(self.server, self.address))
-            return self._finish(run_dir, exit_code, time.monotonic() - started, stderr_tail)
+            return self._finish(run_dir, exit_code, time.monotonic() - started, stderr_tail, *self._texts)
         finally:
             self.cleanup()
 
@@ -508,7 +509,8 @@ class SSHScriptExecutor:
         run, self._adopted = self._adopted, None
         if run is None:
             raise RemoteRunError(f"{self.server}: no run to collect")
-        return self.finish_detached(run, int(end["exit_code"]), float(end.get("duration_seconds") or 0.0))
+        texts = (str(end.get("stdout") or ""), str(end.get("stderr") or ""))  # the trigger's (redacted)
+        return self.finish_detached(run, int(end["exit_code"]), float(end.get("duration_seconds") or 0.0), texts)
 
     def remove(self) -> None:
         """Remove what is left of the run: an adopted run that did not end is stopped and its folder removed."""
@@ -549,7 +551,9 @@ class SSHScriptExecutor:
         self.run_dir = None  # the folder now belongs to the detached run: the trigger and the task remove it
         return DetachedRun(self.server, run_dir, self._session, time.time())
 
-    def finish_detached(self, run: DetachedRun, exit_code: int, duration_seconds: float) -> ScriptRun:
+    def finish_detached(
+        self, run: DetachedRun, exit_code: int, duration_seconds: float, texts: tuple[str, str] = ("", "")
+    ) -> ScriptRun:
         """Collect a detached run that has ended, as an attached run is collected, and remove its folder."""
         folder = _check_run(run.run_dir, run.session)
         self.run_dir = run.run_dir  # removed in every outcome; its script has ended: nothing for stop() to signal
@@ -564,7 +568,7 @@ class SSHScriptExecutor:
                     tail += chunk[: STDERR_TAIL_BYTES - len(tail)]
                     if len(tail) >= STDERR_TAIL_BYTES:
                         break
-            return self._finish(run.run_dir, exit_code, duration_seconds, stderr_tail_of(tail))
+            return self._finish(run.run_dir, exit_code, duration_seconds, stderr_tail_of(tail), *texts)
         finally:
             self.cleanup()
 
@@ -573,7 +577,9 @@ class SSHScriptExecutor:
         with contextlib.suppress(Exception):
             _run(self.client, stop_detached_command(run.run_dir, run.session), timeout=KILL_GRACE_SECONDS + 30)
 
-    def _finish(self, run_dir: str, exit_code: int, duration: float, stderr_tail: list[str]) -> ScriptRun:
+    def _finish(
+        self, run_dir: str, exit_code: int, duration: float, stderr_tail: list[str], stdout: str = "", stderr: str = ""
+    ) -> ScriptRun:
         """The results of a run that has ended (attached or detached alike); its folder is removed."""
         found, refused = self._collect_and_remove(run_dir)
         results, problem = read_run_results(found, refused)
@@ -586,6 +592,8 @@ class SSHScriptExecutor:
             protocol_error=problem,
             stderr_tail=stderr_tail,
             container_id=f"{self.server}:{run_dir}",
+            stdout=stdout,
+            stderr=stderr,
         )
 
     def _connected(self) -> bool:
@@ -622,6 +630,10 @@ class SSHScriptExecutor:
         splitter.close()
         exit_code = channel.recv_exit_status()
         channel.close()
+        stdout = splitter.text("stdout")
+        if self._marker and stdout.startswith(self._marker):  # the wrapper's line, not the script's
+            stdout = stdout.partition("\n")[2]
+        self._texts = (stdout, splitter.text("stderr"))
         return exit_code, list(splitter.stderr_tail)
 
     def stop(self) -> None:

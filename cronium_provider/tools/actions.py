@@ -22,7 +22,7 @@ from cronium_provider.naming import VARIABLE_PREFIX, tool_conn_id
 from cronium_provider.states import RunStatus
 from cronium_provider.tools.catalogue import DEFAULT_ACTION, canonical_action
 from cronium_provider.tools.delivery import check_tool_use, sender, validate
-from cronium_provider.tools.templates import render
+from cronium_provider.tools.templates import iso_time, render
 from cronium_provider.variables import VariableNamespace
 
 
@@ -38,6 +38,16 @@ class ActionRequest(Protocol):
     def action(self) -> str: ...
     @property
     def config(self) -> Mapping[str, Any]: ...
+
+
+# ``actionName``: the name of Cronium's action (its plugins' ``name``; the generic webhook is the provider's)
+ACTION_NAMES = {
+    "slack-send-message": "Send Message",
+    "discord-send-message": "Send Message",
+    "send-message": "Send Message",
+    "send-card": "Send Adaptive Card",
+    "send-email": "Send Email",
+}
 
 
 def deliver_tool_action(
@@ -115,13 +125,15 @@ def deliver_tool_action(
             # the tool refused the credential: retrying the task with the same connection cannot help
             raise InvalidCredentials(f"{tool_type} refused the credential of connection {conn_id}: {exc}") from exc
         raise
+    # Cronium's shape (apps/cronium-app/src/lib/scheduler/tool-action-executor.ts:413-436): the time of the
+    # guarded call in milliseconds, and the action's own result object
     return {
         "actionId": action,
-        "actionName": f"{tool_type} {action}",
-        "executionTime": round(time.monotonic() - started, 3),
-        "result": {"status": delivery.status, "detail": delivery.detail},
+        "actionName": ACTION_NAMES.get(action, action),
+        "executionTime": round((time.monotonic() - started) * 1000),
+        "result": delivery,
         "parameters": params,
-        "timestamp": datetime.now(UTC).isoformat(),
+        "timestamp": iso_time(datetime.now(UTC)),
     }
 
 

@@ -8,10 +8,13 @@ credential from a record. Each ``send`` is the remote call alone, so the resilie
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import make_msgid
 from typing import Any
+from urllib.parse import urlsplit
 
 from cronium_provider.exceptions import ToolActionError, ToolHTTPError
 from cronium_provider.tools.catalogue import unsupported_reason
@@ -103,10 +106,68 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def json_list(action_id: str, params: Mapping[str, Any], key: str) -> list[Any] | None:
+    """Slack's ``blocks`` or Discord's ``embeds``: a list, or JSON text of a list or of an object holding it
+    under ``key``, parsed before sending as Cronium's actions parse it
+    (apps/cronium-app/src/tools/plugins/slack/actions/send-message.ts:170-194, discord's :165-189). Text that
+    is no such JSON is refused naming the parameter, and nothing is sent. None when the parameter is unset."""
+    value = params.get(key)
+    if value is None or value == "":
+        return None
+    parsed = value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise ToolActionError(f"{action_id} '{key}': Failed to parse {key} JSON: {exc}") from None
+    if isinstance(parsed, Mapping) and isinstance(parsed.get(key), list):
+        return list(parsed[key])
+    if isinstance(parsed, list):
+        return parsed
+    raise ToolActionError(
+        f"{action_id} '{key}': Invalid {key} format. Expected an array or object with '{key}' property."
+    )
+
+
+TEAMS_SECTION_KEYS = ("activityTitle", "activitySubtitle", "activityImage", "facts", "text", "images")
+
+
+def teams_list(params: Mapping[str, Any], key: str) -> list[Any] | None:
+    """Teams' ``sections`` or ``potentialAction``: a list of objects, as Cronium's schema has them
+    (apps/cronium-app/src/tools/plugins/teams/actions/send-message.ts:21-66); None when unset."""
+    value = params.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
+        raise ToolActionError(f"send-message '{key}' must be a list of objects, not {type(value).__name__}")
+    return [dict(item) for item in value]
+
+
+def webhook_url(params: Mapping[str, Any]) -> str | None:
+    """Teams' ``webhookUrl`` parameter, where Cronium's send-message posts (send-message.ts:7-10, 163, 263):
+    an http(s) URL; None when unset (the connection's URL is used)."""
+    value = params.get("webhookUrl")
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ToolActionError(f"send-message 'webhookUrl' must be an http or https URL, not {text[:100]!r}")
+    return text
+
+
 def validate(tool_type: str, action_id: str, params: Mapping[str, Any]) -> None:
     """Cronium's per-action rules; raises :class:`ToolActionError` naming the parameter."""
     check_supported(tool_type, action_id)
     tool = tool_type.lower()
+    if tool == "slack":
+        json_list(action_id, params, "blocks")
+    if tool == "discord":
+        json_list(action_id, params, "embeds")
+    if tool == "teams" and action_id == "send-message":
+        teams_list(params, "sections")
+        teams_list(params, "potentialAction")
+        webhook_url(params)
     if tool == "slack" and not (params.get("text") or params.get("blocks")):
         raise ToolActionError("slack-send-message needs 'text' or 'blocks'")
     if tool == "discord":
@@ -129,12 +190,9 @@ def validate(tool_type: str, action_id: str, params: Mapping[str, Any]) -> None:
             raise ToolActionError("send-card needs 'card' (an Adaptive Card object)")
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """What was sent, for the XCom result (never the credential)."""
-
-    status: int | str
-    detail: Any = None
+# What a send returns: the action's own result object, as Cronium's action returns it (``result`` of the
+# tool action's result, apps/cronium-app/src/lib/scheduler/tool-action-executor.ts:415-436)
+Result = dict[str, Any]
 
 
 def _without_our_extras(hook_class: type[Any]) -> type[Any]:
@@ -157,7 +215,8 @@ def _http_hook(conn_id: str) -> Any:
     return _without_our_extras(HttpHook)(method="POST", http_conn_id=conn_id)
 
 
-def _post_json(tool: str, hook: Any, endpoint: str | None, body: Any) -> Delivery:
+def _post_json(tool: str, hook: Any, endpoint: str | None, body: Any) -> Any:
+    """POST ``body`` as JSON through ``hook``; the response, once it is a 2xx."""
     response = hook.run(
         endpoint=endpoint,
         data=json.dumps(body),
@@ -166,68 +225,118 @@ def _post_json(tool: str, hook: Any, endpoint: str | None, body: Any) -> Deliver
     )
     if not 200 <= response.status_code < 300:
         raise ToolHTTPError(tool, response.status_code, response.text)
-    return Delivery(response.status_code, response.text[:500] or None)
+    return response
 
 
-def send_slack(conn_id: str, params: Mapping[str, Any]) -> Delivery:
+def _post_to_url(tool: str, url: str, body: Any) -> Any:
+    """POST ``body`` as JSON to ``url`` (a parameter's URL, not a connection's); the response once a 2xx."""
+    import requests
+
+    response = requests.post(url, json=body, timeout=30, allow_redirects=False)
+    if not 200 <= response.status_code < 300:
+        raise ToolHTTPError(tool, response.status_code, response.text)
+    return response
+
+
+def send_slack(conn_id: str, params: Mapping[str, Any]) -> Result:
+    """Slack's incoming webhook; ``{"ok": true}`` as Cronium's action returns (slack send-message.ts:224-233)."""
     from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
     body = {
-        k: params[k]
-        for k in ("text", "blocks", "attachments", "channel", "username", "icon_emoji")
-        if params.get(k) is not None
+        k: params[k] for k in ("text", "attachments", "channel", "username", "icon_emoji") if params.get(k) is not None
     }
     if "text" in body:
         body["text"] = _text(body["text"])
+    blocks = json_list("slack-send-message", params, "blocks")
+    if blocks is not None:
+        body["blocks"] = blocks
     client = SlackWebhookHook(slack_webhook_conn_id=conn_id, timeout=30).client
     response = client.send_dict(body)
     if not 200 <= response.status_code < 300:
         raise ToolHTTPError("slack", response.status_code, str(response.body))
-    return Delivery(response.status_code, response.body)
+    return {"ok": True}
 
 
-def send_discord(conn_id: str, params: Mapping[str, Any]) -> Delivery:
+def send_discord(conn_id: str, params: Mapping[str, Any]) -> Result:
+    """Discord's webhook; ``{"success": true, "message_id"}`` as Cronium's action returns (discord
+    send-message.ts:232-235; the id only when Discord answered with the message)."""
     from airflow.providers.discord.hooks.discord_webhook import DiscordWebhookHook
 
     body: dict[str, Any] = {}
     if params.get("content"):
         body["content"] = _text(params["content"])
-    for key in ("embeds", "username", "avatar_url", "tts"):
+    embeds = json_list("discord-send-message", params, "embeds")
+    if embeds is not None:
+        body["embeds"] = embeds
+    for key in ("username", "avatar_url", "tts"):
         if params.get(key) is not None:
             body[key] = params[key]
     hook = _without_our_extras(DiscordWebhookHook)(http_conn_id=conn_id)
-    return _post_json("discord", hook, hook.webhook_endpoint, body)
+    response = _post_json("discord", hook, hook.webhook_endpoint, body)
+    result: Result = {"success": True}
+    with contextlib.suppress(ValueError):
+        answer = response.json()
+        if isinstance(answer, Mapping) and answer.get("id") is not None:
+            result["message_id"] = answer["id"]
+    return result
 
 
-def send_teams(conn_id: str, params: Mapping[str, Any], action_id: str) -> Delivery:
+def teams_message_card(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The MessageCard Cronium's Teams send-message posts (send-message.ts:169-234): the message as the
+    first section, then ``sections`` (their known keys), ``potentialAction`` as given."""
+    message = _text(params["message"])
+    title = _text(params["title"]) if params.get("title") else None
+    body: dict[str, Any] = {
+        "@type": "MessageCard",
+        "@context": "https://schema.org/extensions",
+        "themeColor": str(params.get("color") or TEAMS_DEFAULT_COLOR),
+        "summary": title if title is not None else message[:100],
+        "sections": [{"text": message}],
+    }
+    if title is not None:
+        body["title"] = title
+    for section in teams_list(params, "sections") or []:
+        body["sections"].append({k: section[k] for k in TEAMS_SECTION_KEYS if section.get(k)})
+    actions = teams_list(params, "potentialAction")
+    if actions is not None:
+        body["potentialAction"] = actions
+    return body
+
+
+def send_teams(conn_id: str, params: Mapping[str, Any], action_id: str) -> Result:
+    """Teams' incoming webhook (the parameter ``webhookUrl`` when given, else the connection's URL);
+    ``{"success": true}`` as Cronium's actions return (send-message.ts:295, send-card.ts:355)."""
     if action_id == "send-card":
         body: dict[str, Any] = {
             "type": "message",
             "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": params["card"]}],
         }
+        _post_json("teams", _http_hook(conn_id), None, body)
+        return {"success": True}
+    url = webhook_url(params)
+    card = teams_message_card(params)
+    if url is not None:
+        _post_to_url("teams", url, card)
     else:
-        body = {
-            "@type": "MessageCard",
-            "@context": "https://schema.org/extensions",
-            "themeColor": str(params.get("color") or TEAMS_DEFAULT_COLOR),
-            "summary": _text(params.get("title") or params["message"])[:80],
-            "text": _text(params["message"]),
-        }
-        if params.get("title"):
-            body["title"] = _text(params["title"])
-    return _post_json("teams", _http_hook(conn_id), None, body)
+        _post_json("teams", _http_hook(conn_id), None, card)
+    return {"success": True}
 
 
-def send_webhook(conn_id: str, params: Mapping[str, Any]) -> Delivery:
+def send_webhook(conn_id: str, params: Mapping[str, Any]) -> Result:
+    """A generic webhook (no Cronium plugin): its HTTP status and answer (its first 500 characters)."""
     body = params.get("body", {k: v for k, v in params.items() if k not in ("method",)})
-    return _post_json("webhook", _http_hook(conn_id), None, body)
+    response = _post_json("webhook", _http_hook(conn_id), None, body)
+    return {"success": True, "status": response.status_code, "response": response.text[:500] or None}
 
 
-def send_email(conn_id: str, params: Mapping[str, Any]) -> Delivery:
+def send_email(conn_id: str, params: Mapping[str, Any]) -> Result:
+    """An email through the SMTP connection; Cronium's send-email result (email-plugin.tsx:322-334, 376-386):
+    ``messageId`` (the email's Message-ID), ``status``, ``recipients``, ``timestamp``, ``deliveryInfo``."""
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
     recipients = params["to"]
     to = [r.strip() for r in recipients.split(",") if r.strip()] if isinstance(recipients, str) else list(recipients)
+    message_id = make_msgid(domain="cronium.airflow")
     with SmtpHook(smtp_conn_id=conn_id) as hook:
         hook.send_email_smtp(
             to=to,
@@ -235,11 +344,18 @@ def send_email(conn_id: str, params: Mapping[str, Any]) -> Delivery:
             html_content=_text(params["body"]),
             cc=params.get("cc"),
             bcc=params.get("bcc"),
+            custom_headers={"Message-ID": message_id},
         )
-    return Delivery("sent", {"to": to})
+    return {
+        "messageId": message_id,
+        "status": "sent",
+        "recipients": to,
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "deliveryInfo": {"accepted": to, "rejected": [], "pending": []},
+    }
 
 
-def sender(tool_type: str, action_id: str) -> Callable[[str, Mapping[str, Any]], Delivery]:
+def sender(tool_type: str, action_id: str) -> Callable[[str, Mapping[str, Any]], Result]:
     tool = tool_type.lower()
     if tool == "slack":
         return send_slack

@@ -90,6 +90,8 @@ class CroniumContainerTrigger(CroniumRunTrigger):
         self.holder = holder
         self.run_folder_mb = run_folder_mb
         self.docker_url = docker_url
+        # the followed log's lines (each to _log_line as it is then); their ends go in the end event
+        self._splitter = LineSplitter(lambda stream, line: self._log_line(stream, line))
 
     def run_kwargs(self) -> dict[str, Any]:
         return {**self._run_facts(), "docker_url": self.docker_url}
@@ -174,6 +176,9 @@ class CroniumContainerTrigger(CroniumRunTrigger):
                 RunEnd.EXITED,
                 exit_code=int(status.get("StatusCode", -1)),
                 peak_memory_bytes=max(peak) if peak else None,
+                # the ends of its stdout and stderr, redacted as its lines were logged: the run's log
+                stdout=self.redact(self._splitter.text("stdout")),
+                stderr=self.redact(self._splitter.text("stderr")),
                 **self._run_facts(),
             )
             return
@@ -194,7 +199,7 @@ class CroniumContainerTrigger(CroniumRunTrigger):
         (29 runs in 70 here): once it ends, the log's last :data:`TAIL_CHECK_FRAMES` frames are read again
         and those not seen yet are written too.
         """
-        splitter = LineSplitter(self._log_line)
+        splitter = self._splitter
         seen: collections.deque[bytes] = collections.deque(maxlen=TAIL_CHECK_FRAMES)
         try:
             async for stream, data in self._frames(docker, follow=True):

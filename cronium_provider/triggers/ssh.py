@@ -169,8 +169,10 @@ class CroniumSSHTrigger(CroniumRunTrigger):
                     )
                     text = str(result.stdout or "").strip()
                     if result.exit_status == 0 and text.lstrip("-").isdigit():
-                        return self._result(run, int(text), None)
-                    return self._result(run, None, f"{server}: the script's exit code cannot be read: {text!r}")
+                        return self._result(run, int(text), None, splitter)
+                    return self._result(
+                        run, None, f"{server}: the script's exit code cannot be read: {text!r}", splitter
+                    )
                 splitter.close()
                 if status == POLL_NO_EXIT_CODE:
                     error = (
@@ -181,7 +183,7 @@ class CroniumSSHTrigger(CroniumRunTrigger):
                     error = f"{server}: the run folder {run['run_dir']} is gone from the server"
                 else:
                     error = f"{server}: following the script ended unexpectedly (status {status})"
-                return self._result(run, None, error)
+                return self._result(run, None, error, splitter)
             except asyncio.CancelledError:
                 raise
             except (OSError, asyncssh.Error, TimeoutError) as exc:
@@ -194,13 +196,16 @@ class CroniumSSHTrigger(CroniumRunTrigger):
                         None,
                         f"{server}: the SSH connection was lost while waiting for the script and could not be "
                         f"made again ({type(exc).__name__}: {exc}); the script may still run there",
+                        splitter,
                     )
                 delay = min(30.0, 2.0 ** (failures - 1))
                 self.log.warning("[%s] SSH connection lost (%s); connecting again in %.0f s", server, exc, delay)
                 await asyncio.sleep(delay)
             except Exception as exc:  # a connection that cannot be read at all (no such Airflow connection...)
                 splitter.close()
-                return self._result(run, None, f"{server}: cannot follow the script: {type(exc).__name__}: {exc}")
+                return self._result(
+                    run, None, f"{server}: cannot follow the script: {type(exc).__name__}: {exc}", splitter
+                )
 
     async def _follow_once(
         self, connection: Any, run: dict[str, Any], splitter: LineSplitter, offsets: dict[str, int]
@@ -235,12 +240,16 @@ class CroniumSSHTrigger(CroniumRunTrigger):
             raise ConnectionError(f"the command on the server stopped without a status ({completed.exit_signal})")
         return int(completed.exit_status)
 
-    @staticmethod
-    def _result(run: dict[str, Any], exit_code: int | None, error: str | None) -> dict[str, Any]:
+    def _result(
+        self, run: dict[str, Any], exit_code: int | None, error: str | None, splitter: LineSplitter
+    ) -> dict[str, Any]:
         return {
             "exit_code": exit_code,
             "error": error,
             "duration_seconds": round(max(0.0, time.time() - run["started_at"]), 3),
+            # the ends of its stdout and stderr, redacted as its lines were logged: the run's log for its messages
+            "stdout": self.redact(splitter.text("stdout")),
+            "stderr": self.redact(splitter.text("stderr")),
         }
 
     # -- stopping ------------------------------------------------------------------------------------
