@@ -2,8 +2,9 @@
 
 Every module that needs a setting takes a :class:`~cronium_provider.settings.CroniumSettings` (the DAG
 factory hands it to the plan) or calls :func:`read_settings` where it runs (a task, the webhook route).
-The section is read afresh on each call, so a changed ``airflow.cfg`` or ``AIRFLOW__CRONIUM__*`` variable
-applies to the next parse or task, as it did when each option was read where it was used.
+The section is read afresh on each call from Airflow's ``conf``, which a process loads from ``airflow.cfg``
+and its environment when it starts (a task or parse process forked from a service inherits the service's):
+a changed ``airflow.cfg`` applies to ``cronium-airflow`` at once and to Airflow's services once restarted.
 """
 
 from __future__ import annotations

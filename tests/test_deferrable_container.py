@@ -405,6 +405,52 @@ def test_the_trigger_writes_the_last_chunk_of_a_script_without_a_final_newline(d
         assert asyncio.run(follow([0.0, 0.05, 0.1, 0.15][run % 4])) == expected, f"run {run}"
 
 
+def test_the_trigger_leaves_no_docker_connection_open_to_be_reported_in_another_tasks_log(docker_api: Any) -> None:
+    """The triggerer runs every trigger in one event loop: a Docker answer a trigger leaves open is reported by
+    the garbage collector ("Unclosed connection", at ERROR) in whichever task's log the triggerer writes at that
+    moment, another event's. A script followed to its end (log, memory samples, exit) leaves none, and its peak
+    memory is still sampled."""
+    import asyncio
+    import gc
+
+    from cronium_provider.triggers.container import CroniumContainerTrigger
+
+    client = docker_api.api
+    reported: list[str] = []
+
+    async def follow() -> dict[str, Any]:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: reported.append(context["message"]))
+        container = client.create_container(
+            RUNTIME_IMAGE,
+            command=["sh", "-c", "echo start; sleep 1.5; echo end"],
+            network_disabled=True,
+            labels={OWNER: "unclosed"},
+        )
+        trigger = CroniumContainerTrigger(
+            container_id=container["Id"],
+            volume="unused",
+            holder=None,
+            run_folder_mb=1,
+            docker_url=os.environ.get("DOCKER_HOST", "unix://var/run/docker.sock"),  # docker_api's daemon
+        )
+        trigger._log_line = lambda stream, line: None  # type: ignore[method-assign]
+        try:
+            client.start(container["Id"])
+            events = [event async for event in trigger.run()]
+        finally:
+            client.remove_container(container["Id"], force=True)
+        for _ in range(3):
+            gc.collect()
+            await asyncio.sleep(0.1)
+        return dict(events[-1].payload)
+
+    ended = asyncio.run(follow())
+    gc.collect()
+    assert (ended["status"], ended["exit_code"]) == ("exited", 0), ended
+    assert ended["peak_memory_bytes"], ended
+    assert reported == [], reported
+
+
 def test_a_failing_deferred_script_fails_with_the_normal_modes_error(docker_api: Any, airflow_db: Path) -> None:
     """Under ``dag.test()`` (the trigger runs in-process): exit code, the last stderr lines (read back from the
     container's log) and the failure are those of the normal mode, and nothing is left."""

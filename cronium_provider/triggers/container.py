@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import struct
 from collections.abc import AsyncIterator
 from typing import Any
@@ -52,6 +53,22 @@ def aiodocker_url(url: str) -> str:
     if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
         return prefix + "/" + url[len(prefix) :]
     return url
+
+
+@contextlib.asynccontextmanager
+async def _stream(docker: Any, path: str, params: dict[str, str]) -> AsyncIterator[Any]:
+    """A streamed Docker answer (a log, stats), with no total timeout, closed when the block ends, however
+    it ends. aiodocker's own ``_query`` leaves the answer open when its reader stops early (a task
+    cancelled, a stream left before its end): the garbage collector then reports an "Unclosed
+    connection" error in whichever task's log the triggerer writes at that moment."""
+    import aiohttp
+
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=None, sock_connect=30)
+    async with docker._query(path, params=params, timeout=timeout) as response:
+        try:
+            yield response
+        finally:
+            response.close()
 
 
 class CroniumContainerTrigger(CroniumRunTrigger):
@@ -146,7 +163,7 @@ class CroniumContainerTrigger(CroniumRunTrigger):
         try:
             container = docker.containers.container(self.container_id)
             follow = asyncio.create_task(self._follow_log(docker))
-            sampler = asyncio.create_task(self._sample_memory(container, peak))
+            sampler = asyncio.create_task(self._sample_memory(docker, peak))
             status: dict[str, Any] | None = None
             try:
                 status = await asyncio.wait_for(container.wait(), timeout=self.remaining())
@@ -219,15 +236,9 @@ class CroniumContainerTrigger(CroniumRunTrigger):
     async def _frames(self, docker: Any, *, follow: bool) -> AsyncIterator[tuple[str, bytes]]:
         """The log's frames, each ``(stream, b"<time> <chunk>")``: followed from the start, or the last
         :data:`TAIL_CHECK_FRAMES` as they are now."""
-        import aiohttp
-
         params = {"stdout": "1", "stderr": "1", "timestamps": "1"}
         params.update({"follow": "1"} if follow else {"tail": str(TAIL_CHECK_FRAMES)})
-        async with docker._query(
-            f"containers/{self.container_id}/logs",
-            params=params,
-            timeout=aiohttp.ClientTimeout(total=None, sock_read=None, sock_connect=30),
-        ) as response:
+        async with _stream(docker, f"containers/{self.container_id}/logs", params) as response:
             while True:
                 try:
                     header = await response.content.readexactly(_FRAME_HEADER.size)
@@ -240,12 +251,13 @@ class CroniumContainerTrigger(CroniumRunTrigger):
     def _log_line(self, stream: str, line: str) -> None:
         self.log.info("[%s] %s", stream, self.redact(line))
 
-    async def _sample_memory(self, container: Any, peak: list[int]) -> None:
+    async def _sample_memory(self, docker: Any, peak: list[int]) -> None:
         with contextlib.suppress(Exception):  # the stream ends with an error once the container is gone
-            async for sample in container.stats(stream=True):
-                value = sample_memory_bytes(sample)
-                if value:
-                    peak[:] = [max(peak[0], value)] if peak else [value]
+            async with _stream(docker, f"containers/{self.container_id}/stats", {"stream": "1"}) as response:
+                async for line in response.content:  # one JSON sample a line, about one a second
+                    value = sample_memory_bytes(json.loads(line)) if line.strip() else 0
+                    if value:
+                        peak[:] = [max(peak[0], value)] if peak else [value]
 
     async def _stop_and_remove(self, docker: Any) -> None:
         """Stop the container (SIGTERM, SIGKILL 5 s later) and remove it, its holder and its run folder."""
