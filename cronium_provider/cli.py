@@ -201,15 +201,25 @@ def cmd_dag_file(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"error: {problem}\n")
     if changes.blocked:
         return 1
-    apply_dag_files(changes)
+    try:
+        left = apply_dag_files(changes)
+    except OSError as exc:
+        out.write(f"error: cannot write into {folder}: {exc.strerror or exc}; nothing written\n")
+        return 1
+    for path in left:
+        out.write(f"error: {path} changed while dag-file ran, and is not the provider's DAG file: left alone\n")
     for path in changes.write:
-        out.write(f"wrote {path}\n")
+        if path not in left:
+            out.write(f"wrote {path}\n")
     for path in changes.unchanged:
         out.write(f"unchanged {path}\n")
     for dag_file, why in changes.remove:
-        out.write(f"removed {dag_file.path}: {why}\n")
+        if dag_file.path not in left:
+            out.write(f"removed {dag_file.path}: {why}\n")
     for dag_file in changes.kept:
         out.write(f"kept {dag_file.path}: it reads {dag_file.describe()}\n")
+    if left:
+        return 1
     if records is None:
         out.write(
             "warning: no records folder is set (CRONIUM_RECORDS_DIR or [cronium] records_dir): "
