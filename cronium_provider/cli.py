@@ -262,19 +262,28 @@ def cmd_runtime_image_build(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_runtime_image_context(args: argparse.Namespace, out: TextIO) -> int:
     from cronium_provider.dag_file import RUNTIME_IMAGE_FILES, template
+    from cronium_provider.sync.store import write_atomically
 
     target = Path(args.directory)
     files = {name: template("runtime_image", name).read_bytes() for name in RUNTIME_IMAGE_FILES}
-    clashes = [target / n for n, data in files.items() if (target / n).exists() and (target / n).read_bytes() != data]
+
+    def clash(path: Path, data: bytes) -> bool:  # a link (never written through), a folder, other bytes
+        return os.path.lexists(path) and (path.is_symlink() or not path.is_file() or path.read_bytes() != data)
+
+    clashes = [target / n for n, data in files.items() if clash(target / n, data)]
     for path in clashes:
         out.write(f"error: {path} exists and differs from the provider's: left alone, nothing written\n")
     if clashes:
         return 1
-    target.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        (target / name).write_bytes(data)
-        (target / name).chmod(0o755 if name.endswith(".sh") else 0o644)
-        out.write(f"wrote {target / name}\n")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            write_atomically(target / name, data.decode("utf-8"))
+            (target / name).chmod(0o755 if name.endswith(".sh") else 0o644)
+            out.write(f"wrote {target / name}\n")
+    except OSError as exc:
+        out.write(f"error: cannot write into {target}: {exc.strerror or exc}\n")
+        return 1
     script = target / RUNTIME_IMAGE_FILES[1]
     out.write(f"build it with: docker build -t cronium-runtime:1 {target}  (or: bash {script})\n")
     return 0
