@@ -15,7 +15,7 @@ import os
 import re
 import stat
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -66,6 +66,7 @@ class ProviderDagFile:
     path: Path
     shard: str | None  # None: the whole records folder
     edited: bool  # differs from the provider's DAG file beyond its CRONIUM_SHARD line
+    linked: bool = False  # in a folder reached through a link: Airflow reads it, dag-file leaves it alone
 
     def describe(self) -> str:
         return "the whole records folder" if self.shard is None else f"shard {self.shard}"
@@ -108,13 +109,21 @@ def read_provider_dag_file(path: Path) -> ProviderDagFile | None:
 
 def provider_dag_files(dags_folder: Path) -> list[ProviderDagFile]:
     """Every DAG file of the provider in ``dags_folder`` and its sub-folders (hidden ones and
-    ``__pycache__`` left out), as Airflow's DAG processor finds ``.py`` files."""
+    ``__pycache__`` left out), as Airflow's DAG processor finds ``.py`` files: through linked folders too
+    (each folder once)."""
     found: list[ProviderDagFile] = []
-    for root, dirs, names in os.walk(dags_folder):
+    seen = {dags_folder.resolve()}
+    linked: set[str] = set()
+    for root, dirs, names in os.walk(dags_folder, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        dirs[:] = [d for d in dirs if (Path(root) / d).resolve() not in seen]
+        for d in dirs:
+            seen.add((Path(root) / d).resolve())
+            if root in linked or (Path(root) / d).is_symlink():
+                linked.add(os.path.join(root, d))
         for name in sorted(names):
             if name.endswith(".py") and (dag_file := read_provider_dag_file(Path(root) / name)):
-                found.append(dag_file)
+                found.append(replace(dag_file, linked=root in linked))
     return found
 
 
@@ -170,7 +179,12 @@ def plan_dag_files(dags_folder: Path, shards: list[str]) -> DagFileChanges:
         else:
             changes.kept.append(dag_file)
             continue
-        if dag_file.edited:
+        if dag_file.linked:
+            changes.blocked.append(
+                f"{dag_file.path} is the provider's DAG file in a folder reached through a link (Airflow reads it "
+                f"there too) and would have to go: {why}; remove it where it is; nothing written"
+            )
+        elif dag_file.edited:
             changes.blocked.append(
                 f"{dag_file.path} is a Cronium DAG file you edited (it differs from the provider's beyond its "
                 f"CRONIUM_SHARD line) and would have to go: {why}; move your changes out of it or remove it; "

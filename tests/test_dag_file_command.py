@@ -333,3 +333,20 @@ def test_a_file_that_changes_between_the_check_and_the_write_is_left_alone(tmp_p
         "cronium_dags_billing.py",
         "cronium_dags_ops.py",
     ]
+
+
+def test_a_dag_file_in_a_linked_folder_is_seen_and_left_where_it_is(site, tmp_path, monkeypatch) -> None:
+    """Airflow follows a linked sub-folder of the dags folder (here to a team's folder, and a link back to the
+    dags folder that would loop): the provider's whole DAG file there is in force, so shard copies beside it
+    would build each DAG twice. dag-file names it, removes nothing outside the dags folder, writes nothing."""
+    team = tmp_path / "team-dags"
+    team.mkdir()
+    (team / "cronium_dags.py").write_text(TEMPLATE.read_text())
+    (site["dags"] / "team").symlink_to(team)
+    (team / "back").symlink_to(site["dags"])
+    before = folder_state(site["dags"])
+    proc = dag_file(site, "--shard", "billing", "--shard", "ops")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    linked = site["dags"] / "team" / "cronium_dags.py"
+    assert f"error: {linked} is the provider's DAG file in a folder reached through a link" in proc.stdout
+    assert folder_state(site["dags"]) == before and (team / "cronium_dags.py").read_text() == TEMPLATE.read_text()
