@@ -199,6 +199,17 @@ def _still_the_providers(path: Path) -> bool:
     return (found := read_provider_dag_file(path)) is not None and not found.edited
 
 
+def _place_new(tmp: str, path: Path) -> None:
+    """``tmp`` at ``path``, where there was no file: as a hard link, which fails on a file made since; by a
+    rename on a file system without hard links (some network shares)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        os.replace(tmp, path)
+
+
 def apply_dag_files(changes: DagFileChanges) -> list[Path]:
     """Write and remove as planned; returns the files left alone because they changed since the plan.
 
@@ -223,7 +234,7 @@ def apply_dag_files(changes: DagFileChanges) -> list[Path]:
     for path, tmp in staged.items():
         try:
             if not os.path.lexists(path):
-                os.link(tmp, path)  # fails on a file made since the plan
+                _place_new(tmp, path)
             elif _still_the_providers(path):
                 os.replace(tmp, path)
             else:
