@@ -201,7 +201,8 @@ def test_a_record_moving_to_another_host_never_takes_the_stored_credentials_ther
     path = records / "server-934.json"
     assert (
         f"error: {path}: server 934: field address: the record moves it from 10.0.0.34:22 to 127.0.0.1:2234, and "
-        f"the connection {conn_id} holds a key and password for 10.0.0.34:22 that this sync is not given: left unchanged"
+        f"the connection {conn_id} holds a key and password for 10.0.0.34:22 that this sync is not given: "
+        "left unchanged"
     ) in output
     assert connection(conn_id) == made
     for secret in ("person-pw-34", "person-key", "PRIVATE KEY"):
