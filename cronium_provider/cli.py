@@ -240,15 +240,25 @@ def cmd_dag_file(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"error: {problem}\n")
     if changes.blocked:
         return 1
-    apply_dag_files(changes)
+    try:
+        left = apply_dag_files(changes)
+    except OSError as exc:
+        out.write(f"error: cannot write into {folder}: {exc.strerror or exc}; nothing written\n")
+        return 1
+    for path in left:
+        out.write(f"error: {path} changed while dag-file ran, and is not the provider's DAG file: left alone\n")
     for path in changes.write:
-        out.write(f"wrote {path}\n")
+        if path not in left:
+            out.write(f"wrote {path}\n")
     for path in changes.unchanged:
         out.write(f"unchanged {path}\n")
     for dag_file, why in changes.remove:
-        out.write(f"removed {dag_file.path}: {why}\n")
+        if dag_file.path not in left:
+            out.write(f"removed {dag_file.path}: {why}\n")
     for dag_file in changes.kept:
         out.write(f"kept {dag_file.path}: it reads {dag_file.describe()}\n")
+    if left:
+        return 1
     if records is None:
         out.write(
             "warning: no records folder is set (CRONIUM_RECORDS_DIR or [cronium] records_dir): "
@@ -291,19 +301,28 @@ def cmd_runtime_image_build(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_runtime_image_context(args: argparse.Namespace, out: TextIO) -> int:
     from cronium_provider.dag_file import RUNTIME_IMAGE_FILES, template
+    from cronium_provider.sync.store import write_atomically
 
     target = Path(args.directory)
     files = {name: template("runtime_image", name).read_bytes() for name in RUNTIME_IMAGE_FILES}
-    clashes = [target / n for n, data in files.items() if (target / n).exists() and (target / n).read_bytes() != data]
+
+    def clash(path: Path, data: bytes) -> bool:  # a link (never written through), a folder, other bytes
+        return os.path.lexists(path) and (path.is_symlink() or not path.is_file() or path.read_bytes() != data)
+
+    clashes = [target / n for n, data in files.items() if clash(target / n, data)]
     for path in clashes:
         out.write(f"error: {path} exists and differs from the provider's: left alone, nothing written\n")
     if clashes:
         return 1
-    target.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        (target / name).write_bytes(data)
-        (target / name).chmod(0o755 if name.endswith(".sh") else 0o644)
-        out.write(f"wrote {target / name}\n")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            write_atomically(target / name, data.decode("utf-8"))
+            (target / name).chmod(0o755 if name.endswith(".sh") else 0o644)
+            out.write(f"wrote {target / name}\n")
+    except OSError as exc:
+        out.write(f"error: cannot write into {target}: {exc.strerror or exc}\n")
+        return 1
     script = target / RUNTIME_IMAGE_FILES[1]
     out.write(f"build it with: docker build -t cronium-runtime:1 {target}  (or: bash {script})\n")
     return 0

@@ -1243,10 +1243,10 @@ def test_servers_sync_never_overwrites_a_connection_of_another_type(tmp_path, ot
     assert "not an SSH connection" in output
     for conn_id in ("smtp_default", "cronium_default", "cronium_tool_3"):
         assert _conn_state(conn_id) == other_connections[conn_id]
-    # the operator's own SSH connection is the one a person named: it is updated, as before
-    ops = _conn_state("ops_ssh")
-    assert ops is not None and ops[:4] == ("ssh", "127.0.0.1", 2203, "root")
-    assert "connection ops_ssh updated" in output
+    # the operator's own SSH connection is the one a person named, but it holds a password for 10.9.9.9:22:
+    # the record, naming 127.0.0.1:2203, does not take it there
+    assert _conn_state("ops_ssh") == other_connections["ops_ssh"]
+    assert f"{path}: server 73: field address: the record moves it from 10.9.9.9:22 to 127.0.0.1:2203" in output
 
 
 def test_a_connection_id_in_an_earlier_sync_file_is_refused(tmp_path) -> None:
@@ -1315,3 +1315,45 @@ def test_a_server_of_your_own_file_wins_over_the_cronium_apis(cronium, tmp_path,
     assert loaded.servers[5].address == "10.0.0.5" and loaded.origin("server", 5) == str(mine)
     run = build_dags(records)["cronium_event_3"].get_task("run")
     assert [s["conn_id"] for s in run.servers] == ["cronium_server_5"]
+
+
+def test_a_server_the_api_moves_to_another_host_keeps_its_password_from_it(cronium, tmp_path, airflow_db) -> None:
+    """The connection of server 5 holds a password and host key a person stored for 10.0.0.5; the API now
+    names 127.0.0.1 (and sends a key, no password): the password is not sent there. The server is refused,
+    naming it, the field and both hosts, and its connection is left as it was; the events are synced."""
+    from airflow.models import Connection
+    from airflow.utils.session import create_session
+
+    def server_conn() -> tuple[Any, ...] | None:
+        return _conn_state("cronium_server_5")
+
+    extra = json.dumps({"host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOldHostOldHostOldHostOldHostOldHostOldHo"})
+    with create_session() as session:
+        session.query(Connection).filter(Connection.conn_id == "cronium_server_5").delete()
+        session.add(
+            Connection(
+                conn_id="cronium_server_5",
+                conn_type="ssh",
+                host="10.0.0.5",
+                port=2222,
+                login="deploy",
+                password="old-host-pw-5",
+                extra=extra,
+            )
+        )
+    before = server_conn()
+    try:
+        proc = run_sync(cronium, tmp_path / "records")
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == 1, output
+        assert (
+            "error: the Cronium API (server 5): server 5: field address: the record moves it from 10.0.0.5:2222 to "
+            "127.0.0.1:2222, and the connection cronium_server_5 holds a password for 10.0.0.5:2222"
+        ) in output
+        assert server_conn() == before
+        assert "old-host-pw-5" not in output
+        assert_no_secret(output)
+        assert (tmp_path / "records" / "cronium-api" / "records.json").is_file()
+    finally:
+        with create_session() as session:
+            session.query(Connection).filter(Connection.conn_id == "cronium_server_5").delete()

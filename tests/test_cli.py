@@ -6,7 +6,9 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.conftest import EXAMPLES, venv_bin
+import pytest
+
+from tests.conftest import EXAMPLES, airflow_env, venv_bin
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -317,3 +319,34 @@ def test_nested_copies_that_differ_from_each_other_warn_and_none_valid_is_an_err
     assert f"{flows}: workflow 61: field nodes[0].eventId: " in proc.stdout
     assert f"{flows}: workflow 62: field nodes[0].eventId: " in proc.stdout
     assert proc.stdout.splitlines()[-1] == "4 problem(s) found; 0 events, 0 workflows, 0 servers valid"
+
+
+@pytest.mark.parametrize("where", ["argument", "[cronium] image"])
+def test_runtime_image_build_refuses_an_image_name_docker_would_read_as_an_option(where: str) -> None:
+    """``--help`` as the image name made ``docker image inspect --help`` succeed, and the build said the image
+    existed: a name that is not an image reference is refused, naming it, before Docker is asked."""
+    args = ["runtime-image", "build", "--", "--help"] if where == "argument" else ["runtime-image", "build"]
+    proc = subprocess.run(
+        [venv_bin("cronium-airflow"), *args],
+        env=airflow_env(AIRFLOW__CRONIUM__IMAGE="--help"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "[runtime-image] ERROR: image name '--help' refused" in proc.stdout
+    assert "reusing it" not in proc.stdout and "error: the runtime image --help was not built" in proc.stdout
+
+
+def test_runtime_image_context_never_writes_through_a_link(tmp_path: Path) -> None:
+    """A link in DIR at one of the context's names (here one pointing nowhere yet) is left alone: no file
+    appears where it points."""
+    context, outside = tmp_path / "context", tmp_path / "outside"
+    context.mkdir()
+    outside.mkdir()
+    (context / "build-runtime-image.sh").symlink_to(outside / "profile.sh")
+    proc = run_cli("runtime-image", "context", str(context))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"error: {context / 'build-runtime-image.sh'} exists and differs from the provider's" in proc.stdout
+    assert list(outside.iterdir()) == [] and (context / "build-runtime-image.sh").is_symlink()
+    assert not (context / "Dockerfile").exists()

@@ -256,3 +256,97 @@ def test_sync_refuses_a_bad_shard_name(cronium, sharded, airflow_db) -> None:  #
     proc = sync(cronium, sharded, "--shard", "../elsewhere")
     assert proc.returncode == 2 and "error: --shard: shard name '../elsewhere' refused" in proc.stdout
     assert tree(sharded["records"]) == before and FakeCronium.seen == []
+
+
+# ---------------------------------------------------------------------------------------------------------
+# what a careless operator or a hostile file in the dags folder can do
+
+
+def test_a_shard_name_too_long_for_a_file_name_is_refused_before_anything_is_written(site, monkeypatch) -> None:
+    """``cronium_dags_<name>.py`` must fit a file name: a name too long is refused with the others, before the
+    shards before it are written beside the whole DAG file (which would build their DAGs twice)."""
+    assert dag_file(site).returncode == 0
+    before = folder_state(site["dags"])
+    name = "b" * 250
+    proc = dag_file(site, "--shard", "billing", "--shard", name)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"error: --shard: shard name {name!r} refused" in proc.stdout and "at most 100 characters" in proc.stdout
+    assert folder_state(site["dags"]) == before
+    assert parse(site["dags"], site["records"], monkeypatch)[1] == {}
+
+
+def test_a_dags_folder_that_cannot_be_written_is_named(site, tmp_path) -> None:
+    """A DAGS_FOLDER that is a file (a slip of the operator): one error naming it, no traceback."""
+    not_a_folder = tmp_path / "dags.tar"
+    not_a_folder.write_text("archive")
+    proc = dag_file({**site, "dags": not_a_folder})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == [f"error: cannot write into {not_a_folder}: File exists; nothing written"]
+    assert "Traceback" not in proc.stderr and not_a_folder.read_text() == "archive"
+
+
+def test_files_in_the_dags_folder_are_only_read_never_waited_on(site) -> None:
+    """dag-file and sync read the dags folder's ``.py`` files as text: a FIFO named ``*.py`` is not waited on
+    (its writer never comes), and a file crafted to look like the provider's with a ``CRONIUM_SHARD`` value
+    that breaks a Python parser is a person's file like any other."""
+    import os
+
+    os.mkfifo(site["dags"] / "pipe.py")
+    crafted = TEMPLATE.read_text().replace("CRONIUM_SHARD = None", "CRONIUM_SHARD = " + "-" * 60_000 + "1")
+    (site["dags"] / "deep.py").write_text(crafted)
+    proc = subprocess.run(
+        [venv_bin("cronium-airflow"), "dag-file", str(site["dags"]), "--shard", "billing"],
+        cwd=site["cwd"],
+        env=airflow_env(CRONIUM_RECORDS_DIR=str(site["records"])),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[:2] == [
+        f"wrote {site['dags'] / 'cronium_dags_billing.py'}",
+        f"kept {site['dags'] / 'deep.py'}: it reads shard {'-' * 100}",
+    ]
+    assert "Traceback" not in proc.stderr and (site["dags"] / "deep.py").read_text() == crafted
+
+
+def test_a_file_that_changes_between_the_check_and_the_write_is_left_alone(tmp_path) -> None:
+    """The provider's DAG file the plan would remove, edited by a person since, and a file a person put at a
+    name the plan would write: neither is removed or overwritten, and the command says so."""
+    from cronium_provider.dag_file import apply_dag_files, dag_file_text, plan_dag_files
+
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "cronium_dags.py").write_text(dag_file_text())
+    changes = plan_dag_files(dags, ["billing", "ops"])
+    assert [f.path.name for f, _ in changes.remove] == ["cronium_dags.py"]
+    edited = dag_file_text() + "\nprint('mine')\n"
+    (dags / "cronium_dags.py").write_text(edited)  # between the check and the removal
+    (dags / "cronium_dags_ops.py").write_text(FOREIGN)  # between the check and the write
+    left = apply_dag_files(changes)
+    assert sorted(p.name for p in left) == ["cronium_dags.py", "cronium_dags_ops.py"]
+    assert (dags / "cronium_dags.py").read_text() == edited
+    assert (dags / "cronium_dags_ops.py").read_text() == FOREIGN
+    assert (dags / "cronium_dags_billing.py").read_text() == dag_file_text("billing")
+    assert sorted(p.name for p in dags.iterdir()) == [
+        "cronium_dags.py",
+        "cronium_dags_billing.py",
+        "cronium_dags_ops.py",
+    ]
+
+
+def test_a_dag_file_in_a_linked_folder_is_seen_and_left_where_it_is(site, tmp_path, monkeypatch) -> None:
+    """Airflow follows a linked sub-folder of the dags folder (here to a team's folder, and a link back to the
+    dags folder that would loop): the provider's whole DAG file there is in force, so shard copies beside it
+    would build each DAG twice. dag-file names it, removes nothing outside the dags folder, writes nothing."""
+    team = tmp_path / "team-dags"
+    team.mkdir()
+    (team / "cronium_dags.py").write_text(TEMPLATE.read_text())
+    (site["dags"] / "team").symlink_to(team)
+    (team / "back").symlink_to(site["dags"])
+    before = folder_state(site["dags"])
+    proc = dag_file(site, "--shard", "billing", "--shard", "ops")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    linked = site["dags"] / "team" / "cronium_dags.py"
+    assert f"error: {linked} is the provider's DAG file in a folder reached through a link" in proc.stdout
+    assert folder_state(site["dags"]) == before and (team / "cronium_dags.py").read_text() == TEMPLATE.read_text()

@@ -87,14 +87,14 @@ def write_server(records: Path, server_id: int, **fields: Any) -> None:
 
 def test_a_second_sync_keeps_what_a_person_set(records: Path, fresh_ids: list[int]) -> None:
     """A connection a person made with ``airflow connections add`` (key, password, host key, an extra of their
-    own) and a pool they resized with ``airflow pools set``: a sync with no option changes the host, port and
-    username the record gives, and keeps the rest, saying so."""
+    own) and a pool they resized with ``airflow pools set``: a sync with no option changes the username the
+    record gives, and keeps the rest (the host and port stay), saying so."""
     fresh_ids.append(931)
     conn_id = "cronium_server_931"
     extra = {"private_key": KEY, "host_key": HOST_KEY, "look_for_keys": "false", "conn_timeout": "20"}
     airflow(
-        *("connections", "add", conn_id, "--conn-type", "ssh", "--conn-host", "10.0.0.31", "--conn-port", "22"),
-        *("--conn-login", "app", "--conn-password", "person-pw-31", "--conn-extra", json.dumps(extra)),
+        *("connections", "add", conn_id, "--conn-type", "ssh", "--conn-host", "127.0.0.1", "--conn-port", "2231"),
+        *("--conn-login", "person", "--conn-password", "person-pw-31", "--conn-extra", json.dumps(extra)),
     )
     airflow("pools", "set", conn_id, "9", "sized by a person")
     write_server(records, 931, address="127.0.0.1", port=2231)
@@ -102,7 +102,7 @@ def test_a_second_sync_keeps_what_a_person_set(records: Path, fresh_ids: list[in
     proc = servers_sync(records)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
-    assert f"server 931 (box-931): connection {conn_id} updated (host, port); key, password and host key kept" in output
+    assert f"server 931 (box-931): connection {conn_id} updated (username); key, password and host key kept" in output
     assert f"server 931: pool {conn_id} kept with 9 slot(s)" in output
     assert connection(conn_id) == {
         "host": "127.0.0.1",
@@ -126,7 +126,7 @@ def test_a_sync_without_options_keeps_what_an_earlier_sync_was_given(
     records: Path, tmp_path: Path, fresh_ids: list[int]
 ) -> None:
     """The first sync is given the key, a password and the known_hosts file; the second, after the record's
-    address changed, is given none of them: the connection keeps them, and a new pool gets Cronium's 5."""
+    username changed, is given none of them: the connection keeps them, and a new pool gets Cronium's 5."""
     fresh_ids.append(932)
     conn_id = "cronium_server_932"
     key_file, password_file, known_hosts = tmp_path / "key", tmp_path / "password", tmp_path / "known_hosts"
@@ -141,11 +141,11 @@ def test_a_sync_without_options_keeps_what_an_earlier_sync_was_given(
     made = connection(conn_id)
     assert made is not None and made["extra"]["host_key"] == HOST_KEY and made["extra"]["private_key"] == KEY
 
-    write_server(records, 932, address="127.0.0.3", port=2232)
+    write_server(records, 932, address="127.0.0.2", port=2232, username="deploy")
     second = servers_sync(records)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert f"connection {conn_id} updated (host); key, password and host key kept" in second.stdout
-    assert connection(conn_id) == {**made, "host": "127.0.0.3"}
+    assert f"connection {conn_id} updated (username); key, password and host key kept" in second.stdout
+    assert connection(conn_id) == {**made, "login": "deploy"}
     assert pool_slots(conn_id) == 5
 
     # what the sync is given still replaces what is stored
@@ -176,3 +176,79 @@ def test_an_option_naming_no_server_record_is_an_error(
     assert proc.returncode == 2, output
     assert f"error: {option} 39: no server record has id 39" in output
     assert connection("cronium_server_933") is None and pool_slots("cronium_server_933") is None
+
+
+def test_a_record_moving_to_another_host_never_takes_the_stored_credentials_there(
+    records: Path, tmp_path: Path, fresh_ids: list[int]
+) -> None:
+    """A record is input from outside (an export, the API): one that names another host must not make the sync
+    send the key and password stored for the old host to it. The server is refused, naming the file, the
+    record, the field and both hosts, and the connection is left as it was; given the credentials again,
+    the sync moves it, and drops the host key stored for the old host."""
+    fresh_ids.append(934)
+    conn_id = "cronium_server_934"
+    extra = {"private_key": KEY, "host_key": HOST_KEY, "look_for_keys": "false"}
+    airflow(
+        *("connections", "add", conn_id, "--conn-type", "ssh", "--conn-host", "10.0.0.34", "--conn-port", "22"),
+        *("--conn-login", "app", "--conn-password", "person-pw-34", "--conn-extra", json.dumps(extra)),
+    )
+    made = connection(conn_id)
+    write_server(records, 934, address="127.0.0.1", port=2234)
+
+    proc = servers_sync(records)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output
+    path = records / "server-934.json"
+    assert (
+        f"error: {path}: server 934: field address: the record moves it from 10.0.0.34:22 to 127.0.0.1:2234, and "
+        f"the connection {conn_id} holds a key and password for 10.0.0.34:22 that this sync is not given: "
+        "left unchanged"
+    ) in output
+    assert connection(conn_id) == made
+    for secret in ("person-pw-34", "person-key", "PRIVATE KEY"):
+        assert secret not in output
+
+    # only the port changes: the same refusal, naming the port
+    write_server(records, 934, address="10.0.0.34", port=2234)
+    port_only = servers_sync(records)
+    assert port_only.returncode == 1, port_only.stdout
+    assert (
+        f"{path}: server 934: field port: the record moves it from 10.0.0.34:22 to 10.0.0.34:2234" in port_only.stdout
+    )
+    assert connection(conn_id) == made
+
+    # the operator gives the credentials for the new host: the connection moves, the old host key does not
+    write_server(records, 934, address="127.0.0.1", port=2234)
+    key_file, password_file = tmp_path / "key", tmp_path / "password"
+    key_file.write_text(KEY.replace("person-key", "new-host-key"))
+    password_file.write_text("new-pw-34\n")
+    given = servers_sync(records, "--key-file", f"934={key_file}", "--password-file", f"934={password_file}")
+    assert given.returncode == 0, given.stdout + given.stderr
+    assert f"connection {conn_id} updated (host, port, key, password, host key)" in given.stdout
+    assert "server 934: note: the stored host key was for 10.0.0.34:22, not 127.0.0.1:2234: dropped" in given.stdout
+    moved = connection(conn_id)
+    assert moved is not None and (moved["host"], moved["port"], moved["password"]) == ("127.0.0.1", 2234, "new-pw-34")
+    assert moved["extra"]["private_key"] == key_file.read_text() and "host_key" not in moved["extra"]
+
+
+def test_a_host_key_check_opt_out_stays_with_its_host(records: Path, tmp_path: Path, fresh_ids: list[int]) -> None:
+    """``--no-host-key-check`` was given for one host; a record naming another host (its key given anew) gets
+    host key checking back on unless the opt-out is given again."""
+    fresh_ids.append(935)
+    conn_id = "cronium_server_935"
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY)
+    write_server(records, 935, address="127.0.0.1", port=2235)
+    first = servers_sync(records, "--key-file", f"935={key_file}", "--no-host-key-check", "935")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert connection(conn_id)["extra"]["no_host_key_check"] == "true"  # type: ignore[index]
+
+    write_server(records, 935, address="127.0.0.5", port=2235)
+    second = servers_sync(records, "--key-file", f"935={key_file}")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert (
+        "server 935: note: host key checking OFF was for 127.0.0.1:2235, not 127.0.0.5:2235: dropped" in second.stdout
+    )
+    assert "host key checking is OFF" not in second.stdout
+    stored = connection(conn_id)
+    assert stored is not None and stored["host"] == "127.0.0.5" and "no_host_key_check" not in stored["extra"]

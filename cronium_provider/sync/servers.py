@@ -53,6 +53,14 @@ class StoredConnection:
 _FIELDS = ("host", "port", "username", "key", "password", "host key")  # what an update names
 
 
+def moved_from(server: Server, stored: StoredConnection | None) -> str | None:
+    """``host:port`` the stored connection points at when the record names another host or port (what it
+    holds for that host must not follow the record elsewhere), else None."""
+    if stored is None or not stored.host or (stored.host, stored.port or 22) == (server.address, server.port):
+        return None
+    return f"{stored.host}:{stored.port or 22}"
+
+
 def connection_fields(
     server: Server, creds: ServerCredentials, source: str, stored: StoredConnection | None = None
 ) -> tuple[dict[str, object], list[str], list[str], list[str]]:
@@ -88,12 +96,19 @@ def connection_fields(
     if not has_credential:
         notes.append("no key or password given: the connection relies on the worker's own SSH keys")
     checks_off = str(extra.get("no_host_key_check", "")).lower() == "true"
+    host_key = host_key_from_known_hosts(creds.known_hosts, server.address, server.port) if creds.known_hosts else None
+    moved = moved_from(server, stored)
+    if moved and (extra.get("host_key") or checks_off) and not host_key and server.id not in creds.skip_host_key_check:
+        # a host key (or the opt-out) stored for another host never vouches for this one
+        dropped = "the stored host key" if extra.pop("host_key", None) else "host key checking OFF"
+        extra.pop("no_host_key_check", None)
+        checks_off = False
+        notes.append(f"{dropped} was for {moved}, not {server.address}:{server.port}: dropped")
     if server.id in creds.skip_host_key_check:
         extra["no_host_key_check"] = "true"
         extra.pop("host_key", None)  # the SSH hook refuses a host key it is told not to check
         notes.append("host key checking is OFF for this server (explicit opt-in)")
     elif creds.known_hosts is not None:
-        host_key = host_key_from_known_hosts(creds.known_hosts, server.address, server.port)
         if host_key:
             extra["host_key"] = host_key
             extra.pop("no_host_key_check", None)
@@ -171,6 +186,22 @@ def sync_servers(
                     existing.host, existing.port, existing.login, existing.password, existing.extra_dejson
                 )
             fields, notes, changed, kept = connection_fields(server, creds, source, stored)
+            stale = [name for name in ("key", "password") if name in kept]
+            if (moved := moved_from(server, stored)) and stale:
+                errors.append(
+                    RecordError(
+                        source,
+                        f"the record moves it from {moved} to {server.address}:{server.port}, and the connection "
+                        f"{conn_id} holds a {' and '.join(stale)} for {moved} that this sync is not given: left "
+                        f"unchanged (nothing stored for {moved} goes to {server.address}); give them again "
+                        "(--key-file, --password-file or the record) or delete the connection (airflow "
+                        f"connections delete {conn_id}) and sync again",
+                        "server",
+                        server_id,
+                        "port" if stored is not None and stored.host == server.address else "address",
+                    )
+                )
+                continue
             if existing is None:
                 session.add(Connection(conn_id=conn_id, **fields))  # type: ignore[arg-type]
                 line = f"connection {conn_id} created"
