@@ -70,7 +70,7 @@ from tests.support.services import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-IMAGE = os.environ.get("CRONIUM_RUNTIME_IMAGE", "cronium-runtime:1")
+IMAGE = os.environ.get("CRONIUM_RUNTIME_IMAGE", "cronium-runtime:2")
 FIRST_ID = 7001
 WORKERS = ("worker-a", "worker-b")
 QUEUE = "default"  # [operators] default_queue

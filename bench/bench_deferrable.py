@@ -58,7 +58,7 @@ from cpu import CpuMeter
 from tests.support.local_stack import LocalStack
 
 REPO = Path(__file__).resolve().parents[1]
-IMAGE = "cronium-runtime:1"
+IMAGE = "cronium-runtime:2"
 FIRST_ID = 96001
 WARM_ID = 96000
 SLOTS = 4

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import median, private_airflow_home, report
 
 SCRIPT = "echo start; for i in 1 2 3 4 5; do echo line $i; done; echo done"
-IMAGE = "cronium-runtime:1"
+IMAGE = "cronium-runtime:2"
 
 
 def write_dags(folder: Path) -> None:

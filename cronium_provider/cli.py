@@ -324,7 +324,7 @@ def cmd_runtime_image_context(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"error: cannot write into {target}: {exc.strerror or exc}\n")
         return 1
     script = target / RUNTIME_IMAGE_FILES[1]
-    out.write(f"build it with: docker build -t cronium-runtime:1 {target}  (or: bash {script})\n")
+    out.write(f"build it with: docker build -t cronium-runtime:2 {target}  (or: bash {script})\n")
     return 0
 
 

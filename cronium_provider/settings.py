@@ -78,7 +78,7 @@ class CroniumSettings:
     timezone: str = "UTC"
     scope_variables_by_owner: str = SCOPE_AUTO
     base_url: str = ""
-    image: str = "cronium-runtime:1"
+    image: str = "cronium-runtime:2"
     image_bash: str | None = None
     image_python: str | None = None
     image_nodejs: str | None = None

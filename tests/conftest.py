@@ -20,7 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "dags_templates" / "records"
-RUNTIME_IMAGE = os.environ.get("CRONIUM_RUNTIME_IMAGE", "cronium-runtime:1")
+RUNTIME_IMAGE = os.environ.get("CRONIUM_RUNTIME_IMAGE", "cronium-runtime:2")
 
 # Airflow reads its configuration when first imported: give the whole test session its own home.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="cronium-test-airflow-"))

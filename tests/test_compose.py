@@ -172,7 +172,7 @@ def test_every_airflow_service_has_the_cronium_settings(services: dict[str, dict
         assert env["AIRFLOW__CRONIUM__DOCKER_URL"] == "unix://var/run/docker.sock", name
         # Tool-action rate-limit state: Redis, another database than the Celery broker's.
         assert env["AIRFLOW__CRONIUM__RESILIENCE_STORE"] == "redis://redis:6379/1", name
-        assert env["AIRFLOW__CRONIUM__IMAGE"] == "cronium-runtime:1", name
+        assert env["AIRFLOW__CRONIUM__IMAGE"] == "cronium-runtime:2", name
 
 
 def test_auth_manager_is_installed_in_the_image(services: dict[str, dict[str, Any]]) -> None:

@@ -196,7 +196,7 @@ def check_dag_file_written(walk: Walk, cmd: Command, proc: subprocess.CompletedP
 
 def check_image_built(walk: Walk, cmd: Command, proc: subprocess.CompletedProcess[str]) -> None:
     ok(proc)  # "builds the image scripts run in" (here it exists already, built by make test: reused)
-    ran = walk.sh("docker run --rm --network none cronium-runtime:1 bash -c 'id -u; python3 --version; node --version'")
+    ran = walk.sh("docker run --rm --network none cronium-runtime:2 bash -c 'id -u; python3 --version; node --version'")
     ok(ran)
     uid, python, node = ran.stdout.split()[0], ran.stdout.split()[1], ran.stdout.split()[-1]
     assert (uid, python, node[0]) == ("1000", "Python", "v"), ran.stdout

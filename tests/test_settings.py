@@ -74,7 +74,7 @@ def test_airflow_options_reach_the_settings(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("AIRFLOW__CRONIUM__TIMEZONE", "Europe/Berlin")
     settings = read_settings()
     assert settings.max_http_response_bytes == 2048 and settings.webhook_body_timeout_seconds == 2.5
-    assert settings.image_for("python") == "py:1" and settings.image_for("bash") == "cronium-runtime:1"
+    assert settings.image_for("python") == "py:1" and settings.image_for("bash") == "cronium-runtime:2"
     assert settings.deferrable is True and settings.schedule_timezone() == "Europe/Berlin"
 
 

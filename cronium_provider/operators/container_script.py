@@ -141,7 +141,7 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
     Every parameter of :class:`~cronium_provider.operators.event.CroniumScriptEventOperator` and
     :class:`~cronium_provider.operators.event.CroniumEventOperator` applies, and:
 
-    :param image: the container image; default ``[cronium] image_<language>`` or ``cronium-runtime:1``.
+    :param image: the container image; default ``[cronium] image_<language>`` or ``cronium-runtime:2``.
     :param cpus: CPU limit (default 0.5, at most 2).
     :param memory_mb: memory limit in MB (default 512, at most 2048).
     :param pids: process limit (default 100, at most 1000).

@@ -2,7 +2,7 @@
 # Build the cronium script-runtime Docker image (idempotent).
 #
 # Usage: build-runtime-image.sh [IMAGE]
-#   IMAGE defaults to $CRONIUM_RUNTIME_IMAGE, then to cronium-runtime:1.
+#   IMAGE defaults to $CRONIUM_RUNTIME_IMAGE, then to cronium-runtime:2.
 # Installed with the provider: `cronium-airflow runtime-image build [IMAGE]` runs it; in a clone,
 # scripts/build-runtime-image.sh starts Docker first (scripts/ensure-docker.sh), then runs it.
 #
@@ -26,11 +26,12 @@ umask 022
 # The build context is the folder holding this script and the Dockerfile (symbolic links resolved).
 CONTEXT_DIR="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)"
 
-IMAGE="${1:-${CRONIUM_RUNTIME_IMAGE:-cronium-runtime:1}}"
+IMAGE="${1:-${CRONIUM_RUNTIME_IMAGE:-cronium-runtime:2}}"
 BASE_IMAGE="debian:bookworm-slim"
 SUITE="bookworm"
 PULL_TIMEOUT="${CRONIUM_PULL_TIMEOUT:-60}"
-INCLUDE_PKGS="bash,python3,nodejs,ca-certificates"
+# Keep in sync with the Dockerfile's apt-get install line.
+INCLUDE_PKGS="bash,ca-certificates,coreutils,curl,jq,tzdata,python3,python3-requests,python3-aiohttp,nodejs,node-axios"
 
 log() { printf '[runtime-image] %s\n' "$*"; }
 warn() { printf '[runtime-image] WARNING: %s\n' "$*" >&2; }
@@ -42,17 +43,27 @@ die() { printf '[runtime-image] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------------------
 smoke_check() {
-    local out uid pyver nodever
+    local out uid pyver nodever tools
     log "smoke check: docker run --rm --network none $IMAGE"
-    out="$(docker run --rm --network none "$IMAGE" bash -c 'id -u; python3 --version; node --version')" \
-        || die "smoke check failed: could not run $IMAGE"
+    # The tools a script may use (Cronium's runtime images carry them): each line names what failed.
+    out="$(docker run --rm --network none "$IMAGE" bash -c '
+        id -u; python3 --version; node --version
+        curl --version >/dev/null || echo "curl missing"
+        jq -n 1 >/dev/null || echo "jq missing"
+        [ -r /etc/ssl/certs/ca-certificates.crt ] || echo "CA certificates missing"
+        [ "$(TZ=Europe/Berlin date -d @0 +%Z)" = CET ] || echo "tzdata missing (TZ=Europe/Berlin is not CET)"
+        python3 -c "import requests, aiohttp" || echo "Python requests/aiohttp missing"
+        node -e "require(\"axios\")" || echo "Node.js axios missing"
+        echo tools-checked' 2>&1)" || die "smoke check failed: could not run $IMAGE: $out"
     uid="$(sed -n 1p <<<"$out")"
     pyver="$(sed -n 2p <<<"$out")"
     nodever="$(sed -n 3p <<<"$out")"
+    tools="$(sed -n '4,$p' <<<"$out")"
     [ "$uid" = "1000" ] || die "smoke check failed: expected uid 1000, got '$uid'"
     [[ "$pyver" == Python\ 3* ]] || die "smoke check failed: unexpected python3 --version: '$pyver'"
     [[ "$nodever" == v* ]] || die "smoke check failed: unexpected node --version: '$nodever'"
-    log "smoke check ok: uid=$uid, $pyver, node $nodever"
+    [ "$tools" = "tools-checked" ] || die "smoke check failed: $tools"
+    log "smoke check ok: uid=$uid, $pyver, node $nodever, curl, jq, tzdata, CA certificates, requests, aiohttp, axios"
 }
 
 # ---------------------------------------------------------------------------
@@ -223,7 +234,7 @@ offline_build() {
         --change 'USER 1000:1000' \
         --change 'WORKDIR /cronium' \
         --change 'CMD ["bash"]' \
-        --change 'LABEL org.cronium.runtime.version=1' \
+        --change 'LABEL org.cronium.runtime.version=2' \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8' \
         - "$IMAGE" >/dev/null
     log "offline build finished in $((SECONDS - started))s"
