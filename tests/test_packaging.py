@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -136,6 +137,21 @@ def test_the_runtime_image_context_comes_out_of_the_wheel(installed: Installed) 
     assert (out / "Dockerfile").read_text() == "FROM scratch\n"
 
 
+def test_the_dockerfile_and_the_offline_build_install_the_same_packages() -> None:
+    """The runtime image is built from the Dockerfile or, offline, by debootstrap: both carry the same
+    Debian packages (Cronium's runtime images' tools: curl, jq, tzdata, requests, aiohttp, axios)."""
+    context = TEMPLATES / "runtime_image"
+    dockerfile = (context / "Dockerfile").read_text()
+    install = dockerfile.split("--no-install-recommends", 1)[1].split(";", 1)[0]
+    from_dockerfile = set(install.replace("\\", " ").split())
+    script = (context / "build-runtime-image.sh").read_text()
+    listed = re.search(r'^INCLUDE_PKGS="([^"]*)"', script, re.MULTILINE)
+    assert listed is not None, "build-runtime-image.sh has no INCLUDE_PKGS line"
+    offline = set(listed.group(1).split(","))
+    assert from_dockerfile == offline
+    assert {"curl", "jq", "tzdata", "ca-certificates", "python3-requests", "python3-aiohttp", "node-axios"} <= offline
+
+
 @pytest.mark.docker
 @pytest.mark.slow
 def test_runtime_image_build_from_the_wheel_builds_a_working_image(installed: Installed, docker_client) -> None:
@@ -149,6 +165,7 @@ def test_runtime_image_build_from_the_wheel_builds_a_working_image(installed: In
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "/site-packages/cronium_provider/templates/runtime_image/build-runtime-image.sh" in proc.stdout
         assert "offline build finished" in proc.stdout
+        assert "smoke check ok" in proc.stdout and "curl, jq, tzdata, CA certificates, requests" in proc.stdout
         run = subprocess.run(
             ["docker", "run", "--rm", "--network", "none", image, "python3", "--version"],
             capture_output=True,
