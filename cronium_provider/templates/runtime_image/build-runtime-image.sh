@@ -39,7 +39,7 @@ die() { printf '[runtime-image] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # An image reference (name[:tag][@digest], maybe with a registry): never an option for docker, no spaces.
 [[ "$IMAGE" =~ ^[A-Za-z0-9][A-Za-z0-9._/:@-]*$ ]] \
-    || die "image name '$IMAGE' refused: letters, digits and . _ / : @ - (a letter or digit first), e.g. cronium-runtime:1"
+    || die "image name '$IMAGE' refused: letters, digits and . _ / : @ - (a letter or digit first), e.g. cronium-runtime:2"
 
 # ---------------------------------------------------------------------------
 smoke_check() {
