@@ -446,7 +446,7 @@ BAD_INT_IDS = [None, "one", 1.5, [1], {"id": 1}, INT4 + 1, 2**70, "", "  ", _ful
 BAD_CRONS = [
     "61 * * * *",
     "every day",
-    "*/7 * * * * *",
+    "61 * * * * *",  # seconds 0-59 (any valid 6-field rule runs: tests/test_schedules.py)
     "* * * *",
     5,
     "0 0 30 2 * * *",
