@@ -122,8 +122,8 @@ def test_days_schedule_fires_at_midnight_every_n_days(tmp_path: Path) -> None:
 )
 def test_any_six_field_cron_fires_on_its_seconds(tmp_path: Path, custom: str, expected: list[str]) -> None:
     """node-schedule reads a 6-field cron as second minute hour day month weekday (Cronium hands an
-    event's customSchedule to node-schedule's scheduleJob: lib/scheduler/scheduler.ts:299-301, 384): the DAG's timetable fires on those
-    seconds, after the startTime."""
+    event's customSchedule to node-schedule's scheduleJob: lib/scheduler/scheduler.ts:299-301, 384): the
+    DAG's timetable fires on those seconds, after the startTime."""
     plan = _plan(tmp_path, {"customSchedule": custom})
     assert (plan["dags"][0]["schedule"]["kind"], plan["dags"][0]["schedule"]["cron"]) == ("cron", custom)
     runs = _next_runs({"customSchedule": custom, "startTime": START}, tmp_path, count=4)
