@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from cronium_provider.naming import (
@@ -220,7 +221,11 @@ def event_notes(event: Event, override_server_ids: list[int] | None = None) -> t
 
 
 def _action_tasks(
-    event: Event, source: str = EVENT_RUN_TASK, incoming: Incoming | None = None, scope_variables: bool = False
+    event: Event,
+    source: str = EVENT_RUN_TASK,
+    incoming: Incoming | None = None,
+    scope_variables: bool = False,
+    startable: Collection[int] | None = None,
 ) -> tuple[list[TaskSpec], list[EdgePlan]]:
     """The event's conditional actions as tasks after ``source`` (its ``run`` task, or its workflow node).
 
@@ -229,7 +234,9 @@ def _action_tasks(
     a person fires neither), and condition actions whenever the run set its condition to true. Each
     action waits for the run (``all_done``) and decides itself from the run's state and ``run_status``; a
     failed action is shown as failed but never changes the run's result: in an event's DAG the ``result``
-    step, after every action, is the run's result.
+    step, after every action, is the run's result. With ``startable`` (a workflow node's actions), a
+    ``SCRIPT`` action whose target has no DAG is left out (the workflow's notes say why), as Cronium skips
+    a target it cannot find (lib/scheduler/event-handlers.ts:420-425).
     """
     tasks: list[ActionSpec] = []
     edges: list[EdgePlan] = []
@@ -239,6 +246,9 @@ def _action_tasks(
         for index, action in enumerate(getattr(event, attribute)):
             if action.type is ConditionalActionType.NONE or _noop(action) is not None:
                 continue
+            if action.type is ConditionalActionType.SCRIPT and startable is not None:
+                if action.target_event_id not in startable:
+                    continue
             task_id = f"{task_prefix}{prefix}_{index}"
             common: dict[str, Any] = {
                 "task_id": task_id,
@@ -403,7 +413,9 @@ def plan_workflow(
     for node in workflow.nodes:  # Cronium fires an event's conditional actions when it runs as a node too
         node_task = node_task_id(node.id)
         node_parents = tuple(incoming.get(node.id, []))
-        node_actions, node_edges = _action_tasks(events[node.event_id], node_task, node_parents, scope_variables)
+        node_actions, node_edges = _action_tasks(
+            events[node.event_id], node_task, node_parents, scope_variables, startable=records.events
+        )
         tasks.extend(node_actions)
         action_edges.extend(node_edges)
     tasks.append(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -484,7 +484,7 @@ def _override_errors(path: str, wf: Workflow, events: dict[int, Event]) -> list[
 
 
 def _event_errors(
-    path: str, event: Event, events: set[int], servers: set[int], known: Iterable[int] = ()
+    path: str, event: Event, events: set[int], servers: set[int], known: Collection[int] = ()
 ) -> tuple[list[RecordError], list[RecordError]]:
     """The event's problems that leave it out (a server that is not valid), and those that leave out only
     its own DAG (a SCRIPT action starting an event that has no DAG)."""
@@ -587,26 +587,31 @@ def validate_records(raws: Iterable[RawRecord], errors: list[RecordError] | None
 
     # An event naming a server that is not valid is left out; one whose SCRIPT action starts an event that
     # gets no DAG of its own gets none either (it still runs as a workflow node): repeat until stable.
-    dag_errors = {
-        i: _located(raw, own_problems[id(raw)]) for i, (raw, _) in candidates.items() if id(raw) in own_problems
-    }
+    base = {i: _located(raw, own_problems[id(raw)]) for i, (raw, _) in candidates.items() if id(raw) in own_problems}
+    unbuildable = set(base)
     while True:
-        ids = {i for i in candidates if i not in dag_errors}
+        ids = set(candidates) - unbuildable
         bad: dict[int, list[RecordError]] = {}
-        unbuilt: dict[int, list[RecordError]] = {}
+        changed = False
         for event_id, (raw, event) in candidates.items():
             problems, dag_problems = _event_errors(raw.path, event, ids, set(result.servers), candidates)
             if problems:
                 bad[event_id] = _located(raw, problems)
-            elif dag_problems and event_id not in dag_errors:
-                unbuilt[event_id] = _located(raw, dag_problems)
-        if not bad and not unbuilt:
-            break
+            elif dag_problems and event_id not in unbuildable:
+                unbuildable.add(event_id)
+                changed = True
         for event_id, problems in bad.items():
             result.errors.extend(problems)
             del candidates[event_id]
-            dag_errors.pop(event_id, None)
-        dag_errors.update(unbuilt)
+            unbuildable.discard(event_id)
+        if not bad and not changed:
+            break
+    ids = set(candidates) - unbuildable
+    dag_errors: dict[int, list[RecordError]] = {}
+    for event_id in sorted(unbuildable):
+        raw, event = candidates[event_id]
+        _, dag_problems = _event_errors(raw.path, event, ids, set(result.servers), candidates)
+        dag_errors[event_id] = base.get(event_id, []) + _located(raw, dag_problems)
     for event_id in sorted(dag_errors):
         result.errors.extend(dag_errors[event_id])
     result.dag_errors = dag_errors
