@@ -19,7 +19,7 @@ def inline_event_env(records_source: str, event_id: Any) -> dict[str, str]:
     from cronium_provider.records.validation import load_records
 
     records = load_records([records_source])
-    event = records.events.get(int(event_id)) if event_id is not None else None
+    event = records.all_events.get(int(event_id)) if event_id is not None else None
     if event is None:
         return {}
     return {item.key: item.value.get_secret_value() for item in event.env_vars}

@@ -105,7 +105,8 @@ class CroniumTimetable(Timetable):
             while True:
                 yield self._anchor.add(seconds=steps * self.interval_seconds)
                 steps += 1
-        rule = croniter(self.cron, moment.in_timezone(self._zone).naive())
+        # a 6-field rule starts with seconds, as node-schedule reads it
+        rule = croniter(self.cron, moment.in_timezone(self._zone).naive(), second_at_beginning=True)
         while True:
             naive: datetime = rule.get_next(datetime)
             # a wall-clock time in a DST gap moves forward, as node-schedule's does

@@ -397,3 +397,93 @@ def test_a_broken_record_hides_no_good_dag(tmp_path: Path) -> None:
     assert result["dags"] == sorted(f"cronium_event_{i}" for i in range(1, 21))
     assert result["errors"] == {}
     assert f"{folder / 'zz-broken.yaml'}: event 99: field scheduleUnit:" in output
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    from tests.conftest import venv_bin
+
+    return subprocess.run([venv_bin("cronium-airflow"), *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.docker
+def test_no_op_actions_are_left_out_with_a_note(factory: Factory) -> None:
+    """Cronium does nothing for a SEND_MESSAGE with an empty message or no toolId
+    (lib/scheduler/event-handlers.ts:212-215, 228-231) nor for a SCRIPT action with no target (:387-390):
+    the event builds and runs, those actions are no tasks, and ``plan`` notes each."""
+    event = factory.event(
+        successEvents=[{"type": "SEND_MESSAGE", "message": "done"}, {"type": "SEND_MESSAGE", "toolId": 3}],
+        alwaysEvents=[{"type": "SCRIPT"}],
+        failEvents=[{"type": "SEND_MESSAGE", "toolId": 3, "message": "it failed"}],
+    )
+    module = factory.load()
+    dag = getattr(module, f"cronium_event_{event['id']}")
+    assert sorted(dag.task_ids) == ["on_failure_0", "result", "run"]
+    assert factory.run(module, event).task_states["run"] == "success"
+    plan = _cli("plan", str(factory.folder))
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert f"note: event {event['id']}: on_success_0 is a SEND_MESSAGE action with no toolId" in plan.stdout
+    assert f"note: event {event['id']}: on_success_1 is a SEND_MESSAGE action with an empty message" in plan.stdout
+    assert f"note: event {event['id']}: always_0 is a SCRIPT action with no targetEventId" in plan.stdout
+
+
+@pytest.mark.docker
+def test_an_env_var_with_an_empty_value_is_not_set(factory: Factory) -> None:
+    """Cronium sets an env var only ``if (envVar.key && envVar.value ...)`` (lib/scheduler/job-payload-builder.ts:
+    97-104): one with an empty value is not set for the script; validate is content and plan notes it."""
+    event = factory.event(
+        envVars=[{"key": "EMPTY", "value": ""}, {"key": "FULL", "value": "x1"}],
+        content='cronium_output "{\\"empty\\": \\"${EMPTY-unset}\\", \\"full\\": \\"$FULL\\"}"',
+    )
+    module = factory.load()
+    result = factory.run(module, event)
+    assert result.task_states["run"] == "success", result.log_text()
+    assert result.xcom("run") == {"empty": "unset", "full": "x1"}
+    validate = _cli("validate", str(factory.folder))
+    assert validate.returncode == 0 and "warning" not in validate.stdout, validate.stdout
+    plan = _cli("plan", str(factory.folder))
+    assert f"note: event {event['id']}: env var EMPTY has an empty value" in plan.stdout
+
+
+@pytest.mark.docker
+def test_a_remote_event_with_no_server_runs_in_a_container_with_a_warning(factory: Factory) -> None:
+    """Cronium warns "is set to REMOTE but has no servers configured" and runs the script in a container
+    (lib/scheduler/job-payload-builder.ts:133-145)."""
+    event = factory.event(runLocation="REMOTE", content='cronium_output "{\\"ran\\": true}"')
+    module = factory.load()
+    dag = getattr(module, f"cronium_event_{event['id']}")
+    assert type(dag.get_task("run")).__name__ == "CroniumScriptOperator"
+    result = factory.run(module, event)
+    assert result.task_states["run"] == "success" and result.xcom("run") == {"ran": True}
+    validate = _cli("validate", str(factory.folder))
+    assert validate.returncode == 0, validate.stdout
+    assert f"warning: {factory.folder / 'events.json'}: event {event['id']}: field serverId: REMOTE" in validate.stdout
+    assert "runs in a container" in _cli("plan", str(factory.folder)).stdout
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ({"serverId": 1, "servers": [2]}, [1]),  # job-payload-builder.ts:107-113: serverId wins
+        ({"servers": [2]}, [2]),  # :114-124: else the first of servers
+        ({"serverId": 1, "servers": [2, 3]}, [2, 3]),  # multi-server-job-builder.ts:44-80: every one of them
+    ],
+)
+def test_the_servers_a_remote_event_runs_on(tmp_path: Path, where: dict[str, Any], expected: list[int]) -> None:
+    """serverId wins over a one-server ``servers`` (lib/scheduler/job-payload-builder.ts:107-124); several
+    ``servers`` all run, as Cronium's multi-server job and its orchestrator's MultiServerExecutor
+    (lib/scheduler/multi-server-job-builder.ts:44-80, apps/orchestrator/internal/executors/ssh/
+    multi_executor.go:62-110) do."""
+    from cronium_provider.plan.build import build_plan
+    from cronium_provider.records.validation import load_records
+
+    servers = [{"kind": "server", "id": i, "name": f"s{i}", "address": "127.0.0.1"} for i in (1, 2, 3)]
+    event = {"kind": "event", "id": 9, "name": "r", "type": "BASH", "status": "ACTIVE", "runLocation": "REMOTE"}
+    (tmp_path / "r.json").write_text(json.dumps([*servers, {**event, **where}]))
+    records = load_records([tmp_path])
+    assert records.ok, [str(e) for e in records.errors]
+    [dag] = build_plan(records).to_json()["dags"]
+    assert dag["tasks"][0]["server_ids"] == expected
+    from cronium_provider.plan.specs import SSHScriptSpec
+
+    [task] = [t for t in build_plan(records).dags[0].tasks if isinstance(t, SSHScriptSpec)]
+    assert [s["conn_id"] for s in task.arguments()["servers"]] == [f"cronium_server_{i}" for i in expected]

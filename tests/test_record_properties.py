@@ -446,7 +446,7 @@ BAD_INT_IDS = [None, "one", 1.5, [1], {"id": 1}, INT4 + 1, 2**70, "", "  ", _ful
 BAD_CRONS = [
     "61 * * * *",
     "every day",
-    "*/7 * * * * *",
+    "61 * * * * *",  # seconds 0-59 (any valid 6-field rule runs: tests/test_schedules.py)
     "* * * *",
     5,
     "0 0 30 2 * * *",
@@ -608,14 +608,7 @@ def _catalogue() -> list[Mutator]:
             data.update(triggerType="SCHEDULE", status=status, customSchedule=None, **{missing: None})
 
         out.append(_custom("workflow", f"SCHEDULE without {missing}", ("scheduleNumber", "scheduleUnit"), unscheduled))
-    for key in ("serverId", "servers"):
-
-        def no_server(data: dict[str, Any], pick: Pick, key: str = key) -> None:
-            for name in ("serverId", "servers", "eventServers"):
-                data.pop(name, None)
-            data.update(runLocation="REMOTE", **{key: None})
-
-        out.append(_custom("event", f"REMOTE with {key} null", ("serverId", "servers"), no_server))
+    # (a REMOTE event with no server is no mutation: it runs in a container, as in Cronium; test_remote_events.py)
     env_shapes: list[Callable[[str], Any]] = [
         lambda secret: [{"key": "", "value": secret}],
         lambda secret: [{"key": "K", "value": {"nested": secret}}],
@@ -635,9 +628,8 @@ def _catalogue() -> list[Mutator]:
         out.append(_custom("event", f"envVars shape {n}", ("envVars",), bad_env))
     actions: list[Any] = [
         {"type": "SCRIPT", "targetEventId": MISSING_ID},
-        {"type": "SCRIPT"},
         {"type": "SCRIPT", "targetEventId": "abc"},
-        {"type": "SEND_MESSAGE", "message": "m"},
+        # (a SCRIPT action with no target, a SEND_MESSAGE with no toolId are no-ops, as in Cronium: no mutation)
         {"type": "EMAIL"},
         "x",
     ]
@@ -900,6 +892,43 @@ def check_errors_are_clean(errors: list[RecordError], secrets: set[str]) -> None
             assert secret not in text, (secret, text)
 
 
+# What only an event's own DAG uses (its schedule, its own actions): a workflow node runs the event anyway.
+OWN_DAG_FIELDS = frozenset(
+    {"successEvents", "failEvents", "alwaysEvents", "conditionEvents", "triggerType", "scheduleNumber"}
+    | {"scheduleUnit", "customSchedule", "startTime"}
+)
+
+
+def _left_out(world: list[Rec], hard: set[tuple[str, int]], soft: set[tuple[str, int]]) -> tuple[set[int], set[int]]:
+    """Indices of the records left out because they need a left-out record, and of the events that lose only
+    their own DAG because a SCRIPT action of theirs starts an event with none (``soft``: events that lose only
+    their own DAG). A workflow needs its nodes' events as nodes only: an event with no DAG of its own is one."""
+    hard, soft = set(hard), set(soft)
+    hard_out: set[int] = set()
+    soft_out: set[int] = set()
+    changed = True
+    while changed:
+        changed = False
+        for i, rec in enumerate(world):
+            if i in hard_out:
+                continue
+            needs_hard = {k for k in rec.needs if k in hard and (rec.kind == "workflow" or k[0] == "server")}
+            if needs_hard:
+                hard_out.add(i)
+                soft_out.discard(i)
+                hard.add(rec.key)
+                soft.discard(rec.key)
+                changed = True
+            elif (
+                rec.kind == "event" and i not in soft_out and {k for k in rec.needs if k[0] == "event"} & (hard | soft)
+            ):
+                soft_out.add(i)
+                if rec.key not in hard:
+                    soft.add(rec.key)
+                changed = True
+    return hard_out, soft_out
+
+
 def check(
     records: RecordSet,
     world: list[Rec],
@@ -913,7 +942,11 @@ def check(
     errors = records.errors
     texts = [str(e) for e in errors]
     mutated = {m.index for m in mutations}
-    needing = _needing(world, {world[i].key for i in mutated})  # mutated ones too, when they need another
+    hard_mutated = {m.index for m in mutations if world[m.index].kind != "event" or not set(m.fields) <= OWN_DAG_FIELDS}
+    needing, soft_needing = _left_out(  # mutated ones too, when they need another
+        world, {world[i].key for i in hard_mutated}, {world[i].key for i in mutated - hard_mutated}
+    )
+    needing |= soft_needing
     good = [i for i in range(len(world)) if i not in mutated and i not in needing]
 
     for m in mutations:
@@ -1141,7 +1174,8 @@ def test_arbitrary_values_never_crash_and_whatever_loads_renders(memory: bool, d
     secrets = _all_secrets(world, [])
     records, placed, _ = validate_world(world, [], None if memory else data.draw(layouts(len(world))))
     texts = [str(e) for e in records.errors]
-    loaded = {("event", i) for i in records.events} | {("workflow", i) for i in records.workflows}
+    # an event that runs only as a workflow node (no DAG of its own) counts as loaded
+    loaded = {("event", i) for i in records.all_events} | {("workflow", i) for i in records.workflows}
     loaded |= {("server", i) for i in records.servers}
     untouched_bad = _needing(world, {world[i].key for i in touched if world[i].key not in loaded})
     for i, rec in enumerate(world):

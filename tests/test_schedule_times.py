@@ -254,3 +254,14 @@ def test_the_scheduler_skips_a_passed_slot_and_runs_a_future_start_time(tmp_path
     assert datetime.fromisoformat(str(run_after)).second in (0, 20, 40), run_after
     next_passed = datetime.fromisoformat(str(rows["dags"]["cronium_event_1"])).replace(tzinfo=UTC)
     assert next_passed == passed + timedelta(days=1)
+
+
+def test_a_six_field_cron_keeps_its_seconds_through_serialization(tmp_path: Path) -> None:
+    """A 6-field customSchedule is node-schedule's second minute hour ... (lib/scheduler/scheduler.ts:299-301,
+    384): the scheduler's copy of the timetable fires on second 30 of each minute."""
+    timetable = scheduler_timetable(tmp_path, {"customSchedule": "30 * * * * *"})
+    assert runs(timetable, "2026-03-01T10:07:20+00:00") == [
+        "2026-03-01 10:07:30",
+        "2026-03-01 10:08:30",
+        "2026-03-01 10:09:30",
+    ]

@@ -108,3 +108,22 @@ def test_weekday_cron_skips_the_weekend(tmp_path: Path) -> None:
 def test_days_schedule_fires_at_midnight_every_n_days(tmp_path: Path) -> None:
     runs = _next_runs({"scheduleNumber": 3, "scheduleUnit": "DAYS", "startTime": START}, tmp_path, count=4)
     assert [r.strftime("%d %H:%M") for r in runs] == ["01 10:07", "04 00:00", "07 00:00", "10 00:00"]
+
+
+@pytest.mark.parametrize(
+    ("custom", "expected"),
+    [
+        ("30 * * * * *", ["10:07:00", "10:07:30", "10:08:30", "10:09:30"]),
+        ("0,30 * * * * *", ["10:07:00", "10:07:30", "10:08:00", "10:08:30"]),
+        ("15 */20 * * * *", ["10:07:00", "10:20:15", "10:40:15", "11:00:15"]),
+        ("*/7 * * * * *", ["10:07:00", "10:07:07", "10:07:14", "10:07:21"]),
+    ],
+)
+def test_any_six_field_cron_fires_on_its_seconds(tmp_path: Path, custom: str, expected: list[str]) -> None:
+    """node-schedule reads a 6-field cron as second minute hour day month weekday (Cronium hands an
+    event's customSchedule to node-schedule's scheduleJob: lib/scheduler/scheduler.ts:299-301, 384): the
+    DAG's timetable fires on those seconds, after the startTime."""
+    plan = _plan(tmp_path, {"customSchedule": custom})
+    assert (plan["dags"][0]["schedule"]["kind"], plan["dags"][0]["schedule"]["cron"]) == ("cron", custom)
+    runs = _next_runs({"customSchedule": custom, "startTime": START}, tmp_path, count=4)
+    assert [r.astimezone(UTC).strftime("%H:%M:%S") for r in runs] == expected

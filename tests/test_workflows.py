@@ -257,3 +257,39 @@ def test_a_fifty_node_workflow_runs(wf: WorkflowBuilder) -> None:
     run = wf.run({"count": 0})
     assert len(run.states) == 50 and set(run.states.values()) == {"success"}
     assert run.result.xcom("node_n49") == {"count": 6}
+
+
+def test_an_events_bad_schedule_and_bad_actions_leave_out_only_its_own_dag(wf: WorkflowBuilder) -> None:
+    """A workflow node runs its event's script whatever the event's own schedule (Cronium's workflow runs
+    its nodes itself, lib/workflow-executor.ts:263-286, never through their schedules). The event's bad
+    customSchedule, its SEND_MESSAGE with an unusable toolId and its SCRIPT action starting an unknown event
+    leave out its own DAG (an error names each field), not the workflows that run it: the node runs, the
+    bad actions are no tasks (Cronium fires a node's actions, services/job-service.ts:583-623, and skips
+    one whose tool or target it cannot find, lib/scheduler/event-handlers.ts:228-260, 420-425)."""
+    from cronium_provider.plan.build import build_plan
+    from cronium_provider.records.validation import load_records
+
+    wf.node(
+        "a",
+        ok("a"),
+        triggerType="SCHEDULE",
+        customSchedule="every day",
+        successEvents=[{"type": "SEND_MESSAGE", "toolId": "../smtp_default", "message": "hi"}],
+        failEvents=[{"type": "SCRIPT", "targetEventId": 2_000_000_000}],
+    )
+    wf.node("b", ok("b"))
+    wf.connect("a", "b", "ON_SUCCESS")
+    run = wf.run()
+    assert run.states == {"a": "success", "b": "success"}
+    assert run.input_of("b") == {"node": "a", "input": {}}
+    assert [t for t in run.dag.task_ids if t.startswith("node_a__")] == []
+
+    records = load_records([wf.folder])
+    event_id = wf.events[0]["id"]
+    assert event_id not in records.events and event_id in records.node_only
+    fields = {e.field for e in records.errors if e.record_id == event_id}
+    assert fields == {"customSchedule", "successEvents[0].toolId", "failEvents[0].targetEventId"}
+    plan = build_plan(records)
+    assert [d.dag_id for d in plan.dags if d.kind == "event"] == [f"cronium_event_{wf.events[1]['id']}"]
+    [workflow] = [d for d in plan.dags if d.kind == "workflow"]
+    assert any(f"event {event_id} has no DAG of its own" in note for note in workflow.notes)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from cronium_provider.naming import (
@@ -34,6 +34,7 @@ from cronium_provider.plan.specs import (
 from cronium_provider.records.index import owner_count
 from cronium_provider.records.models import (
     SCRIPT_TYPES,
+    ConditionalAction,
     ConditionalActionType,
     ConnectionType,
     Event,
@@ -159,9 +160,9 @@ def event_task(
             "script": event.content or "",
             "records_source": records.origin("event", event.id),
         }
-        if event.run_location is not RunLocation.REMOTE:
-            return ContainerScriptSpec(**common, **script)
         server_ids = list(override_server_ids) if override_server_ids is not None else list(event.server_ids)
+        if event.run_location is not RunLocation.REMOTE or not server_ids:
+            return ContainerScriptSpec(**common, **script)  # REMOTE with no server: see event_notes
         servers = _server_targets(server_ids, records)
         return SSHScriptSpec(
             **common,
@@ -189,8 +190,41 @@ def event_task(
     )
 
 
+def _noop(action: ConditionalAction) -> str | None:
+    """Why Cronium does nothing for this action (lib/scheduler/event-handlers.ts:212-232, 387-390), or None."""
+    if action.type is ConditionalActionType.SEND_MESSAGE and not action.message:
+        return "a SEND_MESSAGE action with an empty message"
+    if action.type is ConditionalActionType.SEND_MESSAGE and action.tool_id is None:
+        return "a SEND_MESSAGE action with no toolId"
+    if action.type is ConditionalActionType.SCRIPT and action.target_event_id is None:
+        return "a SCRIPT action with no targetEventId"
+    return None
+
+
+def event_notes(event: Event, override_server_ids: list[int] | None = None) -> tuple[str, ...]:
+    """What the DAG leaves out of the event, as Cronium does: no-op actions, env vars with an empty value;
+    and a REMOTE script event with no server, which runs in a container as in Cronium
+    (lib/scheduler/job-payload-builder.ts:133-145: a warning, then the container)."""
+    notes: list[str] = []
+    for attribute, prefix, _, _ in ACTION_LISTS:
+        for index, action in enumerate(getattr(event, attribute)):
+            reason = _noop(action)
+            if reason is not None:
+                notes.append(f"event {event.id}: {prefix}_{index} is {reason}, which Cronium skips; left out")
+    for key in event.empty_env_keys:
+        notes.append(f"event {event.id}: env var {key} has an empty value; Cronium does not set it, nor does this DAG")
+    servers = override_server_ids if override_server_ids is not None else event.server_ids
+    if event.type in SCRIPT_TYPES and event.run_location is RunLocation.REMOTE and not servers:
+        notes.append(f"event {event.id} is REMOTE but names no server: it runs in a container, as in Cronium")
+    return tuple(notes)
+
+
 def _action_tasks(
-    event: Event, source: str = EVENT_RUN_TASK, incoming: Incoming | None = None, scope_variables: bool = False
+    event: Event,
+    source: str = EVENT_RUN_TASK,
+    incoming: Incoming | None = None,
+    scope_variables: bool = False,
+    startable: Collection[int] | None = None,
 ) -> tuple[list[TaskSpec], list[EdgePlan]]:
     """The event's conditional actions as tasks after ``source`` (its ``run`` task, or its workflow node).
 
@@ -199,7 +233,9 @@ def _action_tasks(
     a person fires neither), and condition actions whenever the run set its condition to true. Each
     action waits for the run (``all_done``) and decides itself from the run's state and ``run_status``; a
     failed action is shown as failed but never changes the run's result: in an event's DAG the ``result``
-    step, after every action, is the run's result.
+    step, after every action, is the run's result. With ``startable`` (a workflow node's actions), a
+    ``SCRIPT`` action whose target has no DAG is left out (the workflow's notes say why), as Cronium skips
+    a target it cannot find (lib/scheduler/event-handlers.ts:420-425).
     """
     tasks: list[ActionSpec] = []
     edges: list[EdgePlan] = []
@@ -207,8 +243,11 @@ def _action_tasks(
     always: list[str] = []
     for attribute, prefix, when, label in ACTION_LISTS:
         for index, action in enumerate(getattr(event, attribute)):
-            if action.type is ConditionalActionType.NONE:
+            if action.type is ConditionalActionType.NONE or _noop(action) is not None:
                 continue
+            if action.type is ConditionalActionType.SCRIPT and startable is not None:
+                if action.target_event_id not in startable:
+                    continue
             task_id = f"{task_prefix}{prefix}_{index}"
             common: dict[str, Any] = {
                 "task_id": task_id,
@@ -327,7 +366,7 @@ def plan_event(
     """
     source = records.origin("event", event.id)
     schedule, notes = status_schedule(event.status, record_schedule(event, settings.schedule_timezone()))
-    notes += _no_owner_note([event], scope_variables)
+    notes += event_notes(event) + _no_owner_note([event], scope_variables)
     action_tasks, action_edges = _action_tasks(event, scope_variables=scope_variables)
     return DagPlan(
         dag_id=event_dag_id(event.id),
@@ -358,7 +397,7 @@ def plan_workflow(
 ) -> DagPlan:
     """Nodes become ``node_<id>`` tasks; a node with parents waits for all of them (``all_done``) and then
     checks Cronium's connection rules itself; a final ``workflow_result`` step records every node."""
-    events = records.events
+    events = records.all_events
     source = records.origin("workflow", workflow.id)
     schedule, status_notes = status_schedule(workflow.status, record_schedule(workflow, settings.schedule_timezone()))
     incoming: dict[str, list[tuple[str, str]]] = {}
@@ -386,7 +425,9 @@ def plan_workflow(
     for node in workflow.nodes:  # Cronium fires an event's conditional actions when it runs as a node too
         node_task = node_task_id(node.id)
         node_parents = tuple(incoming.get(node.id, []))
-        node_actions, node_edges = _action_tasks(events[node.event_id], node_task, node_parents, scope_variables)
+        node_actions, node_edges = _action_tasks(
+            events[node.event_id], node_task, node_parents, scope_variables, startable=records.events
+        )
         tasks.extend(node_actions)
         action_edges.extend(node_edges)
     tasks.append(
@@ -420,6 +461,11 @@ def plan_workflow(
     if not workflow.nodes:
         # Cronium ends the run as FAILURE, "Workflow has no nodes to execute" (lib/workflow-executor.ts:263-286)
         notes += (f"no nodes: every run ends as FAILURE ('{NO_NODES_MESSAGE}'), as in Cronium",)
+    for event_id in dict.fromkeys(n.event_id for n in workflow.nodes):
+        notes += event_notes(events[event_id], override)
+        if event_id in records.dag_errors:  # its schedule and its own actions' problems leave out its DAG only
+            problems = "; ".join(f"{e.field}: {e.message}" for e in records.dag_errors[event_id])
+            notes += (f"event {event_id} has no DAG of its own ({problems}); its nodes here still run its script",)
     notes += _no_owner_note([events[n.event_id] for n in workflow.nodes], scope_variables)
     return DagPlan(
         dag_id=workflow_dag_id(workflow.id),

@@ -87,7 +87,7 @@ class Lookup:
 def owner_count(records: RecordSet) -> int:
     """How many distinct owners (``userId``) the valid events and workflows name; a record without one
     names none. ``1`` and ``"1"`` are one owner (Cronium's ids are text)."""
-    named = [e.user_id for e in records.events.values()] + [w.user_id for w in records.workflows.values()]
+    named = [e.user_id for e in records.all_events.values()] + [w.user_id for w in records.workflows.values()]
     return len({str(owner) for owner in named if owner is not None and str(owner) != ""})
 
 
@@ -138,11 +138,11 @@ def needed_records(records: RecordSet, kind: str, record_id: int) -> set[tuple[s
     seen: set[int] = set()
     while pending:
         event_id = pending.pop()
-        if event_id in seen or event_id not in records.events:
+        if event_id in seen or event_id not in records.all_events:
             continue
         seen.add(event_id)
         needed.add(("event", event_id))
-        event = records.events[event_id]
+        event = records.all_events[event_id]
         server_ids = [ref.id for ref in event.servers]
         if event.server_id is not None:
             server_ids.append(event.server_id)
@@ -168,7 +168,7 @@ def _plain_int(value: Any) -> int | None:
 
 def _kept_model(records: RecordSet, kind: str, record_id: int) -> Any:
     if kind == "event":
-        return records.events.get(record_id)
+        return records.all_events.get(record_id)
     if kind == "workflow":
         return records.workflows.get(record_id)
     return records.servers.get(record_id)

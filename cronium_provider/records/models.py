@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -308,39 +308,17 @@ class Event(CroniumModel):
     execution_count: int = Field(default=0, ge=0, le=INT4_MAX)
     reset_counter_on_active: bool = False
     env_vars: list[SecretKeyValue] = Field(default_factory=list)
+    # env vars given with an empty value, which Cronium leaves out of the job (job-payload-builder.ts:97-104)
+    empty_env_keys: tuple[str, ...] = Field(default=(), exclude=True)
     success_events: list[ConditionalAction] = Field(default_factory=list, validation_alias="successEvents")
     fail_events: list[ConditionalAction] = Field(default_factory=list, validation_alias="failEvents")
     always_events: list[ConditionalAction] = Field(default_factory=list, validation_alias="alwaysEvents")
     condition_events: list[ConditionalAction] = Field(default_factory=list, validation_alias="conditionEvents")
 
-    # other names of the action lists: the create forms' (``onSuccessActions``, app/api/events/route.ts:73)
-    # and drizzle's relation names (``onSuccessEvents``, schema.ts:720-728), which a workflow download's
-    # nested events carry beside the lists (server/storage/modules/workflows.ts:49-63, 83-85)
-    _LIST_NAMES: ClassVar[dict[str, tuple[str, ...]]] = {
-        "successEvents": ("onSuccessActions", "onSuccessEvents"),
-        "failEvents": ("onFailActions", "onFailEvents"),
-        "alwaysEvents": ("onAlwaysActions", "onAlwaysEvents"),
-        "conditionEvents": ("onConditionActions", "onConditionEvents"),
-    }
-
     @model_validator(mode="before")
     @classmethod
     def _form_names(cls, data: Any) -> Any:
-        """Action lists under their other names; ``eventServers`` rows when ``servers`` is absent."""
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        for name, others in cls._LIST_NAMES.items():
-            for other in others:
-                if other in data:
-                    value = data.pop(other)
-                    if data.get(name) is None:
-                        data[name] = value
-        # drizzle's event_servers rows {eventId, serverId, server} (schema.ts:376-387, events.ts:53-63)
-        rows = data.get("eventServers")
-        if data.get("servers") is None and isinstance(rows, list):
-            data["servers"] = [row.get("serverId") if isinstance(row, dict) else row for row in rows]
-        return data
+        return event_input(data)
 
     @field_validator("http_headers", mode="before")
     @classmethod
@@ -389,8 +367,6 @@ class Event(CroniumModel):
             raise ValueError("httpUrl: an HTTP_REQUEST event needs httpUrl")
         if self.type is EventType.TOOL_ACTION and self.tool_action_config is None:
             raise ValueError("toolActionConfig: a TOOL_ACTION event needs toolActionConfig")
-        if self.run_location is RunLocation.REMOTE and self.server_id is None and not self.servers:
-            raise ValueError("serverId: a REMOTE event needs serverId or a non-empty servers list")
         if self.timeout_value * UNIT_SECONDS[self.timeout_unit] > MAX_SPAN_SECONDS:
             raise ValueError(
                 f"timeoutValue: {self.timeout_value} {self.timeout_unit.value} is longer than the longest "
@@ -410,10 +386,53 @@ class Event(CroniumModel):
 
     @property
     def server_ids(self) -> list[int]:
-        """Every server the event runs on: the multi-server list, else ``serverId``."""
-        if self.servers:
+        """Every server the event runs on: ``servers`` when it lists several (Cronium's multi-server job,
+        lib/scheduler/multi-server-job-builder.ts:44-80, run by the orchestrator on each of them,
+        apps/orchestrator/internal/executors/ssh/multi_executor.go:62-110), else ``serverId``, else the
+        one in ``servers`` (lib/scheduler/job-payload-builder.ts:107-124: serverId wins); none: the event
+        runs in a container (job-payload-builder.ts:133-145)."""
+        if len(self.servers) > 1:
             return [s.id for s in self.servers]
-        return [self.server_id] if self.server_id is not None else []
+        if self.server_id is not None:
+            return [self.server_id]
+        return [s.id for s in self.servers]
+
+
+# other names of the action lists: the create forms' (``onSuccessActions``, app/api/events/route.ts:73)
+# and drizzle's relation names (``onSuccessEvents``, schema.ts:720-728), which a workflow download's
+# nested events carry beside the lists (server/storage/modules/workflows.ts:49-63, 83-85)
+_LIST_NAMES: dict[str, tuple[str, ...]] = {
+    "successEvents": ("onSuccessActions", "onSuccessEvents"),
+    "failEvents": ("onFailActions", "onFailEvents"),
+    "alwaysEvents": ("onAlwaysActions", "onAlwaysEvents"),
+    "conditionEvents": ("onConditionActions", "onConditionEvents"),
+}
+
+
+def event_input(data: Any) -> Any:
+    """Action lists under their other names; ``eventServers`` rows when ``servers`` is absent."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for name, others in _LIST_NAMES.items():
+        for other in others:
+            if other in data:
+                value = data.pop(other)
+                if data.get(name) is None:
+                    data[name] = value
+    # drizzle's event_servers rows {eventId, serverId, server} (schema.ts:376-387, events.ts:53-63)
+    rows = data.get("eventServers")
+    if data.get("servers") is None and isinstance(rows, list):
+        data["servers"] = [row.get("serverId") if isinstance(row, dict) else row for row in rows]
+    env = data.get("envVars")
+    if isinstance(env, list):
+        # Cronium sets a variable only ``if (envVar.key && envVar.value ...)`` (job-payload-builder.ts:97-104):
+        # one given with an empty value is not set. A synced record gives keys only (no ``value``): kept.
+        empty = [e for e in env if isinstance(e, dict) and "value" in e and e["value"] in ("", None)]
+        if empty:
+            data["envVars"] = [e for e in env if not any(e is x for x in empty)]
+            data["emptyEnvKeys"] = tuple(str(e.get("key")) for e in empty if e.get("key"))
+    return data
 
 
 class Server(CroniumModel):

@@ -2,8 +2,10 @@
 
 Cronium fires ``every n MINUTES`` on minutes 0, n, 2n... of each hour, ``every n HOURS`` on hours 0, n,
 2n... at :00, ``every n DAYS`` every n days at midnight and ``every n SECONDS`` every n seconds; a
-``customSchedule`` cron string wins. node-schedule also takes a 6-field cron whose first field is seconds;
-it is converted when an Airflow schedule can say the same thing exactly.
+``customSchedule`` cron string wins. node-schedule also takes a 6-field cron whose first field is seconds
+(its cron-parser reads six fields as second minute hour day month weekday): seconds 0 becomes the 5-field
+rule and ``*/n`` every minute a fixed interval; any other 6-field rule is kept whole and the timetable
+fires on its seconds.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class SchedulePlan:
 
 def _cron_is_valid(expression: str) -> bool:
     try:
-        return bool(croniter.is_valid(expression))
+        return bool(croniter.is_valid(expression, second_at_beginning=True))
     except Exception:  # croniter raises several types for odd input
         return False
 
@@ -59,7 +61,7 @@ def _cron_is_valid(expression: str) -> bool:
 def _never_fires(text: str, expression: str) -> None:
     """Refuse a valid cron expression no date matches (``0 0 30 2 *``): the timetable could find no next run."""
     try:
-        croniter(expression, datetime(2000, 1, 1)).get_next(datetime)
+        croniter(expression, datetime(2000, 1, 1), second_at_beginning=True).get_next(datetime)
     except (CroniterError, ValueError, OverflowError):  # CroniterBadDateError: no next date within 50 years
         raise ScheduleError("customSchedule", f"'{text}' never fires: no date matches it") from None
 
@@ -92,10 +94,17 @@ def convert_custom_schedule(text: str) -> SchedulePlan:
                 interval_seconds=every,
                 note=f"6-field cron '{text}' converted to every {every} seconds",
             )
-        raise ScheduleError(
-            "customSchedule",
-            f"'{text}' fires on seconds '{seconds}', which an Airflow schedule cannot express exactly; "
-            "use seconds 0, or '*/n * * * * *' with n dividing 60",
+        if not _cron_is_valid(text):
+            raise ScheduleError(
+                "customSchedule", f"'{text}' is not a valid cron expression: seconds '{seconds}' cannot be read"
+            )
+        return SchedulePlan(
+            kind="cron",
+            cron=" ".join(fields),
+            note=(
+                f"6-field cron '{text}' fires on its seconds, as node-schedule reads it; second-level schedules "
+                "depend on Airflow's scheduler loop (about once a second)"
+            ),
         )
     raise ScheduleError(
         "customSchedule",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from cronium_provider.records.models import (
     RunLocation,
     Server,
     Workflow,
+    event_input,
 )
 from cronium_provider.records.schedules import ScheduleError, record_schedule
 from cronium_provider.records.source import RawRecord, id_or_position, is_sync_file, read_records
@@ -72,10 +73,19 @@ class RecordSet:
     errors: list[RecordError] = field(default_factory=list)
     warnings: list[RecordError] = field(default_factory=list)
     origins: dict[tuple[str, int], str] = field(default_factory=dict)
+    # events that run only as workflow nodes, with no DAG of their own (not in ``events``), and the problems
+    # (also in ``errors``) that leave out their own DAG: their schedule, their own conditional actions
+    node_only: dict[int, Event] = field(default_factory=dict)
+    dag_errors: dict[int, list[RecordError]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @property
+    def all_events(self) -> dict[int, Event]:
+        """Every event a workflow node may run: ``events`` and ``node_only``."""
+        return {**self.events, **self.node_only} if self.node_only else self.events
 
     def origin(self, kind: str, record_id: int) -> str:
         return self.origins.get((kind, record_id), "?")
@@ -156,7 +166,7 @@ def looks_encrypted(value: str) -> bool:
 
 
 # moves with every run, so two downloads of one event may differ in it
-_NOT_COMPARED = frozenset({"execution_count", "condition_events", "env_vars"})
+_NOT_COMPARED = frozenset({"execution_count", "condition_events", "env_vars", "empty_env_keys"})
 
 
 def event_differences(a: Event, b: Event) -> list[str]:
@@ -238,27 +248,64 @@ def _encrypted_env_errors(raw: RawRecord, event: Event) -> list[RecordError]:
     return errors
 
 
-def _validate_one(raw: RawRecord) -> tuple[CroniumModel | None, list[RecordError]]:
+_ACTION_LISTS = frozenset({"successEvents", "failEvents", "alwaysEvents", "conditionEvents"})
+# what only an event's own DAG uses: a workflow node runs the event's script whatever its schedule
+_SCHEDULE_FIELDS = frozenset({"triggerType", "scheduleNumber", "scheduleUnit", "customSchedule", "startTime"})
+
+
+def _event_for_nodes(raw: RawRecord, exc: ValidationError) -> tuple[Event | None, list[RecordError]]:
+    """An event whose only problems are in its schedule fields or its conditional actions, with those fields
+    left at their defaults and those actions made ``NONE`` (the others keep their task ids), and those
+    problems; None when other fields have problems too."""
+    problems = exc.errors(include_url=False)
+    own = _ACTION_LISTS | _SCHEDULE_FIELDS
+    if not isinstance(raw.data, dict) or any(not p["loc"] or p["loc"][0] not in own for p in problems):
+        return None, []
+    data = event_input(raw.data)
+    for problem in problems:
+        name, *rest = problem["loc"]
+        items = data.get(name)
+        if name in _SCHEDULE_FIELDS:
+            data.pop(name, None)
+        elif isinstance(items, list) and rest and isinstance(rest[0], int):
+            data[name] = [{"type": "NONE"} if i == rest[0] else item for i, item in enumerate(items)]
+        else:
+            data[name] = []
+    try:
+        return Event.model_validate(data), _pydantic_errors(raw, exc)
+    except ValidationError:
+        return None, []
+
+
+def _validate_one(raw: RawRecord) -> tuple[CroniumModel | None, list[RecordError], list[RecordError]]:
+    """The model, the problems that leave it out, and (for an event) those that leave out only its own DAG:
+    a workflow node runs an event's script whatever its schedule and its own actions' problems."""
     model_cls = MODEL_BY_KIND.get(raw.kind)
     if model_cls is None:
         message = f"unknown kind {raw.kind!r}; allowed: {', '.join(MODEL_BY_KIND)}"
-        return None, [RecordError(raw.path, message, "record", _display_id(raw), "kind")]
+        return None, [RecordError(raw.path, message, "record", _display_id(raw), "kind")], []
+    own: list[RecordError] = []
     try:
         model = model_cls.model_validate(raw.data)
     except ValidationError as exc:
-        return None, _pydantic_errors(raw, exc)
-    if isinstance(model, Event | Workflow):
+        event, own = _event_for_nodes(raw, exc) if model_cls is Event else (None, [])
+        if event is None:
+            return None, _pydantic_errors(raw, exc), []
+        model = event
+    if isinstance(model, Event):
+        own += _schedule_errors(raw, model)
+    elif isinstance(model, Workflow):
         errors = _schedule_errors(raw, model)
         if errors:
-            return None, errors
+            return None, errors, []
     if isinstance(model, Server) and model.connection_id is not None and is_sync_file(raw.path):
         # Cronium's servers have no such column: it came from the API, which never picks an Airflow connection
         message = (
             "a connectionId in the file `cronium-airflow sync` writes came from the Cronium API and is not "
             "honoured; run the sync again, and name a server's SSH connection in a record file of your own"
         )
-        return None, [RecordError(raw.path, message, "server", model.id, "connectionId")]
-    return model, []
+        return None, [RecordError(raw.path, message, "server", model.id, "connectionId")], []
+    return model, [], own
 
 
 def find_cycles(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> list[list[str]]:
@@ -436,8 +483,13 @@ def _override_errors(path: str, wf: Workflow, events: dict[int, Event]) -> list[
     return []
 
 
-def _event_errors(path: str, event: Event, events: set[int], servers: set[int]) -> list[RecordError]:
+def _event_errors(
+    path: str, event: Event, events: set[int], servers: set[int], known: Collection[int] = ()
+) -> tuple[list[RecordError], list[RecordError]]:
+    """The event's problems that leave it out (a server that is not valid), and those that leave out only
+    its own DAG (a SCRIPT action starting an event that has no DAG)."""
     errors: list[RecordError] = []
+    own: list[RecordError] = []
     if event.server_id is not None and event.server_id not in servers:
         errors.append(
             RecordError(path, f"server {event.server_id} is not among the valid servers", "event", event.id, "serverId")
@@ -455,28 +507,21 @@ def _event_errors(path: str, event: Event, events: set[int], servers: set[int]) 
     }
     for name, actions in lists.items():
         for i, action in enumerate(actions):
-            if action.type.value == "SCRIPT":
-                if action.target_event_id is None:
-                    errors.append(
-                        RecordError(
-                            path, "a SCRIPT action needs targetEventId", "event", event.id, f"{name}[{i}].targetEventId"
-                        )
-                    )
-                elif action.target_event_id not in events:
-                    errors.append(
+            # a SCRIPT action with no target, a SEND_MESSAGE with no toolId: no-ops (the plan notes them)
+            if action.type.value == "SCRIPT" and action.target_event_id is not None:
+                if action.target_event_id not in events:
+                    own.append(
                         RecordError(
                             path,
-                            f"targets event {action.target_event_id}, which is not among the valid events",
+                            f"targets event {action.target_event_id}, which is not among the valid events"
+                            if action.target_event_id not in known
+                            else f"targets event {action.target_event_id}, which has no DAG of its own",
                             "event",
                             event.id,
                             f"{name}[{i}].targetEventId",
                         )
                     )
-            elif action.type.value == "SEND_MESSAGE" and action.tool_id is None:
-                errors.append(
-                    RecordError(path, "a SEND_MESSAGE action needs toolId", "event", event.id, f"{name}[{i}].toolId")
-                )
-    return errors
+    return errors, own
 
 
 def validate_records(raws: Iterable[RawRecord], errors: list[RecordError] | None = None) -> RecordSet:
@@ -485,8 +530,11 @@ def validate_records(raws: Iterable[RawRecord], errors: list[RecordError] | None
     copies: dict[str, dict[int, list[tuple[RawRecord, Any]]]] = {"event": {}, "workflow": {}, "server": {}}
     # nested event copies that are not valid: errors, unless another copy of the event is used
     invalid_nested: list[tuple[RawRecord, int, list[RecordError]]] = []
+    own_problems: dict[int, list[RecordError]] = {}  # by id() of the raw record: see _validate_one
     for raw in raws:
-        model, problems = _validate_one(raw)
+        model, problems, dag_problems = _validate_one(raw)
+        if dag_problems:
+            own_problems[id(raw)] = dag_problems
         nested_id = _nested_event_id(raw)
         if model is None and nested_id is not None:
             invalid_nested.append((raw, nested_id, problems))
@@ -537,26 +585,47 @@ def validate_records(raws: Iterable[RawRecord], errors: list[RecordError] | None
         else:
             candidates[event_id] = (raw, event)
 
-    # Events may reference each other through SCRIPT actions; drop bad ones until the set is stable.
+    # An event naming a server that is not valid is left out; one whose SCRIPT action starts an event that
+    # gets no DAG of its own gets none either (it still runs as a workflow node): repeat until stable.
+    base = {i: _located(raw, own_problems[id(raw)]) for i, (raw, _) in candidates.items() if id(raw) in own_problems}
+    unbuildable = set(base)
     while True:
-        ids = set(candidates)
+        ids = set(candidates) - unbuildable
         bad: dict[int, list[RecordError]] = {}
+        changed = False
         for event_id, (raw, event) in candidates.items():
-            problems = _event_errors(raw.path, event, ids, set(result.servers))
+            problems, dag_problems = _event_errors(raw.path, event, ids, set(result.servers), candidates)
             if problems:
                 bad[event_id] = _located(raw, problems)
-        if not bad:
-            break
+            elif dag_problems and event_id not in unbuildable:
+                unbuildable.add(event_id)
+                changed = True
         for event_id, problems in bad.items():
             result.errors.extend(problems)
             del candidates[event_id]
+            unbuildable.discard(event_id)
+        if not bad and not changed:
+            break
+    ids = set(candidates) - unbuildable
+    dag_errors: dict[int, list[RecordError]] = {}
+    for event_id in sorted(unbuildable):
+        raw, event = candidates[event_id]
+        _, dag_problems = _event_errors(raw.path, event, ids, set(result.servers), candidates)
+        dag_errors[event_id] = base.get(event_id, []) + _located(raw, dag_problems)
+    for event_id in sorted(dag_errors):
+        result.errors.extend(dag_errors[event_id])
+    result.dag_errors = dag_errors
     for event_id, (raw, event) in candidates.items():
-        result.events[event_id] = event
+        (result.node_only if event_id in dag_errors else result.events)[event_id] = event
         result.origins[("event", event_id)] = raw.path
+        if event.type in SCRIPT_TYPES and event.run_location is RunLocation.REMOTE and not event.server_ids:
+            # Cronium warns and runs it in a container (lib/scheduler/job-payload-builder.ts:133-145)
+            message = "REMOTE but names no server (serverId, servers): it runs in a container, as in Cronium"
+            result.warnings.append(RecordError(raw.path, message, "event", event_id, "serverId", severity="warning"))
         result.warnings.extend(differing.get(event_id, []))
     unused: list[RecordError] = []
     for raw, event_id, problems in invalid_nested:
-        if event_id in result.events:
+        if event_id in result.all_events:
             result.warnings.extend(_ignored(typed["event"][event_id][0], raw, event_id, problems))
         else:
             unused.extend(_located(raw, problems))
@@ -564,7 +633,7 @@ def validate_records(raws: Iterable[RawRecord], errors: list[RecordError] | None
 
     for wf_id, (raw, wf) in typed["workflow"].items():
         path = raw.path
-        problems = _workflow_errors(path, wf, result.events)
+        problems = _workflow_errors(path, wf, result.all_events)
         if wf.override_event_servers:
             for i, server_id in enumerate(wf.override_server_ids):
                 if server_id not in result.servers:
