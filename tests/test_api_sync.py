@@ -1152,6 +1152,21 @@ def test_sync_moves_env_values_out_of_the_variables_scripts_read(cronium, tmp_pa
     assert_no_secret(proc.stdout + proc.stderr)
 
 
+def test_an_env_var_with_an_empty_value_is_synced_as_cronium_leaves_it_out(cronium, tmp_path, airflow_db) -> None:
+    """Cronium sets an env var only with a key and a value (apps/cronium-app/src/lib/scheduler/
+    job-payload-builder.ts:97-104, ``if (envVar.key && envVar.value ...)``): a synced event given ``EMPTY=""``
+    keeps no such key, no Variable is written for it, and sync says so."""
+    FakeCronium.routes = cronium_payloads()
+    FakeCronium.routes["/api/events/1"]["envVars"].append(_env(1, 9, "EMPTY", ""))
+    proc = run_sync(cronium, tmp_path / "records")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    written = json.loads((tmp_path / "records" / "cronium-api" / "records.json").read_text())
+    keys = [e["key"] for e in next(ev for ev in written["events"] if ev["id"] == 1)["envVars"]]
+    assert "EMPTY" not in keys and "API_KEY" in keys, keys
+    assert variable("cronium.env.1.EMPTY") is None and variable("cronium.env.1.API_KEY") == API_KEY
+    assert "event 1: env var EMPTY has an empty value: not set, as Cronium leaves it out" in proc.stdout
+
+
 # ---------------------------------------------------------------------------------------------------------
 # what the API may name: only cronium_server_<id>
 

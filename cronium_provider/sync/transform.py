@@ -78,11 +78,19 @@ def sanitize_event(event: dict[str, Any]) -> dict[str, Any]:
     out = _drop_nulls({k: v for k, v in event.items() if k not in EVENT_DROPPED_FIELDS})
     env = event.get("envVars")
     if isinstance(env, list):
-        out["envVars"] = [{"key": item.get("key")} if isinstance(item, dict) else {"key": None} for item in env]
+        out["envVars"] = [
+            {"key": item.get("key")} if isinstance(item, dict) else {"key": None} for item in env if not empty_env(item)
+        ]
     servers = event.get("servers")
     if isinstance(servers, list):
         out["servers"] = [item.get("id") if isinstance(item, dict) else item for item in servers]
     return out
+
+
+def empty_env(item: Any) -> bool:
+    """An env var Cronium leaves out of the job: one whose value is empty (``job-payload-builder.ts:97-104``
+    sets a variable only ``if (envVar.key && envVar.value)``); a key without a value field is kept."""
+    return isinstance(item, dict) and "value" in item and item["value"] in ("", None)
 
 
 def sanitize_server(server: dict[str, Any]) -> dict[str, Any]:
@@ -180,6 +188,11 @@ def prepare(snapshot: Snapshot) -> Prepared:
     for event_id in sorted(synced_events(records)):
         source = events_by_id.get(event_id, {})
         for item in source.get("envVars") or []:
+            if empty_env(item):
+                notes.append(
+                    f"event {event_id}: env var {item['key']} has an empty value: not set, as Cronium leaves it out"
+                )
+                continue
             variable = env_variable_key(event_id, item["key"])
             legacy.append(legacy_env_variable_key(event_id, item["key"]))
             if variable in env_values:
