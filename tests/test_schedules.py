@@ -127,3 +127,24 @@ def test_any_six_field_cron_fires_on_its_seconds(tmp_path: Path, custom: str, ex
     assert (plan["dags"][0]["schedule"]["kind"], plan["dags"][0]["schedule"]["cron"]) == ("cron", custom)
     runs = _next_runs({"customSchedule": custom, "startTime": START}, tmp_path, count=4)
     assert [r.astimezone(UTC).strftime("%H:%M:%S") for r in runs] == expected
+
+
+@pytest.mark.parametrize(
+    ("custom", "cron", "expected"),
+    [
+        ("@hourly", "0 * * * *", ["10:07", "11:00", "12:00"]),
+        ("@daily", "0 0 * * *", ["01 10:07", "02 00:00", "03 00:00"]),
+        ("@weekly", "0 0 * * 0", ["01 10:07", "08 00:00", "15 00:00"]),
+        ("@monthly", "0 0 1 * *", ["03-01 10:07", "04-01 00:00", "05-01 00:00"]),
+        ("@yearly", "0 0 1 1 *", ["2026-03-01", "2027-01-01", "2028-01-01"]),
+    ],
+)
+def test_cron_parsers_named_schedules_run_as_their_rules(tmp_path: Path, custom: str, cron: str, expected) -> None:
+    """Cronium hands customSchedule to node-schedule's scheduleJob (lib/scheduler/scheduler.ts:299-301, 384),
+    whose cron-parser 4.x reads the whole string '@hourly' (or @daily, @weekly, @monthly, @yearly) as its
+    5-field rule: the event is built and runs on that rule, not refused as a 1-field cron."""
+    plan = _plan(tmp_path, {"customSchedule": custom})
+    assert (plan["dags"][0]["schedule"]["kind"], plan["dags"][0]["schedule"]["cron"]) == ("cron", cron)
+    runs = _next_runs({"customSchedule": custom, "startTime": START}, tmp_path)
+    fmt = {"@hourly": "%H:%M", "@monthly": "%m-%d %H:%M", "@yearly": "%Y-%m-%d"}.get(custom, "%d %H:%M")
+    assert [r.astimezone(UTC).strftime(fmt) for r in runs] == expected

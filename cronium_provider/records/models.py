@@ -386,11 +386,11 @@ class Event(CroniumModel):
 
     @property
     def server_ids(self) -> list[int]:
-        """Every server the event runs on: ``servers`` when it lists several (Cronium's multi-server job,
-        lib/scheduler/multi-server-job-builder.ts:44-80, run by the orchestrator on each of them,
-        apps/orchestrator/internal/executors/ssh/multi_executor.go:62-110), else ``serverId``, else the
-        one in ``servers`` (lib/scheduler/job-payload-builder.ts:107-124: serverId wins); none: the event
-        runs in a container (job-payload-builder.ts:133-145)."""
+        """Every server the event runs on: ``servers`` when it lists several (the job queue hands the
+        orchestrator every server of such an event, lib/services/enhanced-job-transformer.ts:80-123, and its
+        SSH executor runs the job on each of them, apps/orchestrator/internal/executors/ssh/multi_executor.go:
+        62-110), else ``serverId``, else the one in ``servers`` (lib/scheduler/job-payload-builder.ts:107-124:
+        serverId wins); none: the event runs in a container (job-payload-builder.ts:133-145)."""
         if len(self.servers) > 1:
             return [s.id for s in self.servers]
         if self.server_id is not None:

@@ -5,7 +5,8 @@ Cronium fires ``every n MINUTES`` on minutes 0, n, 2n... of each hour, ``every n
 ``customSchedule`` cron string wins. node-schedule also takes a 6-field cron whose first field is seconds
 (its cron-parser reads six fields as second minute hour day month weekday): seconds 0 becomes the 5-field
 rule and ``*/n`` every minute a fixed interval; any other 6-field rule is kept whole and the timetable
-fires on its seconds.
+fires on its seconds. cron-parser also reads ``@yearly``, ``@monthly``, ``@weekly``, ``@daily`` and ``@hourly``
+(the whole string, as written) as their 5-field rules.
 """
 
 from __future__ import annotations
@@ -66,8 +67,20 @@ def _never_fires(text: str, expression: str) -> None:
         raise ScheduleError("customSchedule", f"'{text}' never fires: no date matches it") from None
 
 
+# The names node-schedule's cron-parser (4.x) reads as these rules when they are the whole customSchedule
+PREDEFINED_CRONS = {
+    "@yearly": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
 def convert_custom_schedule(text: str) -> SchedulePlan:
     """Turn a Cronium ``customSchedule`` into a cron or interval plan, or raise ScheduleError."""
+    if text in PREDEFINED_CRONS:
+        return SchedulePlan(kind="cron", cron=PREDEFINED_CRONS[text], note=f"'{text}' is '{PREDEFINED_CRONS[text]}'")
     fields = text.split()
     if len(fields) == 5:
         if not _cron_is_valid(text):
@@ -108,7 +121,8 @@ def convert_custom_schedule(text: str) -> SchedulePlan:
         )
     raise ScheduleError(
         "customSchedule",
-        f"'{text}' has {len(fields)} fields; expected 5 (minute hour day month weekday) or 6 (second first)",
+        f"'{text}' has {len(fields)} fields; expected 5 (minute hour day month weekday), 6 (second first) or one "
+        f"of {', '.join(PREDEFINED_CRONS)}",
     )
 
 
