@@ -14,6 +14,17 @@ from cronium_provider.exceptions import EventEnvMissing
 from cronium_provider.naming import env_variable_key
 
 
+def mask_value(text: str) -> None:
+    """Mask ``text`` in the task's log and XComs, and each of its lines: Airflow masks a value whole only, and
+    a script prints a multi-line secret (a key file) line by line, one log line each, or a few lines of it.
+    The triggers mask the same pieces (:class:`~cronium_provider.runners.outcome.LineRedactor`)."""
+    from airflow.sdk.log import mask_secret
+
+    for piece in (text, *text.splitlines()):
+        if piece.strip():
+            mask_secret(piece)
+
+
 def inline_event_env(records_source: str, event_id: Any) -> dict[str, str]:
     """The env var values written in the record file itself (empty when the event is not there)."""
     from cronium_provider.records.validation import load_records
@@ -28,7 +39,6 @@ def inline_event_env(records_source: str, event_id: Any) -> dict[str, str]:
 def resolve_event_env(event_id: Any, keys: Iterable[str], records_source: str | None) -> dict[str, str]:
     """Values for the event's env var ``keys``; raises naming the Variable to set when one is missing."""
     from airflow.sdk import Variable
-    from airflow.sdk.log import mask_secret
 
     values: dict[str, str] = {}
     inline: dict[str, str] | None = None
@@ -45,6 +55,6 @@ def resolve_event_env(event_id: Any, keys: Iterable[str], records_source: str | 
             )
         text = str(value)
         if text:
-            mask_secret(text)
+            mask_value(text)
         values[key] = text
     return values

@@ -680,6 +680,21 @@ def test_a_run_folder_size_can_be_set_within_a_cap() -> None:
         ContainerLimits(run_folder_mb=2048)
 
 
+def test_a_script_container_never_joins_another_containers_network() -> None:
+    """A script's network is a Docker network's name, from ``[cronium] script_network`` or the operator's
+    ``network`` (no record chooses it): ``container:<id>`` (the network namespace, loopback services
+    included, of another container, e.g. another run's) is refused by both, naming it."""
+    from cronium_provider.exceptions import ContainerLimitError
+    from cronium_provider.operators.container_script import CroniumScriptOperator
+
+    with pytest.raises(ContainerLimitError, match="network 'container:cronium-run-1' is not a Docker network name"):
+        CroniumScriptOperator(task_id="run", language="BASH", script="true", network="container:cronium-run-1")
+    from cronium_provider.settings import network_setting
+
+    with pytest.raises(ValueError, match="script_network must be none or the name of a Docker network"):
+        network_setting("container:cronium-run-1")
+
+
 def test_parallel_increments_all_count(docker_client) -> None:
     """Two runs at once (two task processes, as two parallel workflow branches on two workers) each
     increment one counter 20 times from the same starting snapshot: the counter ends at 40. Increments

@@ -90,3 +90,29 @@ def test_an_events_secret_stays_with_its_event(factory: Factory) -> None:
     texts.append(plan.stdout + plan.stderr)
     for text in texts:
         assert secret not in text
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("mode", ["attached", "deferred"])
+def test_each_line_of_a_multi_line_secret_is_masked(factory: Factory, monkeypatch, mode: str) -> None:
+    """A multi-line env value (a key file) printed by its script line by line, or a few of its lines alone,
+    is masked line by line in the run's ``stdout``/``stderr`` XComs (``{{cronium.event.output}}`` and
+    ``error`` of its messages), as in the task's log: Airflow masks a value only whole. The same whether the
+    task waits for the script or defers."""
+    if mode == "deferred":
+        monkeypatch.setenv("AIRFLOW__CRONIUM__DEFERRABLE", "True")
+    middle = [uuid.uuid4().hex, uuid.uuid4().hex]
+    key = "\n".join(["-----BEGIN TEST KEY-----", *middle, "-----END TEST KEY-----"])
+    event = factory.event(
+        name="deploy",
+        envVars=[{"key": "DEPLOY_KEY"}],
+        content='echo "$DEPLOY_KEY"; echo "$DEPLOY_KEY" | sed -n 2p; echo "$DEPLOY_KEY" | sed -n 3p >&2',
+    )
+    set_variable(f"cronium.env.{event['id']}.DEPLOY_KEY", key)
+    module = factory.load()
+    result = factory.run(module, event)
+    assert result.state == "success", result.log_text()[-3000:]
+    assert ("Deferred: container" in result.log_text()) is (mode == "deferred")
+    stdout, stderr = result.xcom("run", "stdout"), result.xcom("run", "stderr")
+    assert set(stdout.replace("\n", "")) == {"*"} and stderr == "***", (stdout, stderr)
+    assert not [line for line in middle if line in json.dumps(result.xcoms)], result.xcoms

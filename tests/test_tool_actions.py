@@ -1078,6 +1078,62 @@ def test_teams_sections_actions_and_webhook_url_are_honoured(
     }
 
 
+def test_a_teams_webhook_url_off_the_connections_host_is_refused(
+    factory: Factory, receiver: HttpReceiver, monkeypatch
+) -> None:
+    """A record, a run's input (a webhook's body, an upstream script's output) or a template sets Teams'
+    ``webhookUrl``, and is trusted less than the tool connection's owner: a ``webhookUrl`` that is not on the
+    connection's own scheme, host and port (the api-server, a metadata address, a loopback service: here
+    another server on loopback) is refused before anything is sent, naming the parameter and the
+    connection, however the URL is dressed up (a user part naming the connection's host, a backslash)."""
+    teams = tool(
+        monkeypatch,
+        {"conn_type": "http", "host": f"{receiver.url}/teams/hook", "extra": json.dumps({"tool_type": "teams"})},
+    )
+    internal = HttpReceiver(routes={"POST /api/v2/dags": lambda r: text_answer("1")}).start()
+    try:
+        own = receiver.url.removeprefix("http://")
+        other = internal.url.removeprefix("http://")
+        urls = [
+            f"{internal.url}/api/v2/dags",
+            f"http://{own}@{other}/api/v2/dags",
+            f"http://{other}\\@{own}/api/v2/dags",
+            f"http://localhost:{other.rpartition(':')[2]}/api/v2/dags",
+        ]
+        events = [tool_event(factory, "teams", "send-message", teams, {"message": "hi", "webhookUrl": u}) for u in urls]
+        by_input = tool_event(factory, "teams", "send-message", teams, {"message": "hi"})
+        module = factory.load()
+        results = [factory.run(module, e) for e in events]
+        results.append(factory.run(module, by_input, {"webhookUrl": f"{internal.url}/api/v2/dags"}))
+        for result in results:
+            assert result.state == "failed", result.log_text()[-3000:]
+            assert "send-message 'webhookUrl'" in result.log_text() and "is refused" in result.log_text()
+            assert f"tool connection cronium_tool_{teams} ({receiver.url})" in result.log_text()
+        assert internal.requests == [] and receiver.requests == []
+    finally:
+        internal.stop()
+
+
+def test_blocks_json_text_too_large_or_too_deep_is_refused_and_nothing_sent(
+    factory: Factory, receiver: HttpReceiver, monkeypatch
+) -> None:
+    """Slack's ``blocks`` (and Discord's ``embeds``) as JSON text come from records, run inputs and scripts'
+    outputs (up to 10 MB): text above 256 KiB, or nesting more than 64 levels, fails the action naming the
+    parameter, and nothing is sent (no list of a million items parsed in the worker, no RecursionError)."""
+    slack = slack_tool(monkeypatch, receiver)
+    huge = "[" + ",".join(['{"type": "divider"}'] * 20000) + "]"
+    deep = "[" * 20000 + "]" * 20000
+    events = [tool_event(factory, "slack", "slack-send-message", slack, {"blocks": b}) for b in (huge, deep)]
+    module = factory.load()
+    big, nested = (factory.run(module, e) for e in events)
+    assert big.state == "failed" and nested.state == "failed"
+    assert "slack-send-message 'blocks': blocks JSON is 400001 bytes, above the limit of 262144" in big.log_text()
+    assert "slack-send-message 'blocks': blocks JSON nests more than 64 levels" in nested.log_text(), nested.log_text()[
+        -3000:
+    ]
+    assert receiver.requests == []
+
+
 def test_an_http_request_events_output_is_its_answer(factory: Factory, receiver: HttpReceiver, monkeypatch) -> None:
     """An HTTP_REQUEST event's output, in the messages it fires, is the answer's text: what Cronium's HTTP
     executor hands back (apps/cronium-app/src/lib/scheduler/http-executor.ts:93-102)."""

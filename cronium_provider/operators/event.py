@@ -21,7 +21,7 @@ from airflow.sdk.exceptions import AirflowSkipException, AirflowTaskTimeout
 from airflow.triggers.base import BaseTrigger
 
 from cronium_provider.config import read_settings
-from cronium_provider.event_env import resolve_event_env
+from cronium_provider.event_env import mask_value, resolve_event_env
 from cronium_provider.exceptions import CroniumInvalidParameter
 from cronium_provider.links import CroniumEventLink
 from cronium_provider.naming import VARIABLE_PREFIX
@@ -409,7 +409,6 @@ class CroniumScriptEventOperator(CroniumEventOperator):
     def script_environment(self) -> dict[str, str]:
         """The script's environment: its own values, its secrets and its event's env vars, all masked."""
         from airflow.sdk import Variable
-        from airflow.sdk.log import mask_secret
 
         env = {str(k): str(v) for k, v in self.environment.items()}
         for name, variable_key in self.secret_environment.items():
@@ -418,7 +417,7 @@ class CroniumScriptEventOperator(CroniumEventOperator):
             env.update(resolve_event_env(self.event.get("id"), self.event_env_keys, self.records_source))
         for value in env.values():
             if value:
-                mask_secret(value)
+                mask_value(value)
         event_id = self.event.get("id")
         env["CRONIUM_EVENT_ID"] = "" if event_id is None else str(event_id)
         env["CRONIUM_EVENT_NAME"] = str(self.event.get("name", self.task_id))

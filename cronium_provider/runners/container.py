@@ -142,7 +142,7 @@ class ContainerLimits:
             problems.append(f"run_folder_mb {self.run_folder_mb} must be between 1 and {MAX_RUN_FOLDER_MB}")
         if not 1 <= self.log_mb <= self.MAX_LOG_MB:
             problems.append(f"log_mb {self.log_mb} must be between 1 and {self.MAX_LOG_MB}")
-        if not (DOCKER_NETWORK_NAME.match(self.network) or self.network.startswith("container:")):
+        if not DOCKER_NETWORK_NAME.match(self.network):  # never container:<id>: another run's network namespace
             problems.append(f"network {self.network!r} is not a Docker network name")
         if problems:
             raise ContainerLimitError("container limits: " + "; ".join(problems))

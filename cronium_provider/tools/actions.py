@@ -21,7 +21,7 @@ from cronium_provider.exceptions import InvalidCredentials
 from cronium_provider.naming import VARIABLE_PREFIX, tool_conn_id
 from cronium_provider.states import RunStatus
 from cronium_provider.tools.catalogue import DEFAULT_ACTION, canonical_action
-from cronium_provider.tools.delivery import check_tool_use, sender, validate
+from cronium_provider.tools.delivery import check_destination, check_tool_use, sender, validate
 from cronium_provider.tools.templates import iso_time, render
 from cronium_provider.variables import VariableNamespace
 
@@ -103,6 +103,7 @@ def deliver_tool_action(
     if overlay:
         params.update(overlay)
     validate(tool_type, action, params)
+    check_destination(conn_id, tool_type, action, params)
     from cronium_provider.resilience import ErrorKind, ToolActionGuard, classify, store_from_url
 
     guard = ToolActionGuard(store_from_url(settings.resilience_store))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import make_msgid
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from cronium_provider.exceptions import ToolActionError, ToolHTTPError
 from cronium_provider.tools.catalogue import unsupported_reason
@@ -25,6 +25,10 @@ HTTP_TOOLS = ("teams", "webhook")  # an ``http`` connection serves one of these,
 TOOL_TYPE_KEY = "tool_type"
 OWNER_KEY = "owner"  # the Cronium user (``userId``) the tool belongs to
 DISCORD_CONTENT_LIMIT = 2000
+# Slack's ``blocks`` and Discord's ``embeds`` given as JSON text: at most this long and this deep (Slack takes 50
+# blocks, Discord 10 embeds of 6000 characters: an honest list is a few KiB, a few levels deep)
+MAX_JSON_TEXT_BYTES = 256 * 1024
+MAX_JSON_DEPTH = 64
 TEAMS_DEFAULT_COLOR = "0078D4"
 
 
@@ -106,20 +110,48 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists and objects more than ``limit`` levels deep."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, Mapping) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def json_list(action_id: str, params: Mapping[str, Any], key: str) -> list[Any] | None:
     """Slack's ``blocks`` or Discord's ``embeds``: a list, or JSON text of a list or of an object holding it
     under ``key``, parsed before sending as Cronium's actions parse it
     (apps/cronium-app/src/tools/plugins/slack/actions/send-message.ts:170-194, discord's :165-189). Text that
-    is no such JSON is refused naming the parameter, and nothing is sent. None when the parameter is unset."""
+    is no such JSON, is longer than :data:`MAX_JSON_TEXT_BYTES` or nests deeper than :data:`MAX_JSON_DEPTH`
+    is refused naming the parameter, and nothing is sent. None when the parameter is unset."""
     value = params.get(key)
     if value is None or value == "":
         return None
     parsed = value
     if isinstance(value, str):
+        if len(value.encode("utf-8", errors="replace")) > MAX_JSON_TEXT_BYTES:
+            raise ToolActionError(
+                f"{action_id} '{key}': {key} JSON is {len(value.encode('utf-8', errors='replace'))} bytes, above "
+                f"the limit of {MAX_JSON_TEXT_BYTES}"
+            )
         try:
             parsed = json.loads(value)
+        except RecursionError:
+            raise ToolActionError(
+                f"{action_id} '{key}': {key} JSON nests more than {MAX_JSON_DEPTH} levels of lists and objects"
+            ) from None
         except ValueError as exc:
             raise ToolActionError(f"{action_id} '{key}': Failed to parse {key} JSON: {exc}") from None
+    if _deeper_than(parsed, MAX_JSON_DEPTH):
+        raise ToolActionError(
+            f"{action_id} '{key}': {key} JSON nests more than {MAX_JSON_DEPTH} levels of lists and objects"
+        )
     if isinstance(parsed, Mapping) and isinstance(parsed.get(key), list):
         return list(parsed[key])
     if isinstance(parsed, list):
@@ -156,6 +188,36 @@ def webhook_url(params: Mapping[str, Any]) -> str | None:
     return text
 
 
+def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
+    """A URL's scheme, host and port (the scheme's own when none is given); ValueError for a bad port."""
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def teams_webhook_url(conn_id: str, params: Mapping[str, Any]) -> str | None:
+    """Where Teams' ``send-message`` posts instead of the connection's URL: its ``webhookUrl``, only on the
+    connection's own scheme, host and port (another channel's webhook of the same tenant). A record, a run's
+    input or a script's output sets parameters, and is trusted less than the connection's owner: another
+    host (the cloud's metadata address, the api-server, a service on loopback) is refused, naming the
+    parameter and the connection, and nothing is sent. The URL posted to is the connection's origin with
+    the parameter's path and query. None when the parameter is unset."""
+    url = webhook_url(params)
+    if url is None:
+        return None
+    own = urlsplit(str(_http_hook(conn_id).url_from_endpoint(None)))
+    given = urlsplit(url)
+    try:
+        same = _origin(given) == _origin(own) and given.username is None and given.password is None
+    except ValueError:
+        same = False
+    if not same or "\\" in url or not own.hostname:
+        raise ToolActionError(
+            f"send-message 'webhookUrl' {url[:100]!r} is refused: it must be on the scheme, host and port of "
+            f"the tool connection {conn_id} ({own.scheme}://{own.hostname}{f':{own.port}' if own.port else ''})"
+        )
+    return urlunsplit((own.scheme, own.netloc, given.path, given.query, ""))
+
+
 def validate(tool_type: str, action_id: str, params: Mapping[str, Any]) -> None:
     """Cronium's per-action rules; raises :class:`ToolActionError` naming the parameter."""
     check_supported(tool_type, action_id)
@@ -188,6 +250,14 @@ def validate(tool_type: str, action_id: str, params: Mapping[str, Any]) -> None:
             raise ToolActionError("send-message needs 'message'")
         if action_id == "send-card" and not params.get("card"):
             raise ToolActionError("send-card needs 'card' (an Adaptive Card object)")
+
+
+def check_destination(conn_id: str, tool_type: str, action_id: str, params: Mapping[str, Any]) -> None:
+    """Refuse, before anything is sent, a parameter that would send elsewhere than the connection allows
+    (Teams' ``webhookUrl``, see :func:`teams_webhook_url`); the other tools send only where their connection
+    says."""
+    if tool_type.lower() == "teams" and action_id == "send-message":
+        teams_webhook_url(conn_id, params)
 
 
 # What a send returns: the action's own result object, as Cronium's action returns it (``result`` of the
@@ -313,7 +383,7 @@ def send_teams(conn_id: str, params: Mapping[str, Any], action_id: str) -> Resul
         }
         _post_json("teams", _http_hook(conn_id), None, body)
         return {"success": True}
-    url = webhook_url(params)
+    url = teams_webhook_url(conn_id, params)
     card = teams_message_card(params)
     if url is not None:
         _post_to_url("teams", url, card)
