@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from cronium_provider.exceptions import ToolActionError, ToolHTTPError
+from cronium_provider.limits import deeper_than
 from cronium_provider.tools.catalogue import unsupported_reason
 
 CONN_TYPE_TOOLS = {"slackwebhook": "slack", "discord": "discord", "smtp": "email", "email": "email"}
@@ -110,20 +111,6 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether ``value`` nests lists and objects more than ``limit`` levels deep."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, Mapping) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
-
-
 def json_list(action_id: str, params: Mapping[str, Any], key: str) -> list[Any] | None:
     """Slack's ``blocks`` or Discord's ``embeds``: a list, or JSON text of a list or of an object holding it
     under ``key``, parsed before sending as Cronium's actions parse it
@@ -148,7 +135,7 @@ def json_list(action_id: str, params: Mapping[str, Any], key: str) -> list[Any] 
             ) from None
         except ValueError as exc:
             raise ToolActionError(f"{action_id} '{key}': Failed to parse {key} JSON: {exc}") from None
-    if _deeper_than(parsed, MAX_JSON_DEPTH):
+    if deeper_than(parsed, MAX_JSON_DEPTH):
         raise ToolActionError(
             f"{action_id} '{key}': {key} JSON nests more than {MAX_JSON_DEPTH} levels of lists and objects"
         )

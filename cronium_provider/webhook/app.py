@@ -51,6 +51,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from cronium_provider.limits import deeper_than
 from cronium_provider.naming import INPUT_PARAM, WEBHOOK_ROUTE_PREFIX, WEBHOOK_TRIGGERING_USER
 from cronium_provider.webhook.keys import WebhookKeys, WebhookTarget
 from cronium_provider.webhook.ratelimit import UNKNOWN_KEYS_BUCKET, KeyedRateLimiter, configured_limiter
@@ -94,20 +95,6 @@ def refused(status: int, message: str, headers: dict[str, str] | None = None) ->
     return Answer(status, {"success": False, "message": message}, headers or {})
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether ``value`` nests objects and arrays more than ``limit`` levels deep."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
-
-
 def too_deep() -> WebhookRefused:
     return WebhookRefused(400, f"{TOO_DEEP}: over {MAX_BODY_DEPTH} levels of objects and arrays")
 
@@ -125,7 +112,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise too_deep() from None
     except (UnicodeDecodeError, ValueError):
         return {}
-    if _deeper_than(value, MAX_BODY_DEPTH):
+    if deeper_than(value, MAX_BODY_DEPTH):
         raise too_deep()
     if not isinstance(value, dict):
         if value is not None:
