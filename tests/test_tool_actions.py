@@ -85,14 +85,7 @@ def test_slack_discord_teams_and_webhook_requests_are_what_the_services_document
     factory: Factory, receiver: HttpReceiver, monkeypatch
 ) -> None:
     slack = tool(monkeypatch, {"conn_type": "slackwebhook", "password": f"{receiver.url}/services/T000/B000/slack"})
-    discord = tool(
-        monkeypatch,
-        {
-            "conn_type": "discord",
-            "host": f"{receiver.url}/api/",
-            "extra": json.dumps({"webhook_endpoint": "webhooks/42/discord-token"}),
-        },
-    )
+    discord = discord_tool(monkeypatch, receiver)
     teams = tool(
         monkeypatch,
         {"conn_type": "http", "host": f"{receiver.url}/teams/hook", "extra": json.dumps({"tool_type": "teams"})},
@@ -182,14 +175,7 @@ def test_email_reaches_a_real_smtp_server(factory: Factory, monkeypatch) -> None
 
 
 def test_validation_follows_cronium_rules(factory: Factory, receiver: HttpReceiver, monkeypatch) -> None:
-    discord = tool(
-        monkeypatch,
-        {
-            "conn_type": "discord",
-            "host": f"{receiver.url}/api/",
-            "extra": json.dumps({"webhook_endpoint": "webhooks/42/discord-token"}),
-        },
-    )
+    discord = discord_tool(monkeypatch, receiver)
     slack = tool(monkeypatch, {"conn_type": "slackwebhook", "password": f"{receiver.url}/services/T000/B000/slack"})
     too_long = tool_event(factory, "discord", "discord-send-message", discord, {"content": "x" * 2001})
     no_text = tool_event(factory, "slack", "slack-send-message", slack, {"channel": "#ops"})
@@ -396,6 +382,12 @@ def slack_tool(monkeypatch: pytest.MonkeyPatch, receiver: HttpReceiver) -> int:
     return tool(monkeypatch, {"conn_type": "slackwebhook", "password": f"{receiver.url}{SLACK_PATH}"})
 
 
+def discord_tool(monkeypatch: pytest.MonkeyPatch, receiver: HttpReceiver) -> int:
+    """A Discord tool connection whose webhook is the receiver's ``/api/webhooks/42/discord-token``."""
+    extra = json.dumps({"webhook_endpoint": "webhooks/42/discord-token"})
+    return tool(monkeypatch, {"conn_type": "discord", "host": f"{receiver.url}/api/", "extra": extra})
+
+
 def slack_texts(receiver: HttpReceiver) -> list[str]:
     return [r.json()["text"] for r in receiver.requests if r.path == SLACK_PATH]
 
@@ -599,14 +591,7 @@ def test_cronium_default_templates_with_their_send_message_action_ids(
     laid over the rendered parameters, itself never rendered
     (apps/cronium-app/src/lib/scheduler/tool-action-executor.ts:315-344)."""
     slack = slack_tool(monkeypatch, receiver)
-    discord = tool(
-        monkeypatch,
-        {
-            "conn_type": "discord",
-            "host": f"{receiver.url}/api/",
-            "extra": json.dumps({"webhook_endpoint": "webhooks/42/discord-token"}),
-        },
-    )
+    discord = discord_tool(monkeypatch, receiver)
     text = (
         '{{#if cronium.input.urgent}}URGENT: {{/if}}build {{get cronium.input "build.id" "none"}} '
         '{{#ifEquals cronium.event.status "running"}}is being announced{{else}}ended{{/ifEquals}} by '
@@ -1001,14 +986,7 @@ def test_blocks_and_embeds_given_as_json_text_are_sent_as_lists(
     170-184; apps/cronium-app/src/tools/plugins/discord/actions/send-message.ts:13-16, 166-183). The receiver
     gets a JSON array, with the templates inside rendered."""
     slack = slack_tool(monkeypatch, receiver)
-    discord = tool(
-        monkeypatch,
-        {
-            "conn_type": "discord",
-            "host": f"{receiver.url}/api/",
-            "extra": json.dumps({"webhook_endpoint": "webhooks/42/discord-token"}),
-        },
-    )
+    discord = discord_tool(monkeypatch, receiver)
     blocks = json.dumps([{"type": "section", "text": {"type": "mrkdwn", "text": "*{{cronium.event.name}}* done"}}])
     embeds = json.dumps({"embeds": [{"title": "{{cronium.event.name}}", "color": 3066993}]})
     events = [
