@@ -181,7 +181,8 @@ def test_the_scheduler_skips_a_passed_slot_and_runs_a_future_start_time(tmp_path
     and has parsed the first DAGs, so that they appear well before it however long the start-up took (a
     startTime that has passed when the DAG first appears is, as in Cronium, no run at all). The default
     pool has no slot, so that no task runs: the runs stay, the interval DAG stops at its one active run
-    (``max_active_runs`` 1), and no container is started."""
+    (``[cronium] max_active_runs`` set to 1 here; Cronium's default overlap would start one every 20 s), and no
+    container is started."""
     home = tmp_path / "home"
     (home / "dags").mkdir(parents=True)
     records = tmp_path / "records"
@@ -208,6 +209,7 @@ def test_the_scheduler_skips_a_passed_slot_and_runs_a_future_start_time(tmp_path
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__DEFAULT_POOL_TASK_SLOT_COUNT": "0",
         "CRONIUM_RECORDS_DIR": str(records),
+        "AIRFLOW__CRONIUM__MAX_ACTIVE_RUNS": "1",
     }
     subprocess.run([venv_bin("airflow"), "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
     services = [

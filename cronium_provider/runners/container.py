@@ -88,7 +88,9 @@ WRAPPER: Final = (
     f"tar -x -f - || {{ echo 'cronium: the run files could not be unpacked' >&2; exit {UNPACK_FAILED}; }}; "
     'unset PWD OLDPWD; "$@" </dev/null & c=$!; '  # the environment the script's own process would have
     """trap 'kill -TERM "$c" 2>/dev/null' TERM; """
-    'wait "$c" 2>/dev/null; s=$?; while kill -0 "$c" 2>/dev/null; do wait "$c" 2>/dev/null; s=$?; done; '
+    # a wait the forwarded TERM interrupts returns 143 even if the script then exits on its own: once it
+    # is gone, one more wait gives its own status (the shell keeps it)
+    'wait "$c" 2>/dev/null; while kill -0 "$c" 2>/dev/null; do wait "$c" 2>/dev/null; done; wait "$c"; s=$?; '
     "trap - TERM; kill -KILL -1 2>/dev/null; "
     """printf '\036%s\n' "$t"; set --; """
     f"for f in {' '.join(RESULT_FILES)}; do "
