@@ -270,7 +270,7 @@ def test_a_nested_copy_that_differs_is_a_warning_in_validate_and_plan(tmp_path: 
     plan = run_cli("plan", str(tmp_path))
     assert plan.returncode == 0, plan.stdout
     assert expected in plan.stdout.splitlines() and "error" not in plan.stdout
-    assert "cronium_workflow_60  [active, manual]  flow 60" in plan.stdout
+    assert "cronium_workflow_60  [ACTIVE, manual, max 16 at once]  flow 60" in plan.stdout
     plan_json = run_cli("plan", "--json", str(tmp_path))
     assert plan_json.returncode == 0, plan_json.stdout
     data = json.loads(plan_json.stdout)

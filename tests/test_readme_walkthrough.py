@@ -290,18 +290,20 @@ def check_plan(walk: Walk, cmd: Command, proc: subprocess.CompletedProcess[str])
 
 
 def pause_event_12(walk: Walk) -> None:
-    """The person edits a record: event 12 is PAUSED in Cronium now."""
+    """The person edits a record (event 12 is PAUSED in Cronium now), and its DAG was paused in Airflow, as
+    earlier versions of the provider paused it for that status."""
     path = walk.records / "events.json"
     bundle = json.loads(path.read_text())
     for event in bundle["events"]:
         if event["id"] == 12:
             event["status"] = "PAUSED"
     path.write_text(json.dumps(bundle))
+    ok(walk.sh("airflow dags pause cronium_event_12"))
 
 
 def check_apply_status(walk: Walk, cmd: Command, proc: subprocess.CompletedProcess[str]) -> None:
-    ok(proc)  # "pause / unpause existing DAGs as their records' status says"
-    assert "cronium_event_12: paused: the record is PAUSED" in proc.stdout, proc.stdout
+    ok(proc)  # "unpause existing DAGs, keep those at maxExecutions paused"
+    assert "cronium_event_12: unpaused: the record is PAUSED: its schedule is off" in proc.stdout, proc.stdout
     paused = walk.python(
         "import json\n"
         "from airflow.models import DagModel\n"
@@ -309,7 +311,14 @@ def check_apply_status(walk: Walk, cmd: Command, proc: subprocess.CompletedProce
         "with create_session() as s:\n"
         "    print(json.dumps({d.dag_id: d.is_paused for d in s.query(DagModel)}))"
     )
-    assert paused["cronium_event_12"] is True and paused["cronium_event_13"] is False, paused
+    assert paused["cronium_event_12"] is False and paused["cronium_event_13"] is False, paused
+
+
+def check_reset_counter(walk: Walk, cmd: Command, proc: subprocess.CompletedProcess[str]) -> None:
+    ok(proc)  # "start an event's execution count again"
+    assert proc.stdout.startswith("cronium_event_12: execution count reset ("), proc.stdout
+    stored = walk.sh("airflow variables get cronium.internal.executions_reset.cronium_event_12")
+    ok(stored)
 
 
 def check_synced(walk: Walk, cmd: Command, proc: subprocess.CompletedProcess[str]) -> None:
@@ -355,6 +364,7 @@ CHECKS: list[tuple[str, Prepare | None, Check]] = [
     (r"^cronium-airflow validate (--json )?PATH\.\.\.$", None, check_validate),
     (r"^cronium-airflow plan PATH\.\.\. \[--json\]$", None, check_plan),
     (r"^cronium-airflow apply-status PATH\.\.\.$", pause_event_12, check_apply_status),
+    (r"^cronium-airflow reset-counter EVENT_ID \[PATH\.\.\.\]$", None, check_reset_counter),
     (r"^cronium-airflow sync --conn-id cronium_default /srv/cronium/records$", None, check_synced),
     (r"^mkdir -p /srv/cronium/records/\{billing,ops\}$", split_into_shards, check_shard_folders),
     (r"^cronium-airflow dag-file --shard billing --shard ops$", None, check_shard_files),
@@ -367,7 +377,8 @@ def runnable(walk: Walk, cmd: Command) -> str:
     """The command as the shell runs it: placeholders made real; a synopsis's ``PATH...`` is the records
     folder and an optional ``[--json]`` is given."""
     text = walk.local(cmd.text)
-    text = text.replace("PATH...", shlex.quote(str(walk.records))).replace("[--json]", "--json")
+    text = text.replace("[PATH...]", "PATH...").replace("PATH...", shlex.quote(str(walk.records)))
+    text = text.replace("[--json]", "--json").replace("EVENT_ID", "12")
     return text
 
 
