@@ -278,7 +278,14 @@ def test_bad_sheets_parameters_fail_naming_them_and_nothing_is_sent(
     bad_color = tool_event(
         factory, "google-sheets", "create-sheet", sheets, {"spreadsheetId": SHEET, "title": "x", "tabColor": {"red": 3}}
     )
+    # a run's input or a template sets the id: it may not steer the call to another API path
+    elsewhere = tool_event(
+        factory, "google-sheets", "read-data", sheets, {"spreadsheetId": "{{cronium.input.id}}", "range": "A1"}
+    )
     module = factory.load()
+    outside = factory.run(module, elsewhere, {"id": "../../drive/v3/files"})
+    assert outside.state == "failed"
+    assert "google-sheets read-data: 'spreadsheetId': String should match pattern" in outside.log_text()
     for event, words in (
         (no_range, "google-sheets read-data: 'range': Field required"),
         (bad_values, "google-sheets write-data: 'values': "),

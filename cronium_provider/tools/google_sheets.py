@@ -29,7 +29,8 @@ _URI_SAFE = "-_.!~*'()"  # what JavaScript's encodeURIComponent leaves as it is
 class _Params(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    spreadsheetId: str = Field(min_length=1)
+    # Google's ids are letters, digits, ``-`` and ``_``: no text (``..``, ``/``) that would reach another API path
+    spreadsheetId: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
 
 
 class ReadData(_Params):
@@ -126,7 +127,10 @@ def _answer(response: Any) -> dict[str, Any]:
 
 
 def _quoted(text: str) -> str:
-    return quote(text, safe=_URI_SAFE)
+    """``text`` as one path segment, as ``encodeURIComponent`` writes it; a range ``.`` or ``..`` is escaped
+    (``%2E``) so that no URL library takes it for a dot segment and calls another API path."""
+    quoted = quote(text, safe=_URI_SAFE)
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
 
 
 def _path(spreadsheet_id: str, suffix: str = "") -> str:
