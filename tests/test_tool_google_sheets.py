@@ -129,8 +129,9 @@ def sheets_api() -> Iterator[HttpReceiver]:
     server.stop()
 
 
-def sheets_tool(monkeypatch: pytest.MonkeyPatch, api: HttpReceiver, token: str = TOKEN) -> int:
-    return tool(monkeypatch, {"conn_type": "cronium_google_sheets", "host": api.url, "password": token})
+def sheets_tool(monkeypatch: pytest.MonkeyPatch, api: HttpReceiver, owner: str | None = None) -> int:
+    extra = {"extra": json.dumps({"owner": owner})} if owner else {}
+    return tool(monkeypatch, {"conn_type": "cronium_google_sheets", "host": api.url, "password": TOKEN, **extra})
 
 
 def query(request: Request) -> dict[str, list[str]]:
@@ -144,6 +145,7 @@ def path(request: Request) -> str:
 def assert_sent_by_cronium(request: Request) -> None:
     assert request.headers["Authorization"] == f"Bearer {TOKEN}"
     assert request.headers["Content-Type"] == "application/json"
+    assert "owner" not in {name.lower() for name in request.headers}  # the connection's extra is no header
 
 
 def test_each_sheets_action_sends_googles_request_and_returns_croniums_result(
@@ -151,7 +153,7 @@ def test_each_sheets_action_sends_googles_request_and_returns_croniums_result(
     sheets_api: HttpReceiver,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sheets = sheets_tool(monkeypatch, sheets_api)
+    sheets = sheets_tool(monkeypatch, sheets_api, owner=owner_of(factory))
     read = tool_event(factory, "google-sheets", "read-data", sheets, {"spreadsheetId": SHEET, "range": "Sheet1!A1:C10"})
     write = tool_event(
         factory,
