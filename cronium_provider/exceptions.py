@@ -137,9 +137,11 @@ class ToolActionError(CroniumInvalidParameter):
 class ToolHTTPError(CroniumException):
     """The tool's service answered with an error status; ``status_code`` drives the retry rules."""
 
-    def __init__(self, tool: str, status_code: int, body: str):
+    def __init__(self, tool: str, status_code: int, body: str, retry_after: float | None = None):
         # the tool's HTTP status, read by the retry rules (AirflowException types it for Airflow's API)
         self.status_code = status_code  # type: ignore[assignment]
+        # the answer's ``Retry-After`` in seconds: a retried 429 waits at least that long
+        self.retry_after = retry_after
         super().__init__(f"{tool} answered HTTP {status_code}: {body[:300]}")
 
 

@@ -248,6 +248,16 @@ def get_provider_info() -> dict[str, Any]:
                         "schema": {"type": ["boolean", "null"]},
                     }
                 },
-            }
+            },
+            {
+                "hook-class-name": "cronium_provider.hooks.google_sheets.GoogleSheetsHook",
+                "hook-name": "Google Sheets (Cronium)",
+                "connection-type": "cronium_google_sheets",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"host": "Sheets API base URL", "password": "OAuth access token"},
+                    "placeholders": {"host": "https://sheets.googleapis.com", "extra": '{"owner": "<Cronium userId>"}'},
+                },
+            },
         ],
     }

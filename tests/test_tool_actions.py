@@ -198,7 +198,7 @@ def test_unsupported_tools_are_rejected_by_validation(tmp_path: Path) -> None:
                         "id": 1,
                         "name": "sheet",
                         "type": "TOOL_ACTION",
-                        "toolActionConfig": {"toolType": "google-sheets", "actionId": "write-data", "toolId": 1},
+                        "toolActionConfig": {"toolType": "notion", "actionId": "create-page", "toolId": 1},
                     },
                     {
                         "id": 2,
@@ -213,7 +213,7 @@ def test_unsupported_tools_are_rejected_by_validation(tmp_path: Path) -> None:
     records = load_records([tmp_path])
     messages = sorted(str(e) for e in records.errors)
     assert len(messages) == 2
-    assert "tool 'google-sheets' is not supported" in messages[0] and "event 1: field toolActionConfig" in messages[0]
+    assert "tool 'notion' is not supported" in messages[0] and "event 1: field toolActionConfig" in messages[0]
     assert "tool 'trello' is not supported" in messages[1]
 
 

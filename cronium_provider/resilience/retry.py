@@ -215,6 +215,22 @@ def is_retryable(exc: BaseException, strategy: RetryStrategy | str = STANDARD) -
     return False
 
 
+#: The longest ``Retry-After`` a retry waits for: a service asking for longer gets the task's own retries.
+MAX_RETRY_AFTER = 60.0
+
+
+def asked_delay(exc: BaseException) -> float:
+    """How long a rate-limited service asked to wait (its ``Retry-After``, on the exception's ``retry_after``),
+    at most :data:`MAX_RETRY_AFTER`; 0 when it asked nothing."""
+    if classify(exc) is not ErrorKind.RATE_LIMITED:
+        return 0.0
+    for item in _chain(exc):
+        value = getattr(item, "retry_after", None)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return min(float(value), MAX_RETRY_AFTER)
+    return 0.0
+
+
 def run_with_retry(
     fn: Callable[[], T],
     strategy: RetryStrategy | str = STANDARD,
@@ -239,7 +255,7 @@ def run_with_retry(
         except Exception as exc:
             if attempt >= strategy.max_attempts or not decide(exc):
                 raise
-            delay = schedule[attempt - 1]
+            delay = max(schedule[attempt - 1], asked_delay(exc))
             if on_retry is not None:
                 on_retry(attempt, exc, delay)
             sleep(delay)

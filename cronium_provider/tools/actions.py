@@ -20,6 +20,7 @@ from cronium_provider.config import read_settings
 from cronium_provider.exceptions import InvalidCredentials
 from cronium_provider.naming import VARIABLE_PREFIX, tool_conn_id
 from cronium_provider.states import RunStatus
+from cronium_provider.tools import google_sheets
 from cronium_provider.tools.catalogue import DEFAULT_ACTION, canonical_action
 from cronium_provider.tools.delivery import check_destination, check_tool_use, sender, validate
 from cronium_provider.tools.templates import iso_time, render
@@ -47,6 +48,7 @@ ACTION_NAMES = {
     "send-message": "Send Message",
     "send-card": "Send Adaptive Card",
     "send-email": "Send Email",
+    **google_sheets.NAMES,
 }
 
 

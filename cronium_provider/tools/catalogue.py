@@ -8,8 +8,9 @@ SUPPORTED = {
     "teams": ("send-message", "send-card"),
     "email": ("send-email",),
     "webhook": ("send-webhook", "webhook", "send"),
+    "google-sheets": ("read-data", "write-data", "create-sheet"),
 }
-NOT_SUPPORTED = ("google-sheets", "notion", "trello")
+NOT_SUPPORTED = ("notion", "trello")
 DEFAULT_ACTION = {
     "slack": "slack-send-message",
     "discord": "discord-send-message",

@@ -18,9 +18,16 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from cronium_provider.exceptions import ToolActionError, ToolHTTPError
 from cronium_provider.limits import deeper_than
+from cronium_provider.tools import google_sheets
 from cronium_provider.tools.catalogue import unsupported_reason
 
-CONN_TYPE_TOOLS = {"slackwebhook": "slack", "discord": "discord", "smtp": "email", "email": "email"}
+CONN_TYPE_TOOLS = {
+    "slackwebhook": "slack",
+    "discord": "discord",
+    "smtp": "email",
+    "email": "email",
+    "cronium_google_sheets": "google-sheets",
+}
 HTTP_TOOLS = ("teams", "webhook")  # an ``http`` connection serves one of these, named by its extra ``tool_type``
 # The keys of a tool connection's extra that are the provider's, not the tool's: never sent as headers.
 TOOL_TYPE_KEY = "tool_type"
@@ -228,6 +235,8 @@ def validate(tool_type: str, action_id: str, params: Mapping[str, Any]) -> None:
                 f"discord-send-message 'content' is {len(_text(content))} characters; Discord allows "
                 f"{DISCORD_CONTENT_LIMIT}"
             )
+    if tool == "google-sheets":
+        google_sheets.validate(action_id, params)
     if tool == "email":
         for name in ("to", "subject", "body"):
             if not params.get(name):
@@ -422,6 +431,8 @@ def sender(tool_type: str, action_id: str) -> Callable[[str, Mapping[str, Any]],
         return lambda conn_id, params: send_teams(conn_id, params, action_id)
     if tool == "email":
         return send_email
+    if tool == "google-sheets":
+        return lambda conn_id, params: google_sheets.send(conn_id, params, action_id)
     return send_webhook
 
 
@@ -439,6 +450,9 @@ def message_parameters(
     without one is titled ``Event <name>`` (apps/cronium-app/src/lib/scheduler/event-handlers.ts:319-342).
     Every text of them is then rendered as a template (the message and the subject are templates)."""
     tool = tool_type.lower()
+    if tool == "google-sheets":
+        # Cronium's SEND_MESSAGE knows only email, Slack, Discord and Teams (event-handlers.ts:252-265)
+        raise ToolActionError(f"Tool type {tool_type} does not support send message actions")
     if tool == "email":
         default_subject = f"Event {'Success' if succeeded else 'Failure'}: {event_name}"
         return {"to": addresses or "", "subject": subject or default_subject, "body": message}
