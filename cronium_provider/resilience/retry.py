@@ -15,7 +15,8 @@ errors are seen): network errors (connection refused / reset / aborted, DNS fail
 (HTTP 429), by every strategy; HTTP 502 and 503 only by the aggressive strategy. Never retried: HTTP 401 and 403
 and rejected credentials (:class:`InvalidCredentials`, ``smtplib.SMTPAuthenticationError``) -- repeating them cannot
 succeed and may lock the account -- nor other 4xx, other 5xx, refusals by this layer's own rate limiter or circuit
-breaker (fail fast), or anything unrecognised.
+breaker (fail fast), or anything unrecognised. A retried error that carries the service's ``Retry-After`` (its
+``retry_after`` seconds) waits that long instead, at most :data:`MAX_RETRY_AFTER`.
 """
 
 from __future__ import annotations
@@ -215,6 +216,19 @@ def is_retryable(exc: BaseException, strategy: RetryStrategy | str = STANDARD) -
     return False
 
 
+# The longest ``Retry-After`` a retry waits for: a service asking for more fails the attempt's retries sooner
+MAX_RETRY_AFTER = 60.0
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The seconds the service asked to wait before retrying (its ``Retry-After``) on an error of the chain."""
+    for item in _chain(exc):
+        value = getattr(item, "retry_after", None)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            return min(float(value), MAX_RETRY_AFTER)
+    return None
+
+
 def run_with_retry(
     fn: Callable[[], T],
     strategy: RetryStrategy | str = STANDARD,
@@ -239,7 +253,8 @@ def run_with_retry(
         except Exception as exc:
             if attempt >= strategy.max_attempts or not decide(exc):
                 raise
-            delay = schedule[attempt - 1]
+            asked = retry_after(exc)
+            delay = schedule[attempt - 1] if asked is None else asked
             if on_retry is not None:
                 on_retry(attempt, exc, delay)
             sleep(delay)

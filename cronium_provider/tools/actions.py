@@ -47,6 +47,9 @@ ACTION_NAMES = {
     "send-message": "Send Message",
     "send-card": "Send Adaptive Card",
     "send-email": "Send Email",
+    "create-card": "Create Card",
+    "move-card": "Move Card",
+    "add-checklist": "Add Checklist",
 }
 
 

@@ -8,15 +8,22 @@ SUPPORTED = {
     "teams": ("send-message", "send-card"),
     "email": ("send-email",),
     "webhook": ("send-webhook", "webhook", "send"),
+    "trello": ("create-card", "move-card", "add-checklist"),
 }
-NOT_SUPPORTED = ("google-sheets", "notion", "trello")
+NOT_SUPPORTED = ("google-sheets", "notion")
 DEFAULT_ACTION = {
     "slack": "slack-send-message",
     "discord": "discord-send-message",
     "teams": "send-message",
     "email": "send-email",
     "webhook": "send-webhook",
+    "trello": "create-card",
 }
+
+# The tools a SEND_MESSAGE conditional action sends through (Cronium's handler maps email, Slack, Discord and
+# Teams to their message action and refuses every other tool: apps/cronium-app/src/lib/scheduler/
+# event-handlers.ts:253-266); the provider's generic webhook is its own message tool.
+MESSAGE_TOOLS = ("email", "slack", "discord", "teams", "webhook")
 
 
 # Action ids Cronium's default tool templates use for the tool's one message action
