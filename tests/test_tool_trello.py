@@ -350,3 +350,30 @@ def test_a_workflow_whose_node_is_a_trello_create_card_event_builds_runs_and_pla
         "action_id": "create-card",
         "tool_id": trello,
     }
+
+
+@pytest.mark.docker
+def test_a_scripts_execute_tool_action_creates_a_trello_card_after_it_ends(
+    trello_api: HttpReceiver, monkeypatch: pytest.MonkeyPatch, capfd: Any, airflow_db: Any
+) -> None:
+    from tests.support.airflow_run import run_dag
+    from tests.test_script_events import script_dag
+
+    trello = trello_tool(monkeypatch, trello_api)
+    script = (
+        f'cronium.execute_tool_action("trello", "create-card", {{"toolId": {trello}, "listId": "L9", '
+        '"name": "From a script", "pos": "top"})\nprint("the script ended")\n'
+    )
+    dag, _ = script_dag("PYTHON", script, event={"id": 5, "userId": f"u-{uuid.uuid4().hex[:8]}"})
+    result = run_dag(dag, capfd=capfd)
+    assert result.state == "success", result.log_text()[-3000:]
+    [request] = trello_api.requests
+    assert_trello_request(request, "POST", "/1/cards")
+    assert request.json() == {"idList": "L9", "name": "From a script", "pos": "top"}
+    [action] = result.xcom("run", "actions")
+    assert action["status"] == "SUCCESS" and action["actionId"] == "create-card"
+    assert action["result"] == {
+        "success": True,
+        "cardId": CARD_ID,
+        "url": "https://trello.com/c/AbCd1234/7-from-a-script",
+    }
