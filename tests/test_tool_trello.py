@@ -67,6 +67,8 @@ def trello_api() -> Iterator[HttpReceiver]:
         routes={
             "POST /1/cards": authorised(created_card),
             f"PUT /1/cards/{CARD_ID}": authorised(lambda r: json_answer({"id": CARD_ID, **r.json()})),
+            # a card of a board the token may not write: Trello answers 401 with this text
+            "PUT /1/cards/not-yours": authorised(lambda r: text_answer("unauthorized card permission requested", 401)),
             "POST /1/checklists": authorised(
                 lambda r: json_answer({"id": CHECKLIST_ID, "name": r.json()["name"], "checkItems": []})
             ),
@@ -216,6 +218,20 @@ def test_a_refused_trello_key_fails_at_once_naming_the_connection_and_never_show
     assert f"trello refused the credential of connection cronium_tool_{trello}" in text
     assert "trello answered HTTP 401: invalid key" in text
     assert wrong_key not in text and TOKEN not in text
+
+
+def test_a_card_the_token_may_not_change_fails_at_once_naming_the_connection(
+    factory: Factory,  # noqa: F811
+    trello_api: HttpReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trello = trello_tool(monkeypatch, trello_api)
+    event = tool_event(factory, "trello", "move-card", trello, {"cardId": "not-yours", "destinationListId": "done"})
+    result = factory.run(factory.load(), event)
+    assert result.state == "failed"
+    assert len(trello_api.requests) == 1
+    assert f"trello refused the credential of connection cronium_tool_{trello}" in result.log_text()
+    assert "unauthorized card permission requested" in result.log_text()
 
 
 def test_a_network_error_names_no_key_or_token(
