@@ -91,7 +91,9 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
             )
             out.write(f"{dag.dag_id}  [{dag.status}, {schedule}, max {dag.max_active_runs} at once]  {dag.name}\n")
             for task in dag.tasks:
-                out.write(f"  {task.task_id:<20} {task.kind:<14} {task.trigger_rule:<12} {task.display_name}\n")
+                details = task.details()
+                tool = f"  ({details['tool_type']} {details['action_id']})" if "tool_type" in details else ""
+                out.write(f"  {task.task_id:<20} {task.kind:<14} {task.trigger_rule:<12} {task.display_name}{tool}\n")
             for note in dag.notes:
                 out.write(f"  note: {note}\n")
         for error in records.errors:

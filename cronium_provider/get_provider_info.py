@@ -23,7 +23,11 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": "Cronium",
-                "python-modules": ["cronium_provider.hooks.cronium", "cronium_provider.hooks.airflow_api"],
+                "python-modules": [
+                    "cronium_provider.hooks.cronium",
+                    "cronium_provider.hooks.airflow_api",
+                    "cronium_provider.hooks.trello",
+                ],
             },
         ],
         "operators": [
@@ -257,6 +261,16 @@ def get_provider_info() -> dict[str, Any]:
                     "hidden-fields": ["schema", "port", "login"],
                     "relabeling": {"host": "Sheets API base URL", "password": "OAuth access token"},
                     "placeholders": {"host": "https://sheets.googleapis.com", "extra": '{"owner": "<Cronium userId>"}'},
+                },
+            },
+            {
+                "hook-class-name": "cronium_provider.hooks.trello.TrelloHook",
+                "hook-name": "Trello (Cronium tool)",
+                "connection-type": "cronium_trello",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {"host": "API base URL", "login": "API key", "password": "API token"},
+                    "placeholders": {"host": "https://api.trello.com"},
                 },
             },
         ],

@@ -21,6 +21,7 @@ from cronium_provider.operators.gating import (
 )
 from cronium_provider.states import FAILED_STATES, EventStatus, TaskState
 from cronium_provider.tools.actions import deliver_tool_action
+from cronium_provider.tools.catalogue import MESSAGE_TOOLS
 from cronium_provider.tools.delivery import message_parameters
 from cronium_provider.tools.templates import as_text, iso_time
 
@@ -272,6 +273,10 @@ class CroniumSendMessageOperator(BaseOperator):
             from cronium_provider.tools.delivery import tool_type_of_connection
 
             tool_type = tool_type_of_connection(self.conn_id, BaseHook.get_connection(self.conn_id))
+        if tool_type not in MESSAGE_TOOLS:
+            # Cronium logs this and sends nothing (event-handlers.ts:261-266)
+            self.log.error("Tool type %s does not support send message actions (%s)", tool_type, self.conn_id)
+            return None
         return deliver_tool_action(
             self.log,
             conn_id=self.conn_id,

@@ -15,7 +15,8 @@ errors are seen): network errors (connection refused / reset / aborted, DNS fail
 (HTTP 429), by every strategy; HTTP 502 and 503 only by the aggressive strategy. Never retried: HTTP 401 and 403
 and rejected credentials (:class:`InvalidCredentials`, ``smtplib.SMTPAuthenticationError``) -- repeating them cannot
 succeed and may lock the account -- nor other 4xx, other 5xx, refusals by this layer's own rate limiter or circuit
-breaker (fail fast), or anything unrecognised.
+breaker (fail fast), or anything unrecognised. A retried error that carries the service's ``Retry-After`` (its
+``retry_after`` seconds) waits that long instead, at most :data:`MAX_RETRY_AFTER`.
 """
 
 from __future__ import annotations

@@ -49,6 +49,9 @@ ACTION_NAMES = {
     "send-card": "Send Adaptive Card",
     "send-email": "Send Email",
     **google_sheets.NAMES,
+    "create-card": "Create Card",
+    "move-card": "Move Card",
+    "add-checklist": "Add Checklist",
 }
 
 

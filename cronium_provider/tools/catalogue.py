@@ -9,15 +9,22 @@ SUPPORTED = {
     "email": ("send-email",),
     "webhook": ("send-webhook", "webhook", "send"),
     "google-sheets": ("read-data", "write-data", "create-sheet"),
+    "trello": ("create-card", "move-card", "add-checklist"),
 }
-NOT_SUPPORTED = ("notion", "trello")
+NOT_SUPPORTED = ("notion",)
 DEFAULT_ACTION = {
     "slack": "slack-send-message",
     "discord": "discord-send-message",
     "teams": "send-message",
     "email": "send-email",
     "webhook": "send-webhook",
+    "trello": "create-card",
 }
+
+# The tools a SEND_MESSAGE conditional action sends through (Cronium's handler maps email, Slack, Discord and
+# Teams to their message action and refuses every other tool: apps/cronium-app/src/lib/scheduler/
+# event-handlers.ts:253-266); the provider's generic webhook is its own message tool.
+MESSAGE_TOOLS = ("email", "slack", "discord", "teams", "webhook")
 
 
 # Action ids Cronium's default tool templates use for the tool's one message action

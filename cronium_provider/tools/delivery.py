@@ -27,6 +27,7 @@ CONN_TYPE_TOOLS = {
     "smtp": "email",
     "email": "email",
     "cronium_google_sheets": "google-sheets",
+    "cronium_trello": "trello",
 }
 HTTP_TOOLS = ("teams", "webhook")  # an ``http`` connection serves one of these, named by its extra ``tool_type``
 # The keys of a tool connection's extra that are the provider's, not the tool's: never sent as headers.
@@ -241,6 +242,10 @@ def validate(tool_type: str, action_id: str, params: Mapping[str, Any]) -> None:
         for name in ("to", "subject", "body"):
             if not params.get(name):
                 raise ToolActionError(f"send-email needs '{name}'")
+    if tool == "trello":
+        from cronium_provider.tools import trello
+
+        trello.validate(action_id, params)
     if tool == "teams":
         if action_id == "send-message" and not params.get("message"):
             raise ToolActionError("send-message needs 'message'")
@@ -433,6 +438,10 @@ def sender(tool_type: str, action_id: str) -> Callable[[str, Mapping[str, Any]],
         return send_email
     if tool == "google-sheets":
         return lambda conn_id, params: google_sheets.send(conn_id, params, action_id)
+    if tool == "trello":
+        from cronium_provider.tools.trello import send_trello
+
+        return lambda conn_id, params: send_trello(conn_id, params, action_id)
     return send_webhook
 
 

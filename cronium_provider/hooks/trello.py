@@ -1,0 +1,125 @@
+"""Trello's REST API 1 with an API key and token, as Cronium's Trello plugin calls it.
+
+The connection (type ``cronium_trello``) holds the key as its login and the token as its password; its host is
+the API's base URL (``https://api.trello.com`` when unset). Trello takes both as the query parameters ``key``
+and ``token``: they are registered with Airflow's secrets masker, and no URL holding them is ever put in an
+error message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+from airflow.sdk import BaseHook
+
+from cronium_provider.exceptions import InvalidCredentials, ToolActionError, ToolHTTPError
+
+DEFAULT_BASE_URL = "https://api.trello.com"
+TIMEOUT = 30.0
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """An HTTP ``Retry-After`` (seconds, or an HTTP date) in seconds from now; None when absent or unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        from datetime import UTC, datetime
+
+        return max(0.0, (parsedate_to_datetime(text) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def path_segment(value: Any) -> str:
+    """An id put in a URL path (a card's, a checklist's): quoted whole, so ``../boards/x`` stays one segment."""
+    return quote(str(value), safe="")
+
+
+class TrelloHook(BaseHook):
+    """
+    Calls Trello's REST API 1 (``/1/cards``, ``/1/checklists``...) with the connection's key and token.
+
+    :param trello_conn_id: the Airflow connection of type ``cronium_trello``.
+    """
+
+    conn_name_attr = "trello_conn_id"
+    default_conn_name = "cronium_tool_trello"
+    conn_type = "cronium_trello"
+    hook_name = "Trello (Cronium tool)"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden-fields": ["schema", "port"],
+            "relabeling": {"host": "API base URL", "login": "API key", "password": "API token"},
+            "placeholders": {
+                "host": DEFAULT_BASE_URL,
+                "login": "the key from https://trello.com/app-key",
+                "extra": '{"owner": "<Cronium userId of the tool>"}',
+            },
+        }
+
+    def __init__(self, trello_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.trello_conn_id = trello_conn_id
+
+    def _credentials(self) -> tuple[str, str, str]:
+        from airflow.sdk.log import mask_secret
+
+        conn = self.get_connection(self.trello_conn_id)
+        key, token = str(conn.login or ""), str(conn.password or "")
+        if not key or not token:
+            # Cronium's own words (trello/actions/create-card.ts:161-165)
+            raise InvalidCredentials(
+                f"connection {self.trello_conn_id}: Trello API key and token required (the key as the login, the "
+                "token as the password). Get them from https://trello.com/app-key"
+            )
+        mask_secret(key)
+        mask_secret(token)
+        host = str(conn.host or "").strip() or DEFAULT_BASE_URL
+        if "://" not in host:
+            host = f"https://{host}"
+        if conn.port:
+            host = f"{host}:{conn.port}"
+        return host.rstrip("/"), key, token
+
+    def request(self, method: str, path: str, body: Mapping[str, Any]) -> Any:
+        """``method`` ``path`` (``/1/cards``) with ``body`` as JSON; the answer's JSON once it is a 2xx.
+
+        An error status raises :class:`ToolHTTPError` with Trello's answer (``invalid key``) and, for a 429, its
+        ``Retry-After`` as ``retry_after``. A network error is raised as its own type without the URL."""
+        import requests
+
+        base, key, token = self._credentials()
+        try:
+            response = requests.request(
+                method,
+                f"{base}{path}",
+                params={"key": key, "token": token},
+                data=json.dumps(body),
+                headers={"Content-Type": "application/json"},
+                timeout=TIMEOUT,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            text = str(exc).replace(key, "***").replace(token, "***")
+            raise type(exc)(f"trello {method} {path} failed: {text}") from None
+        if not 200 <= response.status_code < 300:
+            error = ToolHTTPError(
+                "trello", response.status_code, response.text.replace(key, "***").replace(token, "***")
+            )
+            error.retry_after = retry_after_seconds(response.headers.get("Retry-After"))  # type: ignore[attr-defined]
+            raise error
+        try:
+            return response.json()
+        except ValueError:
+            raise ToolActionError(f"trello {method} {path} answered {response.status_code} with no JSON") from None
