@@ -23,7 +23,11 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": "Cronium",
-                "python-modules": ["cronium_provider.hooks.cronium", "cronium_provider.hooks.airflow_api"],
+                "python-modules": [
+                    "cronium_provider.hooks.cronium",
+                    "cronium_provider.hooks.airflow_api",
+                    "cronium_provider.hooks.notion",
+                ],
             },
         ],
         "operators": [
@@ -248,6 +252,11 @@ def get_provider_info() -> dict[str, Any]:
                         "schema": {"type": ["boolean", "null"]},
                     }
                 },
-            }
+            },
+            {
+                "hook-class-name": "cronium_provider.hooks.notion.NotionHook",
+                "hook-name": "Cronium Notion tool",
+                "connection-type": "cronium_notion",
+            },
         ],
     }

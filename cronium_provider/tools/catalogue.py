@@ -8,8 +8,9 @@ SUPPORTED = {
     "teams": ("send-message", "send-card"),
     "email": ("send-email",),
     "webhook": ("send-webhook", "webhook", "send"),
+    "notion": ("create-page", "update-database", "search-content", "manage-blocks"),
 }
-NOT_SUPPORTED = ("google-sheets", "notion", "trello")
+NOT_SUPPORTED = ("google-sheets", "trello")
 DEFAULT_ACTION = {
     "slack": "slack-send-message",
     "discord": "discord-send-message",

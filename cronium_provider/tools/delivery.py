@@ -18,9 +18,16 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from cronium_provider.exceptions import ToolActionError, ToolHTTPError
 from cronium_provider.limits import deeper_than
+from cronium_provider.tools import notion
 from cronium_provider.tools.catalogue import unsupported_reason
 
-CONN_TYPE_TOOLS = {"slackwebhook": "slack", "discord": "discord", "smtp": "email", "email": "email"}
+CONN_TYPE_TOOLS = {
+    "slackwebhook": "slack",
+    "discord": "discord",
+    "smtp": "email",
+    "email": "email",
+    "cronium_notion": "notion",
+}
 HTTP_TOOLS = ("teams", "webhook")  # an ``http`` connection serves one of these, named by its extra ``tool_type``
 # The keys of a tool connection's extra that are the provider's, not the tool's: never sent as headers.
 TOOL_TYPE_KEY = "tool_type"
@@ -232,6 +239,8 @@ def validate(tool_type: str, action_id: str, params: Mapping[str, Any]) -> None:
         for name in ("to", "subject", "body"):
             if not params.get(name):
                 raise ToolActionError(f"send-email needs '{name}'")
+    if tool == "notion":
+        notion.validate(action_id, params)
     if tool == "teams":
         if action_id == "send-message" and not params.get("message"):
             raise ToolActionError("send-message needs 'message'")
@@ -422,6 +431,8 @@ def sender(tool_type: str, action_id: str) -> Callable[[str, Mapping[str, Any]],
         return lambda conn_id, params: send_teams(conn_id, params, action_id)
     if tool == "email":
         return send_email
+    if tool == "notion":
+        return notion.sender(action_id)
     return send_webhook
 
 

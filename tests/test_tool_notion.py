@@ -1,0 +1,212 @@
+"""Cronium's Notion actions, run by real Airflow runs against a loopback server that answers as Notion's API.
+
+The server's answers are the shapes of Notion's API reference (a page object for ``POST /v1/pages`` and
+``PATCH /v1/pages/{id}``, a list for ``POST /v1/search`` and ``/v1/blocks/{id}/children``, error bodies
+``{"object": "error", "status", "code", "message"}``); the requests asserted are the ones Cronium's actions
+send (apps/cronium-app/src/tools/plugins/notion/actions/*.ts), with Cronium's ``Notion-Version: 2022-06-28``.
+The tool is a ``cronium_notion`` connection whose host is the server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests import test_tool_actions
+from tests.support.http_receiver import Answer, HttpReceiver, Request, json_answer
+from tests.test_event_dags import Factory
+from tests.test_tool_actions import tool, tool_event
+
+factory = test_tool_actions.factory  # the fixture of the tool tests: a records folder and its DAG file
+
+TOKEN = "secret_notion_integration_token_0123456789"
+PARENT = "b55c9c91-384d-452b-81db-d1ef79372b75"
+PAGE = "59833787-2cf9-4fdf-8782-e53db20768a5"
+BLOCK = "c02fc1d3-db8b-45c5-a222-27595b15aea7"
+DENIED = "00000000-0000-4000-8000-000000000401"
+BUSY = "00000000-0000-4000-8000-000000000429"
+EDITED = "2026-12-07T01:30:00.000Z"
+
+
+def page_object(page_id: str, title: str = "Meeting Notes") -> dict[str, Any]:
+    """A page object as Notion's API answers (its reference's ``Page`` object, trimmed of empty members)."""
+    return {
+        "object": "page",
+        "id": page_id,
+        "created_time": "2026-12-07T01:00:00.000Z",
+        "last_edited_time": EDITED,
+        "archived": False,
+        "in_trash": False,
+        "parent": {"type": "page_id", "page_id": PARENT},
+        "properties": {"title": {"id": "title", "type": "title", "title": [{"type": "text", "plain_text": title}]}},
+        "url": f"https://www.notion.so/{title.replace(' ', '-')}-{page_id.replace('-', '')}",
+    }
+
+
+def block_object(block_id: str, kind: str = "paragraph", text: str = "hello") -> dict[str, Any]:
+    return {
+        "object": "block",
+        "id": block_id,
+        "parent": {"type": "page_id", "page_id": PAGE},
+        "type": kind,
+        "has_children": False,
+        "archived": False,
+        kind: {"rich_text": [{"type": "text", "text": {"content": text}, "plain_text": text}], "color": "default"},
+    }
+
+
+def listing(results: list[Any], kind: str) -> dict[str, Any]:
+    return {"object": "list", "results": results, "next_cursor": None, "has_more": False, "type": kind, kind: {}}
+
+
+def error(status: int, code: str, message: str) -> dict[str, Any]:
+    return {"object": "error", "status": status, "code": code, "message": message}
+
+
+def search_answer(request: Request) -> Answer:
+    database = {
+        "object": "database",
+        "id": "bc1211ca-e3f1-4939-ae34-5260b16f627c",
+        "title": [{"type": "text", "plain_text": "Grocery "}, {"type": "text", "plain_text": "List"}],
+        "last_edited_time": EDITED,
+        "parent": {"type": "page_id", "page_id": PARENT},
+        "url": "https://www.notion.so/bc1211cae3f14939ae345260b16f627c",
+    }
+    answer = listing([page_object(PAGE), database], "page_or_database")
+    answer["has_more"] = True
+    return json_answer(answer)
+
+
+class NotionApi(HttpReceiver):
+    """Notion's API on loopback: the routes the four actions use; ``/pages/{DENIED}`` refuses the token,
+    ``/pages/{BUSY}`` answers its first call 429 with ``Retry-After``."""
+
+    def __init__(self) -> None:
+        calls = itertools.count()
+        super().__init__(
+            routes={
+                "POST /v1/pages": lambda r: json_answer(
+                    page_object(PAGE, r.json()["properties"]["title"]["title"][0]["text"]["content"])
+                ),
+                f"PATCH /v1/pages/{PAGE}": lambda r: json_answer(page_object(PAGE)),
+                f"PATCH /v1/pages/{DENIED}": lambda r: json_answer(
+                    error(401, "unauthorized", "API token is invalid."), status=401
+                ),
+                f"PATCH /v1/pages/{BUSY}": lambda r: (
+                    (
+                        429,
+                        {"Content-Type": "application/json", "Retry-After": "3"},
+                        json.dumps(
+                            error(429, "rate_limited", "You have been rate limited. Please try again in a few minutes.")
+                        ).encode(),
+                    )
+                    if next(calls) == 0
+                    else json_answer(page_object(BUSY))
+                ),
+                "POST /v1/search": search_answer,
+                f"PATCH /v1/blocks/{PAGE}/children": lambda r: json_answer(
+                    listing([block_object(BLOCK, b["type"]) for b in r.json()["children"]], "block")
+                ),
+                f"PATCH /v1/blocks/{BLOCK}": lambda r: json_answer(block_object(BLOCK)),
+                f"DELETE /v1/blocks/{BLOCK}": lambda r: json_answer({**block_object(BLOCK), "archived": True}),
+                f"GET /v1/blocks/{BLOCK}/children": lambda r: json_answer(listing([block_object(PAGE)], "block")),
+            }
+        )
+
+
+@pytest.fixture
+def notion() -> Iterator[NotionApi]:
+    server = NotionApi().start()
+    yield server
+    server.stop()
+
+
+def notion_tool(monkeypatch: pytest.MonkeyPatch, api: NotionApi, token: str = TOKEN) -> int:
+    return tool(monkeypatch, {"conn_type": "cronium_notion", "host": api.url, "password": token})
+
+
+def assert_notion_headers(request: Request) -> None:
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    assert headers["authorization"] == f"Bearer {TOKEN}"
+    assert headers["notion-version"] == "2022-06-28"
+
+
+def calls(api: NotionApi) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in api.requests]
+
+
+CREATE_PAGE = {
+    "parentId": PARENT,
+    "title": "Notes for {{cronium.event.name}} {{cronium.input.batch}}",
+    "icon": {"type": "emoji", "emoji": "📚"},
+    "children": [
+        {"type": "heading_1", "content": "Agenda"},
+        {"type": "to_do", "content": "Send report to team"},
+        {"type": "code", "content": "print(1)", "language": "python"},
+        {"type": "divider"},
+        {"type": "toggle", "content": "Links", "children": [{"type": "bulleted_list_item", "content": "Guide"}]},
+    ],
+}
+
+
+def create_page_body(title: str) -> dict[str, Any]:
+    """What Cronium's create-page posts for :data:`CREATE_PAGE` (create-page.ts:300-360, 423-495)."""
+
+    def text(content: str) -> list[dict[str, Any]]:
+        return [{"type": "text", "text": {"content": content}}]
+
+    return {
+        "parent": {"type": "page_id", "page_id": PARENT},
+        "properties": {"title": {"title": [{"text": {"content": title}}]}},
+        "icon": {"type": "emoji", "emoji": "📚"},
+        "children": [
+            {"object": "block", "type": "heading_1", "heading_1": {"rich_text": text("Agenda")}},
+            {"object": "block", "type": "to_do", "to_do": {"rich_text": text("Send report to team"), "checked": False}},
+            {"object": "block", "type": "code", "code": {"rich_text": text("print(1)"), "language": "python"}},
+            {"object": "block", "type": "divider", "divider": {}},
+            {
+                "object": "block",
+                "type": "toggle",
+                "toggle": {
+                    "rich_text": text("Links"),
+                    "children": [
+                        {
+                            "object": "block",
+                            "type": "bulleted_list_item",
+                            "bulleted_list_item": {"rich_text": text("Guide")},
+                        }
+                    ],
+                },
+            },
+        ],
+    }
+
+
+def test_create_page_event_posts_cronium_page_and_returns_its_result(
+    factory: Factory,
+    notion: NotionApi,
+    monkeypatch,
+) -> None:
+    conn = notion_tool(monkeypatch, notion)
+    event = tool_event(factory, "notion", "create-page", conn, CREATE_PAGE, name="Standup")
+    module = factory.load()
+    result = factory.run(module, event, {"batch": "b-7"})
+    assert result.state == "success", result.log_text()[-3000:]
+    [request] = notion.requests
+    assert (request.method, request.path) == ("POST", "/v1/pages")
+    assert_notion_headers(request)
+    assert request.headers["Content-Type"] == "application/json"
+    # the run's input is laid over the parameters, as for every TOOL_ACTION event: ``batch`` goes along unused
+    assert request.json() == create_page_body("Notes for Standup b-7")
+    out = result.xcom("run")
+    assert (out["actionId"], out["actionName"]) == ("create-page", "Create Page")
+    assert out["result"] == {
+        "success": True,
+        "pageId": PAGE,
+        "url": f"https://www.notion.so/Notes-for-Standup-b-7-{PAGE.replace('-', '')}",
+    }
+    assert TOKEN not in result.log_text()
