@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 from tests import test_tool_actions
 from tests.support.http_receiver import Answer, HttpReceiver, Request, json_answer
 from tests.test_event_dags import Factory
-from tests.test_tool_actions import tool, tool_event
+from tests.test_tool_actions import owner_of, tool, tool_event
 
 factory = test_tool_actions.factory  # the fixture of the tool tests: a records folder and its DAG file
 
@@ -210,3 +211,220 @@ def test_create_page_event_posts_cronium_page_and_returns_its_result(
         "url": f"https://www.notion.so/Notes-for-Standup-b-7-{PAGE.replace('-', '')}",
     }
     assert TOKEN not in result.log_text()
+
+
+def test_update_search_and_block_events_send_cronium_requests_and_return_its_results(
+    factory: Factory, notion: NotionApi, monkeypatch
+) -> None:
+    conn = notion_tool(monkeypatch, notion)
+    status = {"type": "status", "status": {"name": "Done"}}
+    events = {
+        "update": tool_event(
+            factory,
+            "notion",
+            "update-database",
+            conn,
+            {"databaseId": "d9824bdc-8445-4327-be8b-5b47500af6ce", "pageId": PAGE, "properties": {"Status": status}},
+        ),
+        "search": tool_event(
+            factory,
+            "notion",
+            "search-content",
+            conn,
+            {
+                "query": "{{cronium.input.q}}",
+                "filter": {"property": "object"},
+                "sort": {"direction": "descending", "timestamp": "last_edited_time"},
+            },
+        ),
+        "append": tool_event(
+            factory,
+            "notion",
+            "manage-blocks",
+            conn,
+            {"operation": "append", "pageId": PAGE, "blocks": [{"type": "callout", "content": "hi", "color": "red"}]},
+        ),
+        "update_block": tool_event(
+            factory,
+            "notion",
+            "manage-blocks",
+            conn,
+            {"operation": "update", "blockId": BLOCK, "blocks": [{"type": "to_do", "content": "x", "checked": True}]},
+        ),
+        "delete": tool_event(factory, "notion", "manage-blocks", conn, {"operation": "delete", "blockId": BLOCK}),
+        "retrieve": tool_event(factory, "notion", "manage-blocks", conn, {"operation": "retrieve", "blockId": BLOCK}),
+    }
+    module = factory.load()
+    results = {
+        name: factory.run(module, event, {"q": "roadmap"} if name == "search" else None)
+        for name, event in events.items()
+    }
+    for name, result in results.items():
+        assert result.state == "success", (name, result.log_text()[-3000:])
+    assert calls(notion) == [
+        ("PATCH", f"/v1/pages/{PAGE}"),
+        ("POST", "/v1/search"),
+        ("PATCH", f"/v1/blocks/{PAGE}/children"),
+        ("PATCH", f"/v1/blocks/{BLOCK}"),
+        ("DELETE", f"/v1/blocks/{BLOCK}"),
+        ("GET", f"/v1/blocks/{BLOCK}/children?page_size=100"),
+    ]
+    for request in notion.requests:
+        assert_notion_headers(request)
+    update, search, append, update_block, delete, retrieve = notion.requests
+    # update-database sends the properties as given (update-database.ts:140-152); its databaseId stays unused
+    assert update.json() == {"properties": {"Status": status}}
+    assert search.json() == {
+        "query": "roadmap",
+        "page_size": 10,
+        "filter": {"property": "object"},
+        "sort": {"direction": "descending", "timestamp": "last_edited_time"},
+    }
+    hi = [{"type": "text", "text": {"content": "hi"}}]
+    assert append.json() == {
+        "children": [{"object": "block", "type": "callout", "callout": {"rich_text": hi, "color": "red"}}]
+    }
+    x = [{"type": "text", "text": {"content": "x"}}]
+    assert update_block.json() == {"object": "block", "type": "to_do", "to_do": {"rich_text": x, "checked": True}}
+    assert delete.body == b"" and retrieve.body == b""
+
+    def result_of(name: str) -> Any:
+        return results[name].xcom("run")["result"]
+
+    assert result_of("update") == {"success": True, "lastEditedTime": EDITED}
+    assert result_of("search") == {
+        "success": True,
+        "results": [
+            {
+                "id": PAGE,
+                "type": "page",
+                "title": "Meeting Notes",
+                "url": page_object(PAGE)["url"],
+                "lastEditedTime": EDITED,
+                "parentId": PARENT,
+                "parentType": "page_id",
+            },
+            {
+                "id": "bc1211ca-e3f1-4939-ae34-5260b16f627c",
+                "type": "database",
+                "title": "Grocery List",
+                "url": "https://www.notion.so/bc1211cae3f14939ae345260b16f627c",
+                "lastEditedTime": EDITED,
+                "parentId": PARENT,
+                "parentType": "page_id",
+            },
+        ],
+        "hasMore": True,
+    }
+    assert result_of("append") == {"success": True, "blocks": [block_object(BLOCK, "callout")]}
+    assert result_of("update_block") == result_of("delete") == {"success": True}
+    assert result_of("retrieve") == {"success": True, "blocks": [block_object(PAGE)]}
+    assert results["search"].xcom("run")["actionName"] == "Search Content"
+
+
+def test_bad_notion_parameters_fail_naming_them_and_send_nothing(
+    factory: Factory, notion: NotionApi, monkeypatch
+) -> None:
+    conn = notion_tool(monkeypatch, notion)
+    bad = {
+        "no title": ("create-page", {"parentId": PARENT}, "notion create-page: 'title' is required"),
+        "path in id": (
+            "update-database",
+            {"databaseId": "d", "pageId": f"{PAGE}/../../users", "properties": {}},
+            "'pageId'",
+        ),
+        "no blocks": ("manage-blocks", {"operation": "append", "pageId": PAGE}, "Page ID and blocks are required"),
+        "page size": ("search-content", {"query": "q", "pageSize": 500}, "'pageSize' must be a whole number"),
+    }
+    events = {name: tool_event(factory, "notion", action, conn, params) for name, (action, params, _) in bad.items()}
+    module = factory.load()
+    for name, (_, _, text) in bad.items():
+        result = factory.run(module, events[name])
+        assert result.state == "failed", name
+        assert text in result.log_text(), (name, result.log_text()[-2000:])
+    assert notion.requests == []
+
+
+def test_a_refused_token_fails_at_once_naming_the_connection(factory: Factory, notion: NotionApi, monkeypatch) -> None:
+    conn = notion_tool(monkeypatch, notion)
+    event = tool_event(
+        factory, "notion", "update-database", conn, {"databaseId": "d", "pageId": DENIED, "properties": {}}
+    )
+    result = factory.run(factory.load(), event)
+    assert result.state == "failed"
+    assert calls(notion) == [("PATCH", f"/v1/pages/{DENIED}")]  # sent once: never retried
+    text = result.log_text()
+    assert f"notion refused the credential of connection cronium_tool_{conn}" in text
+    assert "API token is invalid." in text and TOKEN not in text
+
+
+def test_a_429_is_retried_after_its_retry_after_and_then_succeeds(
+    factory: Factory, notion: NotionApi, monkeypatch
+) -> None:
+    conn = notion_tool(monkeypatch, notion)
+    event = tool_event(
+        factory, "notion", "update-database", conn, {"databaseId": "d", "pageId": BUSY, "properties": {}}
+    )
+    result = factory.run(factory.load(), event)
+    assert result.state == "success", result.log_text()[-3000:]
+    first, second = notion.requests
+    assert (first.path, second.path) == (f"/v1/pages/{BUSY}", f"/v1/pages/{BUSY}")
+    # Retry-After: 3, well above the 1 s the retry strategy would wait
+    assert 2.9 <= second.received_at - first.received_at <= 6
+    assert result.xcom("run")["result"] == {"success": True, "lastEditedTime": EDITED}
+
+
+def test_a_send_message_action_through_a_notion_tool_sends_nothing(
+    factory: Factory, notion: NotionApi, monkeypatch
+) -> None:
+    """Cronium's SEND_MESSAGE knows a message action of email, Slack, Discord and Teams alone: through a Notion
+    tool it logs "Tool type notion does not support send message actions" and sends nothing
+    (apps/cronium-app/src/lib/scheduler/event-handlers.ts:251-266); the event's run keeps its result."""
+    conn = notion_tool(monkeypatch, notion)
+    event = factory.event(
+        userId=owner_of(factory),
+        successEvents=[{"type": "SEND_MESSAGE", "toolId": conn, "message": "done"}],
+    )
+    result = factory.run(factory.load(), event)
+    assert notion.requests == []
+    assert "Tool type notion does not support send message actions" in result.log_text()
+    assert result.task_states[next(t for t in result.task_states if t.startswith("run"))] == "success"
+
+
+def test_a_connection_of_another_type_named_as_the_notion_tool_is_refused(
+    factory: Factory, notion: NotionApi, monkeypatch
+) -> None:
+    slack = tool(monkeypatch, {"conn_type": "slackwebhook", "password": f"{notion.url}/v1/pages"})
+    event = tool_event(factory, "notion", "create-page", slack, {"parentId": PARENT, "title": "t"})
+    result = factory.run(factory.load(), event)
+    assert result.state == "failed" and notion.requests == []
+    assert f"cronium_tool_{slack}" in result.log_text()
+
+
+def test_plan_shows_the_notion_tool_of_an_event(tmp_path) -> None:
+    from tests.conftest import venv_bin
+
+    record = {
+        "id": 71,
+        "name": "Notes",
+        "type": "TOOL_ACTION",
+        "status": "ACTIVE",
+        "toolActionConfig": {
+            "toolType": "notion",
+            "actionId": "search-content",
+            "toolId": 9,
+            "parameters": {"query": "q"},
+        },
+    }
+    (tmp_path / "events.json").write_text(json.dumps({"events": [record]}))
+    plan = subprocess.run(
+        [venv_bin("cronium-airflow"), "plan", "--json", str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    data = json.loads(plan.stdout)
+    assert data["errors"] == []
+    [task] = data["dags"][0]["tasks"]
+    assert (task["operator"], task["details"]) == (
+        "tool_action",
+        {"tool_type": "notion", "action_id": "search-content", "tool_id": 9},
+    )
