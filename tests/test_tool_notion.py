@@ -13,13 +13,16 @@ import itertools
 import json
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import test_tool_actions
+from tests.support.airflow_run import run_dag
 from tests.support.http_receiver import Answer, HttpReceiver, Request, json_answer
 from tests.test_event_dags import Factory
+from tests.test_script_events import _CAPFD, _task_logs, script_dag  # noqa: F401 - the fixture
 from tests.test_tool_actions import owner_of, tool, tool_event
 
 factory = test_tool_actions.factory  # the fixture of the tool tests: a records folder and its DAG file
@@ -428,3 +431,57 @@ def test_plan_shows_the_notion_tool_of_an_event(tmp_path) -> None:
         "tool_action",
         {"tool_type": "notion", "action_id": "search-content", "tool_id": 9},
     )
+
+
+IN_SCRIPT = """
+import cronium
+cronium.execute_tool_action("notion", "manage-blocks", {
+    "toolId": TOOL_ID, "operation": "append", "pageId": "PAGE",
+    "blocks": [{"type": "paragraph", "content": "written by " + cronium.event()["name"]}],
+})
+print("the script ended")
+"""
+
+
+@pytest.mark.docker
+def test_a_script_appends_blocks_through_execute_tool_action(notion: NotionApi, monkeypatch, airflow_db) -> None:
+    conn = notion_tool(monkeypatch, notion)
+    script = IN_SCRIPT.replace("TOOL_ID", str(conn)).replace("PAGE", PAGE)
+    dag, _ = script_dag("PYTHON", script, event={"id": 5, "name": "Nightly", "userId": "u-notion"})
+    result = run_dag(dag, capfd=_CAPFD[-1])
+    assert result.state == "success", result.log_text()[-3000:]
+    [request] = notion.requests
+    assert (request.method, request.path) == ("PATCH", f"/v1/blocks/{PAGE}/children")
+    assert_notion_headers(request)
+    text = [{"type": "text", "text": {"content": "written by Nightly"}}]
+    assert request.json() == {"children": [{"object": "block", "type": "paragraph", "paragraph": {"rich_text": text}}]}
+    [action] = result.xcom("run", "actions")
+    assert (action["status"], action["actionId"]) == ("SUCCESS", "manage-blocks")
+    assert action["result"] == {"success": True, "blocks": [block_object(BLOCK, "paragraph")]}
+
+
+def test_a_workflow_node_that_is_a_notion_event_creates_its_page(
+    tmp_path: Path, capfd, monkeypatch, airflow_db, notion: NotionApi
+) -> None:
+    from tests.test_workflows import WorkflowBuilder
+
+    conn = notion_tool(monkeypatch, notion)
+    folder = tmp_path / "records"
+    folder.mkdir()
+    wf = WorkflowBuilder(folder, capfd, monkeypatch)
+    wf.node("fetch", """cronium_output '{"batch": "b-9"}'""")
+    wf.node(
+        "note",
+        "",
+        name="Write notes",
+        type="TOOL_ACTION",
+        userId="u-notion",
+        toolActionConfig={"toolType": "notion", "actionId": "create-page", "toolId": conn, "parameters": CREATE_PAGE},
+    )
+    wf.connect("fetch", "note", "ON_SUCCESS")
+    run = wf.run()
+    assert run.states == {"fetch": "success", "note": "success"}, run.result.log_text()[-3000:]
+    [request] = notion.requests
+    assert_notion_headers(request)
+    assert request.json() == create_page_body("Notes for Write notes b-9")
+    assert run.result.xcom("node_note")["result"]["pageId"] == PAGE
