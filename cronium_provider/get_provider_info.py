@@ -257,6 +257,14 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "cronium_provider.hooks.notion.NotionHook",
                 "hook-name": "Cronium Notion tool",
                 "connection-type": "cronium_notion",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"host": "Notion API base URL", "password": "Integration token"},
+                    "placeholders": {
+                        "host": "https://api.notion.com (the default)",
+                        "extra": '{"owner": "<the Cronium userId the tool belongs to>"}',
+                    },
+                },
             },
         ],
     }

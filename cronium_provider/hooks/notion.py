@@ -41,14 +41,11 @@ class NotionHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden-fields": ["schema", "port", "login"],
-            "relabeling": {"host": "Notion API base URL", "password": "Integration token"},
-            "placeholders": {
-                "host": f"{DEFAULT_BASE_URL} (the default)",
-                "extra": '{"owner": "<the Cronium userId the tool belongs to>"}',
-            },
-        }
+        """The connection form's fields, as the provider's info declares them (Airflow reads either)."""
+        from cronium_provider.get_provider_info import get_provider_info
+
+        [entry] = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == CONN_TYPE]
+        return dict(entry["ui-field-behaviour"])
 
     def base_url(self) -> str:
         """The connection's host (with its scheme, ``http://`` when it gives none), else Notion's API."""
