@@ -485,3 +485,15 @@ def test_a_workflow_node_that_is_a_notion_event_creates_its_page(
     assert_notion_headers(request)
     assert request.json() == create_page_body("Notes for Write notes b-9")
     assert run.result.xcom("node_note")["result"]["pageId"] == PAGE
+
+
+def test_the_api_url_is_the_connections_host_and_https_when_it_names_no_scheme(monkeypatch) -> None:
+    from cronium_provider.hooks.notion import NotionHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_NOTION_BARE", json.dumps({"conn_type": "cronium_notion", "password": TOKEN}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NOTION_HOST",
+        json.dumps({"conn_type": "cronium_notion", "host": "notion.internal.example", "password": TOKEN}),
+    )
+    assert NotionHook("notion_bare").base_url() == "https://api.notion.com"
+    assert NotionHook("notion_host").base_url() == "https://notion.internal.example"

@@ -48,13 +48,13 @@ class NotionHook(BaseHook):
         return dict(entry["ui-field-behaviour"])
 
     def base_url(self) -> str:
-        """The connection's host (with its scheme, ``http://`` when it gives none), else Notion's API."""
+        """The connection's host (with its scheme, ``https://`` when it gives none), else Notion's API."""
         conn = self.get_connection(self.notion_conn_id)
         host = str(conn.host or "").strip().rstrip("/")
         if not host:
             return DEFAULT_BASE_URL
         if "://" not in host:
-            host = f"{conn.schema or 'http'}://{host}"
+            host = f"{conn.schema or 'https'}://{host}"
         return f"{host}:{conn.port}" if conn.port else host
 
     def get_conn(self) -> Any:
