@@ -27,6 +27,7 @@ def get_provider_info() -> dict[str, Any]:
                     "cronium_provider.hooks.cronium",
                     "cronium_provider.hooks.airflow_api",
                     "cronium_provider.hooks.trello",
+                    "cronium_provider.hooks.notion",
                 ],
             },
         ],
@@ -271,6 +272,19 @@ def get_provider_info() -> dict[str, Any]:
                     "hidden-fields": ["schema", "port"],
                     "relabeling": {"host": "API base URL", "login": "API key", "password": "API token"},
                     "placeholders": {"host": "https://api.trello.com"},
+                },
+            },
+            {
+                "hook-class-name": "cronium_provider.hooks.notion.NotionHook",
+                "hook-name": "Cronium Notion tool",
+                "connection-type": "cronium_notion",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"host": "Notion API base URL", "password": "Integration token"},
+                    "placeholders": {
+                        "host": "https://api.notion.com (the default)",
+                        "extra": '{"owner": "<the Cronium userId the tool belongs to>"}',
+                    },
                 },
             },
         ],

@@ -187,7 +187,7 @@ def test_validation_follows_cronium_rules(factory: Factory, receiver: HttpReceiv
     assert receiver.requests == []
 
 
-def test_unsupported_tools_are_rejected_by_validation(tmp_path: Path) -> None:
+def test_unknown_tools_and_actions_are_rejected_by_validation(tmp_path: Path) -> None:
     from cronium_provider.records.validation import load_records
 
     (tmp_path / "e.json").write_text(
@@ -198,13 +198,13 @@ def test_unsupported_tools_are_rejected_by_validation(tmp_path: Path) -> None:
                         "id": 1,
                         "name": "sheet",
                         "type": "TOOL_ACTION",
-                        "toolActionConfig": {"toolType": "notion", "actionId": "create-page", "toolId": 1},
+                        "toolActionConfig": {"toolType": "jira", "actionId": "create-issue", "toolId": 1},
                     },
                     {
                         "id": 2,
                         "name": "page",
                         "type": "TOOL_ACTION",
-                        "toolActionConfig": {"toolType": "notion", "actionId": "create-page", "toolId": 1},
+                        "toolActionConfig": {"toolType": "notion", "actionId": "delete-workspace", "toolId": 1},
                     },
                 ]
             }
@@ -213,7 +213,8 @@ def test_unsupported_tools_are_rejected_by_validation(tmp_path: Path) -> None:
     records = load_records([tmp_path])
     messages = sorted(str(e) for e in records.errors)
     assert len(messages) == 2
-    assert "tool 'notion' is not supported" in messages[0] and "event 1: field toolActionConfig" in messages[0]
+    assert "unknown tool 'jira'" in messages[0] and "event 1: field toolActionConfig" in messages[0]
+    assert "event 2: field toolActionConfig" in messages[1] and "delete-workspace" in messages[1], messages[1]
 
 
 def test_401_is_never_retried_and_a_webhook_tool_gets_the_standard_retries(

@@ -370,6 +370,7 @@ def test_a_send_message_action_through_a_sheets_tool_is_refused_as_cronium_does(
     result = factory.run(module, event)
     assert "Tool type google-sheets does not support send message actions" in result.log_text()
     assert sheets_api.requests == []
+    assert result.task_states["on_success_0"] == "success"  # logged and nothing sent, as Cronium: no failure
 
 
 @pytest.mark.docker

@@ -114,11 +114,12 @@ class TrelloHook(BaseHook):
             text = str(exc).replace(key, "***").replace(token, "***")
             raise type(exc)(f"trello {method} {path} failed: {text}") from None
         if not 200 <= response.status_code < 300:
-            error = ToolHTTPError(
-                "trello", response.status_code, response.text.replace(key, "***").replace(token, "***")
+            raise ToolHTTPError(
+                "trello",
+                response.status_code,
+                response.text.replace(key, "***").replace(token, "***"),
+                retry_after_seconds(response.headers.get("Retry-After")),
             )
-            error.retry_after = retry_after_seconds(response.headers.get("Retry-After"))  # type: ignore[attr-defined]
-            raise error
         try:
             return response.json()
         except ValueError:

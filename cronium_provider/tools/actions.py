@@ -17,12 +17,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from cronium_provider.config import read_settings
-from cronium_provider.exceptions import InvalidCredentials
+from cronium_provider.exceptions import InvalidCredentials, ToolActionError
 from cronium_provider.naming import VARIABLE_PREFIX, tool_conn_id
 from cronium_provider.states import RunStatus
 from cronium_provider.tools import google_sheets
-from cronium_provider.tools.catalogue import DEFAULT_ACTION, canonical_action
+from cronium_provider.tools.catalogue import DEFAULT_ACTION, SUPPORTED, canonical_action
 from cronium_provider.tools.delivery import check_destination, check_tool_use, sender, validate
+from cronium_provider.tools.notion import ACTION_NAMES as NOTION_ACTION_NAMES
 from cronium_provider.tools.templates import iso_time, render
 from cronium_provider.variables import VariableNamespace
 
@@ -52,6 +53,7 @@ ACTION_NAMES = {
     "create-card": "Create Card",
     "move-card": "Move Card",
     "add-checklist": "Add Checklist",
+    **NOTION_ACTION_NAMES,
 }
 
 
@@ -86,6 +88,10 @@ def deliver_tool_action(
     settings = read_settings()
     connection = BaseHook.get_connection(conn_id)
     tool_type = check_tool_use(conn_id, connection, tool_type, event, shared=not scope_variables_by_owner)
+    if not action_id and tool_type in SUPPORTED and tool_type not in DEFAULT_ACTION:
+        # Cronium's SEND_MESSAGE knows a message action of email, Slack, Discord and Teams alone
+        # (apps/cronium-app/src/lib/scheduler/event-handlers.ts:251-266)
+        raise ToolActionError(f"Tool type {tool_type} does not support send message actions (connection {conn_id})")
     action = canonical_action(tool_type, action_id or DEFAULT_ACTION.get(tool_type, "send-webhook"))
     namespace = VariableNamespace(variable_prefix, owner=event.get("userId"), scope_by_owner=scope_variables_by_owner)
 

@@ -10,8 +10,9 @@ SUPPORTED = {
     "webhook": ("send-webhook", "webhook", "send"),
     "google-sheets": ("read-data", "write-data", "create-sheet"),
     "trello": ("create-card", "move-card", "add-checklist"),
+    "notion": ("create-page", "update-database", "search-content", "manage-blocks"),
 }
-NOT_SUPPORTED = ("notion",)
+NOT_SUPPORTED: tuple[str, ...] = ()
 DEFAULT_ACTION = {
     "slack": "slack-send-message",
     "discord": "discord-send-message",

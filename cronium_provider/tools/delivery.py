@@ -18,7 +18,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from cronium_provider.exceptions import ToolActionError, ToolHTTPError
 from cronium_provider.limits import deeper_than
-from cronium_provider.tools import google_sheets
+from cronium_provider.tools import google_sheets, notion
 from cronium_provider.tools.catalogue import unsupported_reason
 
 CONN_TYPE_TOOLS = {
@@ -28,6 +28,7 @@ CONN_TYPE_TOOLS = {
     "email": "email",
     "cronium_google_sheets": "google-sheets",
     "cronium_trello": "trello",
+    "cronium_notion": "notion",
 }
 HTTP_TOOLS = ("teams", "webhook")  # an ``http`` connection serves one of these, named by its extra ``tool_type``
 # The keys of a tool connection's extra that are the provider's, not the tool's: never sent as headers.
@@ -246,6 +247,8 @@ def validate(tool_type: str, action_id: str, params: Mapping[str, Any]) -> None:
         from cronium_provider.tools import trello
 
         trello.validate(action_id, params)
+    if tool == "notion":
+        notion.validate(action_id, params)
     if tool == "teams":
         if action_id == "send-message" and not params.get("message"):
             raise ToolActionError("send-message needs 'message'")
@@ -442,6 +445,8 @@ def sender(tool_type: str, action_id: str) -> Callable[[str, Mapping[str, Any]],
         from cronium_provider.tools.trello import send_trello
 
         return lambda conn_id, params: send_trello(conn_id, params, action_id)
+    if tool == "notion":
+        return notion.sender(action_id)
     return send_webhook
 
 
