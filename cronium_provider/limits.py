@@ -19,3 +19,30 @@ def deeper_than(value: Any, limit: int) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
+
+
+CHUNK_BYTES = 65536
+
+
+def max_response_bytes() -> int:
+    """``[cronium] max_http_response_bytes``: the largest answer an HTTP_REQUEST event or a tool's API call reads."""
+    from cronium_provider.config import read_settings
+
+    return read_settings("max_http_response_bytes").max_http_response_bytes
+
+
+def read_capped(response: Any, limit: int, *, cut: bool = False) -> bytes | None:
+    """A streamed ``requests`` response's body, or None as soon as it is over ``limit`` bytes (declared or
+    read); with ``cut``, its first ``limit`` bytes instead. The connection is closed either way."""
+    try:
+        declared = str(response.headers.get("Content-Length", ""))
+        if not cut and declared.isdigit() and int(declared) > limit:
+            return None
+        body = bytearray()
+        for chunk in response.iter_content(CHUNK_BYTES):
+            body += chunk
+            if len(body) > limit:
+                return bytes(body[:limit]) if cut else None
+        return bytes(body)
+    finally:
+        response.close()

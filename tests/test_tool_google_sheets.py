@@ -471,3 +471,42 @@ def _tool_of(dag: dict[str, Any]) -> dict[str, Any]:
     walk(dag)
     assert found, dag
     return found[0]
+
+
+def test_an_answer_over_max_http_response_bytes_fails_the_action_and_is_not_kept(
+    factory: Factory,  # noqa: F811 - the fixture imported above
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Sheets API (or whatever the connection's host is) answering 2 MiB is read only up to ``[cronium]
+    max_http_response_bytes`` (1 MiB), as an HTTP_REQUEST event's answer is."""
+    huge = json.dumps({"range": "Sheet1!A1:C10", "values": [["x" * 1024]] * 2048}).encode()
+    server = HttpReceiver(
+        routes={f"GET {READ_PATH}": lambda r: (200, {"Content-Type": "application/json"}, huge)}
+    ).start()
+    try:
+        sheets = sheets_tool(monkeypatch, server)
+        event = tool_event(
+            factory, "google-sheets", "read-data", sheets, {"spreadsheetId": SHEET, "range": "Sheet1!A1:C10"}
+        )
+        result = factory.run(factory.load(), event)
+    finally:
+        server.stop()
+    assert result.state == "failed"
+    assert "google-sheets answered more than 1048576 bytes ([cronium] max_http_response_bytes)" in result.log_text()
+
+
+def test_a_range_of_dots_is_refused_and_reaches_no_other_api_path(
+    factory: Factory,  # noqa: F811 - the fixture imported above
+    sheets_api: HttpReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A range ``..`` from a run's input would be sent as ``.../values/..`` (``requests`` unquotes ``%2E``), which
+    a server reads as the spreadsheet itself (``spreadsheets.get``): it is refused, and nothing is sent."""
+    sheets = sheets_tool(monkeypatch, sheets_api)
+    event = tool_event(
+        factory, "google-sheets", "read-data", sheets, {"spreadsheetId": SHEET, "range": "{{cronium.input.range}}"}
+    )
+    result = factory.run(factory.load(), event, {"range": ".."})
+    assert result.state == "failed"
+    assert "google-sheets: range '..' is a dot segment of a URL path, no A1 range" in result.log_text()
+    assert sheets_api.requests == []

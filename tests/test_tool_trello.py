@@ -393,3 +393,37 @@ def test_a_scripts_execute_tool_action_creates_a_trello_card_after_it_ends(
         "cardId": CARD_ID,
         "url": "https://trello.com/c/AbCd1234/7-from-a-script",
     }
+
+
+def test_a_card_id_of_dots_stays_a_card_id_and_reaches_no_other_route(
+    factory: Factory,  # noqa: F811
+    trello_api: HttpReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A card id ``..`` from a run's input would be sent as ``/1/cards/..`` (``requests`` unquotes ``%2E``), which
+    a server reads as ``/1/``: it is refused, and nothing is sent."""
+    trello = trello_tool(monkeypatch, trello_api)
+    event = tool_event(factory, "trello", "move-card", trello, {"cardId": "{{cronium.input.card}}", "pos": "top"})
+    result = factory.run(factory.load(), event, {"card": ".."})
+    assert result.state == "failed"
+    assert "trello: id '..' is a dot segment of a URL path, no Trello id" in result.log_text()
+    assert trello_api.requests == []
+
+
+def test_an_answer_over_max_http_response_bytes_fails_the_action_and_is_not_kept(
+    factory: Factory,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An API answering 2 MiB is read only up to ``[cronium] max_http_response_bytes`` (1 MiB)."""
+    huge = json.dumps({"id": CARD_ID, "desc": "x" * (2 * 1024 * 1024)}).encode()
+    server = HttpReceiver(routes={"POST /1/cards": lambda r: (200, {"Content-Type": "application/json"}, huge)}).start()
+    try:
+        trello = trello_tool(monkeypatch, server)
+        event = tool_event(factory, "trello", "create-card", trello, {"listId": "L", "name": "n"})
+        result = factory.run(factory.load(), event)
+    finally:
+        server.stop()
+    assert result.state == "failed"
+    assert "trello POST /1/cards answered more than 1048576 bytes ([cronium] max_http_response_bytes)" in (
+        result.log_text()
+    )

@@ -50,9 +50,10 @@ class GoogleSheetsHook(HttpHook):
         return self.get_connection(self.google_sheets_conn_id).password or None
 
     def request(self, method: str, endpoint: str, query: Mapping[str, str] | None = None, body: Any = None) -> Any:
-        """Send ``method endpoint?query`` with ``body`` as JSON; the response, whatever its status."""
+        """Send ``method endpoint?query`` with ``body`` as JSON; the response, whatever its status, its body
+        not read yet (streamed: read it with :func:`cronium_provider.limits.read_capped`)."""
         self.method = method
-        options = {"check_response": False, "timeout": TIMEOUT_SECONDS}
+        options = {"check_response": False, "timeout": TIMEOUT_SECONDS, "stream": True}
         headers = {"Content-Type": "application/json"}
         if method == "GET":  # HttpHook sends a GET's data as its query
             return self.run(endpoint=endpoint, data=dict(query or {}), headers=headers, extra_options=options)

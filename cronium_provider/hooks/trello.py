@@ -20,6 +20,7 @@ from cronium_provider.exceptions import InvalidCredentials, ToolActionError, Too
 
 DEFAULT_BASE_URL = "https://api.trello.com"
 TIMEOUT = 30.0
+ERROR_BYTES = 2000  # an error answer is only quoted: its start is enough
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -40,8 +41,13 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 def path_segment(value: Any) -> str:
-    """An id put in a URL path (a card's, a checklist's): quoted whole, so ``../boards/x`` stays one segment."""
-    return quote(str(value), safe="")
+    """An id put in a URL path (a card's, a checklist's): quoted whole, so ``../boards/x`` stays one segment. An
+    id ``.`` or ``..`` is refused: ``requests`` sends ``%2E`` as ``.``, and a server takes it for a dot segment
+    (``/1/cards/..`` is ``/1/``)."""
+    quoted = quote(str(value), safe="")
+    if quoted in (".", ".."):
+        raise ToolActionError(f"trello: id {quoted!r} is a dot segment of a URL path, no Trello id")
+    return quoted
 
 
 class TrelloHook(BaseHook):
@@ -99,6 +105,8 @@ class TrelloHook(BaseHook):
         ``Retry-After`` as ``retry_after``. A network error is raised as its own type without the URL."""
         import requests
 
+        from cronium_provider.limits import max_response_bytes, read_capped
+
         base, key, token = self._credentials()
         try:
             response = requests.request(
@@ -109,18 +117,28 @@ class TrelloHook(BaseHook):
                 headers={"Content-Type": "application/json"},
                 timeout=TIMEOUT,
                 allow_redirects=False,
+                stream=True,
             )
+            limit = max_response_bytes()
+            ok = 200 <= response.status_code < 300
+            content = read_capped(response, limit) if ok else read_capped(response, ERROR_BYTES, cut=True)
         except requests.RequestException as exc:
             text = str(exc).replace(key, "***").replace(token, "***")
             raise type(exc)(f"trello {method} {path} failed: {text}") from None
-        if not 200 <= response.status_code < 300:
+        if content is None:
+            raise ToolActionError(
+                f"trello {method} {path} answered more than {limit} bytes ([cronium] max_http_response_bytes); "
+                "the answer was not kept"
+            )
+        text = content.decode(response.encoding or "utf-8", errors="replace")
+        if not ok:
             raise ToolHTTPError(
                 "trello",
                 response.status_code,
-                response.text.replace(key, "***").replace(token, "***"),
+                text.replace(key, "***").replace(token, "***"),
                 retry_after_seconds(response.headers.get("Retry-After")),
             )
         try:
-            return response.json()
+            return json.loads(text)
         except ValueError:
             raise ToolActionError(f"trello {method} {path} answered {response.status_code} with no JSON") from None

@@ -23,37 +23,13 @@ from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk import Context
 
 from cronium_provider.exceptions import CroniumInvalidParameter, HttpRequestFailed
+from cronium_provider.limits import max_response_bytes, read_capped
 from cronium_provider.operators.event import CroniumEventOperator
 from cronium_provider.runners.outcome import OUTPUT_TAIL_BYTES
 
 DEFAULT_TIMEOUT_SECONDS = 30
 ERROR_BODY_CHARS = 500
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
-CHUNK_BYTES = 65536
-
-
-def max_response_bytes() -> int:
-    """``[cronium] max_http_response_bytes``: the largest answer an HTTP_REQUEST event reads."""
-    from cronium_provider.config import read_settings
-
-    return read_settings("max_http_response_bytes").max_http_response_bytes
-
-
-def read_capped(response: Any, limit: int, *, cut: bool = False) -> bytes | None:
-    """A streamed ``requests`` response's body, or None as soon as it is over ``limit`` bytes (declared or
-    read); with ``cut``, its first ``limit`` bytes instead. The connection is closed either way."""
-    try:
-        declared = str(response.headers.get("Content-Length", ""))
-        if not cut and declared.isdigit() and int(declared) > limit:
-            return None
-        body = bytearray()
-        for chunk in response.iter_content(CHUNK_BYTES):
-            body += chunk
-            if len(body) > limit:
-                return bytes(body[:limit]) if cut else None
-        return bytes(body)
-    finally:
-        response.close()
 
 
 def origin(url: str) -> tuple[str, str, int | None]:

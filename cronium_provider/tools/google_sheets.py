@@ -10,6 +10,7 @@ make: ``spreadsheets.values.get``, ``spreadsheets.values.update`` (``values.appe
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
@@ -110,10 +111,20 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 def _answer(response: Any) -> dict[str, Any]:
     """The JSON answer of a 2xx; else :class:`ToolHTTPError` with Google's ``error.message`` (as Cronium
-    reports it: read-data.ts:187-191) and the answer's ``Retry-After``."""
+    reports it: read-data.ts:187-191) and the answer's ``Retry-After``. An answer over ``[cronium]
+    max_http_response_bytes`` is not kept: :class:`ToolActionError`."""
+    from cronium_provider.limits import max_response_bytes, read_capped
+
+    limit = max_response_bytes()
+    content = read_capped(response, limit)
+    if content is None:
+        raise ToolActionError(
+            f"google-sheets answered more than {limit} bytes ([cronium] max_http_response_bytes); "
+            "the answer was not kept"
+        )
     data: Any = None
     with contextlib.suppress(ValueError):
-        data = response.json()
+        data = json.loads(content)
     if 200 <= response.status_code < 300:
         return data if isinstance(data, dict) else {}
     error = data.get("error") if isinstance(data, dict) else None
@@ -127,10 +138,12 @@ def _answer(response: Any) -> dict[str, Any]:
 
 
 def _quoted(text: str) -> str:
-    """``text`` as one path segment, as ``encodeURIComponent`` writes it; a range ``.`` or ``..`` is escaped
-    (``%2E``) so that no URL library takes it for a dot segment and calls another API path."""
+    """``text`` as one path segment, as ``encodeURIComponent`` writes it. A range ``.`` or ``..`` is refused:
+    ``requests`` sends ``%2E`` as ``.``, and a server takes it for a dot segment and calls another API path."""
     quoted = quote(text, safe=_URI_SAFE)
-    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
+    if quoted in (".", ".."):
+        raise ToolActionError(f"google-sheets: range {text!r} is a dot segment of a URL path, no A1 range")
+    return quoted
 
 
 def _path(spreadsheet_id: str, suffix: str = "") -> str:
