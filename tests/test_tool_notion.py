@@ -498,3 +498,23 @@ def test_the_api_url_is_the_connections_host_and_https_when_it_names_no_scheme(m
     )
     assert NotionHook("notion_bare").base_url() == "https://api.notion.com"
     assert NotionHook("notion_host").base_url() == "https://notion.internal.example"
+
+
+def test_an_answer_over_max_http_response_bytes_fails_the_action_and_is_not_kept(
+    factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An API answering 2 MiB is read only up to ``[cronium] max_http_response_bytes`` (1 MiB), as an
+    HTTP_REQUEST event's answer is, and the action fails naming the limit."""
+    huge = json.dumps(listing([page_object(PAGE, "x" * (2 * 1024 * 1024))], "page_or_database")).encode()
+    server = HttpReceiver(routes={"POST /v1/search": lambda r: (200, {"Content-Type": "application/json"}, huge)})
+    server.start()
+    try:
+        conn = tool(monkeypatch, {"conn_type": "cronium_notion", "host": server.url, "password": TOKEN})
+        event = tool_event(factory, "notion", "search-content", conn, {"query": "notes"})
+        result = factory.run(factory.load(), event)
+    finally:
+        server.stop()
+    assert result.state == "failed"
+    assert "notion POST /v1/search answered more than 1048576 bytes ([cronium] max_http_response_bytes)" in (
+        result.log_text()
+    )

@@ -10,11 +10,12 @@ API's base URL as its host (default ``https://api.notion.com``). Requests carry 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from airflow.sdk import BaseHook
 
-from cronium_provider.exceptions import InvalidCredentials
+from cronium_provider.exceptions import InvalidCredentials, ToolActionError
 
 CONN_TYPE = "cronium_notion"
 DEFAULT_BASE_URL = "https://api.notion.com"
@@ -22,6 +23,40 @@ NOTION_VERSION = "2022-06-28"
 TIMEOUT_MS = 30_000
 MAX_RETRIES = 2  # 429 answers waited out in one attempt of the action; the action's retry strategy comes after
 MAX_RETRY_DELAY_MS = 60_000
+
+
+def capped_transport(limit: int) -> Any:
+    """An ``httpx`` transport whose answers are read only up to ``limit`` bytes, as an HTTP_REQUEST event's are:
+    past it, reading raises :class:`ToolActionError` naming the request and the limit."""
+    import httpx
+
+    class CappedStream(httpx.SyncByteStream):
+        def __init__(self, stream: Any, what: str) -> None:
+            self.stream, self.what = stream, what
+
+        def __iter__(self) -> Iterator[bytes]:
+            seen = 0
+            for chunk in self.stream:
+                seen += len(chunk)
+                if seen > limit:
+                    raise ToolActionError(
+                        f"notion {self.what} answered more than {limit} bytes ([cronium] max_http_response_bytes); "
+                        "the answer was not kept"
+                    )
+                yield chunk
+
+        def close(self) -> None:
+            self.stream.close()
+
+    class CappedTransport(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = super().handle_request(request)
+            capped = CappedStream(response.stream, f"{request.method} {request.url.path}")
+            return httpx.Response(
+                response.status_code, headers=response.headers, stream=capped, extensions=response.extensions
+            )
+
+    return CappedTransport()
 
 
 class NotionHook(BaseHook):
@@ -59,8 +94,11 @@ class NotionHook(BaseHook):
 
     def get_conn(self) -> Any:
         """A ``notion_client.Client`` with the connection's token, base URL and Cronium's Notion-Version."""
+        import httpx
         from notion_client import Client
         from notion_client.client import RetryOptions
+
+        from cronium_provider.limits import max_response_bytes
 
         conn = self.get_connection(self.notion_conn_id)
         if not conn.password:
@@ -75,6 +113,7 @@ class NotionHook(BaseHook):
             timeout_ms=TIMEOUT_MS,
             retry=RetryOptions(max_retries=MAX_RETRIES, max_retry_delay_ms=MAX_RETRY_DELAY_MS),
             logger=logging.getLogger(__name__),
+            client=httpx.Client(transport=capped_transport(max_response_bytes())),
         )
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
