@@ -177,6 +177,34 @@ def test_each_trello_action_of_an_event_sends_what_trello_documents_and_returns_
         assert KEY not in result.log_text() and TOKEN not in result.log_text()
 
 
+def test_a_card_copied_from_a_source_sends_the_url_and_source_fields_as_given(
+    factory: Factory,  # noqa: F811
+    trello_api: HttpReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """create-card.ts:205-216: ``urlSource`` goes as written (no ``/`` added), ``keepFromSource`` joined by commas."""
+    trello = trello_tool(monkeypatch, trello_api)
+    params = {
+        "listId": "L",
+        "name": "Copy",
+        "urlSource": "https://example.com",
+        "idCardSource": "c1",
+        "keepFromSource": ["checklists", "labels"],
+    }
+    event = tool_event(factory, "trello", "create-card", trello, params)
+    result = factory.run(factory.load(), event)
+    assert result.state == "success", result.log_text()[-3000:]
+    [card] = trello_api.requests
+    assert card.json() == {
+        "idList": "L",
+        "name": "Copy",
+        "pos": "bottom",
+        "urlSource": "https://example.com",
+        "idCardSource": "c1",
+        "keepFromSource": "checklists,labels",
+    }
+
+
 def test_trello_parameters_against_cronium_schema_fail_naming_the_parameter_and_send_nothing(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
