@@ -383,6 +383,16 @@ def test_bad_notion_parameters_fail_naming_them_and_send_nothing(
         ),
         "no blocks": ("manage-blocks", {"operation": "append", "pageId": PAGE}, "Page ID and blocks are required"),
         "page size": ("search-content", {"query": "q", "pageSize": 500}, "'pageSize' must be a whole number"),
+        "cover": (
+            "create-page",
+            {"parentId": PARENT, "title": "t", "cover": {"type": "external"}},
+            "notion create-page: 'cover' must be {type: external, url: <URL>}",
+        ),
+        "icon": (
+            "create-page",
+            {"parentId": PARENT, "title": "t", "icon": {"type": "file"}},
+            "notion create-page: 'icon' type must be emoji or external",
+        ),
         "text item": (
             "update-database",
             {"databaseId": "d", "pageId": PAGE, "properties": {"Notes": {"type": "rich_text", "rich_text": ["a"]}}},

@@ -135,6 +135,16 @@ def _properties_rebuilt(action: str, params: Mapping[str, Any], *, required: boo
     return {name: rebuilt_property(action, name, value) for name, value in properties.items()}
 
 
+def _is_url(value: Any) -> bool:
+    from pydantic import AnyUrl, TypeAdapter, ValidationError
+
+    try:
+        TypeAdapter(AnyUrl).validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
 def validate(action: str, params: Mapping[str, Any]) -> None:
     """Cronium's schema of the action (its zod ``inputSchema``); raises :class:`ToolActionError` naming the
     parameter, before anything is sent."""
@@ -143,8 +153,13 @@ def validate(action: str, params: Mapping[str, Any]) -> None:
         _text(action, params, "title")
         _properties_rebuilt(action, params, required=False)
         _blocks(action, params, "children", PAGE_BLOCKS)
-        for key in ("icon", "cover"):
-            _json(action, params, key, dict)
+        # create-page.ts:30-44
+        icon = _json(action, params, "icon", dict)
+        if icon is not None and icon.get("type") not in ("emoji", "external"):
+            raise _fail(action, "'icon' type must be emoji or external")
+        cover = _json(action, params, "cover", dict)
+        if cover is not None and (cover.get("type") != "external" or not _is_url(cover.get("url"))):
+            raise _fail(action, "'cover' must be {type: external, url: <URL>}")
     elif action == "update-database":
         _text(action, params, "databaseId")
         _notion_id(action, params, "pageId")
