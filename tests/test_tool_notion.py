@@ -275,7 +275,7 @@ def test_update_search_and_block_events_send_cronium_requests_and_return_its_res
     for request in notion.requests:
         assert_notion_headers(request)
     update, search, append, update_block, delete, retrieve = notion.requests
-    # update-database sends the properties as given (update-database.ts:140-152); its databaseId stays unused
+    # update-database sends a status property as given (update-database.ts:362-366); its databaseId stays unused
     assert update.json() == {"properties": {"Status": status}}
     assert search.json() == {
         "query": "roadmap",
@@ -325,6 +325,51 @@ def test_update_search_and_block_events_send_cronium_requests_and_return_its_res
     assert results["search"].xcom("run")["actionName"] == "Search Content"
 
 
+def test_update_database_sends_property_texts_and_names_as_cronium_rebuilds_them(
+    factory: Factory, notion: NotionApi, monkeypatch
+) -> None:
+    """Cronium's update-database rebuilds each text item as ``{type: text, text: {content}}`` and each select,
+    status and multi-select option as ``{name}`` (apps/cronium-app/src/tools/plugins/notion/actions/
+    update-database.ts:321-376); other properties go as given."""
+    conn = notion_tool(monkeypatch, notion)
+    given = {
+        "Name": {"type": "title", "title": [{"text": {"content": "Q3 plan"}}]},
+        "Notes": {"type": "rich_text", "rich_text": [{"text": {"content": "a"}}, {"text": {"content": "b"}}]},
+        "Stage": {"type": "select", "select": {"name": "Doing", "color": "red"}},
+        "Tags": {"type": "multi_select", "multi_select": [{"name": "x", "id": "1"}]},
+        "Done": {"type": "checkbox", "checkbox": True},
+    }
+    params = {"databaseId": "d", "pageId": PAGE, "properties": given}
+    event = tool_event(factory, "notion", "update-database", conn, params)
+    # create-page rebuilds text items without ``type`` and sends options as given (create-page.ts:518-550)
+    bold = {"type": "rich_text", "rich_text": [{"text": {"content": "c"}, "annotations": {"bold": True}}]}
+    page = {"parentId": PARENT, "title": "T", "properties": {"Notes": bold, "Stage": given["Stage"]}}
+    page_event = tool_event(factory, "notion", "create-page", conn, page)
+    module = factory.load()
+    result = factory.run(module, event)
+    assert result.state == "success", result.log_text()[-3000:]
+    created = factory.run(module, page_event)
+    assert created.state == "success", created.log_text()[-3000:]
+    request, page_request = notion.requests
+    assert page_request.json()["properties"] == {
+        "title": {"title": [{"text": {"content": "T"}}]},
+        "Notes": {"type": "rich_text", "rich_text": [{"text": {"content": "c"}}]},
+        "Stage": given["Stage"],
+    }
+    assert request.json() == {
+        "properties": {
+            "Name": {"type": "title", "title": [{"type": "text", "text": {"content": "Q3 plan"}}]},
+            "Notes": {
+                "type": "rich_text",
+                "rich_text": [{"type": "text", "text": {"content": "a"}}, {"type": "text", "text": {"content": "b"}}],
+            },
+            "Stage": {"type": "select", "select": {"name": "Doing"}},
+            "Tags": {"type": "multi_select", "multi_select": [{"name": "x"}]},
+            "Done": {"type": "checkbox", "checkbox": True},
+        }
+    }
+
+
 def test_bad_notion_parameters_fail_naming_them_and_send_nothing(
     factory: Factory, notion: NotionApi, monkeypatch
 ) -> None:
@@ -338,6 +383,21 @@ def test_bad_notion_parameters_fail_naming_them_and_send_nothing(
         ),
         "no blocks": ("manage-blocks", {"operation": "append", "pageId": PAGE}, "Page ID and blocks are required"),
         "page size": ("search-content", {"query": "q", "pageSize": 500}, "'pageSize' must be a whole number"),
+        "cover": (
+            "create-page",
+            {"parentId": PARENT, "title": "t", "cover": {"type": "external"}},
+            "notion create-page: 'cover' must be {type: external, url: <URL>}",
+        ),
+        "icon": (
+            "create-page",
+            {"parentId": PARENT, "title": "t", "icon": {"type": "file"}},
+            "notion create-page: 'icon' type must be emoji or external",
+        ),
+        "text item": (
+            "update-database",
+            {"databaseId": "d", "pageId": PAGE, "properties": {"Notes": {"type": "rich_text", "rich_text": ["a"]}}},
+            "notion update-database: property 'Notes': each text item must be {text: {content: <text>}}",
+        ),
     }
     events = {name: tool_event(factory, "notion", action, conn, params) for name, (action, params, _) in bad.items()}
     module = factory.load()

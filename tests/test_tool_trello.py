@@ -69,6 +69,10 @@ def trello_api() -> Iterator[HttpReceiver]:
             f"PUT /1/cards/{CARD_ID}": authorised(lambda r: json_answer({"id": CARD_ID, **r.json()})),
             # a card of a board the token may not write: Trello answers 401 with this text
             "PUT /1/cards/not-yours": authorised(lambda r: text_answer("unauthorized card permission requested", 401)),
+            # an answer in JSON: Cronium reports its ``message`` (else its ``error``)
+            "PUT /1/cards/archived": authorised(
+                lambda r: json_answer({"message": "Card is archived", "error": "CARD_ARCHIVED"}, 400)
+            ),
             "POST /1/checklists": authorised(
                 lambda r: json_answer({"id": CHECKLIST_ID, "name": r.json()["name"], "checkItems": []})
             ),
@@ -173,6 +177,34 @@ def test_each_trello_action_of_an_event_sends_what_trello_documents_and_returns_
         assert KEY not in result.log_text() and TOKEN not in result.log_text()
 
 
+def test_a_card_copied_from_a_source_sends_the_url_and_source_fields_as_given(
+    factory: Factory,  # noqa: F811
+    trello_api: HttpReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """create-card.ts:205-216: ``urlSource`` goes as written (no ``/`` added), ``keepFromSource`` joined by commas."""
+    trello = trello_tool(monkeypatch, trello_api)
+    params = {
+        "listId": "L",
+        "name": "Copy",
+        "urlSource": "https://example.com",
+        "idCardSource": "c1",
+        "keepFromSource": ["checklists", "labels"],
+    }
+    event = tool_event(factory, "trello", "create-card", trello, params)
+    result = factory.run(factory.load(), event)
+    assert result.state == "success", result.log_text()[-3000:]
+    [card] = trello_api.requests
+    assert card.json() == {
+        "idList": "L",
+        "name": "Copy",
+        "pos": "bottom",
+        "urlSource": "https://example.com",
+        "idCardSource": "c1",
+        "keepFromSource": "checklists,labels",
+    }
+
+
 def test_trello_parameters_against_cronium_schema_fail_naming_the_parameter_and_send_nothing(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
@@ -232,6 +264,21 @@ def test_a_card_the_token_may_not_change_fails_at_once_naming_the_connection(
     assert len(trello_api.requests) == 1
     assert f"trello refused the credential of connection cronium_tool_{trello}" in result.log_text()
     assert "unauthorized card permission requested" in result.log_text()
+
+
+def test_a_trello_error_answer_in_json_fails_with_its_message_as_cronium_reports_it(
+    factory: Factory,  # noqa: F811
+    trello_api: HttpReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cronium's Trello actions fail with the answer's ``message``, else its ``error``
+    (apps/cronium-app/src/tools/plugins/trello/actions/move-card.ts:174-182)."""
+    trello = trello_tool(monkeypatch, trello_api)
+    event = tool_event(factory, "trello", "move-card", trello, {"cardId": "archived", "destinationListId": "done"})
+    result = factory.run(factory.load(), event)
+    assert result.state == "failed"
+    assert "trello answered HTTP 400: Card is archived" in result.log_text()
+    assert "CARD_ARCHIVED" not in result.log_text()
 
 
 def test_a_network_error_names_no_key_or_token(

@@ -40,6 +40,20 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
+def error_text(text: str) -> str:
+    """What an error answer says: a JSON answer's ``message``, else its ``error``, as Cronium reports them
+    (trello/actions/move-card.ts:174-182); any other answer (Trello's plain ``invalid key``) as it is."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(data, dict):
+        for field in ("message", "error"):
+            if isinstance(data.get(field), str) and data[field]:
+                return str(data[field])
+    return text
+
+
 def path_segment(value: Any) -> str:
     """An id put in a URL path (a card's, a checklist's): quoted whole, so ``../boards/x`` stays one segment. An
     id ``.`` or ``..`` is refused: ``requests`` sends ``%2E`` as ``.``, and a server takes it for a dot segment
@@ -135,7 +149,7 @@ class TrelloHook(BaseHook):
             raise ToolHTTPError(
                 "trello",
                 response.status_code,
-                text.replace(key, "***").replace(token, "***"),
+                error_text(text).replace(key, "***").replace(token, "***"),
                 retry_after_seconds(response.headers.get("Retry-After")),
             )
         try:

@@ -99,20 +99,71 @@ def _properties(action: str, params: Mapping[str, Any], *, required: bool) -> di
     return None if properties is None else dict(properties)
 
 
+def _text_item(action: str, name: str, item: Any, *, typed: bool) -> dict[str, Any]:
+    text = item.get("text") if isinstance(item, dict) else None
+    if not isinstance(text, dict) or not isinstance(text.get("content"), str):
+        raise _fail(action, f"property {name!r}: each text item must be {{text: {{content: <text>}}}}")
+    return {"type": "text", "text": {"content": text["content"]}} if typed else {"text": {"content": text["content"]}}
+
+
+def _named(action: str, name: str, option: Any) -> dict[str, Any]:
+    if not isinstance(option, dict) or not isinstance(option.get("name"), str):
+        raise _fail(action, f"property {name!r}: each option must be {{name: <text>}}")
+    return {"name": option["name"]}
+
+
+def rebuilt_property(action: str, name: str, prop: Mapping[str, Any]) -> dict[str, Any]:
+    """A property as Cronium's ``processProperty`` sends it: text items rebuilt as ``{text: {content}}`` (with
+    ``type: text`` in update-database), and in update-database select, status and multi-select options as
+    ``{name}`` (create-page.ts:518-550, update-database.ts:321-376); other properties as given."""
+    typed = action == "update-database"
+    processed = dict(prop)
+    kind = prop["type"]
+    if kind in ("rich_text", "title") and isinstance(prop.get(kind), list):
+        processed[kind] = [_text_item(action, name, item, typed=typed) for item in prop[kind]]
+    elif typed and kind in ("select", "status") and prop.get(kind):
+        processed[kind] = _named(action, name, prop[kind])
+    elif typed and kind == "multi_select" and isinstance(prop.get(kind), list):
+        processed[kind] = [_named(action, name, option) for option in prop[kind]]
+    return processed
+
+
+def _properties_rebuilt(action: str, params: Mapping[str, Any], *, required: bool) -> dict[str, Any] | None:
+    properties = _properties(action, params, required=required)
+    if properties is None:
+        return None
+    return {name: rebuilt_property(action, name, value) for name, value in properties.items()}
+
+
+def _is_url(value: Any) -> bool:
+    from pydantic import AnyUrl, TypeAdapter, ValidationError
+
+    try:
+        TypeAdapter(AnyUrl).validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
 def validate(action: str, params: Mapping[str, Any]) -> None:
     """Cronium's schema of the action (its zod ``inputSchema``); raises :class:`ToolActionError` naming the
     parameter, before anything is sent."""
     if action == "create-page":
         _notion_id(action, params, "parentId")
         _text(action, params, "title")
-        _properties(action, params, required=False)
+        _properties_rebuilt(action, params, required=False)
         _blocks(action, params, "children", PAGE_BLOCKS)
-        for key in ("icon", "cover"):
-            _json(action, params, key, dict)
+        # create-page.ts:30-44
+        icon = _json(action, params, "icon", dict)
+        if icon is not None and icon.get("type") not in ("emoji", "external"):
+            raise _fail(action, "'icon' type must be emoji or external")
+        cover = _json(action, params, "cover", dict)
+        if cover is not None and (cover.get("type") != "external" or not _is_url(cover.get("url"))):
+            raise _fail(action, "'cover' must be {type: external, url: <URL>}")
     elif action == "update-database":
         _text(action, params, "databaseId")
         _notion_id(action, params, "pageId")
-        _properties(action, params, required=True)
+        _properties_rebuilt(action, params, required=True)
         if params.get("archived") is not None and not isinstance(params["archived"], bool):
             raise _fail(action, "'archived' must be true or false")
     elif action == "search-content":
@@ -192,7 +243,7 @@ def create_page_body(params: Mapping[str, Any]) -> dict[str, Any]:
     other properties as given, the icon as given, the cover as an external file, the content blocks."""
     title = {"title": [{"text": {"content": str(params["title"])}}]}
     properties: dict[str, Any] = {"title": title}
-    for name, value in (_properties("create-page", params, required=False) or {}).items():
+    for name, value in (_properties_rebuilt("create-page", params, required=False) or {}).items():
         if name != "title":
             properties[name] = value
     body: dict[str, Any] = {
@@ -283,7 +334,7 @@ def send(conn_id: str, action: str, params: Mapping[str, Any]) -> dict[str, Any]
         page = _call(conn_id, "POST", "pages", create_page_body(params))
         return _compact({"success": True, "pageId": page.get("id"), "url": page.get("url")})
     if action == "update-database":
-        body: dict[str, Any] = {"properties": _properties(action, params, required=True)}
+        body: dict[str, Any] = {"properties": _properties_rebuilt(action, params, required=True)}
         if params.get("archived") is not None:
             body["archived"] = params["archived"]
         page = _call(conn_id, "PATCH", f"pages/{str(params['pageId']).strip()}", body)

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
+from pydantic import AnyUrl, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from cronium_provider.exceptions import ToolActionError
 
@@ -43,9 +43,17 @@ class CreateCard(_Params):
     dueComplete: bool = False
     idMembers: list[str] | None = None
     idLabels: list[str] | None = None
-    urlSource: HttpUrl | None = Field(default=None, strict=False)
+    urlSource: str | None = None
     idCardSource: str | None = None
     keepFromSource: KeepFromSource | None = None
+
+    @field_validator("urlSource")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        # a URL, as zod's .url() checks it; sent as written (create-card.ts:205-207), never normalised
+        if value is not None:
+            TypeAdapter(AnyUrl).validate_python(value)
+        return value
 
 
 class MoveCard(_Params):
@@ -115,7 +123,7 @@ def create_card_body(p: CreateCard) -> dict[str, Any]:
     if p.idLabels:
         body["idLabels"] = ",".join(p.idLabels)
     if p.urlSource:
-        body["urlSource"] = str(p.urlSource)
+        body["urlSource"] = p.urlSource
     if p.idCardSource:
         body["idCardSource"] = p.idCardSource
         if p.keepFromSource:
