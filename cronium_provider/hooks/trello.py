@@ -10,34 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 from airflow.sdk import BaseHook
 
 from cronium_provider.exceptions import InvalidCredentials, ToolActionError, ToolHTTPError
+from cronium_provider.resilience.retry import retry_after_seconds
 
 DEFAULT_BASE_URL = "https://api.trello.com"
 TIMEOUT = 30.0
 ERROR_BYTES = 2000  # an error answer is only quoted: its start is enough
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """An HTTP ``Retry-After`` (seconds, or an HTTP date) in seconds from now; None when absent or unreadable."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        from datetime import UTC, datetime
-
-        return max(0.0, (parsedate_to_datetime(text) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 def error_text(text: str) -> str:

@@ -29,6 +29,8 @@ import time
 import urllib.error
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 from typing import Protocol, TypeVar
 
@@ -218,6 +220,21 @@ def is_retryable(exc: BaseException, strategy: RetryStrategy | str = STANDARD) -
 
 #: The longest ``Retry-After`` a retry waits for: a service asking for longer gets the task's own retries.
 MAX_RETRY_AFTER = 60.0
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """An HTTP ``Retry-After`` (seconds, or an HTTP date) in seconds from now; None when absent or unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(text) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
 
 
 def asked_delay(exc: BaseException) -> float:

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
 from cronium_provider.exceptions import ToolActionError, ToolHTTPError
+from cronium_provider.resilience.retry import retry_after_seconds
 
 TOOL = "google-sheets"
 ACTIONS = ("read-data", "write-data", "create-sheet")
@@ -95,18 +94,6 @@ def parse(action_id: str, params: Mapping[str, Any]) -> Any:
 
 def validate(action_id: str, params: Mapping[str, Any]) -> None:
     parse(action_id, params)
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """A ``Retry-After`` header (seconds or an HTTP date) as seconds from now; None when absent or unreadable."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    with contextlib.suppress(TypeError, ValueError, IndexError):
-        return max(0.0, parsedate_to_datetime(text).timestamp() - time.time())
-    return None
 
 
 def _answer(response: Any) -> dict[str, Any]:
