@@ -34,7 +34,7 @@ from cronium_provider.operators.gating import (
 from cronium_provider.runners.base import Failure, RunEnd, ScriptJob, judge
 from cronium_provider.runners.outcome import DEFAULT_MAX_RESULT_BYTES, ScriptRun
 from cronium_provider.runners.protocol import LANGUAGES, ScriptResults, VariableChange
-from cronium_provider.states import RunStatus
+from cronium_provider.states import RunStatus, max_executions_reached
 from cronium_provider.variables import VariableNamespace
 
 
@@ -110,7 +110,7 @@ class CroniumEventOperator(BaseOperator):
         if self.max_executions <= 0:
             return
         count = executions_so_far(context, self.execution_count) + (1 if finished_now else 0)
-        if count < self.max_executions:
+        if not max_executions_reached(self.max_executions, count):
             return
         dag_id = context["ti"].dag_id
         try:
