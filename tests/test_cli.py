@@ -18,7 +18,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_validate_examples_exits_zero() -> None:
     proc = run_cli("validate", str(EXAMPLES))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.startswith("OK: 8 events, 1 workflows, 2 servers valid")
+    assert proc.stdout.startswith("OK: 10 events, 1 workflows, 2 servers valid")
 
 
 def test_validate_reports_every_error_and_exits_one(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_plan_json_describes_the_dags(tmp_path: Path) -> None:
     plan = json.loads(proc.stdout)
     assert plan["version"] == 1
     dags = {d["dag_id"]: d for d in plan["dags"]}
-    assert set(dags) == {f"cronium_event_{i}" for i in range(1, 9)} | {"cronium_workflow_1"}
+    assert set(dags) == {f"cronium_event_{i}" for i in range(1, 11)} | {"cronium_workflow_1"}
     assert dags["cronium_event_8"]["status"] == "ARCHIVED" and dags["cronium_event_8"]["schedule"]["kind"] == "none"
     http = dags["cronium_event_4"]  # PAUSED: built unpaused, its */15 rule makes no run
     assert http["is_paused"] is False
