@@ -8,6 +8,13 @@
 # running: `make demo-stop` (scripts/demo-stop.sh) stops them. A second run reuses the running services and
 # the database, and triggers a new run.
 #
+# Beside Airflow it starts, on one loopback address, what the other examples deliver to (docs/demo.md): an
+# sshd for the REMOTE event (its own host key and a demo-only client key in $DEMO_HOME/ssh; as root it logs
+# in the unprivileged user cronium-demo, else you), a mail catcher (aiosmtpd), a webhook receiver and an HTTP
+# endpoint (http.server): what they receive is in $DEMO_HOME/deliveries (mail.mbox, webhook.jsonl,
+# http-endpoint.jsonl). The records are copied to $DEMO_HOME/records with these addresses; their connections
+# are made as a user makes them: `airflow connections import` and `cronium-airflow servers sync`.
+#
 # Settings (environment):
 #   VENV / AIRFLOW_BIN   the virtualenv / airflow command (default: the project's .venv/bin/airflow)
 #   DEMO_HOME            the AIRFLOW_HOME to use (default: ./airflow_home)
@@ -16,6 +23,11 @@
 #   DEMO_RECORDS         the Cronium records folder (default: ./dags_templates/records)
 #   DEMO_DAG, DEMO_CONF  the DAG to run and its conf (default: cronium_workflow_1, {"batch": "demo"})
 #   DEMO_RUN_TIMEOUT     seconds to wait for the run (default: 300); DEMO_START_TIMEOUT for the services (240)
+#   DEMO_ADDRESS         the loopback address of the demo's sshd, mail catcher and HTTP receivers (127.0.0.80)
+#   DEMO_SSH_PORT, DEMO_SSH_PORT2   the sshd's ports, servers 1 and 2 (2222, 2223)
+#   DEMO_SMTP_PORT, DEMO_WEBHOOK_PORT, DEMO_HTTP_PORT   the mail catcher's, webhook receiver's and HTTP
+#                        endpoint's ports (8025, 8766, 8765)
+#   DEMO_SSH_USER        the login of the REMOTE examples (as root: cronium-demo, created; else you)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -32,7 +44,16 @@ DEMO_CONF="${DEMO_CONF:-}"
 [ -n "$DEMO_CONF" ] || DEMO_CONF='{"batch": "demo"}'
 DEMO_RUN_TIMEOUT="${DEMO_RUN_TIMEOUT:-300}"
 DEMO_START_TIMEOUT="${DEMO_START_TIMEOUT:-240}"
+DEMO_ADDRESS="${DEMO_ADDRESS:-127.0.0.80}"
+DEMO_SSH_PORT="${DEMO_SSH_PORT:-2222}"
+DEMO_SSH_PORT2="${DEMO_SSH_PORT2:-2223}"
+DEMO_SMTP_PORT="${DEMO_SMTP_PORT:-8025}"
+DEMO_WEBHOOK_PORT="${DEMO_WEBHOOK_PORT:-8766}"
+DEMO_HTTP_PORT="${DEMO_HTTP_PORT:-8765}"
+if [ "$(id -u)" = 0 ]; then DEMO_SSH_USER="${DEMO_SSH_USER:-cronium-demo}"; else DEMO_SSH_USER="${DEMO_SSH_USER:-$(id -un)}"; fi
+SSHD_BIN="${DEMO_SSHD:-$(command -v sshd || echo /usr/sbin/sshd)}"
 SERVICES=(api-server scheduler dag-processor triggerer)
+HELPERS=(sshd mail-catcher webhook-receiver http-endpoint)
 
 say() { printf '== %s\n' "$*"; }
 die() { printf 'demo: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -40,7 +61,13 @@ die() { printf 'demo: ERROR: %s\n' "$*" >&2; exit 1; }
 [ -x "$AIRFLOW_BIN" ] || die "no airflow at $AIRFLOW_BIN: run \`make venv\` first, or set AIRFLOW_BIN / VENV"
 [ -x "$PYTHON" ] || die "no python beside $AIRFLOW_BIN (set DEMO_PYTHON)"
 [ -d "$DEMO_RECORDS" ] || die "no Cronium records folder at $DEMO_RECORDS"
-case "$DEMO_PORT" in ''|*[!0-9]*) die "DEMO_PORT must be a port number, not '$DEMO_PORT'";; esac
+for var in DEMO_PORT DEMO_SSH_PORT DEMO_SSH_PORT2 DEMO_SMTP_PORT DEMO_WEBHOOK_PORT DEMO_HTTP_PORT; do
+  case "${!var}" in ''|*[!0-9]*) die "$var must be a port number, not '${!var}'";; esac
+done
+[[ "$DEMO_ADDRESS" =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] \
+  || die "DEMO_ADDRESS must be a loopback address 127.x.y.z, not '$DEMO_ADDRESS'"
+case "$SSHD_BIN" in /*) ;; *) die "DEMO_SSHD must be an absolute path (sshd re-executes itself)";; esac
+[ -x "$SSHD_BIN" ] || die "no sshd at $SSHD_BIN: \`make system\` installs openssh-server (or set DEMO_SSHD)"
 DEMO_HOME="$(mkdir -p "$DEMO_HOME" && cd "$DEMO_HOME" && pwd)"
 DEMO_RECORDS="$(cd "$DEMO_RECORDS" && pwd)"
 BASE_URL="http://127.0.0.1:$DEMO_PORT"
@@ -69,7 +96,12 @@ export AIRFLOW__API__WORKERS=1
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL='$BASE_URL/execution/'
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
 export AIRFLOW__LOGGING__LOGGING_LEVEL=INFO
-export CRONIUM_RECORDS_DIR='$DEMO_RECORDS'
+export CRONIUM_RECORDS_DIR='$DEMO_HOME/records'
+# the demo's helpers (sshd, scripts/demo_helpers.py) and the records copied with their addresses
+export DEMO_RECORDS='$DEMO_RECORDS'
+export DEMO_ADDRESS='$DEMO_ADDRESS' DEMO_SSH_USER='$DEMO_SSH_USER'
+export DEMO_SSH_PORT=$DEMO_SSH_PORT DEMO_SSH_PORT2=$DEMO_SSH_PORT2 DEMO_SMTP_PORT=$DEMO_SMTP_PORT
+export DEMO_WEBHOOK_PORT=$DEMO_WEBHOOK_PORT DEMO_HTTP_PORT=$DEMO_HTTP_PORT
 EOF
 # The simple auth manager keeps each user's password in a JSON file and only generates one for a user the file
 # lacks: writing the file first makes the demo login known.
@@ -93,7 +125,11 @@ start_time() {  # a process's start time (clock ticks after boot): with the pid,
   sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'
 }
 
-pid_of() {  # the pid of a running service started by this script for this DEMO_HOME, else nothing
+command_of() {  # what a service's or helper's command line contains
+  case "$1" in sshd) echo sshd;; mail-catcher|webhook-receiver|http-endpoint) echo demo_helpers;; *) echo airflow;; esac
+}
+
+pid_of() {  # the pid of a running service or helper started by this script for this DEMO_HOME, else nothing
   # <name>.pid holds the pid, .<name>.start its start time: a reused pid is never taken for the service.
   # (The api-server rewrites its command line and environment, so those cannot identify it.)
   local name="$1" pid
@@ -102,7 +138,7 @@ pid_of() {  # the pid of a running service started by this script for this DEMO_
   case "$pid" in ''|*[!0-9]*) return 0;; esac
   [ -n "$(start_time "$pid")" ] || return 0
   [ "$(start_time "$pid")" = "$(cat "$DEMO_HOME/.$name.start" 2>/dev/null)" ] || return 0
-  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q airflow || return 0
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "$(command_of "$name")" || return 0
   echo "$pid"
 }
 
@@ -111,45 +147,52 @@ log_tail() {  # the last lines of a file, indented
   if [ -f "$file" ]; then tail -n "$lines" "$file" | sed 's/^/    | /' >&2; fi
 }
 
-start_service() {
-  local name="$1" pid
-  shift
+start_bg() {  # start_bg NAME LABEL COMMAND...: start a service or helper unless it runs already
+  local name="$1" label="$2" pid
+  shift 2
   pid="$(pid_of "$name")"
   if [ -n "$pid" ]; then
-    say "airflow $name is already running (pid $pid): reusing it"
+    say "$label is already running (pid $pid): reusing it"
     return
   fi
   # its own session (process group), so that demo-stop stops it with every process it started
-  setsid "$AIRFLOW_BIN" "$name" "$@" >> "$DEMO_HOME/$name.log" 2>&1 < /dev/null &
+  setsid "$@" >> "$DEMO_HOME/$name.log" 2>&1 < /dev/null &
   echo $! > "$DEMO_HOME/$name.pid"
   start_time $! > "$DEMO_HOME/.$name.start"
-  say "started airflow $name (pid $!, log $DEMO_HOME/$name.log)"
+  say "started $label (pid $!, log $DEMO_HOME/$name.log)"
 }
 
-check_alive() {  # fail with the log tail when a service has died
-  local name
-  for name in "${SERVICES[@]}"; do
+start_service() {
+  local name="$1"
+  shift
+  start_bg "$name" "airflow $name" "$AIRFLOW_BIN" "$name" "$@"
+}
+
+check_alive() {  # fail with the log tail when a service (or, with an argument, a helper) has died
+  local name names=("$@")
+  [ "$#" -gt 0 ] || names=("${SERVICES[@]}")
+  for name in "${names[@]}"; do
     if [ -z "$(pid_of "$name")" ]; then
-      printf 'demo: ERROR: airflow %s is not running; the end of %s:\n' "$name" "$DEMO_HOME/$name.log" >&2
+      printf 'demo: ERROR: %s is not running; the end of %s:\n' "$name" "$DEMO_HOME/$name.log" >&2
       log_tail "$DEMO_HOME/$name.log"
       exit 1
     fi
   done
 }
 
-port_answers() {
-  "$PYTHON" - "$DEMO_PORT" <<'PY'
+port_answers() {  # port_answers PORT [ADDRESS]: something accepts connections there
+  "$PYTHON" - "$1" "${2:-127.0.0.1}" <<'PY'
 import socket, sys
 s = socket.socket()
 s.settimeout(1)
-sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)
+sys.exit(0 if s.connect_ex((sys.argv[2], int(sys.argv[1]))) == 0 else 1)
 PY
 }
 
 # Services already running keep the settings they started with: refuse to mix in others (a new port, records
 # folder, ...) and say how to apply them.
 running=()
-for name in "${SERVICES[@]}"; do [ -z "$(pid_of "$name")" ] || running+=("$name"); done
+for name in "${SERVICES[@]}" "${HELPERS[@]}"; do [ -z "$(pid_of "$name")" ] || running+=("$name"); done
 if [ "${#running[@]}" -gt 0 ] && [ -f "$DEMO_HOME/demo.env" ] \
    && ! cmp -s "$DEMO_HOME/demo.env" "$DEMO_HOME/.demo.env.new"; then
   diff "$DEMO_HOME/demo.env" "$DEMO_HOME/.demo.env.new" | grep '^[<>] export' | sed 's/^/    /' >&2 || true
@@ -163,7 +206,7 @@ source "$DEMO_HOME/demo.env"
 say "Airflow home: $DEMO_HOME (SQLite, LocalExecutor), records: $DEMO_RECORDS"
 say "Airflow: $AIRFLOW_BIN ($("$AIRFLOW_BIN" version 2>/dev/null | tail -n 1))"
 
-if [ -z "$(pid_of api-server)" ] && port_answers; then
+if [ -z "$(pid_of api-server)" ] && port_answers "$DEMO_PORT"; then
   die "port $DEMO_PORT on 127.0.0.1 is taken by another program: stop it, or choose another with DEMO_PORT=..."
 fi
 
@@ -179,6 +222,127 @@ else
   }
 fi
 
+# ---------------------------------------------------------------------------------------------- example helpers
+# What the examples deliver to, all on $DEMO_ADDRESS (loopback): refuse a port another program holds.
+mkdir -p "$DEMO_HOME/deliveries"
+helper_port() {  # helper_port NAME PORT VARIABLE
+  if [ -z "$(pid_of "$1")" ] && port_answers "$2" "$DEMO_ADDRESS"; then
+    die "port $2 on $DEMO_ADDRESS (for the $1) is taken by another program: stop it, or choose another address with DEMO_ADDRESS=127.0.0.x or port with $3=..."
+  fi
+}
+helper_port sshd "$DEMO_SSH_PORT" DEMO_SSH_PORT
+helper_port sshd "$DEMO_SSH_PORT2" DEMO_SSH_PORT2
+helper_port mail-catcher "$DEMO_SMTP_PORT" DEMO_SMTP_PORT
+helper_port webhook-receiver "$DEMO_WEBHOOK_PORT" DEMO_WEBHOOK_PORT
+helper_port http-endpoint "$DEMO_HTTP_PORT" DEMO_HTTP_PORT
+
+# The records, copied with the demo's addresses and login (the CRONIUM_RECORDS_DIR of this Airflow).
+"$PYTHON" "$REPO/scripts/demo_helpers.py" records "$DEMO_RECORDS" "$DEMO_HOME/records" --address "$DEMO_ADDRESS" \
+  --ssh-port "$DEMO_SSH_PORT" --ssh-port2 "$DEMO_SSH_PORT2" --ssh-user "$DEMO_SSH_USER" --http-port "$DEMO_HTTP_PORT" \
+  || die "could not copy the records of $DEMO_RECORDS to $DEMO_HOME/records"
+
+# The sshd of the REMOTE examples: its host key, a demo-only client key, and the login that key opens.
+SSH_DIR="$DEMO_HOME/ssh"
+mkdir -p "$SSH_DIR"
+chmod 700 "$SSH_DIR"
+for key in ssh_host_ed25519_key id_ed25519; do
+  [ -f "$SSH_DIR/$key" ] || ssh-keygen -q -t ed25519 -N "" -C "cronium demo $key" -f "$SSH_DIR/$key"
+done
+cp "$SSH_DIR/id_ed25519.pub" "$SSH_DIR/authorized_keys"
+chmod 644 "$SSH_DIR/authorized_keys"
+host_key="$(cut -d' ' -f1,2 "$SSH_DIR/ssh_host_ed25519_key.pub")"
+printf '[%s]:%s %s\n' "$DEMO_ADDRESS" "$DEMO_SSH_PORT" "$host_key" "$DEMO_ADDRESS" "$DEMO_SSH_PORT2" "$host_key" \
+  > "$SSH_DIR/known_hosts"
+if [ "$(id -u)" = 0 ]; then
+  # As root the examples log in as an unprivileged user of their own; sshd reads its keys from the demo's
+  # file through a root-run command, as the file sits in a folder that user cannot open.
+  if ! id -u "$DEMO_SSH_USER" > /dev/null 2>&1; then
+    say "creating the unprivileged user $DEMO_SSH_USER for the REMOTE examples"
+    useradd --create-home --shell /bin/bash --password '*' "$DEMO_SSH_USER"  # "*": key login only
+  fi
+  [ "$DEMO_SSH_USER" != root ] || die "DEMO_SSH_USER must not be root"
+  mkdir -p /run/sshd && chmod 755 /run/sshd
+  keys_lines=("AuthorizedKeysFile none" "AuthorizedKeysCommand $(command -v cat) $SSH_DIR/authorized_keys"
+              "AuthorizedKeysCommandUser root")
+else
+  [ "$DEMO_SSH_USER" = "$(id -un)" ] || die "DEMO_SSH_USER can only be you ($(id -un)) when the demo does not run as root"
+  keys_lines=("AuthorizedKeysFile $SSH_DIR/authorized_keys")
+fi
+{
+  echo "# Written by scripts/demo.sh: the demo's sshd, on loopback only, key logins of $DEMO_SSH_USER only."
+  echo "ListenAddress $DEMO_ADDRESS:$DEMO_SSH_PORT"
+  echo "ListenAddress $DEMO_ADDRESS:$DEMO_SSH_PORT2"
+  echo "HostKey $SSH_DIR/ssh_host_ed25519_key"
+  printf '%s\n' "${keys_lines[@]}"
+  printf '%s\n' "AllowUsers $DEMO_SSH_USER" "PidFile none" "PermitRootLogin no" "PasswordAuthentication no" \
+    "KbdInteractiveAuthentication no" "UsePAM no" "StrictModes no" "X11Forwarding no" "AllowTcpForwarding no" \
+    "MaxStartups 20" "MaxSessions 20" "Subsystem sftp internal-sftp"
+} > "$SSH_DIR/sshd_config"
+"$SSHD_BIN" -t -f "$SSH_DIR/sshd_config" > "$DEMO_HOME/sshd-check.log" 2>&1 || {
+  log_tail "$DEMO_HOME/sshd-check.log"
+  die "sshd refused the demo's configuration $SSH_DIR/sshd_config"
+}
+start_bg sshd "the demo's sshd on $DEMO_ADDRESS:$DEMO_SSH_PORT and :$DEMO_SSH_PORT2" "$SSHD_BIN" -D -e -f "$SSH_DIR/sshd_config"
+start_bg mail-catcher "the mail catcher on $DEMO_ADDRESS:$DEMO_SMTP_PORT" \
+  "$PYTHON" "$REPO/scripts/demo_helpers.py" smtp --address "$DEMO_ADDRESS" --port "$DEMO_SMTP_PORT" --mbox "$DEMO_HOME/deliveries/mail.mbox"
+start_bg webhook-receiver "the webhook receiver on $DEMO_ADDRESS:$DEMO_WEBHOOK_PORT" \
+  "$PYTHON" "$REPO/scripts/demo_helpers.py" http --address "$DEMO_ADDRESS" --port "$DEMO_WEBHOOK_PORT" --log "$DEMO_HOME/deliveries/webhook.jsonl"
+start_bg http-endpoint "the HTTP endpoint on $DEMO_ADDRESS:$DEMO_HTTP_PORT" \
+  "$PYTHON" "$REPO/scripts/demo_helpers.py" http --address "$DEMO_ADDRESS" --port "$DEMO_HTTP_PORT" --log "$DEMO_HOME/deliveries/http-endpoint.jsonl"
+helper_deadline=$((SECONDS + 20))
+for entry in "sshd:$DEMO_SSH_PORT" "sshd:$DEMO_SSH_PORT2" "mail-catcher:$DEMO_SMTP_PORT" \
+             "webhook-receiver:$DEMO_WEBHOOK_PORT" "http-endpoint:$DEMO_HTTP_PORT"; do
+  until port_answers "${entry#*:}" "$DEMO_ADDRESS"; do
+    check_alive "${entry%%:*}"
+    [ "$SECONDS" -lt "$helper_deadline" ] || { log_tail "$DEMO_HOME/${entry%%:*}.log"; die "the ${entry%%:*} did not answer on $DEMO_ADDRESS:${entry#*:}"; }
+    sleep 0.3
+  done
+done
+
+# Their connections, made as a user makes them: the tools with `airflow connections import` (tool 1 is a Slack
+# webhook on the receiver, tool 2 an SMTP server, the catcher), the servers with `cronium-airflow servers sync`
+# (the key file and the known_hosts line of the sshd's host key).
+"$PYTHON" - "$DEMO_HOME/connections.json" <<PY
+import json, os, sys
+owner = {"owner": "demo-user"}  # the records' userId: each tool belongs to its owner, as in Cronium
+connections = {
+    "cronium_tool_1": {
+        "conn_type": "slackwebhook",
+        "description": "Cronium tool 1 (slack): the demo's webhook receiver, requests in $DEMO_HOME/deliveries/webhook.jsonl",
+        "password": "http://$DEMO_ADDRESS:$DEMO_WEBHOOK_PORT/services/T0DEMO/B0DEMO/demo",
+        "extra": json.dumps(owner),
+    },
+    "cronium_tool_2": {
+        "conn_type": "smtp",
+        "description": "Cronium tool 2 (email): the demo's mail catcher, mailbox $DEMO_HOME/deliveries/mail.mbox",
+        "host": "$DEMO_ADDRESS",
+        "port": $DEMO_SMTP_PORT,
+        "login": "",
+        "password": "",
+        "extra": json.dumps({**owner, "from_email": "cronium-demo@example.test", "disable_ssl": True,
+                             "disable_tls": True}),
+    },
+}
+with open(sys.argv[1], "w") as f:
+    json.dump(connections, f, indent=2)
+os.chmod(sys.argv[1], 0o600)
+PY
+say "airflow connections import --overwrite $DEMO_HOME/connections.json"
+"$AIRFLOW_BIN" connections import --overwrite "$DEMO_HOME/connections.json" > "$DEMO_HOME/connections.log" 2>&1 || {
+  log_tail "$DEMO_HOME/connections.log"
+  die "airflow connections import failed"
+}
+sed 's/^/    /' "$DEMO_HOME/connections.log" | grep -i "import" || true
+CRONIUM_CLI="$(dirname "$AIRFLOW_BIN")/cronium-airflow"
+say "cronium-airflow servers sync $DEMO_HOME/records --key-file 1=... --key-file 2=... --known-hosts $SSH_DIR/known_hosts"
+"$CRONIUM_CLI" servers sync "$DEMO_HOME/records" --key-file "1=$SSH_DIR/id_ed25519" --key-file "2=$SSH_DIR/id_ed25519" \
+  --known-hosts "$SSH_DIR/known_hosts" > "$DEMO_HOME/servers-sync.log" 2>&1 || {
+  log_tail "$DEMO_HOME/servers-sync.log"
+  die "cronium-airflow servers sync failed"
+}
+sed 's/^/    /' "$DEMO_HOME/servers-sync.log"
+
+# ---------------------------------------------------------------------------------------------- Airflow
 start_service api-server --host 127.0.0.1 --port "$DEMO_PORT"
 # Task logs are files under $DEMO_HOME/logs that the api-server reads itself: no log-serving ports are opened.
 start_service scheduler --skip-serve-logs
@@ -279,10 +443,48 @@ def cmd_report(dag_id, run_id):
     print(" ".join(failed), file=open(os.environ["DEMO_FAILED_FILE"], "w"))
 
 
+def cmd_examples(plan_file):
+    """Each example DAG of `cronium-airflow plan --json`: its name, and where to see what it delivers."""
+    home = os.environ["DEMO_HOME"]
+    where = {
+        "slack": f"the webhook receiver's requests {home}/deliveries/webhook.jsonl",
+        "email": f"the mail catcher's mailbox {home}/deliveries/mail.mbox",
+    }
+    tools = {1: "slack", 2: "email"}  # the demo's tool connections cronium_tool_1 and _2
+    with open(plan_file) as f:
+        plan = json.load(f)
+    dags = sorted(plan["dags"], key=lambda d: (d["kind"] != "event", d.get("record_id") or 0))
+    width = max(len(d["dag_id"]) for d in dags)
+    for dag in dags:
+        seen = []
+        for task in dag["tasks"]:
+            details = task.get("details") or {}
+            if task["operator"] == "http_request":
+                seen.append(f"the HTTP endpoint's requests {home}/deliveries/http-endpoint.jsonl")
+            elif task["operator"] == "tool_action":
+                tool = details.get("tool_type") or tools.get(details.get("tool_id"))
+                seen.append(where.get(tool, f"tool {details.get('tool_id')}"))
+            elif task["operator"] == "send_message":
+                tool = tools.get(details.get("tool_id"))
+                seen.append(f"on failure only: {where.get(tool, 'tool ' + str(details.get('tool_id')))}")
+            elif task["operator"] == "trigger_event":
+                seen.append(f"a run of {details.get('target_dag_id')}")
+            elif task.get("run_location") == "REMOTE":
+                servers = ", ".join(f"cronium_server_{i}" for i in task.get("server_ids") or [])
+                seen.append(f"the demo sshd ({servers}): the task log and XCom, logins in {home}/sshd.log")
+        if not seen:
+            seen.append("its task log and XCom (a container of the runtime image)")
+        unique = list(dict.fromkeys(seen))
+        print(f"   {dag['dag_id']:<{width}}  [{dag['status']}] {dag['name']}: " + "; ".join(unique))
+
+
 if __name__ == "__main__":
     globals()["cmd_" + sys.argv[1].replace("-", "_")](*sys.argv[2:])
 PY
-api() { DEMO_BASE_URL="$BASE_URL" DEMO_USER="$DEMO_USER" DEMO_PASSWORD="$DEMO_PASSWORD" "$PYTHON" "$API_PY" "$@"; }
+api() {
+  DEMO_BASE_URL="$BASE_URL" DEMO_USER="$DEMO_USER" DEMO_PASSWORD="$DEMO_PASSWORD" DEMO_HOME="$DEMO_HOME" \
+    "$PYTHON" "$API_PY" "$@"
+}
 
 # ---------------------------------------------------------------------------------------------- wait for Airflow
 deadline=$((SECONDS + DEMO_START_TIMEOUT))
@@ -362,7 +564,22 @@ if [ "$state" != "success" ]; then
   die "the run $run_id of $DEMO_DAG did not finish within ${DEMO_RUN_TIMEOUT}s (state: $state)"
 fi
 
+echo
+say "the examples: each DAG runs when triggered, and shows what it delivered here (docs/demo.md)"
+"$CRONIUM_CLI" plan --json "$DEMO_HOME/records" > "$DEMO_HOME/plan.json" 2> /dev/null \
+  && api examples "$DEMO_HOME/plan.json" || echo "   (cronium-airflow plan --json $DEMO_HOME/records failed)"
 cat <<EOF
+   Trigger one: its page's Trigger button ($BASE_URL/dags/<dag_id>), or
+     source $DEMO_HOME/demo.env && $AIRFLOW_BIN dags trigger <dag_id>
+     or Airflow's REST API:
+     TOKEN=\$(curl -s -X POST $BASE_URL/auth/token -H 'Content-Type: application/json' \\
+             -d '{"username": "$DEMO_USER", "password": "$DEMO_PASSWORD"}' | $PYTHON -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+     curl -s -X POST $BASE_URL/api/v2/dags/<dag_id>/dagRuns -H "Authorization: Bearer \$TOKEN" \\
+          -H 'Content-Type: application/json' -d '{"logical_date": null}'
+   Deliveries: $DEMO_HOME/deliveries/: mail.mbox (mails), webhook.jsonl (webhook posts),
+               http-endpoint.jsonl (HTTP requests); SSH logins in $DEMO_HOME/sshd.log
+               (helpers on $DEMO_ADDRESS: sshd :$DEMO_SSH_PORT/:$DEMO_SSH_PORT2 as $DEMO_SSH_USER, SMTP :$DEMO_SMTP_PORT,
+               webhooks :$DEMO_WEBHOOK_PORT, HTTP :$DEMO_HTTP_PORT)
 
 == The demo run succeeded. Airflow keeps running:
    Web UI:     $BASE_URL   (login: user $DEMO_USER, password $DEMO_PASSWORD)
@@ -370,5 +587,6 @@ cat <<EOF
    The graph:  $BASE_URL/dags/$DEMO_DAG  (Graph tab)
    CLI:        source $DEMO_HOME/demo.env && $AIRFLOW_BIN dags list
    Logs, pids: $DEMO_HOME/{api-server,scheduler,dag-processor,triggerer}.{log,pid}
-   Stop:       make demo-stop   (or bash scripts/demo-stop.sh)
+               $DEMO_HOME/{sshd,mail-catcher,webhook-receiver,http-endpoint}.{log,pid}
+   Stop:       make demo-stop   (or bash scripts/demo-stop.sh): Airflow and every helper
 EOF

@@ -2,9 +2,13 @@
 
 The module fixture runs ``scripts/demo.sh`` with a private Airflow home and port: real api-server, scheduler
 (LocalExecutor), dag-processor and triggerer on SQLite, the example workflow ``cronium_workflow_1`` run in
-Docker containers of the runtime image. Selenium then logs in as the demo user, opens the workflow's graph,
-a node's task log and the connection form, and saves screenshots to ``tests/artifacts/``. The services are
-stopped with ``scripts/demo-stop.sh`` when the module ends.
+Docker containers of the runtime image, and the helpers the other examples deliver to (an sshd, a mail
+catcher, a webhook receiver and an HTTP endpoint) on a loopback address of their own. Every example DAG is
+then triggered through Airflow's REST API, and what each delivered is read where the demo says it is.
+Selenium logs in as the demo user, opens the workflow's graph, a node's task log and the connection form,
+and saves screenshots to ``tests/artifacts/``. The services and helpers are stopped with
+``scripts/demo-stop.sh`` at the end. The module starts an sshd: run it under ``flock
+/tmp/cronium-ssh-tests.lock``.
 
 Chromium and chromedriver are Debian's (``make system`` installs them); Selenium is given chromedriver's
 path and ``SE_OFFLINE=true``, so Selenium Manager never downloads anything, and Chromium only loads pages
@@ -13,11 +17,17 @@ from 127.0.0.1.
 
 from __future__ import annotations
 
+import getpass
+import json
+import mailbox
 import os
 import re
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +45,13 @@ CHROMEDRIVER = os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver")
 DAG_ID = "cronium_workflow_1"
 USER, PASSWORD = "admin", "admin"
 SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+HELPERS = ("sshd", "mail-catcher", "webhook-receiver", "http-endpoint")
+# The demo's helpers get a loopback address of their own: neither the test suite's sshd servers' (127.0.0.2
+# and up, tests/support/sshd.py) nor a `make demo`'s default (127.0.0.80) running beside the tests.
+HELPER_ADDRESS = "127.0.0.81"
+# Every DAG the example records build, each triggered once through the REST API.
+EXAMPLE_DAGS = {f"cronium_event_{i}" for i in range(1, 11)} | {DAG_ID}
+EXAMPLES_TIMEOUT = 240
 
 # node task id -> (display name, state in the demo run)
 NODES = {
@@ -77,9 +94,9 @@ class Demo:
         return match.group(1)
 
 
-def _free_port() -> int:
+def _free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return int(s.getsockname()[1])
 
 
@@ -106,7 +123,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory, docker_client: object) -> Ite
         DEMO_PORT=str(port),
         DEMO_START_TIMEOUT="150",
         DEMO_RUN_TIMEOUT="150",
+        DEMO_ADDRESS=HELPER_ADDRESS,
     )
+    for name in ("DEMO_SSH_PORT", "DEMO_SSH_PORT2", "DEMO_SMTP_PORT", "DEMO_WEBHOOK_PORT", "DEMO_HTTP_PORT"):
+        env[name] = str(_free_port(HELPER_ADDRESS))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
         proc, seconds = _run_demo(env, timeout=330)
@@ -143,6 +163,106 @@ def test_demo_runs_the_example_workflow(demo: Demo) -> None:
         assert (demo.home / f"{name}.log").is_file()
     assert f"{demo.base_url}   (login: user {USER}, password {PASSWORD})" in out
     assert f"{demo.base_url}/dags/{DAG_ID}" in out
+
+
+# ------------------------------------------------------------------------------------------------ every example
+
+
+def _api(demo: Demo, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(demo.base_url + path, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=20) as resp:
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        pytest.fail(f"{method} {path} answered HTTP {exc.code}: {exc.read()[:2000]!r}")
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def test_every_example_dag_succeeds_and_delivers(demo: Demo) -> None:
+    """Each DAG the example records build (PAUSED and ARCHIVED ones too) is triggered as a user triggers it
+    through the REST API, and succeeds; what the delivering examples sent is where the demo says it is."""
+    demo.run_id  # the demo itself succeeded
+    home = demo.home
+    out = demo.output
+    plan = subprocess.run(
+        [venv_bin("cronium-airflow"), "plan", "--json", str(home / "records")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=demo.env,
+    )
+    assert plan.returncode == 0, plan.stderr
+    dag_ids = {d["dag_id"] for d in json.loads(plan.stdout)["dags"]}
+    assert dag_ids == EXAMPLE_DAGS
+    # the demo said, for each example, where to look, and how to trigger it
+    for dag_id in dag_ids:
+        assert re.search(rf"^   {dag_id}\s+\[", out, re.M), f"the demo did not list {dag_id}"
+    assert f"{home}/deliveries/mail.mbox" in out and f"{home}/deliveries/webhook.jsonl" in out
+    assert f"{home}/deliveries/http-endpoint.jsonl" in out and f"{home}/sshd.log" in out
+    assert f"{demo.base_url}/api/v2/dags/<dag_id>/dagRuns" in out and "dags trigger <dag_id>" in out
+
+    token = _api(demo, "POST", "/auth/token", {"username": USER, "password": PASSWORD})["access_token"]
+    batch = f"api-{uuid.uuid4().hex[:8]}"
+    runs = {}
+    for dag_id in sorted(dag_ids):
+        run = _api(
+            demo, "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": {"batch": batch}}, token
+        )
+        runs[dag_id] = run["dag_run_id"]
+    states: dict[str, str] = {}
+    deadline = time.monotonic() + EXAMPLES_TIMEOUT
+    while time.monotonic() < deadline:
+        states = {d: _api(demo, "GET", f"/api/v2/dags/{d}/dagRuns/{r}", token=token)["state"] for d, r in runs.items()}
+        if all(state in ("success", "failed") for state in states.values()):
+            break
+        time.sleep(3)
+    not_ok = {d: s for d, s in states.items() if s != "success"}
+    details = {
+        d: [
+            (t["task_id"], t["state"])
+            for t in _api(demo, "GET", f"/api/v2/dags/{d}/dagRuns/{runs[d]}/taskInstances", token=token)[
+                "task_instances"
+            ]
+        ]
+        for d in not_ok
+    }
+    assert not not_ok, f"runs not successful after {EXAMPLES_TIMEOUT}s: {not_ok}; their tasks: {details}"
+
+    def xcom(dag_id: str, key: str = "return_value") -> Any:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{runs[dag_id]}/taskInstances/run/xcomEntries/{key}?deserialize=true"
+        return _api(demo, "GET", path, token=token)["value"]
+
+    # event 10: the email reached the mail catcher's mailbox
+    mails = [m for m in mailbox.mbox(home / "deliveries" / "mail.mbox")]
+    subjects = [(m["Subject"], m["To"]) for m in mails]
+    assert ("Cronium demo report for Email the report", "ops@example.test") in subjects, subjects
+    assert xcom("cronium_event_10")["result"]["status"] == "sent"
+    # event 5: the Slack message reached the webhook receiver, with this run's input in it
+    posts = _json_lines(home / "deliveries" / "webhook.jsonl")
+    slack = [p for p in posts if p["method"] == "POST" and p["path"] == "/services/T0DEMO/B0DEMO/demo"]
+    assert {"text": f"Batch {batch} done"} in [json.loads(p["body"]) for p in slack], posts
+    assert xcom("cronium_event_5")["result"] == {"ok": True}
+    # event 4: the HTTP endpoint got the GET, and its answer is the event's output
+    requests = _json_lines(home / "deliveries" / "http-endpoint.jsonl")
+    gets = [r for r in requests if r["method"] == "GET" and r["path"] == "/inventory"]
+    assert gets and gets[-1]["headers"].get("Accept") == "application/json", requests
+    answer = xcom("cronium_event_4")
+    assert answer["service"] == "inventory" and answer["time"] in [r["time"] for r in gets]
+    # event 9: the script ran on both demo servers, over SSH to the demo sshd's two ports, as the demo login
+    user = "cronium-demo" if os.geteuid() == 0 else getpass.getuser()
+    remote = xcom("cronium_event_9")
+    assert set(remote) == {"app-1", "app-2"}, remote
+    for server, port in (("app-1", demo.env["DEMO_SSH_PORT"]), ("app-2", demo.env["DEMO_SSH_PORT2"])):
+        assert remote[server]["user"] == user
+        assert remote[server]["ssh_connection"].endswith(f" {HELPER_ADDRESS} {port}"), remote
+    assert f"Accepted publickey for {user} from" in (home / "sshd.log").read_text()
 
 
 # ------------------------------------------------------------------------------------------------ browser
@@ -351,9 +471,27 @@ def test_ui_offers_the_cronium_connection_type(demo: Demo, browser: Any) -> None
 # ------------------------------------------------------------------------------------------------ second run
 
 
+def _pid(demo: Demo, name: str) -> int:
+    return int((demo.home / f"{name}.pid").read_text())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_second_demo_run_reuses_the_services(demo: Demo) -> None:
     first_run = demo.run_id
     pids = {name: (demo.home / f"{name}.pid").read_text().strip() for name in SERVICES}
+    helpers = {name: _pid(demo, name) for name in HELPERS}
+    # a helper that died is started again; the others are reused
+    os.kill(helpers["http-endpoint"], 15)
+    deadline = time.monotonic() + 10
+    while _alive(helpers["http-endpoint"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
     proc, seconds = _run_demo(demo.env, timeout=240)
     out = proc.stdout + proc.stderr
     (ARTIFACTS / "demo-output-second-run.txt").write_text(out)
@@ -365,3 +503,33 @@ def test_second_demo_run_reuses_the_services(demo: Demo) -> None:
         assert (demo.home / f"{name}.pid").read_text().strip() == pids[name]
     match = re.search(r"^== run (\S+): success after", proc.stdout, re.M)
     assert match and match.group(1) != first_run
+    for name in ("sshd", "mail-catcher", "webhook-receiver"):
+        assert f"is already running (pid {helpers[name]}): reusing it" in out, name
+        assert _pid(demo, name) == helpers[name]
+    restarted = _pid(demo, "http-endpoint")
+    assert restarted != helpers["http-endpoint"] and _alive(restarted)
+    assert f"started the HTTP endpoint on {HELPER_ADDRESS}:{demo.env['DEMO_HTTP_PORT']} (pid {restarted}" in out
+
+
+def test_demo_stop_leaves_no_process(demo: Demo) -> None:
+    """`make demo-stop` stops Airflow's services and every helper, with every process they started."""
+    pids = {name: _pid(demo, name) for name in SERVICES + HELPERS}
+    groups = {name: os.getpgid(pid) for name, pid in pids.items() if _alive(pid)}
+    assert set(groups) == set(pids), f"not running before demo-stop: {set(pids) - set(groups)}"
+    stop = subprocess.run(
+        ["bash", str(STOP_SCRIPT)], cwd=REPO, env=demo.env, capture_output=True, text=True, timeout=120
+    )
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    for name in HELPERS:
+        assert f"demo-stop: stopping {name} (pid {pids[name]})" in stop.stdout
+    left = {name: pid for name, pid in pids.items() if _alive(pid)}
+    assert not left, f"still running after demo-stop: {left}"
+    in_groups = subprocess.run(
+        ["ps", "-o", "pid=,cmd=", "-g", ",".join(str(g) for g in groups.values())], capture_output=True, text=True
+    ).stdout.strip()
+    assert not in_groups, f"processes left in the demo's process groups:\n{in_groups}"
+    for name in SERVICES + HELPERS:
+        assert not (demo.home / f"{name}.pid").exists()
+    for port in ("DEMO_SSH_PORT", "DEMO_SMTP_PORT", "DEMO_WEBHOOK_PORT", "DEMO_HTTP_PORT"):
+        with socket.socket() as s:
+            assert s.connect_ex((HELPER_ADDRESS, int(demo.env[port]))) != 0, f"{port} still answers"
