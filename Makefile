@@ -9,8 +9,9 @@ RECORDS ?= dags_templates/records
 .PHONY: demo test venv system lint pytest bench clean
 
 # A local Airflow (SQLite, LocalExecutor, web UI on 127.0.0.1:8080 or DEMO_PORT) in ./airflow_home running the
-# example records; the example workflow is run once and its nodes' states and outputs printed. Services keep
-# running until `make demo-stop`; a second `make demo` reuses them and triggers a new run.
+# example records, with what their examples deliver to on 127.0.0.80 (an sshd, a mail catcher, a webhook
+# receiver, an HTTP endpoint: docs/demo.md); the example workflow is run once and its nodes' states and outputs
+# printed. Everything keeps running until `make demo-stop`; a second `make demo` reuses it and triggers a new run.
 demo: venv system
 	@echo "== Validating the example Cronium records in $(RECORDS)"
 	$(BIN)/cronium-airflow validate $(RECORDS)

@@ -256,11 +256,11 @@ printf '[%s]:%s %s\n' "$DEMO_ADDRESS" "$DEMO_SSH_PORT" "$host_key" "$DEMO_ADDRES
 if [ "$(id -u)" = 0 ]; then
   # As root the examples log in as an unprivileged user of their own; sshd reads its keys from the demo's
   # file through a root-run command, as the file sits in a folder that user cannot open.
+  [ "$(id -u "$DEMO_SSH_USER" 2>/dev/null)" != 0 ] || die "DEMO_SSH_USER must be an unprivileged user, not '$DEMO_SSH_USER'"
   if ! id -u "$DEMO_SSH_USER" > /dev/null 2>&1; then
     say "creating the unprivileged user $DEMO_SSH_USER for the REMOTE examples"
     useradd --create-home --shell /bin/bash --password '*' "$DEMO_SSH_USER"  # "*": key login only
   fi
-  [ "$DEMO_SSH_USER" != root ] || die "DEMO_SSH_USER must not be root"
   mkdir -p /run/sshd && chmod 755 /run/sshd
   keys_lines=("AuthorizedKeysFile none" "AuthorizedKeysCommand $(command -v cat) $SSH_DIR/authorized_keys"
               "AuthorizedKeysCommandUser root")
