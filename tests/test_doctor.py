@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import subprocess
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ from cronium_provider.doctor.records import needs, record_notes
 from cronium_provider.records.validation import load_records
 from cronium_provider.settings import CroniumSettings
 from tests.conftest import RUNTIME_IMAGE, airflow_env, venv_bin
+from tests.support.terminal import run_on_terminal
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPersonsHostKeyPersonsHostKeyPersonsHostKe"
 ABSENT_IMAGE = "cronium-runtime:doctor-absent"
@@ -291,32 +290,8 @@ def test_validate_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
     assert piped.stdout == "OK: 400 events, 0 workflows, 0 servers valid\n"
     assert piped.stderr == ""
 
-    master, slave = pty.openpty()
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100"}
-    env.pop("NO_COLOR", None)
-    proc = subprocess.Popen(
-        [venv_bin("cronium-airflow"), "validate", str(folder)],
-        stdout=subprocess.PIPE,
-        stderr=slave,
-        stdin=subprocess.DEVNULL,
-        env=env,
-    )
-    os.close(slave)
-    drawn = b""
-    while True:
-        ready, _, _ = select.select([master], [], [], 60)
-        if not ready:
-            break
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # the process closed the terminal
-            break
-        if not chunk:
-            break
-        drawn += chunk
-    stdout = proc.stdout.read() if proc.stdout else b""
-    assert proc.wait(timeout=60) == 0
-    os.close(master)
+    code, stdout, drawn = run_on_terminal([venv_bin("cronium-airflow"), "validate", str(folder)], os.environ)
+    assert code == 0
     assert stdout == b"OK: 400 events, 0 workflows, 0 servers valid\n"  # the bar never reaches stdout
     assert b"reading records" in drawn
     assert b"/400" in drawn
