@@ -77,18 +77,24 @@ def _docker(needs: Needs, settings: CroniumSettings) -> list[Finding]:
                 "docker",
                 "error",
                 subject,
-                f"cannot be reached ({type(exc).__name__}: {exc}); {who} run scripts in containers and would fail",
+                f"cannot be reached ({type(exc).__name__}: {exc}); the scripts of {who} run in containers and "
+                "would fail",
                 "start the Docker daemon, or set [cronium] docker_url to the URL of the daemon the workers use",
             )
         ]
     findings: list[Finding] = []
     try:
         images: dict[str, list[str]] = {}
+        options: dict[str, list[str]] = {}  # image -> the settings that name it
         for language, records in sorted(needs.container_languages.items()):
-            images.setdefault(settings.image_for(language), []).extend(records)
+            image = settings.image_for(language)
+            images.setdefault(image, []).extend(records)
+            option = f"image_{language.lower()}" if getattr(settings, f"image_{language.lower()}", None) else "image"
+            options.setdefault(image, []).append(option)
         if not images:  # needs from an older catalog: the default image
             images[settings.image] = list(needs.container_records)
         for image, records in sorted(images.items()):
+            names = " and ".join(f"[cronium] {o}" for o in dict.fromkeys(options.get(image, ["image"])))
             try:
                 client.images.get(image)
             except ImageNotFound:
@@ -97,10 +103,9 @@ def _docker(needs: Needs, settings: CroniumSettings) -> list[Finding]:
                         "runtime-image",
                         "error",
                         f"runtime image {image}",
-                        f"is not present on the Docker daemon at {settings.docker_url}; {_records(records)} run "
-                        "scripts in it and would fail",
-                        f"cronium-airflow runtime-image build {image} (or set [cronium] image, image_<language> "
-                        "to an image that is present)",
+                        f"is not present on the Docker daemon at {settings.docker_url}; the scripts of "
+                        f"{_records(records)} run in it and would fail",
+                        f"cronium-airflow runtime-image build {image}, or set {names} to an image that is present",
                     )
                 )
     finally:
