@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -44,8 +45,39 @@ def _settings() -> CroniumSettings:
     return read_settings(strict=True)
 
 
+@contextlib.contextmanager
+def _progress(description: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr while a long step runs, when stderr is a terminal (none when piped or
+    redirected: the output stays as it was); yields the ``(done, total)`` callback, or None."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(file=sys.stderr),
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+            if done >= total:
+                bar.stop()  # the step is done: its bar goes before the command writes its lines
+
+        yield report
+
+
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
-    records = load_records(args.paths)
+    with _progress("reading records") as progress:
+        records = load_records(args.paths, progress)
     if args.json:
         json.dump(_summary(records), out, indent=2)
         out.write("\n")
@@ -357,14 +389,79 @@ def cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
                 f"warning: no DAG file in {dags} reads {records_dir}: cronium-airflow dag-file --shard "
                 f"{args.shard} writes one\n"
             )
-    return run_sync(
-        records_dir,
-        conn_id=args.conn_id,
-        timeout=args.timeout,
-        with_workflows=not args.no_workflows,
-        known_hosts=Path(args.known_hosts) if args.known_hosts else None,
-        out=out,
-    )
+    with _progress("fetching from Cronium") as progress:
+        return run_sync(
+            records_dir,
+            conn_id=args.conn_id,
+            timeout=args.timeout,
+            with_workflows=not args.no_workflows,
+            known_hosts=Path(args.known_hosts) if args.known_hosts else None,
+            out=out,
+            progress=progress,
+        )
+
+
+def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
+    import time
+
+    from airflow.providers.common.compat.sdk import conf
+
+    from cronium_provider.doctor.environment import environment_findings
+    from cronium_provider.doctor.records import folder_findings, needs, record_notes
+
+    try:
+        settings = _settings()
+        folder = Path(args.records_dir) if args.records_dir else _records_folder()
+    except ValueError as exc:
+        out.write(f"error: {exc}\n")
+        return 2
+    if folder is None:
+        out.write("error: no RECORDS_DIR given and no records folder set ([cronium] records_dir)\n")
+        return 2
+    import_timeout = float(conf.getfloat("core", "dagbag_import_timeout", fallback=30.0))
+    records: RecordSet | None = None
+    seconds = 0.0
+    if folder.is_dir():
+        started = time.monotonic()
+        with _progress(f"reading {folder}") as progress:
+            records = load_records([folder], progress)
+        seconds = time.monotonic() - started
+    findings = folder_findings(folder, records, seconds, import_timeout)
+    if records is not None:
+        findings += environment_findings(needs(records, settings), settings)
+        findings += record_notes(records, settings)
+    counts = {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "note")}
+    if args.json:
+        data: dict[str, Any] = {
+            "findings": [f.to_json() for f in findings],
+            "errors": counts["error"],
+            "warnings": counts["warning"],
+            "notes": counts["note"],
+            "records_dir": str(folder),
+            "parse_seconds": round(seconds, 3),
+            "records": {
+                "events": len(records.events) if records else 0,
+                "workflows": len(records.workflows) if records else 0,
+                "servers": len(records.servers) if records else 0,
+            },
+            "ok": not (counts["error"] or counts["warning"]),
+        }
+        json.dump(data, out, indent=2)
+        out.write("\n")
+    else:
+        for finding in sorted(findings, key=lambda f: ("error", "warning", "note").index(f.severity)):
+            out.write(finding.line() + "\n")
+        read = ""
+        if records is not None:
+            read = (
+                f"; {len(records.events)} events, {len(records.workflows)} workflows, {len(records.servers)} servers "
+                f"read in {seconds:.2f} s"
+            )
+        out.write(
+            f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['note']} note(s) "
+            f"for {folder}{read}\n"
+        )
+    return 1 if counts["error"] or counts["warning"] else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -492,6 +589,23 @@ def build_parser() -> argparse.ArgumentParser:
     context = image_sub.add_parser("context", help="copy the image's build context (Dockerfile, build script) to DIR")
     context.add_argument("directory", metavar="DIR")
     context.set_defaults(func=cmd_runtime_image_context)
+    doctor = sub.add_parser(
+        "doctor",
+        help="what would fail before it fails: records left out, connections, host keys, pools, Docker, and where "
+        "a record behaves differently from Cronium",
+        description="Checks the records folder (left-out records, warnings, parse time), each tool and server "
+        "connection the records need (present, type, owner, host key), their pools, the Docker daemon and runtime "
+        "image when a script runs in a container, and the resilience store; notes where each record will behave "
+        "differently from Cronium. Exit 0: no error or warning (notes never count); 1: some; 2: not checked.",
+    )
+    doctor.add_argument(
+        "records_dir",
+        nargs="?",
+        metavar="RECORDS_DIR",
+        help="the records folder (default: $CRONIUM_RECORDS_DIR, else [cronium] records_dir)",
+    )
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 

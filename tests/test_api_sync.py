@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import airflow_env, venv_bin
+from tests.support.terminal import run_on_terminal
 
 TOKEN = "cronium-test-token-7c1d"
 API_KEY = "sk-live-0a9f8e7d6c5b4a39"
@@ -374,6 +375,24 @@ def run_sync(url: str, records: Path, token: str = TOKEN, timeout: float = 2.0) 
         text=True,
         timeout=180,
     )
+
+
+def test_sync_shows_progress_on_a_terminal_only(cronium, tmp_path, airflow_db) -> None:
+    """On a terminal (stderr a pty) the fetch draws a progress bar; piped, neither stdout nor stderr has any of
+    it, and the lines on stdout are the same either way."""
+    env = airflow_env(AIRFLOW_CONN_CRONIUM_SYNC_TEST=_conn_json(cronium, TOKEN))
+    command = [venv_bin("cronium-airflow"), "sync", "--conn-id", "cronium_sync_test", "--timeout", "2"]
+    code, stdout, drawn = run_on_terminal([*command, str(tmp_path / "a")], env)
+    assert code == 0, stdout
+    assert b"fetching from Cronium" in drawn
+    piped = run_sync(cronium, tmp_path / "b")
+    assert piped.returncode == 0, piped.stdout + piped.stderr
+    assert "fetching from Cronium" not in piped.stdout + piped.stderr and "\x1b[" not in piped.stdout + piped.stderr
+    # the same lines (but for the SSH connection, created by the first sync and unchanged by the second)
+    on_terminal = stdout.decode().replace(str(tmp_path / "a"), str(tmp_path / "b")).splitlines()
+    assert [line for line in on_terminal if not line.startswith("server ")] == [
+        line for line in piped.stdout.splitlines() if not line.startswith("server ")
+    ]
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:

@@ -42,6 +42,9 @@ class Needs:
     pools: dict[str, list[str]] = field(default_factory=dict)
     # records that run scripts in containers (the Docker daemon and runtime image are needed when non-empty)
     container_records: list[str] = field(default_factory=list)
+    # script language -> the records that run it in a container (the image is ``[cronium] image_<language>``,
+    # else ``[cronium] image``)
+    container_languages: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

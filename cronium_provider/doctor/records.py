@@ -1,17 +1,321 @@
-"""Doctor findings that come from the records alone (no Airflow import): to be filled in."""
+"""Doctor findings that come from the records alone (no Airflow import): the folder as loaded, each record's
+differences from Cronium, and what the records need from Airflow.
+
+The notes apply the README's "Differences from Cronium" table to each record: only the rows where the provider
+does something else than Cronium's code, and only for a record whose fields make the row apply to it.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from dataclasses import replace
+from itertools import chain
+from pathlib import Path
+
 from cronium_provider.doctor.findings import Finding, Needs
+from cronium_provider.naming import tool_conn_id
+from cronium_provider.plan.build import DEFAULT_RETRY_DELAY_SECONDS, build_plan
+from cronium_provider.plan.specs import (
+    ContainerScriptSpec,
+    SendMessageSpec,
+    SSHScriptSpec,
+    TaskSpec,
+    ToolActionSpec,
+)
+from cronium_provider.records.errors import RecordError
+from cronium_provider.records.models import (
+    SCRIPT_TYPES,
+    ConditionalAction,
+    ConditionalActionType,
+    Event,
+    EventStatus,
+    EventTriggerType,
+    EventType,
+    RunLocation,
+)
+from cronium_provider.records.schedules import ScheduleError
 from cronium_provider.records.validation import RecordSet
-from cronium_provider.settings import CroniumSettings
+from cronium_provider.settings import NO_NETWORK, CroniumSettings
+
+DIFFERENCES = "the README's Differences from Cronium"
+# A script that uses the SDK's classes (``cronium.Cronium()``, ``AsyncCronium``, ``new Cronium()``)
+_SDK_CLASS = re.compile(r"\b(?:Async)?Cronium\s*\(")
+# The connection type each tool is made with (``airflow connections add --conn-type``)
+TOOL_CONN_TYPES = {
+    "slack": "slackwebhook",
+    "discord": "discord",
+    "email": "smtp",
+    "teams": "http",
+    "webhook": "http",
+    "google-sheets": "cronium_google_sheets",
+    "trello": "cronium_trello",
+    "notion": "cronium_notion",
+}
+
+
+def _note(subject: str, message: str, fix: str = f"nothing to do; see {DIFFERENCES}") -> Finding:
+    return Finding("difference", "note", subject, message, fix)
+
+
+def _event_notes(event: Event, settings: CroniumSettings) -> list[Finding]:
+    subject = f"event {event.id}"
+    notes: list[Finding] = []
+    scheduled = event.status is EventStatus.ACTIVE and event.trigger_type is EventTriggerType.SCHEDULE
+    if event.max_executions > 0:
+        notes.append(
+            _note(
+                subject,
+                f"maxExecutions {event.max_executions}: the finished runs are counted and the DAG stops at the limit "
+                "(Cronium never stores its count, so its limit is never reached); runs go one at a time (Cronium "
+                "starts every slot's run, even while the last one runs); Cronium's Reset counter is "
+                f"`cronium-airflow reset-counter {event.id}`, which counts only the runs finished since",
+                f"to start the count again: cronium-airflow reset-counter {event.id}",
+            )
+        )
+    elif scheduled:
+        notes.append(
+            _note(
+                subject,
+                f"schedule: runs overlap up to [cronium] max_active_runs ({settings.max_active_runs}) at once "
+                "(Cronium starts every slot's run, bounded only by its orchestrator's 5 jobs at once, all events "
+                "together)",
+                "set [cronium] max_active_runs to bound the runs of each DAG at once",
+            )
+        )
+    if event.retries > 0:
+        notes.append(
+            _note(
+                subject,
+                f"retries {event.retries}: a failed run is tried again up to {event.retries} time(s), "
+                f"{DEFAULT_RETRY_DELAY_SECONDS} s apart (Cronium hands retries to its orchestrator, which never "
+                "applies them: a failed run is not tried again)",
+                "set retries to 0 for Cronium's behaviour (one try)",
+            )
+        )
+    if event.type in SCRIPT_TYPES:
+        in_container = event.run_location is not RunLocation.REMOTE or not event.server_ids
+        if in_container:
+            network = (
+                "no network ([cronium] script_network none)"
+                if settings.script_network == NO_NETWORK
+                else f"the Docker network {settings.script_network} ([cronium] script_network)"
+            )
+            notes.append(
+                _note(
+                    subject,
+                    f"{event.type.value} script in a container: {network}, where Cronium gives each job an internal "
+                    f"network of its own; the image is {settings.image_for(event.type.value)}, one Debian image for "
+                    "the three languages with Debian's packages (requests 2.28, aiohttp 3.8, axios 1.2, Node.js 18), "
+                    "read-only root, $HOME on a tmpfs, where Cronium pins its own packages per language",
+                    "set [cronium] script_network for a network, [cronium] image_"
+                    f"{event.type.value.lower()} for another image",
+                )
+            )
+        if event.content and _SDK_CLASS.search(event.content):
+            notes.append(
+                _note(
+                    subject,
+                    "script uses the SDK's classes (Cronium(), AsyncCronium or new Cronium()): they work on the run "
+                    "folder's files, with no CRONIUM_EXECUTION_TOKEN or HTTP session (Cronium's call its runtime API)",
+                )
+            )
+        if any(a.type is ConditionalActionType.SEND_MESSAGE for a in _actions(event)):
+            notes.append(
+                _note(
+                    subject,
+                    "output: a message's {{cronium.event.output}} is stdout (with --- STDERR --- on success) and "
+                    "its error stderr, the last 64 KiB of each; a failed run with no stderr gets its error, not "
+                    "Unknown error (Cronium: the job's logged output)",
+                )
+            )
+    if event.type is EventType.HTTP_REQUEST:
+        notes.append(
+            _note(
+                subject,
+                "HTTP_REQUEST: the request is sent and its output is the answer's text (Cronium hands HTTP jobs to a "
+                "container executor that has no handler for them)",
+            )
+        )
+    config = event.tool_action_config
+    if event.type is EventType.TOOL_ACTION and config is not None:
+        notes.append(
+            _note(
+                subject,
+                f"TOOL_ACTION {config.tool_type} {config.action_id}: the action is sent and its output is its result "
+                "as JSON (Cronium hands tool-action jobs to a container executor that has no handler for them)",
+            )
+        )
+        tool, params = config.tool_type.lower(), config.parameters
+        json_param = {"slack": "blocks", "discord": "embeds"}.get(tool)
+        if json_param and params.get(json_param) not in (None, ""):
+            notes.append(
+                _note(
+                    subject,
+                    f"toolActionConfig.parameters.{json_param}: text that is no JSON fails the action and sends "
+                    "nothing (Cronium reports the parse error and counts the action a success)",
+                )
+            )
+        if tool == "teams" and params.get("webhookUrl"):
+            notes.append(
+                _note(
+                    subject,
+                    "toolActionConfig.parameters.webhookUrl: sent to only when on the connection's own scheme, host "
+                    "and port, else refused and nothing sent (Cronium posts to any URL)",
+                    f"set the connection {tool_conn_id(config.tool_id)}'s host to the Teams webhook's address",
+                )
+            )
+    if event.type is EventType.TOOL_ACTION or any(
+        a.type is ConditionalActionType.SEND_MESSAGE and a.tool_id is not None for a in _actions(event)
+    ):
+        notes.append(
+            _note(
+                subject,
+                "tool rate limits: a sliding 60 s window with the limits per tool type, and 100 calls an hour and "
+                "1,000 a day per user and tool type (Cronium: a fixed 60 s window, the default 30 for every tool, "
+                "an hourly quota that never binds)",
+            )
+        )
+    for name, actions in (("alwaysEvents", event.always_events), ("conditionEvents", event.condition_events)):
+        for index, action in enumerate(actions):
+            if action.type is ConditionalActionType.SEND_MESSAGE and action.message and action.tool_id is not None:
+                notes.append(
+                    _note(
+                        subject,
+                        f"{name}[{index}]: the message gets the facts of the run that fired it (its status, output, "
+                        "error and duration), where Cronium's says status success, with no output or error, even "
+                        "after a failure",
+                    )
+                )
+    return notes
+
+
+def _actions(event: Event) -> Iterable[ConditionalAction]:
+    return chain(event.always_events, event.success_events, event.fail_events, event.condition_events)
 
 
 def record_notes(records: RecordSet, settings: CroniumSettings) -> list[Finding]:
     """For each record, what it will do differently from Cronium (severity ``note``)."""
-    return []
+    events = records.all_events
+    return [note for event_id in sorted(events) for note in _event_notes(events[event_id], settings)]
+
+
+def _tasks(records: RecordSet, settings: CroniumSettings) -> list[tuple[str, bool, TaskSpec]]:
+    """Each task of the DAGs the records build: its record (``event 12``), and whether that DAG's Cronium
+    variables (and so its tools) are scoped by owner."""
+    try:
+        plan = build_plan(records, settings)
+    except ScheduleError:  # a bad [cronium] timezone: the names and needs do not depend on it
+        plan = build_plan(records, replace(settings, timezone="UTC"))
+    return [
+        (f"{dag.kind} {dag.record_id}", dag.variables_scope == "owner", task) for dag in plan.dags for task in dag.tasks
+    ]
 
 
 def needs(records: RecordSet, settings: CroniumSettings) -> Needs:
-    """The tool connections, servers, pools and container runs the valid records need."""
-    return Needs()
+    """The tool connections, servers, pools and container runs the valid records need (as their DAGs' tasks
+    name them)."""
+    found = Needs()
+
+    def add(items: list[str], record: str) -> None:
+        if record not in items:
+            items.append(record)
+
+    for record, scoped, task in _tasks(records, settings):
+        if isinstance(task, ToolActionSpec | SendMessageSpec) and task.tool_id is not None:
+            conn_id = tool_conn_id(task.tool_id)
+            tool = task.tool_type.lower() if isinstance(task, ToolActionSpec) else None
+            owner = task.event.get("userId")
+            entry = found.tool_connections.setdefault(
+                conn_id,
+                {
+                    "conn_type": TOOL_CONN_TYPES.get(tool or ""),
+                    "tool": tool,
+                    "records": [],
+                    "owners": {},
+                    "shared": True,
+                },
+            )
+            if entry["tool"] is None and tool is not None:
+                entry.update(tool=tool, conn_type=TOOL_CONN_TYPES.get(tool))
+            add(entry["records"], record)
+            entry["owners"][record] = None if owner is None or str(owner).strip() == "" else str(owner).strip()
+            entry["shared"] = entry["shared"] and not scoped
+        elif isinstance(task, SSHScriptSpec):
+            for target in task.servers:
+                server = records.servers[target.server_id]
+                entry = found.servers.setdefault(
+                    target.conn_id,
+                    {"server_id": server.id, "host": server.address, "port": server.port, "records": []},
+                )
+                add(entry["records"], record)
+            if task.pool is not None:
+                add(found.pools.setdefault(task.pool, []), record)
+        elif isinstance(task, ContainerScriptSpec):
+            add(found.container_records, record)
+            add(found.container_languages.setdefault(task.language, []), record)
+    return found
+
+
+def folder_findings(folder: Path, records: RecordSet | None, seconds: float, import_timeout: float) -> list[Finding]:
+    """The records folder: missing or unreadable, each record left out (an error, ``RecordError``'s text) and
+    each warning, and a parse time near Airflow's DAG file import timeout."""
+    where = f"records folder {folder}"
+    if not folder.exists():
+        return [
+            Finding(
+                "records",
+                "error",
+                where,
+                "does not exist: the DAG file builds no DAG from it",
+                "create it, or point [cronium] records_dir (or $CRONIUM_RECORDS_DIR) at the records",
+            )
+        ]
+    if not folder.is_dir() or not _readable(folder):
+        return [
+            Finding(
+                "records",
+                "error",
+                where,
+                "is not a folder the DAG processor can read",
+                f"give the user Airflow runs as read access (chmod -R a+rX {folder})",
+            )
+        ]
+    findings: list[Finding] = []
+    if records is not None:
+        findings += [_record_finding(error, "error") for error in records.errors]
+        findings += [_record_finding(warning, "warning") for warning in records.warnings]
+    if seconds > import_timeout / 2:
+        findings.append(
+            Finding(
+                "records",
+                "warning" if seconds < import_timeout else "error",
+                where,
+                f"loading and validating the records took {seconds:.1f} s, against Airflow's [core] "
+                f"dagbag_import_timeout of {import_timeout:g} s: the DAG file's parse may time out",
+                "raise [core] dagbag_import_timeout, or split the folder into shards (cronium-airflow dag-file "
+                "--shard NAME)",
+            )
+        )
+    return findings
+
+
+def _readable(folder: Path) -> bool:
+    try:
+        next(iter(folder.iterdir()), None)
+    except OSError:
+        return False
+    return True
+
+
+def _record_finding(error: RecordError, severity: str) -> Finding:
+    subject = f"{error.kind} {error.record_id}" if error.kind else error.path
+    left_out = "left out: " if severity == "error" else ""
+    return Finding(
+        "records",
+        "error" if severity == "error" else "warning",
+        subject,
+        f"{left_out}{error}",
+        f"correct {'field ' + error.field if error.field else 'the record'} in {error.path}, then check it with "
+        f"cronium-airflow validate {error.path}",
+    )

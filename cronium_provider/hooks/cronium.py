@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -234,18 +235,23 @@ class CroniumHook(HttpHook):
             return dict(data)
         raise CroniumResponseError(f"GET /{endpoint} answered neither {{workflow, nodes, edges}} nor a workflow")
 
-    def fetch_snapshot(self, with_workflows: bool = True) -> Snapshot:
+    def fetch_snapshot(
+        self, with_workflows: bool = True, progress: Callable[[int, int], None] | None = None
+    ) -> Snapshot:
         """
         Every event (with its details), workflow and named server, for ``cronium-airflow sync``.
 
         An event or workflow deleted between the list and its detail request is left out with a note. A
         Cronium without ``GET /api/workflows`` (:class:`CroniumRouteMissing`) gives the events alone, with
         ``workflows_missing`` saying what it answered. Any other failure raises :class:`CroniumError`.
+        ``progress`` is told ``(done, total)`` of the events and workflows listed, as their details come.
         """
         snapshot = Snapshot(base_url="")
         listed = self.list_events()
         snapshot.base_url = str(getattr(self, "base_url", ""))
-        for item in listed:
+        for done, item in enumerate(listed):
+            if progress is not None:
+                progress(done, len(listed))
             event_id = item.get("id")
             if not _is_partial(item) or not isinstance(event_id, int) or isinstance(event_id, bool):
                 snapshot.events.append(item)  # complete already, or no usable id: validation will say so
@@ -270,7 +276,9 @@ class CroniumHook(HttpHook):
             except CroniumRouteMissing as exc:
                 snapshot.workflows_missing = f"{exc.request} answered {exc.answer}"
                 listed_workflows = []
-            for item in listed_workflows:
+            for done, item in enumerate(listed_workflows):
+                if progress is not None:
+                    progress(len(listed) + done, len(listed) + len(listed_workflows))
                 workflow_id = item.get("id")
                 complete = "nodes" in item and ("edges" in item or "connections" in item)
                 if complete or not isinstance(workflow_id, int):
@@ -284,6 +292,8 @@ class CroniumHook(HttpHook):
                     snapshot.notes.append(f"workflow {workflow_id}: deleted in Cronium while syncing; left out")
                     continue
                 snapshot.detail_calls += 1
+        if progress is not None:
+            progress(len(snapshot.events) + len(snapshot.workflows), len(snapshot.events) + len(snapshot.workflows))
         return snapshot
 
     def test_connection(self) -> tuple[bool, str]:

@@ -14,7 +14,7 @@ read is reported and the others still load.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -313,14 +313,24 @@ def _single(path: str, doc: dict[str, Any], position: str) -> RawRecord | Record
     return RawRecord(path, str(kind), data, position)
 
 
-def read_records(paths: Iterable[str | Path]) -> tuple[list[RawRecord], list[RecordError]]:
-    """Every raw record under ``paths`` and every file-level error; one bad file hides nothing else."""
+Progress = Callable[[int, int], None]  # (files done, files in all): for a progress display
+
+
+def read_records(
+    paths: Iterable[str | Path], progress: Progress | None = None
+) -> tuple[list[RawRecord], list[RecordError]]:
+    """Every raw record under ``paths`` and every file-level error; one bad file hides nothing else.
+    ``progress`` is told ``(done, total)`` files as they are read."""
     raws: list[RawRecord] = []
     errors: list[RecordError] = []
+    paths = list(paths)
     for raw_path in paths:
         if not Path(raw_path).exists():
             errors.append(RecordError(str(raw_path), "no such file or folder"))
-    for path in iter_record_files(paths):
+    files = list(iter_record_files(paths))
+    for done, path in enumerate(files):
+        if progress is not None:
+            progress(done, len(files))
         try:
             doc = parse_file(path)
         except Exception as exc:  # any parse failure is reported, not raised
@@ -329,4 +339,6 @@ def read_records(paths: Iterable[str | Path]) -> tuple[list[RawRecord], list[Rec
         found, problems = records_in_document(str(path), doc)
         raws.extend(found)
         errors.extend(problems)
+    if progress is not None:
+        progress(len(files), len(files))
     return raws, errors

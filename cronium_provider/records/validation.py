@@ -40,7 +40,7 @@ from cronium_provider.records.models import (
     event_input,
 )
 from cronium_provider.records.schedules import ScheduleError, record_schedule
-from cronium_provider.records.source import RawRecord, id_or_position, is_sync_file, read_records
+from cronium_provider.records.source import Progress, RawRecord, id_or_position, is_sync_file, read_records
 
 SECRET_FIELDS = frozenset({"value", "sshKey", "password", "envVars"})
 # A node's task is ``node_<id>`` and its actions' tasks ``node_<id>__on_condition_<n>``: with at most this many
@@ -654,8 +654,8 @@ def validate_records(raws: Iterable[RawRecord], errors: list[RecordError] | None
     return result
 
 
-def load_records(paths: Iterable[str | Path]) -> RecordSet:
-    """Read and validate every record under ``paths``."""
+def load_records(paths: Iterable[str | Path], progress: Progress | None = None) -> RecordSet:
+    """Read and validate every record under ``paths``; ``progress`` is told ``(done, total)`` files read."""
     path_list = list(paths)
-    raws, errors = read_records(path_list)
+    raws, errors = read_records(path_list, progress)
     return validate_records(raws, errors)

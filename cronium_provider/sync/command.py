@@ -102,8 +102,10 @@ def run_sync(
     known_hosts: Path | None = None,
     out: TextIO | None = None,
     hook_factory: Callable[..., CroniumHook] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """The whole sync; returns the exit code (0 ok, 1 written with records left out, 2 nothing changed)."""
+    """The whole sync; returns the exit code (0 ok, 1 written with records left out, 2 nothing changed).
+    ``progress`` is told ``(done, total)`` of the records fetched (a progress display)."""
     stream = out or sys.stdout
 
     def say(line: str) -> None:
@@ -116,7 +118,11 @@ def run_sync(
 
             hook_factory = CroniumHook
         hook = hook_factory(conn_id, timeout=timeout)
-        snapshot = hook.fetch_snapshot(with_workflows=with_workflows)
+        snapshot = (
+            hook.fetch_snapshot(with_workflows=with_workflows, progress=progress)
+            if progress is not None
+            else hook.fetch_snapshot(with_workflows=with_workflows)
+        )
     except Exception as exc:
         hint = ""
         if getattr(exc, "status", None) in (401, 403):

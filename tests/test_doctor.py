@@ -1,0 +1,297 @@
+"""``cronium-airflow doctor``: what would fail before it fails, each with its fix, and the notes on where a record
+behaves differently from Cronium; and the progress display of ``validate`` on a terminal.
+
+The command is the installed console script, against the session's Airflow database; connections are made as a
+person makes them (``airflow connections add``, ``cronium-airflow servers sync``), the Docker daemon is the real
+one. ``HOME`` is the test's own folder, so the only known_hosts the SSH hook would read is the test's."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cronium_provider.doctor.environment import environment_findings
+from cronium_provider.doctor.findings import Finding, Needs
+from cronium_provider.doctor.records import needs, record_notes
+from cronium_provider.records.validation import load_records
+from cronium_provider.settings import CroniumSettings
+from tests.conftest import RUNTIME_IMAGE, airflow_env, venv_bin
+from tests.support.terminal import run_on_terminal
+
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPersonsHostKeyPersonsHostKeyPersonsHostKe"
+ABSENT_IMAGE = "cronium-runtime:doctor-absent"
+TOOL_CONN, SERVER_CONN = "cronium_tool_4701", "cronium_server_4702"
+
+
+def write(folder: Path, name: str, record: dict[str, Any]) -> None:
+    (folder / name).write_text(json.dumps(record))
+
+
+def script_event(event_id: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "kind": "event",
+        "id": event_id,
+        "name": f"event {event_id}",
+        "type": "BASH",
+        "status": "ACTIVE",
+        "triggerType": "MANUAL",
+        "content": "echo hi",
+        **fields,
+    }
+
+
+def slack_event(event_id: int, tool_id: int) -> dict[str, Any]:
+    config = {"toolType": "slack", "actionId": "slack-send-message", "toolId": tool_id, "parameters": {"text": "x"}}
+    return {**script_event(event_id), "type": "TOOL_ACTION", "content": None, "toolActionConfig": config}
+
+
+def http_event(event_id: int, **fields: Any) -> dict[str, Any]:
+    return {**script_event(event_id), "type": "HTTP_REQUEST", "httpUrl": "http://127.0.0.1:9/x", **fields}
+
+
+def airflow(*args: str) -> None:
+    proc = subprocess.run([venv_bin("airflow"), *args], env=airflow_env(), capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def cronium(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [venv_bin("cronium-airflow"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def problems(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith(("error: ", "warning: "))]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    folder = tmp_path / "home"
+    (folder / ".ssh").mkdir(parents=True)
+    return folder
+
+
+@pytest.fixture
+def cleanup() -> Any:
+    names: list[str] = []
+    yield names
+    for name in names:
+        subprocess.run([venv_bin("airflow"), "connections", "delete", name], env=airflow_env(), capture_output=True)
+        subprocess.run([venv_bin("airflow"), "pools", "delete", name], env=airflow_env(), capture_output=True)
+
+
+def doctor_env(home: Path, image: str) -> dict[str, str]:
+    return airflow_env(
+        HOME=str(home),
+        AIRFLOW__CRONIUM__IMAGE=image,
+        AIRFLOW__CRONIUM__DOCKER_URL=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+    )
+
+
+@pytest.mark.airflow
+@pytest.mark.docker
+def test_three_problems_each_with_its_fix_then_none_once_fixed(
+    tmp_path: Path, home: Path, airflow_db: Path, docker_client: Any, cleanup: list[str]
+) -> None:
+    """A script in a container whose runtime image is absent, a tool action whose connection is missing and a
+    remote script on a server whose host key nobody knows: exactly those three, each with the command or
+    setting that fixes it, exit 1; once fixed as the lines say, exit 0."""
+    cleanup += [TOOL_CONN, SERVER_CONN]
+    folder = tmp_path / "records"
+    folder.mkdir()
+    write(folder, "local.json", script_event(4700))
+    write(folder, "slack.json", slack_event(4701, 4701))
+    write(folder, "server.json", {"kind": "server", "id": 4702, "name": "box", "address": "127.0.0.1", "port": 2299})
+    write(folder, "remote.json", script_event(4703, runLocation="REMOTE", serverId=4702))
+    synced = cronium("servers", "sync", str(folder), env=doctor_env(home, ABSENT_IMAGE))
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+
+    proc = cronium("doctor", str(folder), env=doctor_env(home, ABSENT_IMAGE))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    found = problems(proc.stdout)
+    assert len(found) == 3, proc.stdout
+    image, tool, server = (
+        next(line for line in found if word in line) for word in (ABSENT_IMAGE, TOOL_CONN, SERVER_CONN)
+    )
+    assert image.startswith(f"error: runtime image {ABSENT_IMAGE}: is not present")
+    assert "event 4700" in image and f"(fix: cronium-airflow runtime-image build {ABSENT_IMAGE}" in image
+    assert "[cronium] image" in image
+    assert tool.startswith(f"error: connection {TOOL_CONN}: does not exist; the slack tool of event 4701")
+    assert f"(fix: airflow connections add {TOOL_CONN} --conn-type slackwebhook" in tool
+    assert server.startswith(f"error: connection {SERVER_CONN}: the host key of 127.0.0.1:2299 is unknown")
+    assert "(fix: cronium-airflow servers sync RECORDS_DIR --known-hosts FILE" in server
+    assert proc.stdout.splitlines()[-1].startswith("3 error(s), 0 warning(s), ")
+
+    airflow("connections", "add", TOOL_CONN, "--conn-type", "slackwebhook", "--conn-host", "hooks.slack.com")
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:2299 {HOST_KEY}\n")
+    resynced = cronium(
+        "servers", "sync", str(folder), "--known-hosts", str(known_hosts), env=doctor_env(home, RUNTIME_IMAGE)
+    )
+    assert resynced.returncode == 0, resynced.stdout + resynced.stderr
+    fixed = cronium("doctor", str(folder), env=doctor_env(home, RUNTIME_IMAGE))
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert problems(fixed.stdout) == []
+    assert "note: event 4700: BASH script in a container" in fixed.stdout  # notes stay, and never fail the run
+
+
+@pytest.mark.airflow
+def test_json_shape_a_wrong_connection_type_and_a_left_out_record(
+    tmp_path: Path, home: Path, airflow_db: Path, cleanup: list[str]
+) -> None:
+    """``--json``: the findings with their fields and the counts. An SSH connection where a Slack tool
+    belongs and a Discord one used as a Slack tool are errors naming the type; a record that fails
+    validation is an error naming its file, record and field, as ``validate`` says it."""
+    cleanup += ["cronium_tool_4711", "cronium_tool_4712"]
+    folder = tmp_path / "records"
+    folder.mkdir()
+    write(folder, "a.json", slack_event(4711, 4711))
+    write(folder, "b.json", slack_event(4712, 4712))
+    write(folder, "bad.json", {**http_event(4713), "timeoutUnit": "WEEKS"})
+    airflow("connections", "add", "cronium_tool_4711", "--conn-type", "ssh", "--conn-host", "127.0.0.1")
+    airflow("connections", "add", "cronium_tool_4712", "--conn-type", "discord", "--conn-host", "discord.com")
+
+    proc = cronium("doctor", str(folder), "--json", env=doctor_env(home, RUNTIME_IMAGE))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    data = json.loads(proc.stdout)
+    assert {"findings", "errors", "warnings", "notes", "records_dir", "parse_seconds", "ok"} <= set(data)
+    assert (data["errors"], data["warnings"], data["ok"], data["records_dir"]) == (3, 0, False, str(folder))
+    assert data["notes"] == sum(f["severity"] == "note" for f in data["findings"]) > 0
+    assert all(set(f) == {"check", "severity", "subject", "message", "fix"} for f in data["findings"])
+    errors = {f["subject"]: f for f in data["findings"] if f["severity"] == "error"}
+    wrong_type = errors["connection cronium_tool_4711"]
+    assert "is of type ssh, which is no Cronium tool" in wrong_type["message"]
+    assert wrong_type["message"].endswith("; used by event 4711")
+    assert wrong_type["fix"].startswith("airflow connections delete cronium_tool_4711, then airflow connections add")
+    discord = errors["connection cronium_tool_4712"]
+    assert "is a discord tool (type discord), but it is used as a slack tool by event 4712" in discord["message"]
+    left_out = errors["event 4713"]
+    assert left_out["check"] == "records"
+    assert f"left out: {folder / 'bad.json'}: event 4713: field timeoutUnit: " in left_out["message"]
+    assert "timeoutUnit" in left_out["fix"] and "cronium-airflow validate" in left_out["fix"]
+
+
+@pytest.mark.airflow
+def test_notes_never_change_the_exit_status(tmp_path: Path, home: Path, airflow_db: Path) -> None:
+    """An HTTP event with retries: notes in the table's terms (Cronium never applies retries; its HTTP jobs
+    have no handler), exit 0."""
+    folder = tmp_path / "records"
+    folder.mkdir()
+    write(folder, "http.json", http_event(4720, retries=3))
+    proc = cronium("doctor", str(folder), env=doctor_env(home, RUNTIME_IMAGE))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "note: event 4720: retries 3: a failed run is tried again up to 3 time(s), 30 s apart" in proc.stdout
+    assert "never applies them" in proc.stdout
+    assert "note: event 4720: HTTP_REQUEST: " in proc.stdout
+    assert proc.stdout.splitlines()[-1].startswith("0 error(s), 0 warning(s), 2 note(s)")
+
+
+def test_a_missing_records_folder_is_an_error_with_its_fix(tmp_path: Path, home: Path) -> None:
+    proc = cronium("doctor", str(tmp_path / "nowhere"), env=doctor_env(home, RUNTIME_IMAGE))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"error: records folder {tmp_path / 'nowhere'}: does not exist" in proc.stdout
+    assert "[cronium] records_dir" in proc.stdout
+
+
+# -- the records half (no Airflow) ---------------------------------------------------------------------
+def test_needs_name_what_the_records_need(tmp_path: Path) -> None:
+    write(tmp_path, "local.json", script_event(1, type="PYTHON"))
+    write(tmp_path, "local2.json", script_event(2))
+    write(tmp_path, "slack.json", {**slack_event(3, 30), "userId": "u1"})
+    write(tmp_path, "server.json", {"kind": "server", "id": 5, "name": "box", "address": "10.0.0.5"})
+    always = [{"type": "SEND_MESSAGE", "toolId": 31, "message": "done"}]
+    write(tmp_path, "remote.json", script_event(4, runLocation="REMOTE", serverId=5, alwaysEvents=always))
+    found = needs(load_records([tmp_path]), CroniumSettings())
+    assert found.container_records == ["event 1", "event 2"]
+    assert found.container_languages == {"PYTHON": ["event 1"], "BASH": ["event 2"]}
+    assert found.tool_connections["cronium_tool_30"] == {
+        "conn_type": "slackwebhook",
+        "tool": "slack",
+        "records": ["event 3"],
+        "owners": {"event 3": "u1"},
+        "shared": True,
+    }
+    assert found.tool_connections["cronium_tool_31"]["tool"] is None  # a message tool of any type
+    assert found.servers == {
+        "cronium_server_5": {"server_id": 5, "host": "10.0.0.5", "port": 22, "records": ["event 4"]}
+    }
+    assert found.pools == {"cronium_server_5": ["event 4"]}
+    assert Needs.from_json(json.loads(json.dumps(found.to_json()))) == found
+
+
+def test_record_notes_follow_the_differences_table(tmp_path: Path) -> None:
+    write(tmp_path, "plain.json", http_event(1))
+    write(tmp_path, "retries.json", http_event(2, retries=2, maxExecutions=5))
+    message = [{"type": "SEND_MESSAGE", "toolId": 9, "message": "{{cronium.event.status}}"}]
+    write(tmp_path, "always.json", http_event(3, alwaysEvents=message))
+    notes = record_notes(load_records([tmp_path]), CroniumSettings())
+    assert all(isinstance(n, Finding) and n.severity == "note" and n.check == "difference" for n in notes)
+    by_event: dict[str, list[str]] = {}
+    for note in notes:
+        by_event.setdefault(note.subject, []).append(note.message)
+    assert not any("retries" in m or "maxExecutions" in m for m in by_event["event 1"])
+    assert any(
+        m.startswith("retries 2: a failed run is tried again up to 2 time(s), 30 s apart") for m in by_event["event 2"]
+    )
+    limit = next(n for n in notes if n.subject == "event 2" and n.message.startswith("maxExecutions 5"))
+    assert "cronium-airflow reset-counter 2" in limit.fix
+    assert any(m.startswith("alwaysEvents[0]: the message gets the facts of the run") for m in by_event["event 3"])
+    assert any(m.startswith("tool rate limits") for m in by_event["event 3"])
+
+
+def test_environment_checks_never_raise_and_stay_quick(redis_url: str) -> None:
+    """An unreachable Docker daemon and Redis are findings, within about a second; nothing is raised."""
+    stopped = redis_url.rsplit(":", 1)[0] + ":1/0"
+    settings = CroniumSettings(docker_url="tcp://127.0.0.1:1", resilience_store=stopped)
+    wanted = Needs(container_records=["event 1"], tool_connections={})
+    started = time.monotonic()
+    found = environment_findings(wanted, settings)
+    store = _store_findings(settings)
+    assert time.monotonic() - started < 2.5
+    assert [(f.check, f.severity) for f in found] == [("docker", "error")]
+    assert "cannot be reached" in found[0].message and "[cronium] docker_url" in found[0].fix
+    assert [(f.check, f.severity) for f in store] == [("resilience-store", "error")]
+    assert "127.0.0.1:1" in store[0].message
+
+
+def _store_findings(settings: CroniumSettings) -> list[Finding]:
+    from cronium_provider.doctor.environment import _resilience_store
+
+    return _resilience_store(settings)
+
+
+# -- progress ------------------------------------------------------------------------------------------
+def _many_records(folder: Path, count: int) -> None:
+    folder.mkdir()
+    for i in range(1, count + 1):
+        write(folder, f"e{i}.json", http_event(i))
+
+
+def test_validate_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    """On a terminal (stderr a pty) validate draws a progress bar; piped, stdout is what it always was and
+    stderr stays empty."""
+    folder = tmp_path / "records"
+    _many_records(folder, 400)
+    piped = subprocess.run(
+        [venv_bin("cronium-airflow"), "validate", str(folder)], capture_output=True, text=True, timeout=120
+    )
+    assert piped.returncode == 0
+    assert piped.stdout == "OK: 400 events, 0 workflows, 0 servers valid\n"
+    assert piped.stderr == ""
+
+    code, stdout, drawn = run_on_terminal([venv_bin("cronium-airflow"), "validate", str(folder)], os.environ)
+    assert code == 0
+    assert stdout == b"OK: 400 events, 0 workflows, 0 servers valid\n"  # the bar never reaches stdout
+    assert b"reading records" in drawn
+    assert b"/400" in drawn
