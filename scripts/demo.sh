@@ -342,6 +342,16 @@ say "cronium-airflow servers sync $DEMO_HOME/records --key-file 1=... --key-file
 }
 sed 's/^/    /' "$DEMO_HOME/servers-sync.log"
 
+# What would fail before it fails: the demo's records need nothing that is missing (docs/doctor.md).
+say "cronium-airflow doctor $DEMO_HOME/records"
+if "$CRONIUM_CLI" doctor "$DEMO_HOME/records" > "$DEMO_HOME/doctor.log" 2>&1; then
+  grep -v '^note: ' "$DEMO_HOME/doctor.log" | sed 's/^/    /'
+  echo "    (the notes, where a record runs differently from Cronium: $DEMO_HOME/doctor.log)"
+else
+  sed 's/^/    /' "$DEMO_HOME/doctor.log"
+  say "doctor found problems (above): the examples they name will fail until they are fixed"
+fi
+
 # ---------------------------------------------------------------------------------------------- Airflow
 start_service api-server --host 127.0.0.1 --port "$DEMO_PORT"
 # Task logs are files under $DEMO_HOME/logs that the api-server reads itself: no log-serving ports are opened.

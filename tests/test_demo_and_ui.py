@@ -165,6 +165,32 @@ def test_demo_runs_the_example_workflow(demo: Demo) -> None:
     assert f"{demo.base_url}/dags/{DAG_ID}" in out
 
 
+# ------------------------------------------------------------------------------------------------ doctor
+
+
+def test_doctor_finds_nothing_wrong_with_the_demo(demo: Demo) -> None:
+    """Every connection, host key, pool, the Docker daemon and the image the examples need are there: the
+    demo's own doctor step and a later `cronium-airflow doctor --json` (as the demo user runs it, from the
+    demo's environment file) find no error and no warning."""
+    assert demo.proc.returncode == 0, demo.output[-6000:]
+    assert f"cronium-airflow doctor {demo.home}/records" in demo.output
+    assert re.search(r"^\s+0 error\(s\), 0 warning\(s\), \d+ note\(s\) for ", demo.output, re.M), demo.output[-4000:]
+    cli = venv_bin("cronium-airflow")
+    proc = subprocess.run(
+        ["bash", "-c", f"source {demo.home}/demo.env && {cli} doctor --json {demo.home}/records"],
+        env=demo.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    report = json.loads(proc.stdout)
+    problems = [f for f in report["findings"] if f["severity"] != "note"]
+    assert problems == [] and report["errors"] == 0 and report["warnings"] == 0, problems
+    # what it checked: the remote example's servers and the tools of the tool examples are among the needs
+    assert report["records"]["events"] >= 10
+
+
 # ------------------------------------------------------------------------------------------------ every example
 
 
