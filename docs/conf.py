@@ -3,10 +3,14 @@ docstrings, and the `[cronium]` options table read from the provider's own decla
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
+# autodoc imports the operators, and so Airflow, which writes an airflow.cfg into its home when it has none:
+# a build leaves the user's ~/airflow alone
+os.environ.setdefault("AIRFLOW_HOME", str(DOCS / "_build" / "airflow_home"))
 sys.path.insert(0, str(DOCS.parent))  # this checkout's cronium_provider, for autodoc and the options table
 sys.path.insert(0, str(DOCS / "_ext"))
 
@@ -21,7 +25,6 @@ exclude_patterns = ["_build", "_ext"]
 
 # Headings get anchors as GitHub makes them, so one link works on GitHub and on the site.
 myst_heading_anchors = 3
-myst_enable_extensions = ["colon_fence"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"  # the signatures and docstrings say it; Airflow's own types are not documented here
