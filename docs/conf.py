@@ -27,6 +27,7 @@ exclude_patterns = ["_build", "_ext"]
 myst_heading_anchors = 3
 
 autodoc_member_order = "bysource"
+autodoc_inherit_docstrings = False  # a method shows its own docstring, not Airflow's BaseOperator.execute's
 autodoc_typehints = "none"  # the signatures and docstrings say it; Airflow's own types are not documented here
 autodoc_default_options = {"members": True, "show-inheritance": True}
 

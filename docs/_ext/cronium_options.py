@@ -30,26 +30,25 @@ class CroniumOptions(Directive):
 
     def run(self) -> list[nodes.Node]:
         options = get_provider_info()["config"]["cronium"]["options"]
-        headings = ("option", "type", "default", "example", "what it does")
+        headings = ("option", "default", "what it does")
         group = nodes.tgroup(cols=len(headings))
-        for width in (16, 8, 16, 16, 44):
+        for width in (25, 20, 55):
             group += nodes.colspec(colwidth=width)
         head = nodes.thead()
         head += _row(*(nodes.Text(h) for h in headings))
         group += head
         body = nodes.tbody()
         for name, option in options.items():
-            target = nodes.target("", "", ids=[f"option-{name.replace('_', '-')}"])
             cell = nodes.inline()
-            cell += target
+            cell += nodes.target("", "", ids=[f"option-{name.replace('_', '-')}"])
             cell += nodes.literal(text=name)
-            body += _row(
-                cell,
-                nodes.Text(option["type"]),
-                _literal(option.get("default")),
-                _literal(option.get("example")),
-                nodes.Text(option["description"]),
-            )
+            cell += nodes.Text(f" ({option['type']})")
+            what = nodes.inline()
+            what += nodes.Text(option["description"])
+            if option.get("example") not in (None, ""):
+                what += nodes.Text(" Example: ")
+                what += nodes.literal(text=str(option["example"]))
+            body += _row(cell, _literal(option.get("default")), what)
         group += body
         table = nodes.table(classes=["cronium-options"])
         table += group
