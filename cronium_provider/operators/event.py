@@ -72,6 +72,8 @@ class CroniumEventOperator(BaseOperator):
         self._killed = False
 
     def execute(self, context: Context) -> Any:
+        """One run: skipped past ``maxExecutions``, gated by the workflow's connections, then
+        :meth:`run_event` with the run's input; its status, error and the pause at ``maxExecutions`` reported."""
         try:
             check_max_executions(context, self.max_executions, self.execution_count)
         except AirflowSkipException:
@@ -288,6 +290,8 @@ class CroniumScriptEventOperator(CroniumEventOperator):
 
     # -- the lifecycle, once for every runner ------------------------------------------------------------
     def run_event(self, context: Context, run_input: Any) -> Any:
+        """Build the run's ``ScriptJob`` (input, event facts, a snapshot of the variables, the environment),
+        then run it attached, or start it and defer (``deferrable=True``)."""
         started = time.time()
         namespace = self.variables()
         job = ScriptJob(
