@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RECORDS ?= dags_templates/records
 
-.PHONY: demo test venv system lint pytest bench clean
+.PHONY: demo test venv system lint pytest bench docs clean
 
 # A local Airflow (SQLite, LocalExecutor, web UI on 127.0.0.1:8080 or DEMO_PORT) in ./airflow_home running the
 # example records, with what their examples deliver to on 127.0.0.80 (an sshd, a mail catcher, a webhook
@@ -36,7 +36,7 @@ venv: $(STAMP)
 system:
 	bash scripts/install-system.sh
 
-# ruff, mypy --strict, and the import contracts of pyproject.toml (the layers of the README's architecture).
+# ruff, mypy --strict, and the import contracts of pyproject.toml (the layers of docs/architecture.md).
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy cronium_provider
@@ -50,5 +50,10 @@ pytest: venv
 bench: venv system
 	$(BIN)/python bench/run_all.py
 
+# The docs site from docs/ (Sphinx, MyST Markdown, furo) into docs/_build/html; any warning fails the build
+# (tests/test_docs.py runs the same build in `make test`).
+docs: venv
+	$(BIN)/sphinx-build -W --keep-going -n -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache docs/_build

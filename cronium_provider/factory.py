@@ -3,7 +3,7 @@
 It reads local record files and nothing else at parse time. A bad record is logged with its file, id and
 field, and every good record still becomes a DAG.
 
-Two kinds of parse (see the README, "Parse time and sharding"):
+Two kinds of parse (see docs/operations.md, "Parse time and sharding"):
 
 - the DAG processor's (no DAG id in Airflow's parsing context): every record is loaded and validated and
   every DAG built, and every bad record is logged; it also writes the parse index

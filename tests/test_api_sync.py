@@ -604,8 +604,9 @@ def test_a_second_identical_sync_leaves_the_file_alone(synced) -> None:
 
 
 def test_sync_reads_a_connection_made_with_airflow_connections_add(cronium, tmp_path, airflow_db) -> None:
-    """The README's way: the Cronium connection is made with ``airflow connections add`` (kept in Airflow's
-    metadata database, no ``AIRFLOW_CONN_*`` variable); ``cronium-airflow sync`` finds it there."""
+    """The way docs/getting-started.md tells it: the Cronium connection is made with ``airflow connections
+    add`` (kept in Airflow's metadata database, no ``AIRFLOW_CONN_*`` variable); ``cronium-airflow sync`` finds
+    it there."""
     conn_id = f"cronium_in_db_{uuid.uuid4().hex[:8]}"
     env = airflow_env()
     add = ["connections", "add", conn_id, "--conn-type", "cronium", "--conn-host", cronium, "--conn-password", TOKEN]

@@ -86,7 +86,7 @@ def plan(corpus: Corpus) -> dict[str, Any]:
 # reading Cronium's code: the expectations were written when a PAUSED record's DAG was paused and a DRAFT or
 # ARCHIVED record built none. Cronium's Run works on any status (apps/cronium-app/src/server/api/routers/
 # events.ts:573-698, workflows.ts:275-310) and only its scheduler looks at the status (lib/scheduler/
-# scheduler.ts:422-430): every status builds an unpaused DAG and only ACTIVE keeps its schedule (README,
+# scheduler.ts:422-430): every status builds an unpaused DAG and only ACTIVE keeps its schedule (docs/records.md,
 # "What an event becomes"). Only these mismatches, for records of these statuses, are departures; they are
 # reported as expected failures naming why, any other mismatch fails.
 RUN_ON_ANY_STATUS = (

@@ -205,7 +205,7 @@ def tree(root: Path) -> dict[str, bytes]:
 
 @pytest.fixture
 def sharded(site) -> dict[str, Path]:
-    """The dags folder holds a copy of the DAG file per shard, made as the README said before dag-file."""
+    """The dags folder holds a copy of the DAG file per shard, made as the docs said before dag-file."""
     text = (REPO / "dags_templates" / "cronium_dags.py").read_text()
     for shard in ("billing", "ops"):
         copy = text.replace("\nCRONIUM_SHARD = None\n", f'\nCRONIUM_SHARD = "{shard}"\n')

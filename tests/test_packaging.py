@@ -91,8 +91,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
 
 
 def test_pip_install_then_dag_file_gives_the_dags_to_airflow(installed: Installed) -> None:
-    """The README's pip path: `cronium-airflow dag-file` (default: Airflow's dags folder), then Airflow lists
-    the event's DAG from a folder outside the clone."""
+    """The README's pip path (its five minutes): `cronium-airflow dag-file` (default: Airflow's dags folder),
+    then Airflow lists the event's DAG from a folder outside the clone."""
     proc = installed.python(
         "-c", "import cronium_provider, json, sys; print(json.dumps([cronium_provider.__file__, sys.path]))"
     )

@@ -165,7 +165,7 @@ def test_one_dag_is_built_alone_and_equals_the_full_parse(records: Path) -> None
         assert serialized(narrow) == serialized(dag), dag_id  # every task argument, schedule, docs, edges
     # a workflow DAG is built with its nodes' events, the events their actions start and the servers
     assert parse_dags(records, dag_id=wf(1)).detail == "7 record(s)"  # wf, events 1 2 3 4, servers 1 2
-    # the DRAFT target is built as every status is (README, "What an event becomes"), and says so alone too
+    # the DRAFT target is built as every status is (docs/records.md, "What an event becomes"), and says so alone too
     assert "a SCRIPT action starts it" in (parse_dags(records, dag_id=ev(3)).dags[ev(3)].doc_md or "")
     # what the full load refuses, the one-DAG parse refuses too: no DAG
     for dag_id in [*REFUSED, "cronium_event_123456789", "not_ours"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -10,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import airflow_env, venv_bin
+from cronium_provider.get_provider_info import get_provider_info
+from tests.conftest import REPO, airflow_env, venv_bin
 
 
 def test_airflow_providers_list_shows_the_provider() -> None:
@@ -27,12 +29,34 @@ def test_airflow_providers_list_shows_the_provider() -> None:
     assert providers["airflow-provider-cronium"]["version"] == "0.1.0"
 
 
-@pytest.mark.parametrize(
-    "option", ["index_dir", "image_bash", "image_python", "image_nodejs", "run_folder_mb", "script_network"]
-)
-def test_airflow_config_knows_every_cronium_option_the_readme_names(option: str) -> None:
-    """``airflow config get-value cronium <option>`` answers for every option the provider reads (the
-    README names them), never "not found"."""
+def options_the_docs_name() -> list[str]:
+    """Every ``[cronium]`` option the README and the docs pages name (``[cronium] name``,
+    ``AIRFLOW__CRONIUM__NAME``), and every option of the configuration page's table (the provider's
+    declaration). The Kubernetes page is a design on paper: its options do not exist."""
+    pages = [REPO / "README.md", *sorted(p for p in (REPO / "docs").glob("*.md") if p.name != "kubernetes.md")]
+    text = "\n".join(p.read_text() for p in pages)
+    named = set(re.findall(r"\[cronium\]\s+`?([a-z_]+)", text))
+    named |= {m.lower() for m in re.findall(r"AIRFLOW__CRONIUM__([A-Z_]*[A-Z])", text)}
+    return sorted(named)
+
+
+def test_every_cronium_option_the_docs_name_is_declared() -> None:
+    """An option the docs name is one the provider declares (so ``airflow.cfg`` lists it), and the docs name
+    the options a user sets most (the rest are in the configuration page's table, read from the declaration)."""
+    declared = set(get_provider_info()["config"]["cronium"]["options"])
+    named = set(options_the_docs_name())
+    assert sorted(named - declared) == [], "the docs name options the provider does not declare"
+    assert {"records_dir", "index_dir", "image_bash", "run_folder_mb", "script_network", "timezone"} <= named
+
+
+OPTIONS = get_provider_info()["config"]["cronium"]["options"]
+
+
+@pytest.mark.parametrize("option", sorted(o for o in OPTIONS if OPTIONS[o]["default"] is not None))
+def test_airflow_config_knows_every_cronium_option_the_docs_name(option: str) -> None:
+    """``airflow config get-value cronium <option>`` answers for every option the provider reads that has a
+    default (the docs name every option, see above), never "not found". An option with no default (such as
+    ``records_dir``) is "not found" until it is set, as any unset Airflow option."""
     proc = subprocess.run(
         [venv_bin("airflow"), "config", "get-value", "cronium", option],
         env={k: v for k, v in airflow_env().items() if not k.startswith("AIRFLOW__CRONIUM__")},

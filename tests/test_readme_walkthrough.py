@@ -1,9 +1,10 @@
-"""The README, followed as a new user would: its commands, taken from the README itself, run in order on a
-fresh Airflow home, each checked against what the README says next to it.
+"""The README and the docs, followed as a new user would: their commands, taken from the pages themselves, run in
+order on a fresh Airflow home, each checked against what the page says next to it.
 
-A README edit that breaks a command, or adds one nobody checks, fails this test: every ``bash`` block of the
-README belongs to a walked section or to a section named in ``NOT_WALKED`` with the reason, and every
-command of a walked section has a check below.
+A page edit that breaks a command, or adds one nobody checks, fails this test: every ``bash`` block of the
+README and of docs/*.md belongs to a walked section or to a section named in ``NOT_WALKED`` with the reason,
+and every command of a walked section has a check below. A command told twice (the README's five minutes, then
+the getting-started page) is walked once, where it comes first.
 
 The user's Airflow exists before the README starts (``airflow db migrate`` on a new home); the commands run
 with the provider of this checkout installed (the wheel's own install: ``test_packaging.py``), from a
@@ -29,23 +30,29 @@ from tests.conftest import REPO
 from tests.test_api_sync import TOKEN, FakeCronium, _reset_cronium, cronium_server  # noqa: F401 - fixture
 
 README = REPO / "README.md"
+PAGES = [README, *sorted((REPO / "docs").glob("*.md"))]
 
-# Sections whose commands are walked, in the README's order.
+# Sections whose commands are walked, in this order: (page, heading).
 WALKED = (
-    "Using it in your Airflow",
-    "The DAG file",
-    "The CLI",
-    "Remote events over SSH",
-    "Parse time and sharding",
+    ("README.md", "Five minutes in your own Airflow"),
+    ("docs/getting-started.md", "Using it in your own Airflow"),
+    ("docs/getting-started.md", "The DAG file"),
+    ("docs/cli.md", "The CLI"),
+    ("docs/remote-events.md", "Remote events over SSH"),
+    ("docs/operations.md", "Parse time and sharding"),
 )
-# Commands for records read in shards: walked last, after the person has split the folder (the rest of the
-# README's commands are for a folder read whole).
+# Commands for records read in shards: walked last, after the person has split the folder (the other
+# commands are for a folder read whole), in this order of their sections.
 SHARDED = re.compile(r"--shard|/records/\{")
+SHARDED_ORDER = (("docs/operations.md", "Parse time and sharding"), ("docs/cli.md", "The CLI"))
 # Sections with commands that are not walked here, and why.
 NOT_WALKED = {
-    "The two commands": "make demo and make test: tests/test_demo_and_ui.py runs the demo, CI runs make test",
-    "Workflows": "the REST API call needs a running api-server: tests/test_demo_and_ui.py triggers through it",
-    "Webhooks": "needs a running api-server: tests/test_webhook.py calls the route through one",
+    ("README.md", "The two commands"): "make demo and make test: tests/test_demo_and_ui.py runs the demo, CI runs "
+    "make test",
+    ("docs/getting-started.md", "The two commands"): "the README's two commands, told again",
+    ("docs/records.md", "Workflows"): "the REST API call needs a running api-server: tests/test_demo_and_ui.py "
+    "triggers through it",
+    ("docs/webhooks.md", "Webhooks"): "needs a running api-server: tests/test_webhook.py calls the route through one",
 }
 # Commands of walked sections that are not run, and why (matched against the command's text).
 NOT_RUN = {
@@ -54,28 +61,36 @@ NOT_RUN = {
     "/api/trpc/workflows.download": "needs a signed-in Cronium web app; test_api_sync.py loads the file it writes",
 }
 
+Section = tuple[str, str]  # (page, heading)
+
 
 @dataclass
 class Command:
-    section: str
-    text: str  # as the README writes it, continuation lines joined
-    says: str  # the README's comment beside it, if any
+    section: Section
+    text: str  # as the page writes it, continuation lines joined
+    says: str  # the page's comment beside it, if any
     block: int  # which bash block of the section
 
 
-def readme_commands(text: str) -> tuple[list[Command], dict[str, int]]:
-    """Every command of every ``bash`` block, with its section; and the number of blocks per section."""
-    section = ""
+def page_commands(page: Path) -> tuple[list[Command], dict[Section, int]]:
+    """Every command of every ``bash`` block of a page, with its section; and the number of blocks per section.
+    Other fenced blocks are skipped whole (a ``#`` line in them is no heading)."""
+    name = str(page.relative_to(REPO))
+    section: Section = (name, "")
     commands: list[Command] = []
-    blocks: dict[str, int] = {}
-    lines = text.splitlines()
+    blocks: dict[Section, int] = {}
+    lines = page.read_text().splitlines()
     i = 0
     while i < len(lines):
         line = lines[i]
-        heading = re.match(r"^#{2,3} (.+)$", line)
+        heading = re.match(r"^#{1,3} (.+)$", line)
         if heading:
-            section = heading.group(1).strip()
-        if line.strip() == "```bash":
+            section = (name, heading.group(1).strip())
+        if line.strip().startswith("```") and line.strip() != "```bash":
+            i += 1
+            while lines[i].strip() != "```":
+                i += 1
+        elif line.strip() == "```bash":
             blocks[section] = blocks.get(section, 0) + 1
             body: list[str] = []
             i += 1
@@ -98,6 +113,37 @@ def readme_commands(text: str) -> tuple[list[Command], dict[str, int]]:
     return commands, blocks
 
 
+def all_commands() -> tuple[list[Command], dict[Section, int]]:
+    commands: list[Command] = []
+    blocks: dict[Section, int] = {}
+    for page in PAGES:
+        found, counted = page_commands(page)
+        commands += found
+        blocks.update(counted)
+    return commands, blocks
+
+
+def walk_order(commands: list[Command]) -> list[Command]:
+    """The walked sections' commands in WALKED's order (within a section, the page's), the sharded setup last;
+    a command whose text came earlier is not walked again."""
+    order = {id(c): n for n, c in enumerate(commands)}
+    walked = sorted(
+        (c for c in commands if c.section in WALKED),
+        key=lambda c: (
+            (1, SHARDED_ORDER.index(c.section), order[id(c)])
+            if SHARDED.search(c.text)
+            else (0, WALKED.index(c.section), order[id(c)])
+        ),
+    )
+    seen: set[str] = set()
+    once = []
+    for cmd in walked:
+        if cmd.text not in seen:
+            seen.add(cmd.text)
+            once.append(cmd)
+    return once
+
+
 @dataclass
 class Walk:
     root: Path
@@ -116,7 +162,7 @@ class Walk:
         return self.home / "dags"
 
     def local(self, text: str) -> str:
-        """The README's placeholders made real: its folders under this walk's root, its Cronium on loopback."""
+        """The pages' placeholders made real: their folders under this walk's root, their Cronium on loopback."""
         text = text.replace("/srv/", f"{self.root}/srv/").replace("/secure/", f"{self.root}/secure/")
         return text.replace("https://cronium.example.com", self.api)
 
@@ -150,8 +196,8 @@ class Walk:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# What each command must do: (pattern of the command, prepare, check). ``prepare`` is what the README tells
-# the person to do by hand before it (write a key file, edit a record); ``check`` asserts what the README
+# What each command must do: (pattern of the command, prepare, check). ``prepare`` is what the page tells
+# the person to do by hand before it (write a key file, edit a record); ``check`` asserts what the page
 # says beside it.
 
 Check = Callable[[Walk, Command, subprocess.CompletedProcess[str]], None]
@@ -203,7 +249,7 @@ def check_image_built(walk: Walk, cmd: Command, proc: subprocess.CompletedProces
 
 
 def split_into_shards(walk: Walk) -> None:
-    """What the README tells the person to do by hand: the records move into the shards' sub-folders (the
+    """What the page tells the person to do by hand: the records move into the shards' sub-folders (the
     synced file too: it is synced again into its shard below)."""
     (walk.records / "billing").mkdir(parents=True, exist_ok=True)
     (walk.records / "events.json").rename(walk.records / "billing" / "events.json")
@@ -361,7 +407,7 @@ CHECKS: list[tuple[str, Prepare | None, Check]] = [
     (r"^airflow dags reserialize$", None, check_ok),
     (r"^airflow dags list \| grep cronium_$", None, check_dags_listed),
     (r"^airflow dags trigger cronium_event_12 --conf ", None, check_triggered),
-    (r"^cronium-airflow validate (--json )?PATH\.\.\.$", None, check_validate),
+    (r"^cronium-airflow validate (--json )?(PATH\.\.\.|/srv/cronium/records)$", None, check_validate),
     (r"^cronium-airflow plan PATH\.\.\. \[--json\]$", None, check_plan),
     (r"^cronium-airflow apply-status PATH\.\.\.$", pause_event_12, check_apply_status),
     (r"^cronium-airflow reset-counter EVENT_ID \[PATH\.\.\.\]$", None, check_reset_counter),
@@ -397,7 +443,7 @@ RECORDS: dict[str, Any] = {
 @pytest.fixture
 def walk(tmp_path: Path, cronium_server: str) -> Iterator[Walk]:  # noqa: F811 - the fixture imported above
     """A fresh Airflow home with its database (the user's Airflow, before the README), a records folder at
-    the README's ``/srv/cronium/records``, and the environment a new shell has: no test settings."""
+    the pages' ``/srv/cronium/records``, and the environment a new shell has: no test settings."""
     _reset_cronium()
     records = tmp_path / "srv" / "cronium" / "records"
     records.mkdir(parents=True)
@@ -415,27 +461,24 @@ def walk(tmp_path: Path, cronium_server: str) -> Iterator[Walk]:  # noqa: F811 -
     yield result
 
 
-def test_every_bash_block_of_the_readme_is_walked_or_named() -> None:
-    _, blocks = readme_commands(README.read_text())
+def test_every_bash_block_of_the_readme_and_the_docs_is_walked_or_named() -> None:
+    _, blocks = all_commands()
+    assert ("README.md", "Five minutes in your own Airflow") in blocks, sorted(blocks)
     unknown = sorted(set(blocks) - set(WALKED) - set(NOT_WALKED))
-    assert not unknown, f"README sections with commands neither walked nor named in NOT_WALKED: {unknown}"
+    assert not unknown, f"sections with commands neither walked nor named in NOT_WALKED: {unknown}"
     gone = sorted((set(WALKED) | set(NOT_WALKED)) - set(blocks))
-    assert not gone, f"sections named here have no bash block in the README any more: {gone}"
+    assert not gone, f"sections named here have no bash block any more: {gone}"
 
 
-def test_the_readmes_commands_work_as_written(walk: Walk) -> None:
-    commands, _ = readme_commands(README.read_text())
-    order = {id(c): n for n, c in enumerate(commands)}
-    walked = sorted(  # the README's order, sections as WALKED orders them; the sharded setup last, in README order
-        (c for c in commands if c.section in WALKED),
-        key=lambda c: (1, order[id(c)]) if SHARDED.search(c.text) else (0, WALKED.index(c.section), order[id(c)]),
-    )
+def test_the_commands_of_the_readme_and_the_docs_work_as_written(walk: Walk) -> None:
+    commands, _ = all_commands()
+    walked = walk_order(commands)
     unchecked = [
         c.text
         for c in walked
         if not any(re.search(p, c.text) for p, _, _ in CHECKS) and not any(n in c.text for n in NOT_RUN)
     ]
-    assert not unchecked, f"README commands with no check in this test: {unchecked}"
+    assert not unchecked, f"commands with no check in this test: {unchecked}"
     for cmd in walked:
         entry = next(((prep, check) for p, prep, check in CHECKS if re.search(p, cmd.text)), None)
         if any(n in cmd.text for n in NOT_RUN):
@@ -452,4 +495,5 @@ def test_the_readmes_commands_work_as_written(walk: Walk) -> None:
         try:
             check(walk, cmd, proc)
         except AssertionError as exc:
-            raise AssertionError(f"README, {cmd.section}: `{cmd.text}` ({cmd.says}): {exc}") from exc
+            page, heading = cmd.section
+            raise AssertionError(f"{page}, {heading}: `{cmd.text}` ({cmd.says}): {exc}") from exc

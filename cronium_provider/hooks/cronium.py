@@ -23,7 +23,7 @@ with a browser session only, and ``GET /api/workflows`` reaches its catch-all
 ``{"error": "Not Found", "message": "API endpoint '/api/workflows' does not exist", "statusCode": 404,
 "timestamp": ...}``. :meth:`CroniumHook.list_workflows` raises :class:`CroniumRouteMissing` for that answer
 (and for a 405 or an HTML page in its place) and :meth:`CroniumHook.fetch_snapshot` then syncs the events
-alone, saying why in :attr:`Snapshot.workflows_missing`.
+alone, saying why in the snapshot's ``workflows_missing``.
 
 Cronium's ``/api/servers`` routes accept a browser session only (no API token), so servers are read from
 the event details. Wrapped lists (``{"events": [...]}``, ``{"data": [...]}``) and paginated objects
@@ -103,10 +103,11 @@ class CroniumHook(HttpHook):
 
     def _get_json(self, endpoint: str, params: dict[str, Any] | None = None, route_may_be_missing: bool = False) -> Any:
         """
-        The parsed JSON of ``GET /<endpoint>``; every failure is a :class:`CroniumError`.
+        The parsed JSON of ``GET /<endpoint>``; every failure is a :class:`~cronium_provider.exceptions.CroniumError`.
 
         With ``route_may_be_missing``, a 404 or 405 and a web page (HTML) where JSON belongs raise
-        :class:`CroniumRouteMissing`; a body that is JSON cut short is still a :class:`CroniumResponseError`.
+        :class:`CroniumRouteMissing`; a body that is JSON cut short is still a
+        :class:`~cronium_provider.exceptions.CroniumResponseError`.
         """
         request = f"GET /{endpoint}"
         deadline = time.monotonic() + self.timeout
@@ -243,8 +244,9 @@ class CroniumHook(HttpHook):
 
         An event or workflow deleted between the list and its detail request is left out with a note. A
         Cronium without ``GET /api/workflows`` (:class:`CroniumRouteMissing`) gives the events alone, with
-        ``workflows_missing`` saying what it answered. Any other failure raises :class:`CroniumError`.
-        ``progress`` is told ``(done, total)`` of the events and workflows listed, as their details come.
+        ``workflows_missing`` saying what it answered. Any other failure raises
+        :class:`~cronium_provider.exceptions.CroniumError`. ``progress`` is told ``(done, total)`` of the events
+        and workflows listed, as their details come.
         """
         snapshot = Snapshot(base_url="")
         listed = self.list_events()

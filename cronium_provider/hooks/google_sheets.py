@@ -51,7 +51,7 @@ class GoogleSheetsHook(HttpHook):
 
     def request(self, method: str, endpoint: str, query: Mapping[str, str] | None = None, body: Any = None) -> Any:
         """Send ``method endpoint?query`` with ``body`` as JSON; the response, whatever its status, its body
-        not read yet (streamed: read it with :func:`cronium_provider.limits.read_capped`)."""
+        not read yet (streamed: read it with ``cronium_provider.limits.read_capped``)."""
         self.method = method
         options = {"check_response": False, "timeout": TIMEOUT_SECONDS, "stream": True}
         headers = {"Content-Type": "application/json"}

@@ -4,7 +4,7 @@ The connection (type ``cronium_notion``, ``cronium_tool_<toolId>``) holds the in
 password (Cronium's ``apiKey``, apps/cronium-app/src/tools/plugins/notion/schemas.ts) and, optionally, the
 API's base URL as its host (default ``https://api.notion.com``). Requests carry Cronium's ``Notion-Version``
 (``2022-06-28``, as every Notion action of Cronium sends). The client waits out a 429's ``Retry-After``
-(at most :data:`MAX_RETRY_DELAY_MS`) and tries again, :data:`MAX_RETRIES` times; a 401 or 403 is never retried.
+(at most ``MAX_RETRY_DELAY_MS``) and tries again, ``MAX_RETRIES`` times; a 401 or 403 is never retried.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ MAX_RETRY_DELAY_MS = 60_000
 
 def capped_transport(limit: int) -> Any:
     """An ``httpx`` transport whose answers are read only up to ``limit`` bytes, as an HTTP_REQUEST event's are:
-    past it, reading raises :class:`ToolActionError` naming the request and the limit."""
+    past it, reading raises :class:`~cronium_provider.exceptions.ToolActionError` naming the request and the limit."""
     import httpx
 
     class CappedStream(httpx.SyncByteStream):

@@ -98,8 +98,9 @@ class TrelloHook(BaseHook):
     def request(self, method: str, path: str, body: Mapping[str, Any]) -> Any:
         """``method`` ``path`` (``/1/cards``) with ``body`` as JSON; the answer's JSON once it is a 2xx.
 
-        An error status raises :class:`ToolHTTPError` with Trello's answer (``invalid key``) and, for a 429, its
-        ``Retry-After`` as ``retry_after``. A network error is raised as its own type without the URL."""
+        An error status raises :class:`~cronium_provider.exceptions.ToolHTTPError` with Trello's answer
+        (``invalid key``) and, for a 429, its ``Retry-After`` as ``retry_after``.
+        A network error is raised as its own type without the URL."""
         import requests
 
         from cronium_provider.limits import max_response_bytes, read_capped

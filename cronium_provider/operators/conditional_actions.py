@@ -149,7 +149,7 @@ def fired_run_facts(context: Context, task_id: str) -> dict[str, Any]:
     ``cronium.event`` (apps/cronium-app/src/lib/scheduler/event-handlers.ts:42-59, 89-100, 280-301):
     ``status`` (``success``/``failure``), ``duration`` (ms), ``executionTime`` (when it started, ISO 8601),
     ``server``, ``output`` and, for a failed run, ``error``: the script's stdout and stderr as Cronium logs
-    them (app/api/internal/jobs/[jobId]/complete/route.ts:79-114, see :func:`_logged_output`), from the run's
+    them (app/api/internal/jobs/[jobId]/complete/route.ts:79-114, see ``_logged_output``), from the run's
     ``stdout`` and ``stderr`` XComs.
 
     The start is the run's ``started_at`` XCom; without it, the end of the run (about now) less its duration.

@@ -58,7 +58,8 @@ def _daemon_unreachable(exc: BaseException) -> bool:
 
 @contextlib.contextmanager
 def docker_daemon_errors(url: str | None) -> Iterator[None]:
-    """Turn a lost Docker daemon into a :class:`DockerUnreachable` that names it (not a bare traceback)."""
+    """Turn a lost Docker daemon into a :class:`~cronium_provider.exceptions.DockerUnreachable` that names it
+    (not a bare traceback)."""
     try:
         yield
     except Exception as exc:
@@ -160,6 +161,7 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         follows the container (log lines, exit, timeout, kill) and the task resumes only to collect the
         results. Default ``[cronium] deferrable``, else Airflow's ``[operators] default_deferrable``, else
         off. The triggerer and the workers must reach the same Docker daemon (``docker_url``).
+
     Before each run, containers of this host whose task process is gone (killed with SIGKILL, out of
     memory, worker lost) are removed with their run folders, and deferred runs' containers whose try is over.
     """
@@ -260,7 +262,7 @@ class CroniumScriptOperator(CroniumScriptEventOperator):
         deadline: float | None,
         timeout_seconds: float | None,
     ) -> CroniumContainerTrigger:
-        """Start the container; :class:`~cronium_provider.triggers.container.CroniumContainerTrigger`
+        """Start the container; ``CroniumContainerTrigger``
         follows it. The container carries the deferred label from its creation, so no worker's orphan
         cleanup removes it once this process has ended, until Airflow says its try is over (see
         :func:`deferred_try_over`): that also covers a task process killed between the start and the

@@ -72,6 +72,8 @@ class CroniumEventOperator(BaseOperator):
         self._killed = False
 
     def execute(self, context: Context) -> Any:
+        """One run: skipped past ``maxExecutions``, gated by the workflow's connections, then
+        :meth:`run_event` with the run's input; its status, error and the pause at ``maxExecutions`` reported."""
         try:
             check_max_executions(context, self.max_executions, self.execution_count)
         except AirflowSkipException:
@@ -199,7 +201,7 @@ class CroniumEventOperator(BaseOperator):
         self.stop_run()
 
     def stop_run(self) -> None:
-        """Stop whatever the run started (a container, remote processes); called from :meth:`on_kill`."""
+        """Stop whatever the run started (a container, remote processes); called from ``on_kill``."""
 
 
 # What script_environment() adds without masking: the event's id and name.
@@ -240,11 +242,11 @@ class CroniumScriptEventOperator(CroniumEventOperator):
         Default ``[cronium] deferrable``, else Airflow's ``[operators] default_deferrable``, else off.
 
     The lifecycle is this class's, once for every runner: :meth:`run_event` builds the run's
-    :class:`~cronium_provider.runners.base.ScriptJob`, then either runs it attached (:meth:`run_attached`)
+    ``ScriptJob`` (``cronium_provider.runners.base``), then either runs it attached (:meth:`run_attached`)
     or starts it and defers to the trigger :meth:`start_deferred` returns; :meth:`resume_event` hands the
     trigger's end to :meth:`collect_deferred`. Either way each run's
-    :class:`~cronium_provider.runners.outcome.ScriptRun` is settled by :meth:`settle_run` (variables, tool
-    actions, :func:`~cronium_provider.runners.base.judge`) within the sibling's :meth:`finish`.
+    ``ScriptRun`` is settled by :meth:`settle_run` (variables, tool
+    actions, ``runners.base.judge``) within the sibling's :meth:`finish`.
     """
 
     # The script is never templated: Cronium scripts are code whose braces mean nothing to Jinja.
@@ -288,6 +290,8 @@ class CroniumScriptEventOperator(CroniumEventOperator):
 
     # -- the lifecycle, once for every runner ------------------------------------------------------------
     def run_event(self, context: Context, run_input: Any) -> Any:
+        """Build the run's ``ScriptJob`` (input, event facts, a snapshot of the variables, the environment),
+        then run it attached, or start it and defer (``deferrable=True``)."""
         started = time.time()
         namespace = self.variables()
         job = ScriptJob(
@@ -368,7 +372,7 @@ class CroniumScriptEventOperator(CroniumEventOperator):
     def push_run_log(self, context: Context, run: ScriptRun, prefix: str = "") -> None:
         """The run's log as Cronium keeps it, for ``{{cronium.event.output}}`` and ``error`` of its messages:
         XComs ``stdout`` and ``stderr``, the end of each (at most 64 KiB a run, see
-        :data:`~cronium_provider.runners.outcome.OUTPUT_TAIL_BYTES`), every masked secret redacted. When
+        ``runners.outcome.OUTPUT_TAIL_BYTES``), every masked secret redacted. When
         several runs are settled (a multi-server event), each one's text follows its ``prefix`` line."""
         from airflow.sdk._shared.secrets_masker import redact
 

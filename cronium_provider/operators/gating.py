@@ -51,8 +51,8 @@ def run_input(context: Context, explicit: Any = None) -> Any:
 def executions_so_far(context: Context, execution_count: int) -> int:
     """Cronium's count of an event's executions: the record's ``executionCount`` plus the runs of this task
     that finished (succeeded or failed); queued, running and skipped runs are not executions. After
-    ``cronium-airflow reset-counter`` only the runs finished since count (:func:`~cronium_provider.states.
-    executions`), as Cronium's reset sets ``executionCount`` to 0 (server/api/routers/events.ts:740-754)."""
+    ``cronium-airflow reset-counter`` only the runs finished since count (``cronium_provider.states.
+    executions``), as Cronium's reset sets ``executionCount`` to 0 (server/api/routers/events.ts:740-754)."""
     from airflow.sdk import Variable
 
     ti = context["ti"]

@@ -143,7 +143,7 @@ class CroniumHttpOperator(CroniumEventOperator):
 
     def push_answer(self, context: Context, text: str) -> None:
         """The run's log for its messages (``{{cronium.event.output}}``): the answer's text, its first 64 KiB
-        (:data:`~cronium_provider.runners.outcome.OUTPUT_TAIL_BYTES`), every masked secret redacted. Cronium's
+        (``runners.outcome.OUTPUT_TAIL_BYTES``), every masked secret redacted. Cronium's
         HTTP executor hands back the answer (apps/cronium-app/src/lib/scheduler/http-executor.ts:93-102)."""
         from airflow.sdk._shared.secrets_masker import redact
 

@@ -7,7 +7,7 @@ failed servers in XCom (``fail_on_partial=True`` makes that a failure). A retry 
 that failed: the results of the others are kept, between tries, in an Airflow Variable removed at the end.
 
 With ``deferrable=True`` the task starts the script on every server detached from its connections and
-defers to :class:`~cronium_provider.triggers.ssh.CroniumSSHTrigger`: the triggerer follows the scripts (their
+defers to ``CroniumSSHTrigger``: the triggerer follows the scripts (their
 lines reach the task's log), stops them at the timeout or when the task is cleared or marked, and the task
 resumes only to collect the results, with the same code as the normal mode.
 """
@@ -195,7 +195,7 @@ class CroniumRemoteScriptOperator(CroniumScriptEventOperator):
         timeout_seconds: float | None,
     ) -> CroniumSSHTrigger | Mapping[str, ScriptRun | Exception]:
         """Start the script on every server detached and hand the started scripts to
-        :class:`~cronium_provider.triggers.ssh.CroniumSSHTrigger`; the servers where the script could not
+        ``CroniumSSHTrigger``; the servers where the script could not
         start travel with the trigger, to be reported with the others. When none started, their failures."""
         from cronium_provider.triggers.ssh import CroniumSSHTrigger
 

@@ -1,4 +1,4 @@
-"""The operator for Cronium TOOL_ACTION events; the delivery itself is :mod:`cronium_provider.tools.actions`."""
+"""The operator for Cronium TOOL_ACTION events; the delivery itself is ``cronium_provider.tools.actions``."""
 
 from __future__ import annotations
 

@@ -137,7 +137,7 @@ def _every_n_seconds(field: str) -> int | None:
 
 
 def recurring_schedule(number: int, unit: TimeUnit) -> SchedulePlan:
-    """``every number unit`` aligned as Cronium aligns it (see the README's schedule table)."""
+    """``every number unit`` aligned as Cronium aligns it (see the schedule table of docs/records.md)."""
     if unit is TimeUnit.SECONDS:
         if number % 60 == 0:
             return recurring_schedule(number // 60, TimeUnit.MINUTES)

@@ -68,7 +68,7 @@ def _workflows_line(missing: str, records_dir: Path, view: FolderView) -> str:
     return (
         f"workflows: not synced: this Cronium has no REST route for them ({missing}), it serves them to its "
         f"web app only; put each workflow into {records_dir} as its own file, as Cronium's workflow download "
-        f"writes it (tRPC workflows.download, see the README's sync section); {records_dir} has {have}"
+        f"writes it (tRPC workflows.download, see the CLI page of the docs, docs/cli.md); {records_dir} has {have}"
     )
 
 
