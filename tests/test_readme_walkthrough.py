@@ -53,6 +53,10 @@ NOT_WALKED = {
     ("docs/records.md", "Workflows"): "the REST API call needs a running api-server: tests/test_demo_and_ui.py "
     "triggers through it",
     ("docs/webhooks.md", "Webhooks"): "needs a running api-server: tests/test_webhook.py calls the route through one",
+    ("docs/demo.md", "The demo"): "make demo and make demo-stop: tests/test_demo_and_ui.py runs scripts/demo.sh and "
+    "scripts/demo-stop.sh",
+    ("docs/demo.md", "The examples"): "triggers the demo's DAGs in the demo's own Airflow: "
+    "tests/test_demo_and_ui.py::test_every_example_dag_succeeds_and_delivers triggers each through the REST API",
 }
 # Commands of walked sections that are not run, and why (matched against the command's text).
 NOT_RUN = {

@@ -4,7 +4,7 @@ Two halves, so that the web UI's Cronium view can show the same findings without
 request:
 
 - :mod:`cronium_provider.doctor.records` (no Airflow import): from loaded records, the notes on what each
-  record will do differently from Cronium (the README's "Differences from Cronium" applied to it), and the
+  record will do differently from Cronium ("Differences from Cronium" (docs/differences.md) applied to it), and the
   :class:`~cronium_provider.doctor.findings.Needs` of the folder (the tool connections, servers and pools the
   records name). The DAG processor's full parse stores both in the view's catalog.
 - :mod:`cronium_provider.doctor.environment`: checks those needs and the machine against Airflow (Docker

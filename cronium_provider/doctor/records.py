@@ -1,7 +1,7 @@
 """Doctor findings that come from the records alone (no Airflow import): the folder as loaded, each record's
 differences from Cronium, and what the records need from Airflow.
 
-The notes apply the README's "Differences from Cronium" table to each record: only the rows where the provider
+The notes apply "Differences from Cronium" (docs/differences.md) table to each record: only the rows where the provider
 does something else than Cronium's code, and only for a record whose fields make the row apply to it.
 """
 
@@ -38,7 +38,7 @@ from cronium_provider.records.schedules import ScheduleError
 from cronium_provider.records.validation import RecordSet
 from cronium_provider.settings import NO_NETWORK, CroniumSettings
 
-DIFFERENCES = "the README's Differences from Cronium"
+DIFFERENCES = "Differences from Cronium in the docs (docs/differences.md)"
 # A script that uses the SDK's classes (``cronium.Cronium()``, ``AsyncCronium``, ``new Cronium()``)
 _SDK_CLASS = re.compile(r"\b(?:Async)?Cronium\s*\(")
 # The connection type each tool is made with (``airflow connections add --conn-type``)
