@@ -125,9 +125,10 @@ VIEW_CHECK = """
 from importlib.metadata import entry_points
 (ep,) = [e for e in entry_points(group="airflow.plugins") if e.name == "cronium_view"]
 plugin = ep.load()
+import json
 from cronium_provider.view.app import _templates
 print(plugin.name, plugin.fastapi_apps[0]["url_prefix"], plugin.external_views[0]["href"])
-print(sorted(_templates.list_templates()))
+print(json.dumps(sorted(_templates.list_templates())))
 """
 
 
@@ -138,7 +139,7 @@ def test_the_wheel_registers_the_view_plugin_with_its_templates(installed: Insta
     assert proc.returncode == 0, proc.stderr[-3000:]
     first, second = proc.stdout.splitlines()[-2:]
     assert first == "cronium_view /cronium-view /cronium-view/"
-    assert {"records.html", "left_out.html", "findings.html", "base.html"} <= set(eval(second))  # noqa: S307
+    assert {"records.html", "left_out.html", "findings.html", "base.html"} <= set(json.loads(second))
 
 
 def test_the_runtime_image_context_comes_out_of_the_wheel(installed: Installed) -> None:
