@@ -40,9 +40,9 @@ else:
 start = time.perf_counter()
 result = factory.parse_dags(Path(sys.argv[1]))
 seconds = time.perf_counter() - start
-assert len(result.dags) > 0 and "catalog" in result.detail, result.detail
+assert len(result.dags) > 0 and "catalog" in result.catalog, result.catalog
 print("RESULT " + json.dumps({"seconds": seconds, "catalog": timed["catalog"], "dags": len(result.dags),
-      "detail": result.detail}))
+      "catalog_detail": result.catalog}))
 """
 
 

@@ -91,13 +91,15 @@ class ParseResult:
     """The DAGs one parse built, and how: ``full`` (every record), ``index`` (one DAG from the parse index)
     or ``one`` (one DAG, after loading every record: no usable index); ``detail`` says why, or what
     happened to the index; ``errors`` and ``warnings``: every record error (what it names is left out) and
-    warning (nothing left out) the load found (the full and ``one`` parses)."""
+    warning (nothing left out) the load found (the full and ``one`` parses); ``catalog``: what happened to
+    the web UI's catalog (the full parse only)."""
 
     dags: dict[str, DAG]
     mode: str
     detail: str = ""
     errors: list[RecordError] = field(default_factory=list)
     warnings: list[RecordError] = field(default_factory=list)
+    catalog: str = ""
 
 
 def build_dags(path: str | Path | None = None, *, shard: str | None = None) -> dict[str, DAG]:
@@ -242,11 +244,11 @@ def _parse_all(folder: Path, cache_dir: Path | None, settings: CroniumSettings) 
         len(records.errors),
         len(records.warnings),
     )
-    detail = "no index folder"
+    detail, catalog = "no index folder", "no index folder"
     if cache_dir is not None:
         detail = _save_index(cache_dir, folder, state, started_ns, records, raws, plan)
-        detail += "; " + _save_catalog(cache_dir, folder, state, started_ns, records, plan, settings)
-    return ParseResult(dags, "full", detail, list(records.errors), list(records.warnings))
+        catalog = _save_catalog(cache_dir, folder, state, started_ns, records, plan, settings)
+    return ParseResult(dags, "full", detail, list(records.errors), list(records.warnings), catalog)
 
 
 def _plan_one(found: Lookup, settings: CroniumSettings) -> DagPlan | None:

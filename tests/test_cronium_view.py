@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -135,7 +136,7 @@ def small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_the_full_parse_writes_a_catalog_of_records_and_left_out_records_without_secrets(small: Path) -> None:
     cache = small.parent / "index"
     result = factory.parse_dags(small)
-    assert "catalog written (3 records)" in result.detail
+    assert "catalog written (3 records)" in result.catalog
     path = catalog_file(index_file(cache, [small]))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(cache.stat().st_mode) == 0o700
     found = catalogs(cache)
@@ -157,11 +158,11 @@ def test_the_full_parse_writes_a_catalog_of_records_and_left_out_records_without
     for secret in SECRETS:
         assert secret.encode() not in data, secret
     # the next full parse of unchanged records leaves it alone; a changed record rewrites it
-    assert "catalog up to date" in factory.parse_dags(small).detail
+    assert "catalog up to date" in factory.parse_dags(small).catalog
     events = json.loads((small / "events.json").read_text())
     events["events"][0]["name"] = "Nightly report, renamed"
     (small / "events.json").write_text(json.dumps(events))
-    assert "catalog written" in factory.parse_dags(small).detail
+    assert "catalog written" in factory.parse_dags(small).catalog
     _, rows = page_of_records(catalogs(cache), RecordFilter(text="renamed"), None, 0, 50)
     assert [r["dag_id"] for r in rows] == ["cronium_event_1"]
 
@@ -169,7 +170,7 @@ def test_the_full_parse_writes_a_catalog_of_records_and_left_out_records_without
 def test_a_worker_parse_neither_writes_nor_reads_the_catalog(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = small.parent / "index"
     one = factory.parse_dags(small, dag_id="cronium_event_1")  # no index yet: loads everything
-    assert one.mode == "one" and list(one.dags) == ["cronium_event_1"]
+    assert one.mode == "one" and list(one.dags) == ["cronium_event_1"] and one.catalog == ""
     assert not list(cache.glob("catalog-*")), "the worker's parse wrote a catalog"
     factory.parse_dags(small)
 
@@ -192,7 +193,7 @@ def test_a_catalog_that_cannot_be_written_logs_a_warning_and_the_parse_goes_on(
     monkeypatch.setattr(factory, "write_catalog", broken)
     result = factory.parse_dags(small)
     assert set(result.dags) == {"cronium_event_1", "cronium_event_3", "cronium_workflow_5"}
-    assert "catalog not written: disk full" in result.detail
+    assert "catalog not written: disk full" in result.catalog
     assert any("view catalog not written" in r.getMessage() for r in caplog.records)
 
 
@@ -314,6 +315,22 @@ def test_anonymous_requests_are_refused_in_process(small: Path, monkeypatch: pyt
         response = http.get("/cronium-view" + path)
         assert response.status_code in (401, 403), path
         assert "Nightly" not in response.text
+
+
+def test_loading_the_plugin_imports_neither_fastapi_nor_the_records_code() -> None:
+    """Every Airflow process loads plugins: the view's app is built on its first request only."""
+    import subprocess
+
+    code = (
+        "import sys; import cronium_provider.view.plugin as p; "
+        "assert p.CroniumViewPlugin.fastapi_apps[0]['url_prefix'] == '/cronium-view'; "
+        "print(sorted(m for m in ('fastapi', 'cronium_provider.records', 'cronium_provider.view.app', "
+        "'cronium_provider.view.catalog', 'cronium_provider.factory') if m in sys.modules))"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
 
 
 # --- a real api-server, driven by Chromium -----------------------------------------------------------------
