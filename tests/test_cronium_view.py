@@ -268,6 +268,11 @@ def test_html_escapes_record_names_and_reasons(small: Path, monkeypatch: pytest.
     assert "POST /cronium/api/workflows/webhook/{webhookKey}" in page.text
     left_out = http.get("/cronium-view/left-out")
     assert "customSchedule" in left_out.text and "left out" in left_out.text
+    only = http.get("/cronium-view/api/left-out", params={"severity": "error"}).json()
+    assert [(p["record_id"], p["severity"]) for p in only["problems"]] == [("2", "error")]
+    warnings = http.get("/cronium-view/api/left-out", params={"severity": "warning", "q": "nodes[0]"}).json()
+    assert [(p["record_id"], p["field"]) for p in warnings["problems"]] == [("1", "content")]
+    assert http.get("/cronium-view/api/left-out", params={"severity": "bogus"}).status_code == 422
     for response in (page, left_out, http.get("/cronium-view/api/records"), http.get("/cronium-view/api/left-out")):
         for secret in SECRETS:
             assert secret not in response.text

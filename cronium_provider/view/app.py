@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from airflow.api_fastapi.app import get_auth_manager
@@ -63,6 +63,7 @@ _templates = Environment(
 User = Annotated[Any, Depends(get_user)]
 Page = Annotated[int, Query(ge=1)]
 Size = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+Severity = Annotated[Literal["error", "warning"] | None, Query()]  # error: the records left out only
 
 
 @dataclass(frozen=True)
@@ -182,13 +183,13 @@ def create_app() -> FastAPI:
             "can_see_findings": access.findings,
         }
 
-    def left_out_data(user: Any, q: str | None, page: int, size: int) -> dict[str, Any]:
+    def left_out_data(user: Any, q: str | None, severity: str | None, page: int, size: int) -> dict[str, Any]:
         access = _access(user)
         if not access.left_out:
             raise HTTPException(403, "Left-out records need the permission to see DAG import errors")
         found, cache_dir = found_catalogs()
         offset, limit = _page_args(page, size)
-        total, rows = page_of_problems(found, (q or "").strip() or None, offset, limit)
+        total, rows = page_of_problems(found, (q or "").strip() or None, offset, limit, severity)
         return {
             "total": total,
             "page": offset // limit + 1,
@@ -251,9 +252,9 @@ def create_app() -> FastAPI:
 
     @app.get("/api/left-out")
     async def api_left_out(
-        user: User, q: str | None = None, page: Page = 1, size: Size = DEFAULT_PAGE_SIZE
+        user: User, q: str | None = None, severity: Severity = None, page: Page = 1, size: Size = DEFAULT_PAGE_SIZE
     ) -> JSONResponse:
-        return JSONResponse(await run_in_threadpool(left_out_data, user, q, page, size))
+        return JSONResponse(await run_in_threadpool(left_out_data, user, q, severity, page, size))
 
     @app.get("/api/findings")
     async def api_findings(user: User) -> JSONResponse:
@@ -276,10 +277,15 @@ def create_app() -> FastAPI:
 
     @app.get("/left-out", response_class=HTMLResponse)
     async def left_out_page(
-        request: Request, user: User, q: str | None = None, page: Page = 1, size: Size = DEFAULT_PAGE_SIZE
+        request: Request,
+        user: User,
+        q: str | None = None,
+        severity: Severity = None,
+        page: Page = 1,
+        size: Size = DEFAULT_PAGE_SIZE,
     ) -> HTMLResponse:
-        data = await run_in_threadpool(left_out_data, user, q, page, size)
-        query = {"q": q or "", "size": data["size"]}
+        data = await run_in_threadpool(left_out_data, user, q, severity, page, size)
+        query = {"q": q or "", "severity": severity or "", "size": data["size"]}
         return html(request, "left_out.html", data, "/left-out", query, tab="left-out")
 
     @app.get("/findings", response_class=HTMLResponse)

@@ -283,16 +283,21 @@ def page_of_records(
 
 
 def page_of_problems(
-    found: Sequence[Catalog], text: str | None, offset: int, limit: int
+    found: Sequence[Catalog], text: str | None, offset: int, limit: int, severity: str | None = None
 ) -> tuple[int, list[dict[str, Any]]]:
     """Errors (records left out) and warnings of every catalog, errors first, with ``text`` in the file,
-    the message or the field."""
+    the message or the field; ``severity``: ``error`` (left out only) or ``warning`` alone."""
     limit = max(0, min(limit, MAX_PAGE_SIZE))
-    where, args = "", []
+    clauses: list[str] = []
+    args: list[Any] = []
     if text:
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where = " WHERE file LIKE ? ESCAPE '\\' OR message LIKE ? ESCAPE '\\' OR field LIKE ? ESCAPE '\\'"
-        args = [pattern, pattern, pattern]
+        clauses.append("(file LIKE ? ESCAPE '\\' OR message LIKE ? ESCAPE '\\' OR field LIKE ? ESCAPE '\\')")
+        args.extend([pattern, pattern, pattern])
+    if severity:
+        clauses.append("severity = ?")
+        args.append(severity)
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     total = 0
     rows: list[dict[str, Any]] = []
     columns = ", ".join(_PROBLEM_COLUMNS)
