@@ -214,7 +214,7 @@ def _save_catalog(
         return "catalog not written: a records path is missing"
     try:
         target = catalog_file(index_file(cache_dir, [folder]))
-        key = catalog_key(state.key)
+        key = catalog_key(state.key, settings)
         if stored_key(target) == key:
             return "catalog up to date"
         if state.newest_ns > started_ns - RACY_NS or _state(folder) != state:

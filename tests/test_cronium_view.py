@@ -167,6 +167,15 @@ def test_the_full_parse_writes_a_catalog_of_records_and_left_out_records_without
     assert [r["dag_id"] for r in rows] == ["cronium_event_1"]
 
 
+def test_a_changed_setting_rewrites_the_catalog(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schedule in words is read in [cronium] timezone: a new zone rewrites the catalog at the next parse."""
+    assert "catalog written" in factory.parse_dags(small).catalog
+    monkeypatch.setenv("AIRFLOW__CRONIUM__TIMEZONE", "Europe/Paris")
+    assert "catalog written" in factory.parse_dags(small).catalog
+    _, rows = page_of_records(catalogs(small.parent / "index"), RecordFilter(text="Nightly"), None, 0, 5)
+    assert rows[0]["schedule"] == "cron 0 2 * * * (Europe/Paris)"
+
+
 def test_a_worker_parse_neither_writes_nor_reads_the_catalog(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = small.parent / "index"
     one = factory.parse_dags(small, dag_id="cronium_event_1")  # no index yet: loads everything

@@ -56,10 +56,11 @@ def catalog_file(index_file: Path) -> Path:
     return index_file.with_name("catalog-" + index_file.name.removeprefix("records-"))
 
 
-def catalog_key(folder_key: str) -> str:
-    """The catalog's key: the records folder's (its files and the code that reads them) and this module's
-    and the doctor's code, whose answers it stores."""
-    digest = hashlib.sha256(f"cronium-catalog {CATALOG_FORMAT}\0{folder_key}\0".encode())
+def catalog_key(folder_key: str, settings: CroniumSettings) -> str:
+    """The catalog's key: the records folder's (its files and the code that reads them), the ``[cronium]``
+    settings (schedules in words, the doctor's notes depend on them; only their digest is kept) and this
+    module's and the doctor's code, whose answers it stores."""
+    digest = hashlib.sha256(f"cronium-catalog {CATALOG_FORMAT}\0{folder_key}\0{settings!r}\0".encode())
     base = Path(__file__).resolve().parents[1]
     for file in sorted([*base.glob("doctor/*.py"), Path(__file__).resolve()]):
         st = file.stat()
