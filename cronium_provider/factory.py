@@ -7,7 +7,8 @@ Two kinds of parse (see docs/operations.md, "Parse time and sharding"):
 
 - the DAG processor's (no DAG id in Airflow's parsing context): every record is loaded and validated and
   every DAG built, and every bad record is logged; it also writes the parse index
-  (:mod:`cronium_provider.records.index`) when the records changed;
+  (:mod:`cronium_provider.records.index`) and the web UI's Cronium view catalog
+  (:mod:`cronium_provider.view.catalog`) when the records changed;
 - a worker's, before one task (the parsing context names the task's DAG): only that DAG is built, from
   the records it needs as the index holds them. With no usable index (none yet, stale, unreadable, or the
   records changed less than 2 s ago) every record is loaded as the DAG processor does, the index is written
@@ -55,6 +56,7 @@ from cronium_provider.records.source import RawRecord
 from cronium_provider.records.validation import RecordSet, validate_records
 from cronium_provider.render.dags import render_plan
 from cronium_provider.settings import CroniumSettings
+from cronium_provider.view.catalog import catalog_file, catalog_key, stored_key, write_catalog
 
 log = logging.getLogger("airflow.cronium.factory")
 
@@ -89,13 +91,15 @@ class ParseResult:
     """The DAGs one parse built, and how: ``full`` (every record), ``index`` (one DAG from the parse index)
     or ``one`` (one DAG, after loading every record: no usable index); ``detail`` says why, or what
     happened to the index; ``errors`` and ``warnings``: every record error (what it names is left out) and
-    warning (nothing left out) the load found (the full and ``one`` parses)."""
+    warning (nothing left out) the load found (the full and ``one`` parses); ``catalog``: what happened to
+    the web UI's catalog (the full parse only)."""
 
     dags: dict[str, DAG]
     mode: str
     detail: str = ""
     errors: list[RecordError] = field(default_factory=list)
     warnings: list[RecordError] = field(default_factory=list)
+    catalog: str = ""
 
 
 def build_dags(path: str | Path | None = None, *, shard: str | None = None) -> dict[str, DAG]:
@@ -194,6 +198,35 @@ def _save_index(
     return f"index written ({count} DAGs)"
 
 
+def _save_catalog(
+    cache_dir: Path,
+    folder: Path,
+    state: FolderState | None,
+    started_ns: int,
+    records: RecordSet,
+    plan: Plan,
+    settings: CroniumSettings,
+) -> str:
+    """Write the view's catalog of ``folder`` unless it is up to date; says which. Records changed during
+    the load, or too recently to tell an edit from the stored key, write it with no key, so that the next
+    full parse writes it again."""
+    if state is None:
+        return "catalog not written: a records path is missing"
+    try:
+        target = catalog_file(index_file(cache_dir, [folder]))
+        key = catalog_key(state.key, settings)
+        if stored_key(target) == key:
+            return "catalog up to date"
+        if state.newest_ns > started_ns - RACY_NS or _state(folder) != state:
+            key = "unsettled"
+        count = write_catalog(target, key, folder, records, plan, settings)
+    except Exception as exc:  # the view only shows what the parse found: never fail a parse for it
+        log.warning("Cronium: view catalog not written to %s: %s: %s", cache_dir, type(exc).__name__, exc)
+        return f"catalog not written: {exc}"
+    log.info("Cronium: view catalog of %s written (%d records)", folder, count)
+    return f"catalog written ({count} records)"
+
+
 def _parse_all(folder: Path, cache_dir: Path | None, settings: CroniumSettings) -> ParseResult:
     started_ns = time.time_ns()
     state = _state(folder) if cache_dir is not None else None
@@ -211,10 +244,11 @@ def _parse_all(folder: Path, cache_dir: Path | None, settings: CroniumSettings) 
         len(records.errors),
         len(records.warnings),
     )
-    detail = "no index folder"
+    detail, catalog = "no index folder", "no index folder"
     if cache_dir is not None:
         detail = _save_index(cache_dir, folder, state, started_ns, records, raws, plan)
-    return ParseResult(dags, "full", detail, list(records.errors), list(records.warnings))
+        catalog = _save_catalog(cache_dir, folder, state, started_ns, records, plan, settings)
+    return ParseResult(dags, "full", detail, list(records.errors), list(records.warnings), catalog)
 
 
 def _plan_one(found: Lookup, settings: CroniumSettings) -> DagPlan | None:

@@ -176,3 +176,8 @@ WEBHOOK_PLUGIN = "cronium_webhooks"  # the Airflow plugin's name
 WEBHOOK_URL_PREFIX = "/cronium"  # where the plugin's app is mounted under the api-server
 WEBHOOK_ROUTE_PREFIX = "/api/workflows/webhook/"  # Cronium's own path, kept under the prefix
 WEBHOOK_TRIGGERING_USER = "cronium-webhook"  # the DAG run's triggering user
+
+# -- the web UI's Cronium view (the api-server plugin showing the records the DAG processor found) --------
+VIEW_PLUGIN = "cronium_view"  # the Airflow plugin's name
+VIEW_URL_PREFIX = "/cronium-view"  # where its app is mounted (not under WEBHOOK_URL_PREFIX: no shadowing)
+VIEW_UI_ROUTE = "cronium"  # the Airflow UI page that embeds it: /plugin/cronium

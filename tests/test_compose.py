@@ -234,6 +234,23 @@ def test_records_and_docker_socket_are_mounted(services: dict[str, dict[str, Any
     assert [str(g) for g in services["airflow-worker"]["group_add"]] == ["999"]
 
 
+def test_the_parse_index_folder_is_shared_so_the_api_server_shows_the_catalog(
+    services: dict[str, dict[str, Any]], config: dict[str, Any]
+) -> None:
+    """The dag-processor writes the parse index and the Cronium view's catalog into [cronium] index_dir
+    (default $AIRFLOW_HOME/cronium/parse-index); the api-server reads the catalog and the workers the index:
+    one named volume for all, owned by the Airflow user (the init job chowns it)."""
+    sources = set()
+    for name in AIRFLOW_SERVICES:
+        mounts = [m for m in _mounts(services[name]) if m[1] == "/opt/airflow/cronium"]
+        assert mounts, f"{name} does not mount the shared index folder"
+        assert not mounts[0][2], f"{name} mounts the index folder read-only"
+        sources.add(mounts[0][0])
+    assert len(sources) == 1 and next(iter(sources)) in config.get("volumes", {}), sources
+    init = " ".join(str(w) for w in services["airflow-init"]["command"])
+    assert re.search(r"chown -R \S+ [^\n]*/opt/airflow/cronium", init), init
+
+
 def test_host_variables_override_the_defaults(tmp_path: Path) -> None:
     config = _resolved(tmp_path, CRONIUM_RECORDS_DIR="/srv/cronium-records", DOCKER_GID="998")
     worker = config["services"]["airflow-worker"]

@@ -121,6 +121,27 @@ def test_pip_install_then_dag_file_gives_the_dags_to_airflow(installed: Installe
     assert [(d["dag_id"], d["fileloc"]) for d in listed] == [("cronium_event_42", str(dag_file))]
 
 
+VIEW_CHECK = """
+from importlib.metadata import entry_points
+(ep,) = [e for e in entry_points(group="airflow.plugins") if e.name == "cronium_view"]
+plugin = ep.load()
+import json
+from cronium_provider.view.app import _templates
+print(plugin.name, plugin.fastapi_apps[0]["url_prefix"], plugin.external_views[0]["href"])
+print(json.dumps(sorted(_templates.list_templates())))
+"""
+
+
+def test_the_wheel_registers_the_view_plugin_with_its_templates(installed: Installed) -> None:
+    """The web UI's Cronium view: its plugin is an ``airflow.plugins`` entry point of the installed wheel,
+    and the page templates come with it."""
+    proc = installed.python("-c", VIEW_CHECK)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first, second = proc.stdout.splitlines()[-2:]
+    assert first == "cronium_view /cronium-view /cronium-view/"
+    assert {"records.html", "left_out.html", "findings.html", "base.html"} <= set(json.loads(second))
+
+
 def test_the_runtime_image_context_comes_out_of_the_wheel(installed: Installed) -> None:
     out = installed.root / "context"
     proc = installed.cli("runtime-image", "context", str(out))
