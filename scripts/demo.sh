@@ -595,6 +595,7 @@ cat <<EOF
    Web UI:     $BASE_URL   (login: user $DEMO_USER, password $DEMO_PASSWORD)
    This run:   $BASE_URL/dags/$DEMO_DAG/runs/$run_id
    The graph:  $BASE_URL/dags/$DEMO_DAG  (Graph tab)
+   Cronium:    $BASE_URL/plugin/cronium  (every record, its DAG and last run, left-out records, doctor findings)
    CLI:        source $DEMO_HOME/demo.env && $AIRFLOW_BIN dags list
    Logs, pids: $DEMO_HOME/{api-server,scheduler,dag-processor,triggerer}.{log,pid}
                $DEMO_HOME/{sshd,mail-catcher,webhook-receiver,http-endpoint}.{log,pid}

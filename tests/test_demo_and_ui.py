@@ -191,6 +191,30 @@ def test_doctor_finds_nothing_wrong_with_the_demo(demo: Demo) -> None:
     assert report["records"]["events"] >= 10
 
 
+def test_the_cronium_view_shows_every_example_and_no_problem(demo: Demo) -> None:
+    """The web UI's Cronium view (docs/web-ui.md) of the demo: every DAG the examples build, each in Airflow,
+    nothing left out, and the same doctor findings as the command: none but notes."""
+    demo.run_id
+    plan = subprocess.run(
+        [venv_bin("cronium-airflow"), "plan", "--json", str(demo.home / "records")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=demo.env,
+    )
+    dag_ids = {d["dag_id"] for d in json.loads(plan.stdout)["dags"]}
+    token = _api(demo, "POST", "/auth/token", {"username": USER, "password": PASSWORD})["access_token"]
+    records = _api(demo, "GET", "/cronium-view/api/records?size=500", token=token)
+    shown = {r["dag_id"]: r for r in records["records"]}
+    assert set(shown) == dag_ids, (sorted(shown), sorted(dag_ids))
+    assert all(r["in_airflow"] for r in shown.values()), [d for d, r in shown.items() if not r["in_airflow"]]
+    assert shown[DAG_ID]["last_run_state"] == "success"
+    assert _api(demo, "GET", "/cronium-view/api/left-out", token=token)["total"] == 0
+    findings = _api(demo, "GET", "/cronium-view/api/findings", token=token)
+    assert [f for f in findings["findings"] if f["severity"] != "note"] == []
+    assert f"{demo.base_url}/plugin/cronium" in demo.output
+
+
 # ------------------------------------------------------------------------------------------------ every example
 
 
