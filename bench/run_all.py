@@ -14,6 +14,8 @@ BENCHES = [
     "bench_script_event.py",
     "bench_dag_parse.py",
     "bench_task_parse.py",  # a worker's parse before one task: 2,000 / 10,000 events vs 1; full parse of 11,000 DAGs
+    "bench_view_catalog.py",  # the web UI view's catalog: the full parse of 10,000 events with it vs without
+    "bench_view_pages.py",  # a page of the web UI view from 10,000 records vs from 100
     "bench_ssh_servers.py",
     "bench_ssh_fanout.py",  # one event on 64 servers vs 1 server
     "bench_celery_workers.py",  # 40 events on the CeleryExecutor: one worker vs two (~8 minutes)

@@ -182,11 +182,32 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
 
 @dataclass(frozen=True)
 class Catalog:
+    """One catalog: its records folder and when it was written. The doctor's notes and the needs, which
+    grow with the records (thousands of notes at 10,000 records), are read only when asked for (the findings
+    page), not on every page of records."""
+
     path: Path
     folder: str
     written_at: float
-    notes: list[Finding]
-    needs: Needs
+
+    def _meta(self, name: str) -> str:
+        try:
+            with connect(self.path) as con:
+                row = con.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        except (sqlite3.Error, OSError):
+            return ""
+        return str(row[0]) if row else ""
+
+    @property
+    def notes(self) -> list[Finding]:
+        return [Finding.from_json(n) for n in json.loads(self._meta("notes") or "[]")]
+
+    @property
+    def needs(self) -> Needs:
+        return Needs.from_json(json.loads(self._meta("needs") or "{}"))
+
+
+_SMALL_META = ("key", "format", "folder", "written_at")
 
 
 def catalogs(cache_dir: Path | None) -> list[Catalog]:
@@ -195,23 +216,18 @@ def catalogs(cache_dir: Path | None) -> list[Catalog]:
     found: list[Catalog] = []
     if cache_dir is None or not cache_dir.is_dir():
         return found
+    marks = ",".join("?" * len(_SMALL_META))
     for path in sorted(cache_dir.glob(CATALOG_GLOB)):
         try:
             with connect(path) as con:
-                meta = {str(k): str(v) for k, v in con.execute("SELECT name, value FROM meta")}
+                # only placeholders are formatted in: the names are bound parameters
+                rows = con.execute(f"SELECT name, value FROM meta WHERE name IN ({marks})", _SMALL_META)  # noqa: S608
+                meta = {str(k): str(v) for k, v in rows}
         except (sqlite3.Error, OSError):
             continue
         if "key" not in meta or meta.get("format") != str(CATALOG_FORMAT) or not Path(meta["folder"]).exists():
             continue
-        found.append(
-            Catalog(
-                path,
-                meta["folder"],
-                float(meta.get("written_at") or 0),
-                [Finding.from_json(n) for n in json.loads(meta.get("notes") or "[]")],
-                Needs.from_json(json.loads(meta.get("needs") or "{}")),
-            )
-        )
+        found.append(Catalog(path, meta["folder"], float(meta.get("written_at") or 0)))
     return sorted(found, key=lambda c: c.folder)
 
 
