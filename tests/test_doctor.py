@@ -350,6 +350,25 @@ def test_a_scheduled_workflow_notes_its_runs_overlap(tmp_path: Path) -> None:
     assert "workflow 21" not in notes
 
 
+def test_an_event_run_only_by_a_workflow_gets_no_notes_of_its_own_dag(tmp_path: Path) -> None:
+    """An event whose own DAG is left out (here: a bad schedule) still runs as a workflow's node; a node run
+    follows the workflow, not the event's schedule (apps/cronium-app/src/lib/workflow-executor.ts:157-160 starts
+    the workflow; the event's own slots are scheduler.ts:396-507's), and the provider counts maxExecutions only in
+    the event's own DAG, so neither the maxExecutions note nor the overlap note applies to it."""
+    bad_schedule = {"triggerType": "SCHEDULE", "customSchedule": "not a cron"}
+    write(tmp_path, "capped.json", script_event(1, maxExecutions=3, **bad_schedule))
+    write(tmp_path, "overlapping.json", script_event(2, **bad_schedule))
+    nodes = [{"id": f"n{i}", "type": "eventNode", "data": {"eventId": i}} for i in (1, 2)]
+    workflow = {"kind": "workflow", "id": 9, "name": "w", "status": "ACTIVE", "triggerType": "MANUAL"}
+    write(tmp_path, "workflow.json", {**workflow, "nodes": nodes, "edges": []})
+    records = load_records([tmp_path])
+    assert set(records.node_only) == {1, 2}  # the events run, only as the workflow's nodes
+    notes = _notes_by_record(tmp_path)
+    assert any(m.startswith("BASH script in a container") for m in notes["event 1"])
+    for event in ("event 1", "event 2"):
+        assert not any(m.startswith(("maxExecutions", "schedule:")) for m in notes[event]), notes[event]
+
+
 def test_environment_checks_never_raise_and_stay_quick(redis_url: str) -> None:
     """An unreachable Docker daemon and Redis are findings, within about a second; nothing is raised."""
     stopped = redis_url.rsplit(":", 1)[0] + ":1/0"

@@ -62,11 +62,13 @@ def _note(subject: str, message: str, fix: str = f"nothing to do; see {DIFFERENC
     return Finding("difference", "note", subject, message, fix)
 
 
-def _event_notes(event: Event, settings: CroniumSettings) -> list[Finding]:
+def _event_notes(event: Event, settings: CroniumSettings, own_dag: bool) -> list[Finding]:
+    """``own_dag``: the event builds its own DAG (else it runs only as a workflow's node, where neither its
+    schedule nor its ``maxExecutions`` applies: no DAG of its own to count or to overlap)."""
     subject = f"event {event.id}"
     notes: list[Finding] = []
     scheduled = event.status is EventStatus.ACTIVE and event.trigger_type is EventTriggerType.SCHEDULE
-    if event.max_executions > 0:
+    if own_dag and event.max_executions > 0:
         notes.append(
             _note(
                 subject,
@@ -77,7 +79,7 @@ def _event_notes(event: Event, settings: CroniumSettings) -> list[Finding]:
                 f"to start the count again: cronium-airflow reset-counter {event.id}",
             )
         )
-    elif scheduled:
+    elif own_dag and scheduled:
         notes.append(
             _note(
                 subject,
@@ -232,7 +234,11 @@ def _sends(action: ConditionalAction) -> bool:
 def record_notes(records: RecordSet, settings: CroniumSettings) -> list[Finding]:
     """For each record, what it will do differently from Cronium (severity ``note``)."""
     events = records.all_events
-    notes = [note for event_id in sorted(events) for note in _event_notes(events[event_id], settings)]
+    notes = [
+        note
+        for event_id in sorted(events)
+        for note in _event_notes(events[event_id], settings, own_dag=event_id in records.events)
+    ]
     return notes + [
         note for wf_id in sorted(records.workflows) for note in _workflow_notes(records.workflows[wf_id], settings)
     ]
