@@ -250,6 +250,125 @@ def test_record_notes_follow_the_differences_table(tmp_path: Path) -> None:
     assert any(m.startswith("tool rate limits") for m in by_event["event 3"])
 
 
+def _notes_by_record(folder: Path) -> dict[str, list[str]]:
+    by_record: dict[str, list[str]] = {}
+    for note in record_notes(load_records([folder]), CroniumSettings()):
+        by_record.setdefault(note.subject, []).append(note.message)
+    return by_record
+
+
+def test_sdk_class_note_only_where_the_sdk_has_classes(tmp_path: Path) -> None:
+    """Cronium's SDK classes are Python's and Node.js's (apps/runtime/runtime-helpers/python/cronium.py:43-60,
+    291; nodejs/cronium.js:47-72), which need CRONIUM_EXECUTION_TOKEN; Bash's helper has none
+    (runtime-helpers/bash/cronium.sh). On a server Cronium's runner writes only a ``cronium`` class of helper
+    functions (apps/runner/cronium-runner/internal/helpers/discovery.go:54-66, 206-230): no Cronium() at all."""
+    write(tmp_path, "bash.json", script_event(1, content='echo "Cronium() rocks"'))
+    write(tmp_path, "server.json", {"kind": "server", "id": 5, "name": "box", "address": "10.0.0.5"})
+    remote = "import cronium\nc = cronium.Cronium()\n"
+    write(tmp_path, "remote.json", script_event(2, type="PYTHON", content=remote, runLocation="REMOTE", serverId=5))
+    write(tmp_path, "local.json", script_event(3, type="NODEJS", content="const c = new Cronium();"))
+    notes = _notes_by_record(tmp_path)
+    assert not any("SDK's classes" in m for m in notes.get("event 1", []))
+    [on_server] = [m for m in notes["event 2"] if "SDK's classes" in m]
+    assert "runner on a server has no such classes" in on_server and "runtime API" not in on_server
+    [in_container] = [m for m in notes["event 3"] if "SDK's classes" in m]
+    assert "runtime API" in in_container
+
+
+def test_output_and_rate_limit_notes_only_for_messages_that_are_sent(tmp_path: Path) -> None:
+    """A SEND_MESSAGE with no toolId or an empty message sends nothing, in Cronium as here
+    (apps/cronium-app/src/lib/scheduler/event-handlers.ts:216-232): no output format, no rate limit applies.
+    An always action's message gets no output in Cronium at all (event-handlers.ts:118-137, no execution data):
+    the run-facts note says so, not the note comparing the output with Cronium's logged output
+    (event-handlers.ts:43-59, 89-100, success and failure actions only)."""
+    no_tool = [{"type": "SEND_MESSAGE", "message": "{{cronium.event.output}}"}]
+    empty = [{"type": "SEND_MESSAGE", "toolId": 9, "message": ""}]
+    write(tmp_path, "noop.json", script_event(1, failEvents=no_tool, successEvents=empty))
+    always = [{"type": "SEND_MESSAGE", "toolId": 9, "message": "{{cronium.event.output}}"}]
+    write(tmp_path, "always.json", script_event(2, alwaysEvents=always))
+    write(tmp_path, "sent.json", script_event(3, failEvents=always))
+    notes = _notes_by_record(tmp_path)
+    assert not any(m.startswith(("output:", "tool rate limits")) for m in notes.get("event 1", []))
+    assert not any(m.startswith("output:") for m in notes["event 2"])
+    assert any(m.startswith("alwaysEvents[0]: the message gets the facts of the run") for m in notes["event 2"])
+    assert any(m.startswith("output:") for m in notes["event 3"])
+    assert any(m.startswith("tool rate limits") for m in notes["event 3"])
+
+
+def test_teams_webhook_url_note_names_what_each_action_does(tmp_path: Path) -> None:
+    """Cronium's Teams send-card posts the card to its required webhookUrl
+    (apps/cronium-app/src/tools/plugins/teams/actions/send-card.ts:103-107, 273, 323); the provider's send-card
+    posts to the connection's URL and never reads webhookUrl (cronium_provider/tools/delivery.py send_teams), so
+    the send-message note (on the connection's host, else refused) would be wrong for it."""
+    other = "https://outlook.example/webhook/other"
+    for event_id, action in ((1, "send-card"), (2, "send-message")):
+        params = {"webhookUrl": other, "card": {"type": "AdaptiveCard"}, "message": "hi"}
+        config = {"toolType": "teams", "actionId": action, "toolId": 7, "parameters": params}
+        write(tmp_path, f"{action}.json", {**slack_event(event_id, 7), "toolActionConfig": config})
+    notes = _notes_by_record(tmp_path)
+    card = [m for m in notes["event 1"] if "webhookUrl" in m]
+    assert card == [
+        "toolActionConfig.parameters.webhookUrl: not used by send-card, the card goes to the connection's URL "
+        "(Cronium posts the card to webhookUrl)"
+    ]
+    assert any("webhookUrl: sent to only when on the connection's own scheme" in m for m in notes["event 2"])
+
+
+def test_blocks_note_only_for_json_text(tmp_path: Path) -> None:
+    """Cronium's Slack ``blocks`` is text parsed as JSON, a parse error counted a success
+    (apps/cronium-app/src/tools/plugins/slack/actions/send-message.ts:16-19, 170-194, 237-248); blocks given
+    as a list are no text to fail parsing, so the note does not apply."""
+    for event_id, blocks in ((1, [{"type": "divider"}]), (2, '[{"type": "divider"}]')):
+        config = {"toolType": "slack", "actionId": "slack-send-message", "toolId": 7, "parameters": {"blocks": blocks}}
+        write(tmp_path, f"blocks{event_id}.json", {**slack_event(event_id, 7), "toolActionConfig": config})
+    notes = _notes_by_record(tmp_path)
+    assert not any("parameters.blocks" in m for m in notes["event 1"])
+    assert any("parameters.blocks: text that is no JSON fails" in m for m in notes["event 2"])
+
+
+def test_a_scheduled_workflow_notes_its_runs_overlap(tmp_path: Path) -> None:
+    """Cronium's workflow executor starts a run on every schedule slot, with no guard against the last one
+    still running (apps/cronium-app/src/lib/workflow-executor.ts:157-160, executeWorkflow at :173-215 returns at
+    once and runs in the background); the provider's workflow DAG overlaps up to [cronium] max_active_runs."""
+    write(tmp_path, "event.json", script_event(1))
+    workflow = {
+        "kind": "workflow",
+        "name": "nightly",
+        "status": "ACTIVE",
+        "triggerType": "SCHEDULE",
+        "scheduleNumber": 5,
+        "scheduleUnit": "MINUTES",
+        "nodes": [{"id": "n1", "type": "eventNode", "data": {"eventId": 1}}],
+        "edges": [],
+    }
+    write(tmp_path, "scheduled.json", {**workflow, "id": 20})
+    write(tmp_path, "manual.json", {**workflow, "id": 21, "triggerType": "MANUAL"})
+    notes = _notes_by_record(tmp_path)
+    assert any(
+        m.startswith("schedule: runs overlap up to [cronium] max_active_runs (16)") for m in notes["workflow 20"]
+    )
+    assert "workflow 21" not in notes
+
+
+def test_an_event_run_only_by_a_workflow_gets_no_notes_of_its_own_dag(tmp_path: Path) -> None:
+    """An event whose own DAG is left out (here: a bad schedule) still runs as a workflow's node; a node run
+    follows the workflow, not the event's schedule (apps/cronium-app/src/lib/workflow-executor.ts:157-160 starts
+    the workflow; the event's own slots are scheduler.ts:396-507's), and the provider counts maxExecutions only in
+    the event's own DAG, so neither the maxExecutions note nor the overlap note applies to it."""
+    bad_schedule = {"triggerType": "SCHEDULE", "customSchedule": "not a cron"}
+    write(tmp_path, "capped.json", script_event(1, maxExecutions=3, **bad_schedule))
+    write(tmp_path, "overlapping.json", script_event(2, **bad_schedule))
+    nodes = [{"id": f"n{i}", "type": "eventNode", "data": {"eventId": i}} for i in (1, 2)]
+    workflow = {"kind": "workflow", "id": 9, "name": "w", "status": "ACTIVE", "triggerType": "MANUAL"}
+    write(tmp_path, "workflow.json", {**workflow, "nodes": nodes, "edges": []})
+    records = load_records([tmp_path])
+    assert set(records.node_only) == {1, 2}  # the events run, only as the workflow's nodes
+    notes = _notes_by_record(tmp_path)
+    assert any(m.startswith("BASH script in a container") for m in notes["event 1"])
+    for event in ("event 1", "event 2"):
+        assert not any(m.startswith(("maxExecutions", "schedule:")) for m in notes[event]), notes[event]
+
+
 def test_environment_checks_never_raise_and_stay_quick(redis_url: str) -> None:
     """An unreachable Docker daemon and Redis are findings, within about a second; nothing is raised."""
     stopped = redis_url.rsplit(":", 1)[0] + ":1/0"

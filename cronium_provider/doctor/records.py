@@ -33,6 +33,8 @@ from cronium_provider.records.models import (
     EventTriggerType,
     EventType,
     RunLocation,
+    Workflow,
+    WorkflowTriggerType,
 )
 from cronium_provider.records.schedules import ScheduleError
 from cronium_provider.records.validation import RecordSet
@@ -41,6 +43,8 @@ from cronium_provider.settings import NO_NETWORK, CroniumSettings
 DIFFERENCES = "Differences from Cronium in the docs (docs/differences.md)"
 # A script that uses the SDK's classes (``cronium.Cronium()``, ``AsyncCronium``, ``new Cronium()``)
 _SDK_CLASS = re.compile(r"\b(?:Async)?Cronium\s*\(")
+# The languages with SDK classes (apps/runtime/runtime-helpers/{python/cronium.py,nodejs/cronium.js}; Bash has none)
+_SDK_LANGUAGES = (EventType.PYTHON, EventType.NODEJS)
 # The connection type each tool is made with (``airflow connections add --conn-type``)
 TOOL_CONN_TYPES = {
     "slack": "slackwebhook",
@@ -58,11 +62,13 @@ def _note(subject: str, message: str, fix: str = f"nothing to do; see {DIFFERENC
     return Finding("difference", "note", subject, message, fix)
 
 
-def _event_notes(event: Event, settings: CroniumSettings) -> list[Finding]:
+def _event_notes(event: Event, settings: CroniumSettings, own_dag: bool) -> list[Finding]:
+    """``own_dag``: the event builds its own DAG (else it runs only as a workflow's node, where neither its
+    schedule nor its ``maxExecutions`` applies: no DAG of its own to count or to overlap)."""
     subject = f"event {event.id}"
     notes: list[Finding] = []
     scheduled = event.status is EventStatus.ACTIVE and event.trigger_type is EventTriggerType.SCHEDULE
-    if event.max_executions > 0:
+    if own_dag and event.max_executions > 0:
         notes.append(
             _note(
                 subject,
@@ -73,7 +79,7 @@ def _event_notes(event: Event, settings: CroniumSettings) -> list[Finding]:
                 f"to start the count again: cronium-airflow reset-counter {event.id}",
             )
         )
-    elif scheduled:
+    elif own_dag and scheduled:
         notes.append(
             _note(
                 subject,
@@ -112,15 +118,20 @@ def _event_notes(event: Event, settings: CroniumSettings) -> list[Finding]:
                     f"{event.type.value.lower()} for another image",
                 )
             )
-        if event.content and _SDK_CLASS.search(event.content):
+        if event.type in _SDK_LANGUAGES and event.content and _SDK_CLASS.search(event.content):
+            cronium = (
+                "Cronium's need CRONIUM_EXECUTION_TOKEN and call its runtime API"
+                if in_container
+                else "Cronium's runner on a server has no such classes, only its cronium helper functions"
+            )
             notes.append(
                 _note(
                     subject,
                     "script uses the SDK's classes (Cronium(), AsyncCronium or new Cronium()): they work on the run "
-                    "folder's files, with no CRONIUM_EXECUTION_TOKEN or HTTP session (Cronium's call its runtime API)",
+                    f"folder's files, with no CRONIUM_EXECUTION_TOKEN or HTTP session ({cronium})",
                 )
             )
-        if any(a.type is ConditionalActionType.SEND_MESSAGE for a in _actions(event)):
+        if any(_sends(a) for a in chain(event.success_events, event.fail_events)):
             notes.append(
                 _note(
                     subject,
@@ -148,7 +159,7 @@ def _event_notes(event: Event, settings: CroniumSettings) -> list[Finding]:
         )
         tool, params = config.tool_type.lower(), config.parameters
         json_param = {"slack": "blocks", "discord": "embeds"}.get(tool)
-        if json_param and params.get(json_param) not in (None, ""):
+        if json_param and isinstance(params.get(json_param), str) and params[json_param]:
             notes.append(
                 _note(
                     subject,
@@ -156,7 +167,7 @@ def _event_notes(event: Event, settings: CroniumSettings) -> list[Finding]:
                     "nothing (Cronium reports the parse error and counts the action a success)",
                 )
             )
-        if tool == "teams" and params.get("webhookUrl"):
+        if tool == "teams" and config.action_id == "send-message" and params.get("webhookUrl"):
             notes.append(
                 _note(
                     subject,
@@ -165,9 +176,16 @@ def _event_notes(event: Event, settings: CroniumSettings) -> list[Finding]:
                     f"set the connection {tool_conn_id(config.tool_id)}'s host to the Teams webhook's address",
                 )
             )
-    if event.type is EventType.TOOL_ACTION or any(
-        a.type is ConditionalActionType.SEND_MESSAGE and a.tool_id is not None for a in _actions(event)
-    ):
+        if tool == "teams" and config.action_id == "send-card" and params.get("webhookUrl"):
+            notes.append(
+                _note(
+                    subject,
+                    "toolActionConfig.parameters.webhookUrl: not used by send-card, the card goes to the "
+                    "connection's URL (Cronium posts the card to webhookUrl)",
+                    f"set the connection {tool_conn_id(config.tool_id)}'s host to that webhook's URL",
+                )
+            )
+    if event.type is EventType.TOOL_ACTION or any(_sends(a) for a in _actions(event)):
         notes.append(
             _note(
                 subject,
@@ -178,7 +196,7 @@ def _event_notes(event: Event, settings: CroniumSettings) -> list[Finding]:
         )
     for name, actions in (("alwaysEvents", event.always_events), ("conditionEvents", event.condition_events)):
         for index, action in enumerate(actions):
-            if action.type is ConditionalActionType.SEND_MESSAGE and action.message and action.tool_id is not None:
+            if _sends(action):
                 notes.append(
                     _note(
                         subject,
@@ -190,14 +208,40 @@ def _event_notes(event: Event, settings: CroniumSettings) -> list[Finding]:
     return notes
 
 
+def _workflow_notes(workflow: Workflow, settings: CroniumSettings) -> list[Finding]:
+    if workflow.status is not EventStatus.ACTIVE or workflow.trigger_type is not WorkflowTriggerType.SCHEDULE:
+        return []
+    return [
+        _note(
+            f"workflow {workflow.id}",
+            f"schedule: runs overlap up to [cronium] max_active_runs ({settings.max_active_runs}) at once "
+            "(Cronium starts every slot's run, its nodes' jobs bounded only by its orchestrator's 5 jobs at once, "
+            "all events together)",
+            "set [cronium] max_active_runs to bound the runs of each DAG at once",
+        )
+    ]
+
+
 def _actions(event: Event) -> Iterable[ConditionalAction]:
     return chain(event.always_events, event.success_events, event.fail_events, event.condition_events)
+
+
+def _sends(action: ConditionalAction) -> bool:
+    """A ``SEND_MESSAGE`` action that sends (a tool and a message; else it is no task, as in Cronium)."""
+    return action.type is ConditionalActionType.SEND_MESSAGE and bool(action.message) and action.tool_id is not None
 
 
 def record_notes(records: RecordSet, settings: CroniumSettings) -> list[Finding]:
     """For each record, what it will do differently from Cronium (severity ``note``)."""
     events = records.all_events
-    return [note for event_id in sorted(events) for note in _event_notes(events[event_id], settings)]
+    notes = [
+        note
+        for event_id in sorted(events)
+        for note in _event_notes(events[event_id], settings, own_dag=event_id in records.events)
+    ]
+    return notes + [
+        note for wf_id in sorted(records.workflows) for note in _workflow_notes(records.workflows[wf_id], settings)
+    ]
 
 
 def _tasks(records: RecordSet, settings: CroniumSettings) -> list[tuple[str, bool, TaskSpec]]:
