@@ -48,15 +48,18 @@ def _settings() -> CroniumSettings:
 @contextlib.contextmanager
 def _progress(description: str) -> Iterator[Callable[[int, int], None] | None]:
     """A progress bar on stderr while a long step runs, when stderr is a terminal (none when piped or
-    redirected: the output stays as it was); yields the ``(done, total)`` callback, or None."""
+    redirected: the output stays as it was); yields the ``(done, total)`` callback, or None. The description is
+    shown as it is: no rich markup (a folder named ``[/]`` is no tag) and no control character."""
     if not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from cronium_provider.doctor.findings import printable
+
     with Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -65,7 +68,7 @@ def _progress(description: str) -> Iterator[Callable[[int, int], None] | None]:
         redirect_stdout=False,
         redirect_stderr=False,
     ) as bar:
-        task = bar.add_task(description, total=None)
+        task = bar.add_task(printable(description), total=None)
 
         def report(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
@@ -407,6 +410,7 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     from airflow.providers.common.compat.sdk import conf
 
     from cronium_provider.doctor.environment import environment_findings
+    from cronium_provider.doctor.findings import printable
     from cronium_provider.doctor.records import folder_findings, needs, record_notes
 
     try:
@@ -459,7 +463,7 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
             )
         out.write(
             f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['note']} note(s) "
-            f"for {folder}{read}\n"
+            f"for {printable(str(folder))}{read}\n"
         )
     return 1 if counts["error"] or counts["warning"] else 0
 
