@@ -359,3 +359,21 @@ def test_doctor_progress_shows_a_folder_name_as_it_is(tmp_path: Path) -> None:
     assert b"Traceback" not in drawn and b"\x1b[2J" not in drawn
     assert b"r[/]x[bold]\\x1b[2J" in drawn
     assert stdout.decode().splitlines()[-1].startswith("0 error(s), 0 warning(s), 3 note(s)")
+
+
+def test_the_docker_check_stays_bounded_for_a_silent_ssh_daemon() -> None:
+    """``docker_url`` ssh:// to a loopback port that takes the connection and never sends SSH's banner (the
+    SSH client alone would wait 15 s): the Docker finding comes within a few seconds."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        settings = CroniumSettings(docker_url=f"ssh://cronium@127.0.0.1:{port}")
+        started = time.monotonic()
+        found = environment_findings(Needs(container_records=["event 1"]), settings)
+        assert time.monotonic() - started < 5
+    assert [(f.check, f.severity, f.subject) for f in found] == [
+        ("docker", "error", f"Docker daemon at ssh://cronium@127.0.0.1:{port}")
+    ]

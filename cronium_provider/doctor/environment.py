@@ -2,12 +2,14 @@
 records need (present, its type, its owner), server host keys, pools and the resilience store.
 
 :func:`environment_findings` is called on each request of the web UI's Cronium view: every check is bounded
-(Docker and Redis are given half a second) and none raises: a check that errors is a finding.
+(Docker and Redis are given half a second a call, the whole Docker check 3 s) and none raises: a check that
+errors is a finding.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -18,6 +20,7 @@ from cronium_provider.doctor.findings import Finding, Needs
 from cronium_provider.settings import CroniumSettings
 
 TIMEOUT_SECONDS = 0.5  # per call to Docker or Redis
+DOCKER_CHECK_SECONDS = 3.0  # the whole Docker check (an ssh:// daemon's own waits are paramiko's, 15 s and more)
 SYSTEM_KNOWN_HOSTS = Path("/etc/ssh/ssh_known_hosts")
 
 
@@ -60,7 +63,7 @@ def environment_findings(needs: Needs, settings: CroniumSettings, *, known_hosts
     findings: list[Finding] = []
     if needs.container_records:
         docker = f"Docker daemon at {_hide_password(settings.docker_url, settings.docker_url)}"
-        findings += _guarded("docker", docker, lambda: _docker(needs, settings), settings.docker_url)
+        findings += _guarded("docker", docker, lambda: _docker_within(needs, settings), settings.docker_url)
     for conn_id in sorted(needs.tool_connections):
         entry = needs.tool_connections[conn_id]
         findings += _guarded("tool-connection", f"connection {conn_id}", partial(_tool_connection, conn_id, entry))
@@ -76,6 +79,37 @@ def environment_findings(needs: Needs, settings: CroniumSettings, *, known_hosts
 
 
 # -- Docker --------------------------------------------------------------------------------------------
+def _docker_within(needs: Needs, settings: CroniumSettings) -> list[Finding]:
+    """:func:`_docker`, given at most ``DOCKER_CHECK_SECONDS``: a daemon that never answers is a finding then
+    (the check goes on in a daemon thread, whose result is dropped)."""
+    found: list[list[Finding]] = []
+    failed: list[Exception] = []
+
+    def run() -> None:
+        try:
+            found.append(_docker(needs, settings))
+        except Exception as exc:
+            failed.append(exc)
+
+    worker = threading.Thread(target=run, name="cronium-doctor-docker", daemon=True)
+    worker.start()
+    worker.join(DOCKER_CHECK_SECONDS)
+    if failed:
+        raise failed[0]
+    if found:
+        return found[0]
+    return [
+        Finding(
+            "docker",
+            "error",
+            f"Docker daemon at {_hide_password(settings.docker_url, settings.docker_url)}",
+            f"did not answer within {DOCKER_CHECK_SECONDS:g} s; the scripts of {_records(needs.container_records)} "
+            "run in containers and would fail",
+            "start the Docker daemon, or set [cronium] docker_url to the URL of the daemon the workers use",
+        )
+    ]
+
+
 def _docker(needs: Needs, settings: CroniumSettings) -> list[Finding]:
     from docker.client import DockerClient
     from docker.errors import ImageNotFound
