@@ -88,10 +88,12 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     counts = f"{len(records.events)} events, {len(records.workflows)} workflows, {len(records.servers)} servers valid"
     if records.warnings:
         counts += f", {len(records.warnings)} warning(s)"
+    from cronium_provider.doctor.findings import printable  # a file's name can neither forge nor hide a line
+
     for error in records.errors:
-        out.write(f"{error}\n")
+        out.write(f"{printable(str(error))}\n")
     for warning in records.warnings:
-        out.write(f"warning: {warning}\n")
+        out.write(f"warning: {printable(str(warning))}\n")
     if records.ok:
         out.write(f"OK: {counts}\n")
         return 0

@@ -377,3 +377,18 @@ def test_the_docker_check_stays_bounded_for_a_silent_ssh_daemon() -> None:
     assert [(f.check, f.severity, f.subject) for f in found] == [
         ("docker", "error", f"Docker daemon at ssh://cronium@127.0.0.1:{port}")
     ]
+
+
+def test_validate_writes_a_file_names_control_characters_as_escapes(tmp_path: Path) -> None:
+    """validate's lines: a record file named with a newline and an escape sequence is one line, the name's
+    control characters written as escapes, and no line of its own."""
+    folder = tmp_path / "records"
+    folder.mkdir()
+    (folder / "x\nOK: 9 events\x1b[1A.json").write_text("{bad")
+    proc = subprocess.run(
+        [venv_bin("cronium-airflow"), "validate", str(folder)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2 and "x\\nOK: 9 events\\x1b[1A.json" in lines[0], proc.stdout
+    assert lines[1].startswith("1 problem(s) found")
