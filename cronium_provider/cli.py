@@ -419,11 +419,10 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
         settings = _settings()
         folder = Path(args.records_dir) if args.records_dir else _records_folder()
     except ValueError as exc:
-        out.write(f"error: {exc}\n")
-        return 2
+        return _doctor_cannot_run(args, out, str(exc), "correct that setting in airflow.cfg or its variable")
     if folder is None:
-        out.write("error: no RECORDS_DIR given and no records folder set ([cronium] records_dir)\n")
-        return 2
+        message = "no RECORDS_DIR given and no records folder set ([cronium] records_dir)"
+        return _doctor_cannot_run(args, out, message, "pass RECORDS_DIR, or set [cronium] records_dir")
     import_timeout = float(conf.getfloat("core", "dagbag_import_timeout", fallback=30.0))
     records: RecordSet | None = None
     seconds = 0.0
@@ -468,6 +467,30 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
             f"for {printable(str(folder))}{read}\n"
         )
     return 1 if counts["error"] or counts["warning"] else 0
+
+
+def _doctor_cannot_run(args: argparse.Namespace, out: TextIO, message: str, fix: str) -> int:
+    """Exit 2: doctor cannot check anything (its settings cannot be read, no records folder); with --json, the
+    usual object with this one error, so that --json always gives JSON."""
+    if not args.json:
+        out.write(f"error: {message}\n")
+        return 2
+    from cronium_provider.doctor.findings import Finding
+
+    finding = Finding("settings", "error", "cronium-airflow doctor", message, fix)
+    data = {
+        "findings": [finding.to_json()],
+        "errors": 1,
+        "warnings": 0,
+        "notes": 0,
+        "records_dir": args.records_dir,
+        "parse_seconds": 0.0,
+        "records": {"events": 0, "workflows": 0, "servers": 0},
+        "ok": False,
+    }
+    json.dump(data, out, indent=2)
+    out.write("\n")
+    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -625,6 +648,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         result: int = args.func(args, stream)
     except configparser.Error as exc:  # Airflow's configuration files, read when a command first imports Airflow
+        if args.func is cmd_doctor:
+            return _doctor_cannot_run(args, stream, config_problem(exc), "mend airflow.cfg as the message says")
         stream.write(f"error: {config_problem(exc)}\n")
         return 2
     return result

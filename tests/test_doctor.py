@@ -392,3 +392,20 @@ def test_validate_writes_a_file_names_control_characters_as_escapes(tmp_path: Pa
     lines = proc.stdout.splitlines()
     assert len(lines) == 2 and "x\\nOK: 9 events\\x1b[1A.json" in lines[0], proc.stdout
     assert lines[1].startswith("1 problem(s) found")
+
+
+def test_json_stays_json_when_doctor_cannot_run(tmp_path: Path, home: Path) -> None:
+    """A malformed [cronium] setting, and no records folder at all: --json still gives one JSON object with the
+    error as its finding (exit 2); without --json, the plain error line as before."""
+    bad = {**doctor_env(home, RUNTIME_IMAGE), "AIRFLOW__CRONIUM__MAX_ACTIVE_RUNS": "abc"}
+    proc = cronium("doctor", str(tmp_path), "--json", env=bad)
+    assert proc.returncode == 2
+    data = json.loads(proc.stdout)
+    assert data["ok"] is False and data["errors"] == 1
+    assert "max_active_runs" in data["findings"][0]["message"]
+
+    nowhere = {**doctor_env(home, RUNTIME_IMAGE), "CRONIUM_RECORDS_DIR": "", "AIRFLOW__CRONIUM__RECORDS_DIR": ""}
+    proc = cronium("doctor", "--json", env=nowhere)
+    assert proc.returncode == 2
+    assert "no RECORDS_DIR given" in json.loads(proc.stdout)["findings"][0]["message"]
+    assert cronium("doctor", env=nowhere).stdout.startswith("error: no RECORDS_DIR given")
