@@ -48,15 +48,18 @@ def _settings() -> CroniumSettings:
 @contextlib.contextmanager
 def _progress(description: str) -> Iterator[Callable[[int, int], None] | None]:
     """A progress bar on stderr while a long step runs, when stderr is a terminal (none when piped or
-    redirected: the output stays as it was); yields the ``(done, total)`` callback, or None."""
+    redirected: the output stays as it was); yields the ``(done, total)`` callback, or None. The description is
+    shown as it is: no rich markup (a folder named ``[/]`` is no tag) and no control character."""
     if not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from cronium_provider.doctor.findings import printable
+
     with Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -65,7 +68,7 @@ def _progress(description: str) -> Iterator[Callable[[int, int], None] | None]:
         redirect_stdout=False,
         redirect_stderr=False,
     ) as bar:
-        task = bar.add_task(description, total=None)
+        task = bar.add_task(printable(description), total=None)
 
         def report(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
@@ -85,10 +88,12 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     counts = f"{len(records.events)} events, {len(records.workflows)} workflows, {len(records.servers)} servers valid"
     if records.warnings:
         counts += f", {len(records.warnings)} warning(s)"
+    from cronium_provider.doctor.findings import printable  # a file's name can neither forge nor hide a line
+
     for error in records.errors:
-        out.write(f"{error}\n")
+        out.write(f"{printable(str(error))}\n")
     for warning in records.warnings:
-        out.write(f"warning: {warning}\n")
+        out.write(f"warning: {printable(str(warning))}\n")
     if records.ok:
         out.write(f"OK: {counts}\n")
         return 0
@@ -407,17 +412,17 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     from airflow.providers.common.compat.sdk import conf
 
     from cronium_provider.doctor.environment import environment_findings
+    from cronium_provider.doctor.findings import printable
     from cronium_provider.doctor.records import folder_findings, needs, record_notes
 
     try:
         settings = _settings()
         folder = Path(args.records_dir) if args.records_dir else _records_folder()
     except ValueError as exc:
-        out.write(f"error: {exc}\n")
-        return 2
+        return _doctor_cannot_run(args, out, str(exc), "correct that setting in airflow.cfg or its variable")
     if folder is None:
-        out.write("error: no RECORDS_DIR given and no records folder set ([cronium] records_dir)\n")
-        return 2
+        message = "no RECORDS_DIR given and no records folder set ([cronium] records_dir)"
+        return _doctor_cannot_run(args, out, message, "pass RECORDS_DIR, or set [cronium] records_dir")
     import_timeout = float(conf.getfloat("core", "dagbag_import_timeout", fallback=30.0))
     records: RecordSet | None = None
     seconds = 0.0
@@ -459,9 +464,33 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
             )
         out.write(
             f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['note']} note(s) "
-            f"for {folder}{read}\n"
+            f"for {printable(str(folder))}{read}\n"
         )
     return 1 if counts["error"] or counts["warning"] else 0
+
+
+def _doctor_cannot_run(args: argparse.Namespace, out: TextIO, message: str, fix: str) -> int:
+    """Exit 2: doctor cannot check anything (its settings cannot be read, no records folder); with --json, the
+    usual object with this one error, so that --json always gives JSON."""
+    if not args.json:
+        out.write(f"error: {message}\n")
+        return 2
+    from cronium_provider.doctor.findings import Finding
+
+    finding = Finding("settings", "error", "cronium-airflow doctor", message, fix)
+    data = {
+        "findings": [finding.to_json()],
+        "errors": 1,
+        "warnings": 0,
+        "notes": 0,
+        "records_dir": args.records_dir,
+        "parse_seconds": 0.0,
+        "records": {"events": 0, "workflows": 0, "servers": 0},
+        "ok": False,
+    }
+    json.dump(data, out, indent=2)
+    out.write("\n")
+    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -619,6 +648,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         result: int = args.func(args, stream)
     except configparser.Error as exc:  # Airflow's configuration files, read when a command first imports Airflow
+        if args.func is cmd_doctor:
+            return _doctor_cannot_run(args, stream, config_problem(exc), "mend airflow.cfg as the message says")
         stream.write(f"error: {config_problem(exc)}\n")
         return 2
     return result

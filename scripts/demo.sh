@@ -68,7 +68,12 @@ done
   || die "DEMO_ADDRESS must be a loopback address 127.x.y.z, not '$DEMO_ADDRESS'"
 case "$SSHD_BIN" in /*) ;; *) die "DEMO_SSHD must be an absolute path (sshd re-executes itself)";; esac
 [ -x "$SSHD_BIN" ] || die "no sshd at $SSHD_BIN: \`make system\` installs openssh-server (or set DEMO_SSHD)"
+# Its path goes into demo.env (sourced by a shell), a SQLite URL and the sshd's configuration: letters, digits,
+# spaces and . _ / + , = @ ~ - only (a quote, $, `, %, ? or # would be read as more than a name by one of them).
+safe_path() { [[ "$1" =~ ^[A-Za-z0-9\ ._/+,=@~-]+$ ]]; }
+safe_path "$DEMO_HOME" || die "DEMO_HOME may hold only letters, digits, spaces and . _ / + , = @ ~ - : '$DEMO_HOME'"
 DEMO_HOME="$(mkdir -p "$DEMO_HOME" && cd "$DEMO_HOME" && pwd)"
+safe_path "$DEMO_HOME" || die "DEMO_HOME may hold only letters, digits, spaces and . _ / + , = @ ~ - : '$DEMO_HOME'"
 DEMO_RECORDS="$(cd "$DEMO_RECORDS" && pwd)"
 BASE_URL="http://127.0.0.1:$DEMO_PORT"
 
@@ -78,28 +83,29 @@ BASE_URL="http://127.0.0.1:$DEMO_PORT"
 mkdir -p "$DEMO_HOME/dags" "$DEMO_HOME/logs"
 ln -sfn "$REPO/dags_templates/cronium_dags.py" "$DEMO_HOME/dags/cronium_dags.py"
 PASSWORDS_FILE="$DEMO_HOME/simple_auth_manager_passwords.json"
+q() { printf '%q' "$1"; }  # one word for the shell that sources demo.env, whatever the value holds
 cat > "$DEMO_HOME/.demo.env.new" <<EOF
-# Written by scripts/demo.sh: \`source $DEMO_HOME/demo.env\` to use this Airflow from a shell.
-export AIRFLOW_HOME='$DEMO_HOME'
-export AIRFLOW__CORE__DAGS_FOLDER='$DEMO_HOME/dags'
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN='sqlite:///$DEMO_HOME/airflow.db'
+# Written by scripts/demo.sh: \`source $(q "$DEMO_HOME/demo.env")\` to use this Airflow from a shell.
+export AIRFLOW_HOME=$(q "$DEMO_HOME")
+export AIRFLOW__CORE__DAGS_FOLDER=$(q "$DEMO_HOME/dags")
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=$(q "sqlite:///$DEMO_HOME/airflow.db")
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__EXECUTOR=LocalExecutor
 export AIRFLOW__CORE__PARALLELISM=8
 export AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS='$DEMO_USER:admin'
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE='$PASSWORDS_FILE'
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=$(q "$DEMO_USER:admin")
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$(q "$PASSWORDS_FILE")
 export AIRFLOW__API__HOST=127.0.0.1
 export AIRFLOW__API__PORT=$DEMO_PORT
-export AIRFLOW__API__BASE_URL='$BASE_URL'
+export AIRFLOW__API__BASE_URL=$(q "$BASE_URL")
 export AIRFLOW__API__WORKERS=1
-export AIRFLOW__CORE__EXECUTION_API_SERVER_URL='$BASE_URL/execution/'
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=$(q "$BASE_URL/execution/")
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
 export AIRFLOW__LOGGING__LOGGING_LEVEL=INFO
-export CRONIUM_RECORDS_DIR='$DEMO_HOME/records'
+export CRONIUM_RECORDS_DIR=$(q "$DEMO_HOME/records")
 # the demo's helpers (sshd, scripts/demo_helpers.py) and the records copied with their addresses
-export DEMO_RECORDS='$DEMO_RECORDS'
-export DEMO_ADDRESS='$DEMO_ADDRESS' DEMO_SSH_USER='$DEMO_SSH_USER'
+export DEMO_RECORDS=$(q "$DEMO_RECORDS")
+export DEMO_ADDRESS=$(q "$DEMO_ADDRESS") DEMO_SSH_USER=$(q "$DEMO_SSH_USER")
 export DEMO_SSH_PORT=$DEMO_SSH_PORT DEMO_SSH_PORT2=$DEMO_SSH_PORT2 DEMO_SMTP_PORT=$DEMO_SMTP_PORT
 export DEMO_WEBHOOK_PORT=$DEMO_WEBHOOK_PORT DEMO_HTTP_PORT=$DEMO_HTTP_PORT
 EOF
@@ -262,17 +268,17 @@ if [ "$(id -u)" = 0 ]; then
     useradd --create-home --shell /bin/bash --password '*' "$DEMO_SSH_USER"  # "*": key login only
   fi
   mkdir -p /run/sshd && chmod 755 /run/sshd
-  keys_lines=("AuthorizedKeysFile none" "AuthorizedKeysCommand $(command -v cat) $SSH_DIR/authorized_keys"
+  keys_lines=("AuthorizedKeysFile none" "AuthorizedKeysCommand $(command -v cat) \"$SSH_DIR/authorized_keys\""
               "AuthorizedKeysCommandUser root")
 else
   [ "$DEMO_SSH_USER" = "$(id -un)" ] || die "DEMO_SSH_USER can only be you ($(id -un)) when the demo does not run as root"
-  keys_lines=("AuthorizedKeysFile $SSH_DIR/authorized_keys")
+  keys_lines=("AuthorizedKeysFile \"$SSH_DIR/authorized_keys\"")
 fi
 {
   echo "# Written by scripts/demo.sh: the demo's sshd, on loopback only, key logins of $DEMO_SSH_USER only."
   echo "ListenAddress $DEMO_ADDRESS:$DEMO_SSH_PORT"
   echo "ListenAddress $DEMO_ADDRESS:$DEMO_SSH_PORT2"
-  echo "HostKey $SSH_DIR/ssh_host_ed25519_key"
+  echo "HostKey \"$SSH_DIR/ssh_host_ed25519_key\""
   printf '%s\n' "${keys_lines[@]}"
   printf '%s\n' "AllowUsers $DEMO_SSH_USER" "PidFile none" "PermitRootLogin no" "PasswordAuthentication no" \
     "KbdInteractiveAuthentication no" "UsePAM no" "StrictModes no" "X11Forwarding no" "AllowTcpForwarding no" \
@@ -302,21 +308,23 @@ done
 # Their connections, made as a user makes them: the tools with `airflow connections import` (tool 1 is a Slack
 # webhook on the receiver, tool 2 an SMTP server, the catcher), the servers with `cronium-airflow servers sync`
 # (the key file and the known_hosts line of the sshd's host key).
-"$PYTHON" - "$DEMO_HOME/connections.json" <<PY
+DEMO_HOME="$DEMO_HOME" "$PYTHON" - "$DEMO_HOME/connections.json" <<'PY'
 import json, os, sys
+home, address = os.environ["DEMO_HOME"], os.environ["DEMO_ADDRESS"]
+webhook, smtp = os.environ["DEMO_WEBHOOK_PORT"], int(os.environ["DEMO_SMTP_PORT"])
 owner = {"owner": "demo-user"}  # the records' userId: each tool belongs to its owner, as in Cronium
 connections = {
     "cronium_tool_1": {
         "conn_type": "slackwebhook",
-        "description": "Cronium tool 1 (slack): the demo's webhook receiver, requests in $DEMO_HOME/deliveries/webhook.jsonl",
-        "password": "http://$DEMO_ADDRESS:$DEMO_WEBHOOK_PORT/services/T0DEMO/B0DEMO/demo",
+        "description": f"Cronium tool 1 (slack): the demo's webhook receiver, requests in {home}/deliveries/webhook.jsonl",
+        "password": f"http://{address}:{webhook}/services/T0DEMO/B0DEMO/demo",
         "extra": json.dumps(owner),
     },
     "cronium_tool_2": {
         "conn_type": "smtp",
-        "description": "Cronium tool 2 (email): the demo's mail catcher, mailbox $DEMO_HOME/deliveries/mail.mbox",
-        "host": "$DEMO_ADDRESS",
-        "port": $DEMO_SMTP_PORT,
+        "description": f"Cronium tool 2 (email): the demo's mail catcher, mailbox {home}/deliveries/mail.mbox",
+        "host": address,
+        "port": smtp,
         "login": "",
         "password": "",
         "extra": json.dumps({**owner, "from_email": "cronium-demo@example.test", "disable_ssl": True,

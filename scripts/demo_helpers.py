@@ -11,7 +11,8 @@
         path, headers, body); GET answers a small JSON inventory, other methods answer "ok" (as Slack's and
         Teams' webhooks do).
 
-Each server binds the loopback address it is given and runs until SIGTERM or SIGINT.
+Each server binds the loopback address it is given and runs until SIGTERM or SIGINT. The HTTP endpoint takes
+bodies of at most 1 MiB (else 413, the body unread) and drops a connection silent for 10 s.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ TEMPLATE_SSH_PORTS = (2222, 2223)
 TEMPLATE_SSH_USER = "cronium-demo"
 TEMPLATE_HTTP = f"http://{TEMPLATE_ADDRESS}:8765"
 RECORD_SUFFIXES = (".json", ".yaml", ".yml")
+MAX_BODY = 1024 * 1024  # bytes of one request's body the HTTP endpoint reads and logs
+IDLE_SECONDS = 10  # the HTTP endpoint drops a connection that sends nothing for this long
 
 
 def loopback(value: str) -> str:
@@ -143,9 +146,17 @@ def cmd_http(args: argparse.Namespace) -> None:
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "cronium-demo"
+        timeout = IDLE_SECONDS  # a request line, header or body that stops coming ends the connection
 
         def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if not 0 <= length <= MAX_BODY:
+                self.send_error(413 if length > MAX_BODY else 400, f"a body of 0 to {MAX_BODY} bytes only")
+                self.close_connection = True
+                return
             body = self.rfile.read(length).decode(errors="replace")
             entry = {
                 "time": _now(),

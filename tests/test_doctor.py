@@ -414,3 +414,117 @@ def test_validate_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
     assert stdout == b"OK: 400 events, 0 workflows, 0 servers valid\n"  # the bar never reaches stdout
     assert b"reading records" in drawn
     assert b"/400" in drawn
+
+
+# -- what a record file or a setting can make doctor print ----------------------------------------------
+def test_record_file_names_can_neither_forge_nor_hide_finding_lines(tmp_path: Path, home: Path) -> None:
+    """A record file whose name carries a newline and a terminal escape sequence (and one whose name is no
+    UTF-8): each is one error line, its name's control characters written as escapes; --json keeps the names
+    as they are."""
+    folder = tmp_path / "records"
+    folder.mkdir()
+    forged = "x\nnote: all is well\x1b[2K\x1b[1A.json"
+    (folder / forged).write_text("{bad")
+    (folder / os.fsdecode(b"\xff\xfe.json")).write_text("{bad")
+    write(folder, "http.json", http_event(4760))
+    proc = cronium("doctor", str(folder), env=doctor_env(home, RUNTIME_IMAGE))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split(":", 1)[0] for line in lines[:-1]] == ["error", "error", "note"], proc.stdout
+    assert "\x1b" not in proc.stdout and not any(line.startswith("note: all is well") for line in lines)
+    assert "x\\nnote: all is well\\x1b[2K\\x1b[1A.json" in lines[0] + lines[1]
+    assert lines[-1].startswith("2 error(s), 0 warning(s), 1 note(s)")
+
+    data = json.loads(cronium("doctor", str(folder), "--json", env=doctor_env(home, RUNTIME_IMAGE)).stdout)
+    assert any(forged in f["subject"] for f in data["findings"])
+
+
+def test_a_docker_url_password_is_never_shown() -> None:
+    """``[cronium] docker_url`` with a user and password: the finding names the daemon's address, never the
+    password (the finding is shown on the terminal, in --json and in the web UI)."""
+    settings = CroniumSettings(docker_url="tcp://admin:s3cret-pw@127.0.0.1:1")
+    found = environment_findings(Needs(container_records=["event 1"]), settings)
+    assert [(f.check, f.severity) for f in found] == [("docker", "error")]
+    assert "127.0.0.1:1" in found[0].subject
+    assert not any("s3cret-pw" in text for f in found for text in f.to_json().values())
+
+
+def test_the_redis_check_stays_bounded_whatever_its_url_asks() -> None:
+    """A resilience_store URL that asks for 30 s timeouts, on a loopback port that takes the connection and
+    never answers: the finding still comes within the check's half second (plus slack)."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        url = f"redis://127.0.0.1:{port}/0?socket_timeout=30&socket_connect_timeout=30"
+        started = time.monotonic()
+        found = _store_findings(CroniumSettings(resilience_store=url))
+        assert time.monotonic() - started < 3
+    assert [(f.check, f.severity) for f in found] == [("resilience-store", "error")]
+    assert f"127.0.0.1:{port}" in found[0].message
+
+
+def test_doctor_progress_shows_a_folder_name_as_it_is(tmp_path: Path) -> None:
+    """On a terminal, a records folder whose name is rich markup (``[/]``) or holds an escape sequence: doctor
+    draws its progress and finishes (no MarkupError); the name's escape sequence reaches the terminal as text."""
+    folder = tmp_path / "r[" / "]x[bold]\x1b[2J"  # the path reads r[/]x[bold]...
+    folder.parent.mkdir()
+    _many_records(folder, 3)
+    env = doctor_env(tmp_path, RUNTIME_IMAGE)
+    code, stdout, drawn = run_on_terminal([venv_bin("cronium-airflow"), "doctor", str(folder)], env)
+    assert code == 0, stdout + drawn
+    assert b"Traceback" not in drawn and b"\x1b[2J" not in drawn
+    assert b"r[/]x[bold]\\x1b[2J" in drawn
+    assert stdout.decode().splitlines()[-1].startswith("0 error(s), 0 warning(s), 3 note(s)")
+
+
+def test_the_docker_check_stays_bounded_for_a_silent_ssh_daemon() -> None:
+    """``docker_url`` ssh:// to a loopback port that takes the connection and never sends SSH's banner (the
+    SSH client alone would wait 15 s): the Docker finding comes within a few seconds."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        settings = CroniumSettings(docker_url=f"ssh://cronium@127.0.0.1:{port}")
+        started = time.monotonic()
+        found = environment_findings(Needs(container_records=["event 1"]), settings)
+        assert time.monotonic() - started < 5
+    assert [(f.check, f.severity, f.subject) for f in found] == [
+        ("docker", "error", f"Docker daemon at ssh://cronium@127.0.0.1:{port}")
+    ]
+
+
+def test_validate_writes_a_file_names_control_characters_as_escapes(tmp_path: Path) -> None:
+    """validate's lines: a record file named with a newline and an escape sequence is one line, the name's
+    control characters written as escapes, and no line of its own."""
+    folder = tmp_path / "records"
+    folder.mkdir()
+    (folder / "x\nOK: 9 events\x1b[1A.json").write_text("{bad")
+    proc = subprocess.run(
+        [venv_bin("cronium-airflow"), "validate", str(folder)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2 and "x\\nOK: 9 events\\x1b[1A.json" in lines[0], proc.stdout
+    assert lines[1].startswith("1 problem(s) found")
+
+
+def test_json_stays_json_when_doctor_cannot_run(tmp_path: Path, home: Path) -> None:
+    """A malformed [cronium] setting, and no records folder at all: --json still gives one JSON object with the
+    error as its finding (exit 2); without --json, the plain error line as before."""
+    bad = {**doctor_env(home, RUNTIME_IMAGE), "AIRFLOW__CRONIUM__MAX_ACTIVE_RUNS": "abc"}
+    proc = cronium("doctor", str(tmp_path), "--json", env=bad)
+    assert proc.returncode == 2
+    data = json.loads(proc.stdout)
+    assert data["ok"] is False and data["errors"] == 1
+    assert "max_active_runs" in data["findings"][0]["message"]
+
+    nowhere = {**doctor_env(home, RUNTIME_IMAGE), "CRONIUM_RECORDS_DIR": "", "AIRFLOW__CRONIUM__RECORDS_DIR": ""}
+    proc = cronium("doctor", "--json", env=nowhere)
+    assert proc.returncode == 2
+    assert "no RECORDS_DIR given" in json.loads(proc.stdout)["findings"][0]["message"]
+    assert cronium("doctor", env=nowhere).stdout.startswith("error: no RECORDS_DIR given")

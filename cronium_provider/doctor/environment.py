@@ -2,21 +2,25 @@
 records need (present, its type, its owner), server host keys, pools and the resilience store.
 
 :func:`environment_findings` is called on each request of the web UI's Cronium view: every check is bounded
-(Docker and Redis are given half a second) and none raises: a check that errors is a finding.
+(Docker and Redis are given half a second a call, the whole Docker check 3 s) and none raises: a check that
+errors is a finding.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cronium_provider.doctor.findings import Finding, Needs
 from cronium_provider.settings import CroniumSettings
 
 TIMEOUT_SECONDS = 0.5  # per call to Docker or Redis
+DOCKER_CHECK_SECONDS = 3.0  # the whole Docker check (an ssh:// daemon's own waits are paramiko's, 15 s and more)
 SYSTEM_KNOWN_HOSTS = Path("/etc/ssh/ssh_known_hosts")
 
 
@@ -25,8 +29,19 @@ def _records(items: list[str], most: int = 3) -> str:
     return shown + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
-def _guarded(check: str, subject: str, run: Callable[[], list[Finding]]) -> list[Finding]:
-    """``run``'s findings; an exception it raises is itself a finding, never raised."""
+def _hide_password(url: str, text: str) -> str:
+    """``text`` with the password of ``url`` (``tcp://user:secret@host``) written ``***``: a finding is shown
+    in the terminal, in --json and in the web UI."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = url.partition("://")[2].rpartition("@")[0] or None
+    return text.replace(password, "***") if password else text
+
+
+def _guarded(check: str, subject: str, run: Callable[[], list[Finding]], url: str = "") -> list[Finding]:
+    """``run``'s findings; an exception it raises is itself a finding, never raised (its text without the
+    password of ``url``, the setting checked)."""
     try:
         return run()
     except Exception as exc:
@@ -35,7 +50,7 @@ def _guarded(check: str, subject: str, run: Callable[[], list[Finding]]) -> list
                 check,
                 "error",
                 subject,
-                f"could not be checked: {type(exc).__name__}: {exc}",
+                f"could not be checked: {type(exc).__name__}: {_hide_password(url, str(exc))}",
                 "see the message; run cronium-airflow doctor again once it is mended",
             )
         ]
@@ -47,7 +62,8 @@ def environment_findings(needs: Needs, settings: CroniumSettings, *, known_hosts
     the system's (default ``~/.ssh/known_hosts`` of this process's user)."""
     findings: list[Finding] = []
     if needs.container_records:
-        findings += _guarded("docker", f"Docker daemon at {settings.docker_url}", lambda: _docker(needs, settings))
+        docker = f"Docker daemon at {_hide_password(settings.docker_url, settings.docker_url)}"
+        findings += _guarded("docker", docker, lambda: _docker_within(needs, settings), settings.docker_url)
     for conn_id in sorted(needs.tool_connections):
         entry = needs.tool_connections[conn_id]
         findings += _guarded("tool-connection", f"connection {conn_id}", partial(_tool_connection, conn_id, entry))
@@ -57,16 +73,49 @@ def environment_findings(needs: Needs, settings: CroniumSettings, *, known_hosts
     for pool in sorted(needs.pools):
         findings += _guarded("pool", f"pool {pool}", partial(_pool, pool, needs.pools[pool]))
     if needs.tool_connections:
-        findings += _guarded("resilience-store", "resilience store", lambda: _resilience_store(settings))
+        store = settings.resilience_store or ""
+        findings += _guarded("resilience-store", "resilience store", lambda: _resilience_store(settings), store)
     return findings
 
 
 # -- Docker --------------------------------------------------------------------------------------------
+def _docker_within(needs: Needs, settings: CroniumSettings) -> list[Finding]:
+    """:func:`_docker`, given at most ``DOCKER_CHECK_SECONDS``: a daemon that never answers is a finding then
+    (the check goes on in a daemon thread, whose result is dropped)."""
+    found: list[list[Finding]] = []
+    failed: list[Exception] = []
+
+    def run() -> None:
+        try:
+            found.append(_docker(needs, settings))
+        except Exception as exc:
+            failed.append(exc)
+
+    worker = threading.Thread(target=run, name="cronium-doctor-docker", daemon=True)
+    worker.start()
+    worker.join(DOCKER_CHECK_SECONDS)
+    if failed:
+        raise failed[0]
+    if found:
+        return found[0]
+    return [
+        Finding(
+            "docker",
+            "error",
+            f"Docker daemon at {_hide_password(settings.docker_url, settings.docker_url)}",
+            f"did not answer within {DOCKER_CHECK_SECONDS:g} s; the scripts of {_records(needs.container_records)} "
+            "run in containers and would fail",
+            "start the Docker daemon, or set [cronium] docker_url to the URL of the daemon the workers use",
+        )
+    ]
+
+
 def _docker(needs: Needs, settings: CroniumSettings) -> list[Finding]:
     from docker.client import DockerClient
     from docker.errors import ImageNotFound
 
-    subject = f"Docker daemon at {settings.docker_url}"
+    url = _hide_password(settings.docker_url, settings.docker_url)
+    subject = f"Docker daemon at {url}"
     who = _records(needs.container_records)
     try:
         client = DockerClient(base_url=settings.docker_url, timeout=TIMEOUT_SECONDS)
@@ -77,7 +126,8 @@ def _docker(needs: Needs, settings: CroniumSettings) -> list[Finding]:
                 "docker",
                 "error",
                 subject,
-                f"cannot be reached ({type(exc).__name__}: {exc}); the scripts of {who} run in containers and "
+                f"cannot be reached ({type(exc).__name__}: {_hide_password(settings.docker_url, str(exc))}); the "
+                f"scripts of {who} run in containers and "
                 "would fail",
                 "start the Docker daemon, or set [cronium] docker_url to the URL of the daemon the workers use",
             )
@@ -103,7 +153,7 @@ def _docker(needs: Needs, settings: CroniumSettings) -> list[Finding]:
                         "runtime-image",
                         "error",
                         f"runtime image {image}",
-                        f"is not present on the Docker daemon at {settings.docker_url}; the scripts of "
+                        f"is not present on the Docker daemon at {url}; the scripts of "
                         f"{_records(records)} run in it and would fail",
                         f"cronium-airflow runtime-image build {image}, or set {names} to an image that is present",
                     )
@@ -311,6 +361,10 @@ def _resilience_store(settings: CroniumSettings) -> list[Finding]:
         import redis
 
         client = redis.Redis.from_url(url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS)
+        # the URL's own ?socket_timeout= would win over the keywords: the check stays bounded all the same
+        client.connection_pool.connection_kwargs.update(
+            socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
+        )
         try:
             client.ping()
         except redis.RedisError as exc:

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 # error: a run will fail (or a record is left out); warning: a run may fail or is at risk;
 # note: the record will run, differently from Cronium (never changes the exit status)
 Severity = Literal["error", "warning", "note"]
+
+# Characters a terminal acts on or that hide text: C0/C1 controls (escape sequences, newlines that would start a
+# forged line), line and paragraph separators, bidirectional overrides, and lone surrogates (undecodable names)
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` for a terminal: each character a terminal would act on written as its Python escape (``\\n``,
+    ``\\x1b``), so a name from a record file can neither forge a line nor hide one."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), text)
 
 
 @dataclass(frozen=True)
@@ -20,7 +31,7 @@ class Finding:
     fix: str
 
     def line(self) -> str:
-        return f"{self.severity}: {self.subject}: {self.message} (fix: {self.fix})"
+        return printable(f"{self.severity}: {self.subject}: {self.message} (fix: {self.fix})")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
