@@ -122,21 +122,26 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
         json.dump(data, out, indent=2)
         out.write("\n")
     else:
+        from cronium_provider.doctor.findings import printable
+
+        def line(text: str) -> None:  # a record's name or text can neither forge a line nor hide one
+            out.write(printable(text) + "\n")
+
         for dag in plan.dags:
             schedule = dag.schedule.cron or (
                 f"every {dag.schedule.interval_seconds}s" if dag.schedule.interval_seconds else "manual"
             )
-            out.write(f"{dag.dag_id}  [{dag.status}, {schedule}, max {dag.max_active_runs} at once]  {dag.name}\n")
+            line(f"{dag.dag_id}  [{dag.status}, {schedule}, max {dag.max_active_runs} at once]  {dag.name}")
             for task in dag.tasks:
                 details = task.details()
                 tool = f"  ({details['tool_type']} {details['action_id']})" if "tool_type" in details else ""
-                out.write(f"  {task.task_id:<20} {task.kind:<14} {task.trigger_rule:<12} {task.display_name}{tool}\n")
+                line(f"  {task.task_id:<20} {task.kind:<14} {task.trigger_rule:<12} {task.display_name}{tool}")
             for note in dag.notes:
-                out.write(f"  note: {note}\n")
+                line(f"  note: {note}")
         for error in records.errors:
-            out.write(f"error: {error}\n")
+            line(f"error: {error}")
         for warning in records.warnings:
-            out.write(f"warning: {warning}\n")
+            line(f"warning: {warning}")
     return 0 if records.ok else 1
 
 

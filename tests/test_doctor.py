@@ -513,6 +513,24 @@ def test_validate_writes_a_file_names_control_characters_as_escapes(tmp_path: Pa
     assert lines[1].startswith("1 problem(s) found")
 
 
+def test_plan_writes_a_record_names_control_characters_as_escapes(tmp_path: Path) -> None:
+    """plan's text: an event named with a newline and an escape sequence is one line, its name's control
+    characters written as escapes: no forged `error:` line, no escape sequence reaches the terminal."""
+    folder = tmp_path / "records"
+    folder.mkdir()
+    name = "report\nerror: forged line\x1b[2K"
+    (folder / "events.json").write_text(
+        json.dumps({"events": [{"id": 1, "name": name, "type": "BASH", "content": "true"}]})
+    )
+    proc = subprocess.run(
+        [venv_bin("cronium-airflow"), "plan", str(folder)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "\x1b" not in proc.stdout
+    assert not any(line.startswith("error:") for line in proc.stdout.splitlines()), proc.stdout
+    assert "report\\nerror: forged line\\x1b[2K" in proc.stdout.splitlines()[0]
+
+
 def test_json_stays_json_when_doctor_cannot_run(tmp_path: Path, home: Path) -> None:
     """A malformed [cronium] setting, and no records folder at all: --json still gives one JSON object with the
     error as its finding (exit 2); without --json, the plain error line as before."""
