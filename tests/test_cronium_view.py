@@ -644,3 +644,68 @@ def test_anonymous_and_unprivileged_requests(served: Served) -> None:
     for secret in SECRETS:
         assert all(secret not in a for a in answers), secret
         assert secret.encode() not in data_bytes, secret
+
+
+# --- attacks on the view ------------------------------------------------------------------------------------
+
+
+def _plant(cache: Path, name: str, folder: Path, record_name: str, into: Path | None = None) -> Path:
+    """A copy of a real catalog of ``cache`` (in ``into``, default ``cache``), renamed, naming ``folder``,
+    every record named ``record_name``."""
+    import shutil
+    import sqlite3
+
+    good = sorted(cache.glob("catalog-*.sqlite"))[0]
+    planted = (into or cache) / name
+    shutil.copy(good, planted)
+    con = sqlite3.connect(planted)
+    con.execute("UPDATE meta SET value = ? WHERE name = 'folder'", (str(folder),))
+    con.execute("UPDATE records SET name = ?", (record_name,))
+    con.commit()
+    con.close()
+    planted.chmod(0o600)
+    return planted
+
+
+def test_a_damaged_catalog_is_left_out_and_the_others_still_show(
+    small: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    factory.parse_dags(small)
+    cache = tmp_path / "index"
+    bad_notes = _plant(cache, "catalog-bad-notes.sqlite", small, "from bad notes")
+    bad_needs = _plant(cache, "catalog-bad-needs.sqlite", small, "from bad needs")
+    for path, name, value in ((bad_notes, "notes", "not json"), (bad_needs, "needs", '{"servers": [1]}')):
+        con = sqlite3.connect(path)
+        con.execute("UPDATE meta SET value = ? WHERE name = ?", (value, name))
+        con.commit()
+        con.close()
+    monkeypatch.setattr("cronium_provider.view.app.environment_findings", lambda needs, settings: [])
+    http = client(monkeypatch, FakeAuthManager(None, True, True))
+    for path in ("/", "/api/records", "/left-out", "/findings", "/api/findings"):
+        response = http.get("/cronium-view" + path)
+        assert response.status_code == 200, (path, response.text[:300])
+    names = [r["name"] for r in http.get("/cronium-view/api/records").json()["records"]]
+    assert "Nightly report" in names and not {"from bad notes", "from bad needs"} & set(names)
+
+
+def test_a_catalog_another_user_could_have_written_is_not_shown(
+    small: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    factory.parse_dags(small)
+    cache = tmp_path / "index"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    writable = _plant(cache, "catalog-writable.sqlite", small, "planted: writable by all")
+    writable.chmod(0o666)
+    target = _plant(cache, "catalog-target.sqlite", small, "planted: through a symlink", elsewhere)
+    (cache / "catalog-link.sqlite").symlink_to(target)
+    if os.geteuid() == 0:  # root can give a file to another user; any other user cannot
+        foreign = _plant(cache, "catalog-foreign.sqlite", small, "planted: another user's")
+        os.chown(foreign, 65534, 65534)
+    http = client(monkeypatch, FakeAuthManager(None, True, True))
+    names = [r["name"] for r in http.get("/cronium-view/api/records").json()["records"]]
+    assert "Nightly report" in names
+    assert [n for n in names if n.startswith("planted")] == []
+

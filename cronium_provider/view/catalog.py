@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import secrets
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,8 @@ ABANDONED_SECONDS = 3600
 # the path a Cronium caller posts to, with the key left out: the key lives only in the record file
 WEBHOOK_PATH = f"{WEBHOOK_URL_PREFIX}{WEBHOOK_ROUTE_PREFIX}{{webhookKey}}"
 MAX_PAGE_SIZE = 500
+
+log = logging.getLogger("airflow.cronium.view")
 
 _RECORD_COLUMNS = ("kind", "record_id", "name", "status", "dag_id", "schedule", "webhook", "webhook_key_set", "file")
 _PROBLEM_COLUMNS = ("severity", "file", "kind", "record_id", "field", "message")
@@ -189,29 +193,49 @@ class Catalog:
     needs: Needs
 
 
+def trusted(path: Path) -> bool:
+    """Whether the view may show ``path``: a regular file (not a symlink) of this user (or root) that no one
+    else may write, as the DAG processor writes it. Another local user's file in the folder is not read."""
+    st = path.lstat()
+    return stat.S_ISREG(st.st_mode) and st.st_uid in (os.geteuid(), 0) and not st.st_mode & 0o022
+
+
+def _read_catalog(path: Path) -> Catalog | None:
+    """The catalog at ``path``; None for one of another format, of a folder that is gone, or not trusted.
+    A damaged one (bad JSON, a missing table) raises ``ValueError`` or ``sqlite3.Error``."""
+    if not trusted(path):
+        log.warning("Cronium view: %s left out: not a file of this user that only it may write", path)
+        return None
+    with connect(path) as con:
+        meta = {str(k): str(v) for k, v in con.execute("SELECT name, value FROM meta")}
+    if "key" not in meta or meta.get("format") != str(CATALOG_FORMAT) or not Path(meta["folder"]).exists():
+        return None
+    try:
+        notes = [Finding.from_json(n) for n in json.loads(meta.get("notes") or "[]")]
+        found_needs = Needs.from_json(json.loads(meta.get("needs") or "{}"))
+        empty = Needs()
+        if not all(isinstance(getattr(found_needs, k), type(getattr(empty, k))) for k in asdict(empty)):
+            raise TypeError("needs of the wrong shape")
+        return Catalog(path, meta["folder"], float(meta.get("written_at") or 0), notes, found_needs)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+
+
 def catalogs(cache_dir: Path | None) -> list[Catalog]:
     """Every readable catalog in the parse index folder (one per records folder, sharded folders
-    included), by folder; a catalog whose records folder is gone is left out."""
+    included), by folder; a catalog whose records folder is gone is left out, and so is a damaged one or
+    one another user could have written (logged: it never hides the others)."""
     found: list[Catalog] = []
     if cache_dir is None or not cache_dir.is_dir():
         return found
     for path in sorted(cache_dir.glob(CATALOG_GLOB)):
         try:
-            with connect(path) as con:
-                meta = {str(k): str(v) for k, v in con.execute("SELECT name, value FROM meta")}
-        except (sqlite3.Error, OSError):
+            catalog = _read_catalog(path)
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            log.warning("Cronium view: catalog %s left out: %s", path, exc)
             continue
-        if "key" not in meta or meta.get("format") != str(CATALOG_FORMAT) or not Path(meta["folder"]).exists():
-            continue
-        found.append(
-            Catalog(
-                path,
-                meta["folder"],
-                float(meta.get("written_at") or 0),
-                [Finding.from_json(n) for n in json.loads(meta.get("notes") or "[]")],
-                Needs.from_json(json.loads(meta.get("needs") or "{}")),
-            )
-        )
+        if catalog is not None:
+            found.append(catalog)
     return sorted(found, key=lambda c: c.folder)
 
 
