@@ -709,3 +709,20 @@ def test_a_catalog_another_user_could_have_written_is_not_shown(
     assert "Nightly report" in names
     assert [n for n in names if n.startswith("planted")] == []
 
+
+def test_every_answer_forbids_framing_by_other_sites_and_scripts(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    factory.parse_dags(small)
+    http = client(monkeypatch, FakeAuthManager(None, True, True))
+    anonymous = client(monkeypatch, None)
+    for response in (
+        http.get("/cronium-view/"),
+        http.get("/cronium-view/api/records"),
+        http.get("/cronium-view/left-out?page=0"),  # 422
+        anonymous.get("/cronium-view/"),  # 401
+    ):
+        policy = response.headers.get("content-security-policy", "")
+        assert "frame-ancestors 'self'" in policy and "default-src 'none'" in policy, response.status_code
+        assert "script-src" not in policy
+        assert response.headers.get("x-frame-options") == "SAMEORIGIN"
+        assert response.headers.get("x-content-type-options") == "nosniff"
+        assert response.headers.get("cache-control") == "no-store"

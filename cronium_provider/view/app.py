@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,7 +32,7 @@ from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
 from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from cronium_provider.config import read_settings
@@ -54,6 +55,16 @@ DEFAULT_PAGE_SIZE = 100
 FINDINGS_CACHE_SECONDS = 60.0  # the environment checks (Docker, connections, ...) run at most this often
 KINDS = ("event", "workflow")
 STATUSES = ("ACTIVE", "PAUSED", "DRAFT", "ARCHIVED")
+# every answer: no script, style only inline, no other site may frame it (the UI embeds it, same origin),
+# forms go back to it only, no answer kept by a cache (it is behind the login)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "frame-ancestors 'self'; base-uri 'none'",
+    "X-Frame-Options": "SAMEORIGIN",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
 
 _templates = Environment(
     loader=PackageLoader("cronium_provider.view", "templates"),
@@ -154,6 +165,12 @@ def create_app() -> FastAPI:
     """The FastAPI app the plugin mounts at ``/cronium-view``."""
     app = FastAPI(title="Cronium view", docs_url=None, redoc_url=None, openapi_url=None)
     findings_cache = FindingsCache()
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
     def found_catalogs() -> tuple[list[Catalog], Path | None]:
         cache_dir = index_dir(read_settings("index_dir"))
