@@ -726,3 +726,17 @@ def test_every_answer_forbids_framing_by_other_sites_and_scripts(small: Path, mo
         assert response.headers.get("x-frame-options") == "SAMEORIGIN"
         assert response.headers.get("x-content-type-options") == "nosniff"
         assert response.headers.get("cache-control") == "no-store"
+
+
+def test_a_user_who_may_read_some_dags_sees_only_their_records_left_out_and_warnings(
+    small: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factory.parse_dags(small)
+    http = client(monkeypatch, FakeAuthManager({"cronium_event_1"}, True, False))
+    body = http.get("/cronium-view/api/left-out").json()
+    assert [(p["kind"], p["record_id"], p["severity"]) for p in body["problems"]] == [("event", "1", "warning")]
+    assert body["total"] == 1
+    page = http.get("/cronium-view/left-out")
+    assert "customSchedule" not in page.text and "every night" not in page.text
+    everyone = client(monkeypatch, FakeAuthManager(None, True, False)).get("/cronium-view/api/left-out").json()
+    assert {(p["record_id"], p["severity"]) for p in everyone["problems"]} == {("2", "error"), ("1", "warning")}

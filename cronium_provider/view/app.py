@@ -10,7 +10,8 @@ Behind Airflow's own login: the user comes from the JWT the UI keeps in its ``_t
 
 - records: those whose DAG the auth manager lets the user read (a user allowed to read every DAG also sees
   the records whose DAG Airflow has not stored yet);
-- left-out records and warnings: users allowed to see Airflow's DAG import errors (the same kind of thing);
+- left-out records and warnings: users allowed to see Airflow's DAG import errors (the same kind of thing),
+  only those of the records whose DAG (had or would have) the user may read, unless they may read every DAG;
 - findings (the doctor's): users allowed to see import errors and to read connections (they name
   connections and servers).
 """
@@ -206,7 +207,7 @@ def create_app() -> FastAPI:
             raise HTTPException(403, "Left-out records need the permission to see DAG import errors")
         found, cache_dir = found_catalogs()
         offset, limit = _page_args(page, size)
-        total, rows = page_of_problems(found, (q or "").strip() or None, offset, limit, severity)
+        total, rows = page_of_problems(found, (q or "").strip() or None, offset, limit, severity, access.dag_ids)
         return {
             "total": total,
             "page": offset // limit + 1,

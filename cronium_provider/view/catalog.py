@@ -34,7 +34,7 @@ from typing import Any
 
 from cronium_provider.doctor.findings import Finding, Needs
 from cronium_provider.doctor.records import needs, record_notes
-from cronium_provider.naming import WEBHOOK_ROUTE_PREFIX, WEBHOOK_URL_PREFIX
+from cronium_provider.naming import WEBHOOK_ROUTE_PREFIX, WEBHOOK_URL_PREFIX, event_dag_id, workflow_dag_id
 from cronium_provider.plan.models import DagPlan, Plan
 from cronium_provider.records.errors import RecordError
 from cronium_provider.records.models import WorkflowTriggerType
@@ -42,7 +42,7 @@ from cronium_provider.records.schedules import SchedulePlan
 from cronium_provider.records.validation import RecordSet
 from cronium_provider.settings import CroniumSettings
 
-CATALOG_FORMAT = 1
+CATALOG_FORMAT = 2
 CATALOG_GLOB = "catalog-*.sqlite"
 ABANDONED_SECONDS = 3600
 # the path a Cronium caller posts to, with the key left out: the key lives only in the record file
@@ -102,7 +102,11 @@ def _record_row(records: RecordSet, dag: DagPlan) -> tuple[Any, ...]:
 
 def _problem_row(problem: RecordError) -> tuple[Any, ...]:
     record_id = None if problem.record_id is None else str(problem.record_id)
-    return (problem.severity, problem.path, problem.kind, record_id, problem.field, problem.message)
+    # the DAG the record has or would have: a user who may read some DAGs only sees the problems of those
+    dag_id = None
+    if isinstance(problem.record_id, int) and problem.kind in ("event", "workflow"):
+        dag_id = (event_dag_id if problem.kind == "event" else workflow_dag_id)(problem.record_id)
+    return (problem.severity, problem.path, problem.kind, record_id, problem.field, problem.message, dag_id)
 
 
 def stored_key(path: Path) -> str | None:
@@ -144,10 +148,10 @@ def write_catalog(path: Path, key: str, folder: Path, records: RecordSet, plan: 
             )
             con.execute(
                 "CREATE TABLE problems (severity TEXT NOT NULL, file TEXT NOT NULL, kind TEXT, record_id TEXT, "
-                "field TEXT, message TEXT NOT NULL)"
+                "field TEXT, message TEXT NOT NULL, dag_id TEXT)"
             )
             con.executemany("INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", record_rows)
-            con.executemany("INSERT INTO problems VALUES (?, ?, ?, ?, ?, ?)", problem_rows)
+            con.executemany("INSERT INTO problems VALUES (?, ?, ?, ?, ?, ?, ?)", problem_rows)
             con.executemany("INSERT INTO meta VALUES (?, ?)", meta)  # the key last
             con.execute("COMMIT")
         finally:
@@ -308,10 +312,17 @@ def page_of_records(
 
 
 def page_of_problems(
-    found: Sequence[Catalog], text: str | None, offset: int, limit: int, severity: str | None = None
+    found: Sequence[Catalog],
+    text: str | None,
+    offset: int,
+    limit: int,
+    severity: str | None = None,
+    dag_ids: set[str] | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
     """Errors (records left out) and warnings of every catalog, errors first, with ``text`` in the file,
-    the message or the field; ``severity``: ``error`` (left out only) or ``warning`` alone."""
+    the message or the field; ``severity``: ``error`` (left out only) or ``warning`` alone; ``dag_ids``:
+    only the problems of the records whose DAG (the one they have or would have) is among those (none of a
+    server or a whole file)."""
     limit = max(0, min(limit, MAX_PAGE_SIZE))
     clauses: list[str] = []
     args: list[Any] = []
@@ -329,11 +340,12 @@ def page_of_problems(
     for catalog in found:
         try:
             with connect(catalog.path) as con:
-                count = int(con.execute(f"SELECT COUNT(*) FROM problems{where}", args).fetchone()[0])  # noqa: S608
+                clause = _allowed(con, dag_ids, where)
+                count = int(con.execute(f"SELECT COUNT(*) FROM problems{clause}", args).fetchone()[0])  # noqa: S608
                 start = offset - total
                 if count and start < count and len(rows) < limit:
                     for values in con.execute(
-                        f"SELECT {columns} FROM problems{where} "  # noqa: S608
+                        f"SELECT {columns} FROM problems{clause} "  # noqa: S608
                         "ORDER BY severity = 'warning', file, kind, record_id LIMIT ? OFFSET ?",
                         [*args, limit - len(rows), max(0, start)],
                     ):
