@@ -740,3 +740,20 @@ def test_a_user_who_may_read_some_dags_sees_only_their_records_left_out_and_warn
     assert "customSchedule" not in page.text and "every night" not in page.text
     everyone = client(monkeypatch, FakeAuthManager(None, True, False)).get("/cronium-view/api/left-out").json()
     assert {(p["record_id"], p["severity"]) for p in everyone["problems"]} == {("2", "error"), ("1", "warning")}
+
+
+def test_the_parse_replaces_a_symlink_planted_at_the_catalogs_path(small: Path, tmp_path: Path) -> None:
+    import shutil
+
+    factory.parse_dags(small)
+    cache = tmp_path / "index"
+    real = sorted(cache.glob("catalog-*.sqlite"))[0]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    kept = elsewhere / "catalog.sqlite"
+    shutil.copy(real, kept)  # the same key: the parse would find it up to date and leave the symlink there
+    real.unlink()
+    real.symlink_to(kept)
+    factory.parse_dags(small)
+    assert not real.is_symlink() and stat.S_IMODE(real.stat().st_mode) == 0o600
+    assert [c.folder for c in catalogs(cache)] == [str(small)]

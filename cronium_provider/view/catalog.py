@@ -110,7 +110,11 @@ def _problem_row(problem: RecordError) -> tuple[Any, ...]:
 
 
 def stored_key(path: Path) -> str | None:
+    """The key of the catalog at ``path``; None when there is none, or one the view would not show (a
+    symlink, another user's): the parse then writes it again, over it."""
     try:
+        if not trusted(path):
+            return None
         with connect(path) as con:
             row = con.execute("SELECT value FROM meta WHERE name = 'key'").fetchone()
     except (sqlite3.Error, OSError):
