@@ -757,3 +757,19 @@ def test_the_parse_replaces_a_symlink_planted_at_the_catalogs_path(small: Path, 
     factory.parse_dags(small)
     assert not real.is_symlink() and stat.S_IMODE(real.stat().st_mode) == 0o600
     assert [c.folder for c in catalogs(cache)] == [str(small)]
+
+
+def test_a_user_who_may_read_some_dags_sees_only_the_notes_on_their_records(
+    small: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cronium_provider.doctor.findings import Finding
+    from cronium_provider.view import app as view_app
+
+    notes = [Finding("difference", "note", f"event {i}", f"note on event {i}", "read it") for i in (1, 3)]
+    monkeypatch.setattr(catalog_module, "record_notes", lambda records, settings: notes)
+    monkeypatch.setattr(view_app, "environment_findings", lambda needs, settings: [])
+    factory.parse_dags(small)
+    some = client(monkeypatch, FakeAuthManager({"cronium_event_1"}, True, True)).get("/cronium-view/api/findings")
+    assert [n["subject"] for n in some.json()["notes"]] == ["event 1"]
+    every = client(monkeypatch, FakeAuthManager(None, True, True)).get("/cronium-view/api/findings")
+    assert [n["subject"] for n in every.json()["notes"]] == ["event 1", "event 3"]

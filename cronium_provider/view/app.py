@@ -13,7 +13,7 @@ Behind Airflow's own login: the user comes from the JWT the UI keeps in its ``_t
 - left-out records and warnings: users allowed to see Airflow's DAG import errors (the same kind of thing),
   only those of the records whose DAG (had or would have) the user may read, unless they may read every DAG;
 - findings (the doctor's): users allowed to see import errors and to read connections (they name
-  connections and servers).
+  connections and servers); the notes on records, only those of the records whose DAG the user may read.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from cronium_provider.config import read_settings
 from cronium_provider.doctor.environment import environment_findings
 from cronium_provider.doctor.findings import Finding
 from cronium_provider.factory import index_dir
-from cronium_provider.naming import VIEW_URL_PREFIX
+from cronium_provider.naming import VIEW_URL_PREFIX, event_dag_id, workflow_dag_id
 from cronium_provider.view.catalog import (
     MAX_PAGE_SIZE,
     WEBHOOK_PATH,
@@ -151,6 +151,17 @@ class FindingsCache:
             return list(self._value)
 
 
+def _may_read_note(note: Finding, dag_ids: set[str] | None) -> bool:
+    """A note on a record (``event 12``, ``workflow 3``) for a user who may read its DAG; with ``dag_ids``
+    (some DAGs only), a note on anything else is left out."""
+    if dag_ids is None:
+        return True
+    kind, _, record_id = note.subject.partition(" ")
+    if kind not in KINDS or not record_id.isdigit():
+        return False
+    return (event_dag_id if kind == "event" else workflow_dag_id)(int(record_id)) in dag_ids
+
+
 def _ui_base(request: Request) -> str:
     """The Airflow UI's base path (what is mounted before ``/cronium-view``)."""
     root = str(request.scope.get("root_path") or "")
@@ -225,7 +236,7 @@ def create_app() -> FastAPI:
         if not access.findings:
             raise HTTPException(403, "Findings need the permissions to see DAG import errors and to read connections")
         found, cache_dir = found_catalogs()
-        notes = [n for c in found for n in c.notes]
+        notes = [n for c in found for n in c.notes if _may_read_note(n, access.dag_ids)]
         return {
             "findings": [f.to_json() for f in findings_cache.get(found)],
             "notes": [n.to_json() for n in notes],
