@@ -773,3 +773,31 @@ def test_a_user_who_may_read_some_dags_sees_only_the_notes_on_their_records(
     assert [n["subject"] for n in some.json()["notes"]] == ["event 1"]
     every = client(monkeypatch, FakeAuthManager(None, True, True)).get("/cronium-view/api/findings")
     assert [n["subject"] for n in every.json()["notes"]] == ["event 1", "event 3"]
+
+
+def test_a_left_out_http_header_value_is_never_repeated(
+    small: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A header's value (often an API key) given as a number leaves its event out; the reason names the
+    field, never the value, in the catalog and the left-out page."""
+    api_key = 918273645501
+    event = {
+        "id": 7,
+        "name": "Call the API",
+        "type": "HTTP_REQUEST",
+        "status": "ACTIVE",
+        "httpUrl": "https://127.0.0.1/x",
+        "httpMethod": "GET",
+        "httpHeaders": [{"key": "X-Api-Key", "value": api_key}],
+    }
+    (small / "http.json").write_text(json.dumps(event))
+    factory.parse_dags(small)
+    http = client(monkeypatch, FakeAuthManager(None, True, True))
+    body = http.get("/cronium-view/api/left-out", params={"severity": "error"}).json()
+    assert [(p["record_id"], p["field"]) for p in body["problems"]] == [
+        ("2", "customSchedule"),
+        ("7", "httpHeaders[0].value"),
+    ]
+    page = http.get("/cronium-view/left-out")
+    assert "httpHeaders[0].value" in page.text and str(api_key) not in page.text
+    assert str(api_key).encode() not in catalog_bytes(tmp_path / "index")
