@@ -801,3 +801,19 @@ def test_a_left_out_http_header_value_is_never_repeated(
     page = http.get("/cronium-view/left-out")
     assert "httpHeaders[0].value" in page.text and str(api_key) not in page.text
     assert str(api_key).encode() not in catalog_bytes(tmp_path / "index")
+
+
+def test_a_kind_or_status_outside_cronium_s_is_refused_naming_the_parameter(
+    small: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factory.parse_dags(small)
+    http = client(monkeypatch, FakeAuthManager(None, True, True))
+    for path in ("/cronium-view/", "/cronium-view/api/records"):
+        for name, value in (("kind", "server"), ("kind", "event' OR '1'='1"), ("status", "RUNNING")):
+            response = http.get(path, params={name: value})
+            assert response.status_code == 422 and response.json()["detail"].startswith(f"{name}: one of"), value
+            assert "Nightly" not in response.text
+    # the form's "every kind" and "every status" send empty values; a status in any case is Cronium's
+    assert http.get("/cronium-view/", params={"kind": "", "status": ""}).status_code == 200
+    paused = http.get("/cronium-view/api/records", params={"kind": "event", "status": "paused"}).json()
+    assert [r["record_id"] for r in paused["records"]] == [3]

@@ -191,6 +191,12 @@ def create_app() -> FastAPI:
     def records_data(
         user: Any, kind: str | None, status: str | None, q: str | None, webhook: bool, page: int, size: int
     ) -> dict[str, Any]:
+        if kind and kind not in KINDS:
+            raise HTTPException(422, f"kind: one of {', '.join(KINDS)} (or empty for every kind), not {kind!r}")
+        if status and status.upper() not in STATUSES:
+            raise HTTPException(
+                422, f"status: one of {', '.join(STATUSES)} (or empty for every status), not {status!r}"
+            )
         access = _access(user)
         found, cache_dir = found_catalogs()
         offset, limit = _page_args(page, size)
