@@ -8,7 +8,9 @@ catalog of 100 records: paging and filtering in SQL should keep a page of 10,000
 (target <= 1.5x; a name search reads every name, held to 10x). The signed-in user is replaced by one who
 may read everything, and the last-run lookup
 (one query per page in the api-server, bounded by the page's size, not the catalog's) by a stand-in: what is
-measured is the catalog's share. ``tests/test_cronium_view.py`` times the same pages in a browser against
+measured is the catalog's share. The first request after the DAG processor writes a new catalog
+reads its notes and needs once (shown without a target); later pages read the file's stat only.
+``tests/test_cronium_view.py`` times the same pages in a browser against
 a real api-server (under 1 s each).
 """
 
@@ -83,10 +85,14 @@ def client(cache: Path) -> Any:
     return TestClient(root)
 
 
-def timed(http: Any, url: str, repeat: int, expect: str) -> float:
+def timed(http: Any, url: str, repeat: int, expect: str, cold: bool = False) -> float:
+    from cronium_provider.view import catalog as view_catalog
+
     http.get(url)  # the first request of a client builds the app's templates: not a page's cost
     times = []
     for _ in range(repeat):
+        if cold:  # as the first request after the DAG processor wrote the catalog
+            view_catalog._read_cache.clear()
         start = time.perf_counter()
         answer = http.get(url)
         times.append(time.perf_counter() - start)
@@ -126,6 +132,9 @@ def main() -> None:
         base = timed(client(small / "index"), small_url, args.repeat, expect)
         # a search for a part of a name reads every name (SQL LIKE): it grows with the records, held to 10x
         rows.append((f"{name} (s)", ours, base, 10.0 if name == "name search" else 1.5))
+    ours = timed(client(large / "index"), pages[0][1], args.repeat, "job", cold=True)
+    base = timed(client(small / "index"), pages[0][2], args.repeat, "job", cold=True)
+    rows.append(("first page after a new catalog (s)", ours, base, None))
     ok = report(f"a page of {PAGE} from {args.events} records vs from 100 records (median of {args.repeat})", rows, 1.5)
     sys.exit(0 if ok else 1)
 

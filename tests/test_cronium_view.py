@@ -291,27 +291,35 @@ def test_html_escapes_record_names_and_reasons(small: Path, monkeypatch: pytest.
             assert secret not in response.text
 
 
-def test_pages_of_records_leave_the_doctors_notes_unread(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The notes grow with the records (thousands at 10,000): a page of records or of left-out records
-    reads none of them, only the findings page does (bench/bench_view_pages.py: 150 ms a page at 10,000
-    records when every page read them, 5 ms since)."""
+def test_a_catalog_is_read_once_until_the_dag_processor_replaces_it(
+    small: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notes grow with the records (thousands at 10,000): the view reads a catalog's notes and needs
+    once, not on every page (bench/bench_view_pages.py: 150 ms a page at 10,000 records when every page
+    read them, 5 ms since), and reads it again when the DAG processor's next full parse replaces it."""
     from cronium_provider.view import catalog as view_catalog
 
     factory.parse_dags(small)
-    read: list[str] = []
-    original = view_catalog.Catalog._meta
+    read: list[Path] = []
+    original = view_catalog._read_catalog
 
-    def counting(self: Any, name: str) -> str:
-        read.append(name)
-        return original(self, name)
+    def counting(path: Path) -> Any:
+        read.append(path)
+        return original(path)
 
-    monkeypatch.setattr(view_catalog.Catalog, "_meta", counting)
+    monkeypatch.setattr(view_catalog, "_read_catalog", counting)
+    view_catalog._read_cache.clear()
     http = client(monkeypatch, FakeAuthManager(None, True, True))
-    for url in ("/cronium-view/", "/cronium-view/api/records", "/cronium-view/left-out", "/cronium-view/api/left-out"):
+    monkeypatch.setattr("cronium_provider.view.app.environment_findings", lambda needs, settings: [])
+    for url in ("/cronium-view/", "/cronium-view/api/records", "/cronium-view/left-out", "/cronium-view/findings"):
         assert http.get(url).status_code == 200
-    assert read == []
-    assert http.get("/cronium-view/api/findings").status_code == 200
-    assert "notes" in read
+    assert len(read) == 1
+    events = json.loads((small / "events.json").read_text())
+    events["events"][0]["name"] = "Nightly report, renamed"
+    (small / "events.json").write_text(json.dumps(events))
+    factory.parse_dags(small)
+    names = [r["name"] for r in http.get("/cronium-view/api/records").json()["records"]]
+    assert "Nightly report, renamed" in names and len(read) == 2
 
 
 def test_a_user_sees_only_the_records_of_dags_they_may_read(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -667,3 +675,176 @@ def test_anonymous_and_unprivileged_requests(served: Served) -> None:
     for secret in SECRETS:
         assert all(secret not in a for a in answers), secret
         assert secret.encode() not in data_bytes, secret
+
+
+# --- attacks on the view ------------------------------------------------------------------------------------
+
+
+def _plant(cache: Path, name: str, folder: Path, record_name: str, into: Path | None = None) -> Path:
+    """A copy of a real catalog of ``cache`` (in ``into``, default ``cache``), renamed, naming ``folder``,
+    every record named ``record_name``."""
+    import shutil
+    import sqlite3
+
+    good = sorted(cache.glob("catalog-*.sqlite"))[0]
+    planted = (into or cache) / name
+    shutil.copy(good, planted)
+    con = sqlite3.connect(planted)
+    con.execute("UPDATE meta SET value = ? WHERE name = 'folder'", (str(folder),))
+    con.execute("UPDATE records SET name = ?", (record_name,))
+    con.commit()
+    con.close()
+    planted.chmod(0o600)
+    return planted
+
+
+def test_a_damaged_catalog_is_left_out_and_the_others_still_show(
+    small: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    factory.parse_dags(small)
+    cache = tmp_path / "index"
+    bad_notes = _plant(cache, "catalog-bad-notes.sqlite", small, "from bad notes")
+    bad_needs = _plant(cache, "catalog-bad-needs.sqlite", small, "from bad needs")
+    for path, name, value in ((bad_notes, "notes", "not json"), (bad_needs, "needs", '{"servers": [1]}')):
+        con = sqlite3.connect(path)
+        con.execute("UPDATE meta SET value = ? WHERE name = ?", (value, name))
+        con.commit()
+        con.close()
+    monkeypatch.setattr("cronium_provider.view.app.environment_findings", lambda needs, settings: [])
+    http = client(monkeypatch, FakeAuthManager(None, True, True))
+    for path in ("/", "/api/records", "/left-out", "/findings", "/api/findings"):
+        response = http.get("/cronium-view" + path)
+        assert response.status_code == 200, (path, response.text[:300])
+    names = [r["name"] for r in http.get("/cronium-view/api/records").json()["records"]]
+    assert "Nightly report" in names and not {"from bad notes", "from bad needs"} & set(names)
+
+
+def test_a_catalog_another_user_could_have_written_is_not_shown(
+    small: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    factory.parse_dags(small)
+    cache = tmp_path / "index"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    writable = _plant(cache, "catalog-writable.sqlite", small, "planted: writable by all")
+    writable.chmod(0o666)
+    target = _plant(cache, "catalog-target.sqlite", small, "planted: through a symlink", elsewhere)
+    (cache / "catalog-link.sqlite").symlink_to(target)
+    if os.geteuid() == 0:  # root can give a file to another user; any other user cannot
+        foreign = _plant(cache, "catalog-foreign.sqlite", small, "planted: another user's")
+        os.chown(foreign, 65534, 65534)
+    http = client(monkeypatch, FakeAuthManager(None, True, True))
+    names = [r["name"] for r in http.get("/cronium-view/api/records").json()["records"]]
+    assert "Nightly report" in names
+    assert [n for n in names if n.startswith("planted")] == []
+
+
+def test_every_answer_forbids_framing_by_other_sites_and_scripts(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    factory.parse_dags(small)
+    http = client(monkeypatch, FakeAuthManager(None, True, True))
+    anonymous = client(monkeypatch, None)
+    for response in (
+        http.get("/cronium-view/"),
+        http.get("/cronium-view/api/records"),
+        http.get("/cronium-view/left-out?page=0"),  # 422
+        anonymous.get("/cronium-view/"),  # 401
+    ):
+        policy = response.headers.get("content-security-policy", "")
+        assert "frame-ancestors 'self'" in policy and "default-src 'none'" in policy, response.status_code
+        assert "script-src" not in policy
+        assert response.headers.get("x-frame-options") == "SAMEORIGIN"
+        assert response.headers.get("x-content-type-options") == "nosniff"
+        assert response.headers.get("cache-control") == "no-store"
+
+
+def test_a_user_who_may_read_some_dags_sees_only_their_records_left_out_and_warnings(
+    small: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factory.parse_dags(small)
+    http = client(monkeypatch, FakeAuthManager({"cronium_event_1"}, True, False))
+    body = http.get("/cronium-view/api/left-out").json()
+    assert [(p["kind"], p["record_id"], p["severity"]) for p in body["problems"]] == [("event", "1", "warning")]
+    assert body["total"] == 1
+    page = http.get("/cronium-view/left-out")
+    assert "customSchedule" not in page.text and "every night" not in page.text
+    everyone = client(monkeypatch, FakeAuthManager(None, True, False)).get("/cronium-view/api/left-out").json()
+    assert {(p["record_id"], p["severity"]) for p in everyone["problems"]} == {("2", "error"), ("1", "warning")}
+
+
+def test_the_parse_replaces_a_symlink_planted_at_the_catalogs_path(small: Path, tmp_path: Path) -> None:
+    import shutil
+
+    factory.parse_dags(small)
+    cache = tmp_path / "index"
+    real = sorted(cache.glob("catalog-*.sqlite"))[0]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    kept = elsewhere / "catalog.sqlite"
+    shutil.copy(real, kept)  # the same key: the parse would find it up to date and leave the symlink there
+    real.unlink()
+    real.symlink_to(kept)
+    factory.parse_dags(small)
+    assert not real.is_symlink() and stat.S_IMODE(real.stat().st_mode) == 0o600
+    assert [c.folder for c in catalogs(cache)] == [str(small)]
+
+
+def test_a_user_who_may_read_some_dags_sees_only_the_notes_on_their_records(
+    small: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cronium_provider.doctor.findings import Finding
+    from cronium_provider.view import app as view_app
+
+    notes = [Finding("difference", "note", f"event {i}", f"note on event {i}", "read it") for i in (1, 3)]
+    monkeypatch.setattr(catalog_module, "record_notes", lambda records, settings: notes)
+    monkeypatch.setattr(view_app, "environment_findings", lambda needs, settings: [])
+    factory.parse_dags(small)
+    some = client(monkeypatch, FakeAuthManager({"cronium_event_1"}, True, True)).get("/cronium-view/api/findings")
+    assert [n["subject"] for n in some.json()["notes"]] == ["event 1"]
+    every = client(monkeypatch, FakeAuthManager(None, True, True)).get("/cronium-view/api/findings")
+    assert [n["subject"] for n in every.json()["notes"]] == ["event 1", "event 3"]
+
+
+def test_a_left_out_http_header_value_is_never_repeated(
+    small: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A header's value (often an API key) given as a number leaves its event out; the reason names the
+    field, never the value, in the catalog and the left-out page."""
+    api_key = 918273645501
+    event = {
+        "id": 7,
+        "name": "Call the API",
+        "type": "HTTP_REQUEST",
+        "status": "ACTIVE",
+        "httpUrl": "https://127.0.0.1/x",
+        "httpMethod": "GET",
+        "httpHeaders": [{"key": "X-Api-Key", "value": api_key}],
+    }
+    (small / "http.json").write_text(json.dumps(event))
+    factory.parse_dags(small)
+    http = client(monkeypatch, FakeAuthManager(None, True, True))
+    body = http.get("/cronium-view/api/left-out", params={"severity": "error"}).json()
+    assert [(p["record_id"], p["field"]) for p in body["problems"]] == [
+        ("2", "customSchedule"),
+        ("7", "httpHeaders[0].value"),
+    ]
+    page = http.get("/cronium-view/left-out")
+    assert "httpHeaders[0].value" in page.text and str(api_key) not in page.text
+    assert str(api_key).encode() not in catalog_bytes(tmp_path / "index")
+
+
+def test_a_kind_or_status_outside_cronium_s_is_refused_naming_the_parameter(
+    small: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factory.parse_dags(small)
+    http = client(monkeypatch, FakeAuthManager(None, True, True))
+    for path in ("/cronium-view/", "/cronium-view/api/records"):
+        for name, value in (("kind", "server"), ("kind", "event' OR '1'='1"), ("status", "RUNNING")):
+            response = http.get(path, params={name: value})
+            assert response.status_code == 422 and response.json()["detail"].startswith(f"{name}: one of"), value
+            assert "Nightly" not in response.text
+    # the form's "every kind" and "every status" send empty values; a status in any case is Cronium's
+    assert http.get("/cronium-view/", params={"kind": "", "status": ""}).status_code == 200
+    paused = http.get("/cronium-view/api/records", params={"kind": "event", "status": "paused"}).json()
+    assert [r["record_id"] for r in paused["records"]] == [3]

@@ -102,8 +102,10 @@ def _loc_to_field(loc: tuple[int | str, ...]) -> str:
 
 
 def _is_secret(loc: tuple[int | str, ...]) -> bool:
+    """Whether the input at ``loc`` may be a secret: an env var's or an HTTP header's value (headers often
+    carry an API key), a server's key or password, a webhook key."""
     names = {p for p in loc if isinstance(p, str)}
-    if "envVars" in names and "key" not in names:
+    if names & {"envVars", "httpHeaders"} and "key" not in names:
         return True
     return bool(names & {"sshKey", "password", "webhookKey", "webhook_key"})
 

@@ -10,9 +10,10 @@ Behind Airflow's own login: the user comes from the JWT the UI keeps in its ``_t
 
 - records: those whose DAG the auth manager lets the user read (a user allowed to read every DAG also sees
   the records whose DAG Airflow has not stored yet);
-- left-out records and warnings: users allowed to see Airflow's DAG import errors (the same kind of thing);
+- left-out records and warnings: users allowed to see Airflow's DAG import errors (the same kind of thing),
+  only those of the records whose DAG (had or would have) the user may read, unless they may read every DAG;
 - findings (the doctor's): users allowed to see import errors and to read connections (they name
-  connections and servers).
+  connections and servers); the notes on records, only those of the records whose DAG the user may read.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,14 +33,14 @@ from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
 from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from cronium_provider.config import read_settings
 from cronium_provider.doctor.environment import environment_findings
 from cronium_provider.doctor.findings import Finding
 from cronium_provider.factory import index_dir
-from cronium_provider.naming import VIEW_URL_PREFIX
+from cronium_provider.naming import VIEW_URL_PREFIX, event_dag_id, workflow_dag_id
 from cronium_provider.view.catalog import (
     MAX_PAGE_SIZE,
     WEBHOOK_PATH,
@@ -54,6 +56,16 @@ DEFAULT_PAGE_SIZE = 100
 FINDINGS_CACHE_SECONDS = 60.0  # the environment checks (Docker, connections, ...) run at most this often
 KINDS = ("event", "workflow")
 STATUSES = ("ACTIVE", "PAUSED", "DRAFT", "ARCHIVED")
+# every answer: no script, style only inline, no other site may frame it (the UI embeds it, same origin),
+# forms go back to it only, no answer kept by a cache (it is behind the login)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "frame-ancestors 'self'; base-uri 'none'",
+    "X-Frame-Options": "SAMEORIGIN",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
 
 _templates = Environment(
     loader=PackageLoader("cronium_provider.view", "templates"),
@@ -139,6 +151,17 @@ class FindingsCache:
             return list(self._value)
 
 
+def _may_read_note(note: Finding, dag_ids: set[str] | None) -> bool:
+    """A note on a record (``event 12``, ``workflow 3``) for a user who may read its DAG; with ``dag_ids``
+    (some DAGs only), a note on anything else is left out."""
+    if dag_ids is None:
+        return True
+    kind, _, record_id = note.subject.partition(" ")
+    if kind not in KINDS or not record_id.isdigit():
+        return False
+    return (event_dag_id if kind == "event" else workflow_dag_id)(int(record_id)) in dag_ids
+
+
 def _ui_base(request: Request) -> str:
     """The Airflow UI's base path (what is mounted before ``/cronium-view``)."""
     root = str(request.scope.get("root_path") or "")
@@ -155,6 +178,12 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Cronium view", docs_url=None, redoc_url=None, openapi_url=None)
     findings_cache = FindingsCache()
 
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
     def found_catalogs() -> tuple[list[Catalog], Path | None]:
         cache_dir = index_dir(read_settings("index_dir"))
         return catalogs(cache_dir), cache_dir
@@ -162,6 +191,12 @@ def create_app() -> FastAPI:
     def records_data(
         user: Any, kind: str | None, status: str | None, q: str | None, webhook: bool, page: int, size: int
     ) -> dict[str, Any]:
+        if kind and kind not in KINDS:
+            raise HTTPException(422, f"kind: one of {', '.join(KINDS)} (or empty for every kind), not {kind!r}")
+        if status and status.upper() not in STATUSES:
+            raise HTTPException(
+                422, f"status: one of {', '.join(STATUSES)} (or empty for every status), not {status!r}"
+            )
         access = _access(user)
         found, cache_dir = found_catalogs()
         offset, limit = _page_args(page, size)
@@ -189,7 +224,7 @@ def create_app() -> FastAPI:
             raise HTTPException(403, "Left-out records need the permission to see DAG import errors")
         found, cache_dir = found_catalogs()
         offset, limit = _page_args(page, size)
-        total, rows = page_of_problems(found, (q or "").strip() or None, offset, limit, severity)
+        total, rows = page_of_problems(found, (q or "").strip() or None, offset, limit, severity, access.dag_ids)
         return {
             "total": total,
             "page": offset // limit + 1,
@@ -207,7 +242,7 @@ def create_app() -> FastAPI:
         if not access.findings:
             raise HTTPException(403, "Findings need the permissions to see DAG import errors and to read connections")
         found, cache_dir = found_catalogs()
-        notes = [n for c in found for n in c.notes]
+        notes = [n for c in found for n in c.notes if _may_read_note(n, access.dag_ids)]
         return {
             "findings": [f.to_json() for f in findings_cache.get(found)],
             "notes": [n.to_json() for n in notes],

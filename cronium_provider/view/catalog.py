@@ -20,19 +20,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import secrets
 import sqlite3
+import stat
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from cronium_provider.doctor.findings import Finding, Needs
 from cronium_provider.doctor.records import needs, record_notes
-from cronium_provider.naming import WEBHOOK_ROUTE_PREFIX, WEBHOOK_URL_PREFIX
+from cronium_provider.naming import WEBHOOK_ROUTE_PREFIX, WEBHOOK_URL_PREFIX, event_dag_id, workflow_dag_id
 from cronium_provider.plan.models import DagPlan, Plan
 from cronium_provider.records.errors import RecordError
 from cronium_provider.records.models import WorkflowTriggerType
@@ -40,12 +43,14 @@ from cronium_provider.records.schedules import SchedulePlan
 from cronium_provider.records.validation import RecordSet
 from cronium_provider.settings import CroniumSettings
 
-CATALOG_FORMAT = 1
+CATALOG_FORMAT = 2
 CATALOG_GLOB = "catalog-*.sqlite"
 ABANDONED_SECONDS = 3600
 # the path a Cronium caller posts to, with the key left out: the key lives only in the record file
 WEBHOOK_PATH = f"{WEBHOOK_URL_PREFIX}{WEBHOOK_ROUTE_PREFIX}{{webhookKey}}"
 MAX_PAGE_SIZE = 500
+
+log = logging.getLogger("airflow.cronium.view")
 
 _RECORD_COLUMNS = ("kind", "record_id", "name", "status", "dag_id", "schedule", "webhook", "webhook_key_set", "file")
 _PROBLEM_COLUMNS = ("severity", "file", "kind", "record_id", "field", "message")
@@ -98,11 +103,19 @@ def _record_row(records: RecordSet, dag: DagPlan) -> tuple[Any, ...]:
 
 def _problem_row(problem: RecordError) -> tuple[Any, ...]:
     record_id = None if problem.record_id is None else str(problem.record_id)
-    return (problem.severity, problem.path, problem.kind, record_id, problem.field, problem.message)
+    # the DAG the record has or would have: a user who may read some DAGs only sees the problems of those
+    dag_id = None
+    if isinstance(problem.record_id, int) and problem.kind in ("event", "workflow"):
+        dag_id = (event_dag_id if problem.kind == "event" else workflow_dag_id)(problem.record_id)
+    return (problem.severity, problem.path, problem.kind, record_id, problem.field, problem.message, dag_id)
 
 
 def stored_key(path: Path) -> str | None:
+    """The key of the catalog at ``path``; None when there is none, or one the view would not show (a
+    symlink, another user's): the parse then writes it again, over it."""
     try:
+        if not trusted(path):
+            return None
         with connect(path) as con:
             row = con.execute("SELECT value FROM meta WHERE name = 'key'").fetchone()
     except (sqlite3.Error, OSError):
@@ -140,10 +153,10 @@ def write_catalog(path: Path, key: str, folder: Path, records: RecordSet, plan: 
             )
             con.execute(
                 "CREATE TABLE problems (severity TEXT NOT NULL, file TEXT NOT NULL, kind TEXT, record_id TEXT, "
-                "field TEXT, message TEXT NOT NULL)"
+                "field TEXT, message TEXT NOT NULL, dag_id TEXT)"
             )
             con.executemany("INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", record_rows)
-            con.executemany("INSERT INTO problems VALUES (?, ?, ?, ?, ?, ?)", problem_rows)
+            con.executemany("INSERT INTO problems VALUES (?, ?, ?, ?, ?, ?, ?)", problem_rows)
             con.executemany("INSERT INTO meta VALUES (?, ?)", meta)  # the key last
             con.execute("COMMIT")
         finally:
@@ -182,52 +195,92 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
 
 @dataclass(frozen=True)
 class Catalog:
-    """One catalog: its records folder and when it was written. The doctor's notes and the needs, which
-    grow with the records (thousands of notes at 10,000 records), are read only when asked for (the findings
-    page), not on every page of records."""
-
     path: Path
     folder: str
     written_at: float
+    notes: list[Finding]
+    needs: Needs
 
-    def _meta(self, name: str) -> str:
+
+def trusted(path: Path) -> bool:
+    """Whether the view may show ``path``: a regular file (not a symlink) of this user (or root) that no one
+    else may write, as the DAG processor writes it. Another local user's file in the folder is not read."""
+    st = path.lstat()
+    return stat.S_ISREG(st.st_mode) and st.st_uid in (os.geteuid(), 0) and not st.st_mode & 0o022
+
+
+def _read_catalog(path: Path) -> Catalog | None:
+    """The catalog at ``path``; None for one of another format, or not trusted.
+    A damaged one (bad JSON, a missing table) raises ``ValueError`` or ``sqlite3.Error``."""
+    if not trusted(path):
+        log.warning("Cronium view: %s left out: not a file of this user that only it may write", path)
+        return None
+    with connect(path) as con:
+        meta = {str(k): str(v) for k, v in con.execute("SELECT name, value FROM meta")}
+    if "key" not in meta or meta.get("format") != str(CATALOG_FORMAT):
+        return None
+    try:
+        notes = [Finding.from_json(n) for n in json.loads(meta.get("notes") or "[]")]
+        found_needs = Needs.from_json(json.loads(meta.get("needs") or "{}"))
+        empty = Needs()
+        if not all(isinstance(getattr(found_needs, k), type(getattr(empty, k))) for k in asdict(empty)):
+            raise TypeError("needs of the wrong shape")
+        return Catalog(path, meta["folder"], float(meta.get("written_at") or 0), notes, found_needs)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+
+
+# What each catalog file held when last read, by its stat: a catalog is never changed in place, only
+# replaced, so a file with the same stat is the same catalog. Its notes and needs (thousands of notes at
+# 10,000 records, 0.15 s to read) are read once per file, not on every page.
+_read_cache: dict[Path, tuple[tuple[int, ...], Catalog | str | None]] = {}
+_read_lock = threading.Lock()
+
+
+def _stamp(path: Path) -> tuple[int, ...]:
+    st = path.lstat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid)
+
+
+def _catalog_at(path: Path) -> Catalog | None:
+    """:func:`_read_catalog` once per file: a damaged or untrusted one is logged once, then left out."""
+    stamp = _stamp(path)
+    with _read_lock:
+        hit = _read_cache.get(path)
+    if hit is not None and hit[0] == stamp:
+        result = hit[1]
+    else:
         try:
-            with connect(self.path) as con:
-                row = con.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        except (sqlite3.Error, OSError):
-            return ""
-        return str(row[0]) if row else ""
-
-    @property
-    def notes(self) -> list[Finding]:
-        return [Finding.from_json(n) for n in json.loads(self._meta("notes") or "[]")]
-
-    @property
-    def needs(self) -> Needs:
-        return Needs.from_json(json.loads(self._meta("needs") or "{}"))
-
-
-_SMALL_META = ("key", "format", "folder", "written_at")
+            result = _read_catalog(path)
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            log.warning("Cronium view: catalog %s left out: %s", path, exc)
+            result = str(exc)
+        with _read_lock:
+            _read_cache[path] = (stamp, result)
+    if not isinstance(result, Catalog) or not Path(result.folder).exists():
+        return None
+    return result
 
 
 def catalogs(cache_dir: Path | None) -> list[Catalog]:
     """Every readable catalog in the parse index folder (one per records folder, sharded folders
-    included), by folder; a catalog whose records folder is gone is left out."""
+    included), by folder; a catalog whose records folder is gone is left out, and so is a damaged one or
+    one another user could have written (logged: it never hides the others)."""
     found: list[Catalog] = []
     if cache_dir is None or not cache_dir.is_dir():
         return found
-    marks = ",".join("?" * len(_SMALL_META))
-    for path in sorted(cache_dir.glob(CATALOG_GLOB)):
+    paths = sorted(cache_dir.glob(CATALOG_GLOB))
+    for path in paths:
         try:
-            with connect(path) as con:
-                # only placeholders are formatted in: the names are bound parameters
-                rows = con.execute(f"SELECT name, value FROM meta WHERE name IN ({marks})", _SMALL_META)  # noqa: S608
-                meta = {str(k): str(v) for k, v in rows}
-        except (sqlite3.Error, OSError):
+            catalog = _catalog_at(path)
+        except OSError as exc:  # gone between the listing and the look
+            log.warning("Cronium view: catalog %s left out: %s", path, exc)
             continue
-        if "key" not in meta or meta.get("format") != str(CATALOG_FORMAT) or not Path(meta["folder"]).exists():
-            continue
-        found.append(Catalog(path, meta["folder"], float(meta.get("written_at") or 0)))
+        if catalog is not None:
+            found.append(catalog)
+    with _read_lock:
+        for gone in [p for p in _read_cache if p.parent == cache_dir and p not in paths]:
+            del _read_cache[gone]
     return sorted(found, key=lambda c: c.folder)
 
 
@@ -300,10 +353,17 @@ def page_of_records(
 
 
 def page_of_problems(
-    found: Sequence[Catalog], text: str | None, offset: int, limit: int, severity: str | None = None
+    found: Sequence[Catalog],
+    text: str | None,
+    offset: int,
+    limit: int,
+    severity: str | None = None,
+    dag_ids: set[str] | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
     """Errors (records left out) and warnings of every catalog, errors first, with ``text`` in the file,
-    the message or the field; ``severity``: ``error`` (left out only) or ``warning`` alone."""
+    the message or the field; ``severity``: ``error`` (left out only) or ``warning`` alone; ``dag_ids``:
+    only the problems of the records whose DAG (the one they have or would have) is among those (none of a
+    server or a whole file)."""
     limit = max(0, min(limit, MAX_PAGE_SIZE))
     clauses: list[str] = []
     args: list[Any] = []
@@ -321,11 +381,12 @@ def page_of_problems(
     for catalog in found:
         try:
             with connect(catalog.path) as con:
-                count = int(con.execute(f"SELECT COUNT(*) FROM problems{where}", args).fetchone()[0])  # noqa: S608
+                clause = _allowed(con, dag_ids, where)
+                count = int(con.execute(f"SELECT COUNT(*) FROM problems{clause}", args).fetchone()[0])  # noqa: S608
                 start = offset - total
                 if count and start < count and len(rows) < limit:
                     for values in con.execute(
-                        f"SELECT {columns} FROM problems{where} "  # noqa: S608
+                        f"SELECT {columns} FROM problems{clause} "  # noqa: S608
                         "ORDER BY severity = 'warning', file, kind, record_id LIMIT ? OFFSET ?",
                         [*args, limit - len(rows), max(0, start)],
                     ):
