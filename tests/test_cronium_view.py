@@ -583,6 +583,31 @@ def test_the_dag_link_opens_the_dags_page(served: Served, browser: Any) -> None:
     )
 
 
+def test_the_dag_link_inside_the_ui_opens_the_dags_page(served: Served, browser: Any) -> None:
+    """In the UI the view is in a frame Airflow sandboxes without top navigation: the link still opens the DAG's
+    page in the UI, not in the frame and not nowhere."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    from tests.support.browser import wait
+
+    browser.get(served.base_url + "/plugin/cronium")
+    frame = wait(
+        browser, ec.presence_of_element_located((By.CSS_SELECTOR, "iframe[src*='/cronium-view/']")), "the view's frame"
+    )
+    browser.switch_to.frame(frame)
+    link = wait(
+        browser,
+        ec.element_to_be_clickable((By.CSS_SELECTOR, "tr[data-dag-id='cronium_event_1'] a.dag-link")),
+        "the DAG link",
+    )
+    link.click()
+    browser.switch_to.default_content()
+    wait(browser, lambda d: d.current_url.rstrip("/").endswith("/dags/cronium_event_1"), "the DAG's page in the UI")
+    wait(browser, lambda d: "Nightly report" in d.find_element(By.TAG_NAME, "body").text, "the DAG page's content")
+    assert not browser.find_elements(By.CSS_SELECTOR, "iframe")
+
+
 def test_the_left_out_record_is_shown_with_its_reason(served: Served, browser: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
