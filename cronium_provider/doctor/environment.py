@@ -280,7 +280,7 @@ def _server(conn_id: str, entry: dict[str, Any], known_hosts: Path | None) -> li
                 "server",
                 "error",
                 subject,
-                f"does not exist: the SSH connection of server {server_id}, which {records} run on",
+                f"does not exist: the SSH connection of server {server_id} (used by {records})",
                 f"{sync} (creates it and the server's pool)",
             )
         ]

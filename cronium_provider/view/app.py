@@ -18,6 +18,8 @@ Behind Airflow's own login: the user comes from the JWT the UI keeps in its ``_t
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
 import threading
 import time
@@ -56,10 +58,33 @@ DEFAULT_PAGE_SIZE = 100
 FINDINGS_CACHE_SECONDS = 60.0  # the environment checks (Docker, connections, ...) run at most this often
 KINDS = ("event", "workflow")
 STATUSES = ("ACTIVE", "PAUSED", "DRAFT", "ARCHIVED")
-# every answer: no script, style only inline, no other site may frame it (the UI embeds it, same origin),
-# forms go back to it only, no answer kept by a cache (it is behind the login)
+# The one script of the pages. In the UI the view is in a frame sandboxed without top navigation, so a link
+# to a page of the UI (target="_top") is followed by the UI's own document: same origin, not sandboxed.
+# The Content-Security-Policy allows this script by its hash, and no other.
+LINK_SCRIPT = """
+document.addEventListener("click", function (event) {
+  var link = event.target.closest && event.target.closest("a[target=_top]");
+  if (!link || window.top === window || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) {
+    return;
+  }
+  try {
+    var ui = window.top.document, proxy = ui.createElement("a");
+    proxy.href = link.href;
+    ui.body.appendChild(proxy);
+    proxy.click();
+    proxy.remove();
+    event.preventDefault();
+  } catch (error) {
+    // another origin: the link's own target
+  }
+});
+"""
+LINK_SCRIPT_HASH = base64.b64encode(hashlib.sha256(LINK_SCRIPT.encode()).digest()).decode()
+# every answer: no script but the one above, style only inline, no other site may frame it (the UI embeds it,
+# same origin), forms go back to it only, no answer kept by a cache (it is behind the login)
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "Content-Security-Policy": f"default-src 'none'; script-src 'sha256-{LINK_SCRIPT_HASH}'; "
+    "style-src 'unsafe-inline'; form-action 'self'; "
     "frame-ancestors 'self'; base-uri 'none'",
     "X-Frame-Options": "SAMEORIGIN",
     "X-Content-Type-Options": "nosniff",
@@ -269,6 +294,7 @@ def create_app() -> FastAPI:
             ui=_ui_base(request),
             kinds=KINDS,
             statuses=STATUSES,
+            link_script=LINK_SCRIPT,
             **extra,
         )
         return HTMLResponse(text)
