@@ -11,34 +11,10 @@ built on the first request the api-server hands it.
 
 from __future__ import annotations
 
-import threading
-
 from airflow.plugins_manager import AirflowPlugin
 
+from cronium_provider.lazy_asgi import LazyApp
 from cronium_provider.naming import VIEW_PLUGIN, VIEW_UI_ROUTE, VIEW_URL_PREFIX
-from cronium_provider.webhook.redaction import ASGIApp, Receive, Scope, Send
-
-
-class LazyViewApp:
-    """An ASGI app that builds :func:`cronium_provider.view.app.create_app` when first called."""
-
-    def __init__(self) -> None:
-        self._app: ASGIApp | None = None
-        self._lock = threading.Lock()
-
-    def _build(self) -> ASGIApp:
-        with self._lock:
-            if self._app is None:
-                from cronium_provider.view.app import create_app
-
-                self._app = create_app()
-            return self._app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") == "lifespan":  # a mounted app gets none; nothing to start or stop
-            return
-        app = self._app or self._build()
-        await app(scope, receive, send)
 
 
 class CroniumViewPlugin(AirflowPlugin):
@@ -46,7 +22,7 @@ class CroniumViewPlugin(AirflowPlugin):
 
     name = VIEW_PLUGIN
     fastapi_apps = [
-        {"app": LazyViewApp(), "url_prefix": VIEW_URL_PREFIX, "name": "Cronium view"},
+        {"app": LazyApp("cronium_provider.view.app:create_app"), "url_prefix": VIEW_URL_PREFIX, "name": "Cronium view"},
     ]
     external_views = [
         {

@@ -11,34 +11,11 @@ built on the first request the api-server hands it.
 
 from __future__ import annotations
 
-import threading
-
 from airflow.plugins_manager import AirflowPlugin
 
+from cronium_provider.lazy_asgi import LazyApp
 from cronium_provider.naming import WEBHOOK_PLUGIN, WEBHOOK_URL_PREFIX
-from cronium_provider.webhook.redaction import ASGIApp, Receive, Scope, Send, WebhookKeyRedactionMiddleware
-
-
-class LazyWebhookApp:
-    """An ASGI app that builds :func:`cronium_provider.webhook.app.create_app` when first called."""
-
-    def __init__(self) -> None:
-        self._app: ASGIApp | None = None
-        self._lock = threading.Lock()
-
-    def _build(self) -> ASGIApp:
-        with self._lock:
-            if self._app is None:
-                from cronium_provider.webhook.app import create_app
-
-                self._app = create_app()
-            return self._app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") == "lifespan":  # a mounted app gets none; nothing to start or stop
-            return
-        app = self._app or self._build()
-        await app(scope, receive, send)
+from cronium_provider.webhook.redaction import WebhookKeyRedactionMiddleware
 
 
 class CroniumWebhookPlugin(AirflowPlugin):
@@ -46,7 +23,11 @@ class CroniumWebhookPlugin(AirflowPlugin):
 
     name = WEBHOOK_PLUGIN
     fastapi_apps = [
-        {"app": LazyWebhookApp(), "url_prefix": WEBHOOK_URL_PREFIX, "name": "Cronium workflow webhooks"},
+        {
+            "app": LazyApp("cronium_provider.webhook.app:create_app"),
+            "url_prefix": WEBHOOK_URL_PREFIX,
+            "name": "Cronium workflow webhooks",
+        },
     ]
     fastapi_root_middlewares = [
         {
