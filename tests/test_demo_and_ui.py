@@ -28,7 +28,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,12 +36,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, missing, venv_bin
+from tests.support.browser import chromium, login, wait
 
 DEMO_SCRIPT = REPO / "scripts" / "demo.sh"
 STOP_SCRIPT = REPO / "scripts" / "demo-stop.sh"
 ARTIFACTS = REPO / "tests" / "artifacts"
-CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver")
 DAG_ID = "cronium_workflow_1"
 USER, PASSWORD = "admin", "admin"
 SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -67,7 +66,6 @@ EDGES = [
     ("node_total", "node_failure"),
     ("node_total", "node_cleanup"),
 ]
-WAIT = 60  # seconds for any one thing to appear in the browser
 
 
 @dataclass
@@ -320,62 +318,11 @@ def test_every_example_dag_succeeds_and_delivers(demo: Demo) -> None:
 
 @pytest.fixture(scope="module")
 def browser(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
-        missing("Chromium", f"{CHROMIUM} not found; `make system` installs Debian's chromium")
-    if not (Path(CHROMEDRIVER).is_file() and os.access(CHROMEDRIVER, os.X_OK)):
-        missing("chromedriver", f"{CHROMEDRIVER} not found; `make system` installs Debian's chromium-driver")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError as exc:
-        missing("selenium", f"{exc}; `make venv` installs the test extras")
     demo.run_id  # the UI is only worth looking at when the demo run succeeded
-
-    previous = os.environ.get("SE_OFFLINE")
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never download a driver or a browser
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-        "--window-size=1600,1000",
-        # belt and braces: no host name but the loopback address resolves
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    ):
-        options.add_argument(arg)
-    # the network events, to check that the browser only ever asked for 127.0.0.1 pages
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(WAIT)
-    try:
-        _login(driver, demo.base_url)
+    # the network events are logged, to check that the browser only ever asked for 127.0.0.1 pages
+    with chromium(tmp_path_factory.mktemp("chromium-profile"), ARTIFACTS, performance_log=True) as driver:
+        login(driver, demo.base_url, USER, PASSWORD)
         yield driver
-    finally:
-        driver.quit()
-        if previous is None:
-            os.environ.pop("SE_OFFLINE", None)
-        else:
-            os.environ["SE_OFFLINE"] = previous
-
-
-def _wait(driver: Any, condition: Callable[[Any], Any], what: str, timeout: float = WAIT) -> Any:
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    try:
-        return WebDriverWait(driver, timeout).until(condition)
-    except TimeoutException:
-        shot = ARTIFACTS / f"failed-{re.sub(r'[^a-z0-9]+', '-', what.lower()).strip('-')}.png"
-        driver.save_screenshot(str(shot))
-        pytest.fail(f"timed out after {timeout}s waiting for {what} at {driver.current_url} (screenshot {shot})")
 
 
 def _assert_only_loopback_requests(driver: Any, base_url: str) -> None:
@@ -394,27 +341,14 @@ def _assert_only_loopback_requests(driver: Any, base_url: str) -> None:
     assert not foreign, f"the browser requested pages other than {base_url}: {foreign[:10]}"
 
 
-def _login(driver: Any, base_url: str) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-
-    driver.get(base_url + "/")
-    # the simple auth manager's login page: /auth/login?next=...
-    _wait(driver, ec.presence_of_element_located((By.NAME, "username")), "the login form").send_keys(USER)
-    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
-    _wait(driver, ec.element_to_be_clickable((By.CSS_SELECTOR, "button[type=submit]")), "the sign-in button").click()
-    _wait(driver, lambda d: "/auth/login" not in d.current_url, "the login to complete")
-    _wait(driver, ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=nav-dags-link]")), "the home page")
-
-
 def _show_graph(driver: Any) -> None:
     """Switch the DAG/run page's left panel to the graph (a toggle the UI remembers)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
 
     button = (By.CSS_SELECTOR, "button[aria-label^='Show Graph']")
-    _wait(driver, ec.element_to_be_clickable(button), "the Show Graph button").click()
-    _wait(driver, ec.presence_of_element_located((By.CSS_SELECTOR, ".react-flow__node")), "the graph's nodes")
+    wait(driver, ec.element_to_be_clickable(button), "the Show Graph button").click()
+    wait(driver, ec.presence_of_element_located((By.CSS_SELECTOR, ".react-flow__node")), "the graph's nodes")
 
 
 def _node_text(driver: Any, task_id: str) -> str:
@@ -433,21 +367,21 @@ def test_ui_shows_the_workflow_graph(demo: Demo, browser: Any) -> None:
 
     # The DAG's page (/dags/<dag_id>) with the Graph view: one node per Cronium workflow node, by display name.
     browser.get(f"{demo.base_url}/dags/{DAG_ID}")
-    _wait(browser, lambda d: "Orders pipeline" in d.find_element(By.TAG_NAME, "body").text, "the DAG page")
+    wait(browser, lambda d: "Orders pipeline" in d.find_element(By.TAG_NAME, "body").text, "the DAG page")
     _show_graph(browser)
     for task_id, (name, _state) in NODES.items():
-        _wait(browser, lambda d, t=task_id, n=name: n in _node_text(d, t), f"graph node {task_id} ({name})")
+        wait(browser, lambda d, t=task_id, n=name: n in _node_text(d, t), f"graph node {task_id} ({name})")
         assert "CroniumScriptOperator" in _node_text(browser, task_id)
     for source, target in EDGES:
         edge = f"[data-testid='rf__edge-{source}-{target}']"
-        _wait(browser, lambda d, e=edge: d.find_elements(By.CSS_SELECTOR, e), f"the edge {source} -> {target}")
+        wait(browser, lambda d, e=edge: d.find_elements(By.CSS_SELECTOR, e), f"the edge {source} -> {target}")
     browser.save_screenshot(str(ARTIFACTS / "graph.png"))
 
     # The demo run's page (/dags/<dag_id>/runs/<run_id>): the same graph with each node's state.
     browser.get(f"{demo.base_url}/dags/{DAG_ID}/runs/{demo.run_id}")
     _show_graph(browser)
     for task_id, (name, state) in NODES.items():
-        _wait(
+        wait(
             browser,
             lambda d, t=task_id, n=name, s=state: n in (x := _node_text(d, t)) and s in x.lower(),
             f"node {task_id} shown as {state}",
@@ -464,7 +398,7 @@ def test_ui_shows_a_node_task_log(demo: Demo, browser: Any) -> None:
     browser.get(f"{demo.base_url}/dags/{DAG_ID}/runs/{demo.run_id}/tasks/node_fetch")
     line = "fetched 3 orders for batch demo"
     log_list = (By.CSS_SELECTOR, "[data-testid=virtualized-list]")
-    _wait(browser, ec.text_to_be_present_in_element(log_list, line), "the script's output in node_fetch's log")
+    wait(browser, ec.text_to_be_present_in_element(log_list, line), "the script's output in node_fetch's log")
     text = browser.find_element(*log_list).text
     assert f"[stdout] {line}" in text
     assert "cronium summary: exit 0" in text
@@ -472,8 +406,8 @@ def test_ui_shows_a_node_task_log(demo: Demo, browser: Any) -> None:
 
     # The log in full screen (the log panel's "Press f for fullscreen" button).
     fullscreen = (By.CSS_SELECTOR, "button[aria-label^='Press f for fullscreen']")
-    _wait(browser, ec.element_to_be_clickable(fullscreen), "the log's fullscreen button").click()
-    _wait(
+    wait(browser, ec.element_to_be_clickable(fullscreen), "the log's fullscreen button").click()
+    wait(
         browser,
         lambda d: any(line in e.text for e in d.find_elements(By.CSS_SELECTOR, "[role=dialog]")),
         "the fullscreen log",
@@ -490,8 +424,8 @@ def test_ui_offers_the_cronium_connection_type(demo: Demo, browser: Any) -> None
     # provider's relabelled fields. Nothing is saved.
     browser.get(f"{demo.base_url}/connections")
     add = (By.XPATH, "//button[normalize-space()='Add Connection']")
-    _wait(browser, ec.element_to_be_clickable(add), "the Add Connection button").click()
-    dialog = _wait(
+    wait(browser, ec.element_to_be_clickable(add), "the Add Connection button").click()
+    dialog = wait(
         browser,
         lambda d: next(
             (e for e in d.find_elements(By.CSS_SELECTOR, "[role=dialog]") if "Add Connection" in e.text), None
@@ -501,7 +435,7 @@ def test_ui_offers_the_cronium_connection_type(demo: Demo, browser: Any) -> None
     combo = dialog.find_element(By.CSS_SELECTOR, "input[role=combobox]")
     combo.click()
     combo.send_keys("Cronium")
-    option = _wait(
+    option = wait(
         browser,
         lambda d: next(
             (o for o in d.find_elements(By.CSS_SELECTOR, "[role=option]") if o.text.strip() == "Cronium"), None
@@ -509,7 +443,7 @@ def test_ui_offers_the_cronium_connection_type(demo: Demo, browser: Any) -> None
         "the Cronium connection type in the list",
     )
     option.click()
-    _wait(browser, lambda d: "Cronium base URL" in dialog.text, "the Cronium connection form")
+    wait(browser, lambda d: "Cronium base URL" in dialog.text, "the Cronium connection form")
     assert "API token" in dialog.text
     host = dialog.find_element(By.CSS_SELECTOR, "input[name=host]")
     assert host.get_attribute("placeholder") == "https://cronium.example.com"

@@ -31,7 +31,8 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -299,6 +300,31 @@ def _remove_abandoned(path: Path) -> None:
             continue
 
 
+@contextmanager
+def replacing_database(path: Path) -> Iterator[sqlite3.Connection]:
+    """A new SQLite file that replaces ``path`` whole when the block ends without an error: built in a
+    temporary file of mode 600 (created exclusively, in a folder of mode 700) in one transaction, then
+    renamed over ``path``, so a reader sees the old file or the new one; on an error the temporary file is
+    removed and ``path`` is left as it was. Temporary files of writers killed long ago are removed first."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _remove_abandoned(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        con = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode = OFF")
+            con.execute("BEGIN")
+            yield con
+            con.execute("COMMIT")
+        finally:
+            con.close()
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_index(
     path: Path, key: str, records: RecordSet, raws: Iterable[RawRecord], entries: Iterable[DagEntry]
 ) -> int:
@@ -330,38 +356,23 @@ def write_index(
                 None if rids is None else json.dumps(rids),
             )
         )
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _remove_abandoned(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    try:
-        con = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            con.execute("PRAGMA journal_mode = OFF")
-            con.execute("BEGIN")
-            con.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            con.execute(
-                "CREATE TABLE records (rid INTEGER PRIMARY KEY, path TEXT NOT NULL, kind TEXT NOT NULL, "
-                "position TEXT NOT NULL, nested INTEGER NOT NULL, data TEXT NOT NULL)"
-            )
-            con.execute(
-                "CREATE TABLE dags (dag_id TEXT PRIMARY KEY, kind TEXT NOT NULL, record_id INTEGER NOT NULL, "
-                "action_target_of TEXT NOT NULL, rids TEXT)"
-            )
-            con.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)", record_rows)
-            con.executemany("INSERT INTO dags VALUES (?, ?, ?, ?, ?)", dag_rows)
-            meta = [
-                ("format", str(INDEX_FORMAT)),
-                ("built", built_digest(e.dag_id for e in entries)),
-                ("owners", str(owner_count(records))),
-                ("key", key),
-            ]
-            con.executemany("INSERT INTO meta VALUES (?, ?)", meta)  # the key last: a file without it is never used
-            con.execute("COMMIT")
-        finally:
-            con.close()
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with replacing_database(path) as con:
+        con.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        con.execute(
+            "CREATE TABLE records (rid INTEGER PRIMARY KEY, path TEXT NOT NULL, kind TEXT NOT NULL, "
+            "position TEXT NOT NULL, nested INTEGER NOT NULL, data TEXT NOT NULL)"
+        )
+        con.execute(
+            "CREATE TABLE dags (dag_id TEXT PRIMARY KEY, kind TEXT NOT NULL, record_id INTEGER NOT NULL, "
+            "action_target_of TEXT NOT NULL, rids TEXT)"
+        )
+        con.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)", record_rows)
+        con.executemany("INSERT INTO dags VALUES (?, ?, ?, ?, ?)", dag_rows)
+        meta = [
+            ("format", str(INDEX_FORMAT)),
+            ("built", built_digest(e.dag_id for e in entries)),
+            ("owners", str(owner_count(records))),
+            ("key", key),
+        ]
+        con.executemany("INSERT INTO meta VALUES (?, ?)", meta)  # the key last: a file without it is never used
     return len(dag_rows)

@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 import sqlite3
 import stat
 import threading
@@ -38,6 +37,7 @@ from cronium_provider.doctor.records import needs, record_notes
 from cronium_provider.naming import WEBHOOK_ROUTE_PREFIX, WEBHOOK_URL_PREFIX, event_dag_id, workflow_dag_id
 from cronium_provider.plan.models import DagPlan, Plan
 from cronium_provider.records.errors import RecordError
+from cronium_provider.records.index import replacing_database
 from cronium_provider.records.models import WorkflowTriggerType
 from cronium_provider.records.schedules import SchedulePlan
 from cronium_provider.records.validation import RecordSet
@@ -136,46 +136,21 @@ def write_catalog(path: Path, key: str, folder: Path, records: RecordSet, plan: 
         ("needs", json.dumps(needs(records, settings).to_json())),
         ("key", key),
     ]
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _remove_abandoned(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    try:
-        con = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            con.execute("PRAGMA journal_mode = OFF")
-            con.execute("BEGIN")
-            con.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            con.execute(
-                "CREATE TABLE records (kind TEXT NOT NULL, record_id INTEGER NOT NULL, name TEXT NOT NULL, "
-                "status TEXT NOT NULL, dag_id TEXT NOT NULL, schedule TEXT NOT NULL, webhook INTEGER NOT NULL, "
-                "webhook_key_set INTEGER NOT NULL, file TEXT NOT NULL, PRIMARY KEY (kind, record_id))"
-            )
-            con.execute(
-                "CREATE TABLE problems (severity TEXT NOT NULL, file TEXT NOT NULL, kind TEXT, record_id TEXT, "
-                "field TEXT, message TEXT NOT NULL, dag_id TEXT)"
-            )
-            con.executemany("INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", record_rows)
-            con.executemany("INSERT INTO problems VALUES (?, ?, ?, ?, ?, ?, ?)", problem_rows)
-            con.executemany("INSERT INTO meta VALUES (?, ?)", meta)  # the key last
-            con.execute("COMMIT")
-        finally:
-            con.close()
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with replacing_database(path) as con:
+        con.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        con.execute(
+            "CREATE TABLE records (kind TEXT NOT NULL, record_id INTEGER NOT NULL, name TEXT NOT NULL, "
+            "status TEXT NOT NULL, dag_id TEXT NOT NULL, schedule TEXT NOT NULL, webhook INTEGER NOT NULL, "
+            "webhook_key_set INTEGER NOT NULL, file TEXT NOT NULL, PRIMARY KEY (kind, record_id))"
+        )
+        con.execute(
+            "CREATE TABLE problems (severity TEXT NOT NULL, file TEXT NOT NULL, kind TEXT, record_id TEXT, "
+            "field TEXT, message TEXT NOT NULL, dag_id TEXT)"
+        )
+        con.executemany("INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", record_rows)
+        con.executemany("INSERT INTO problems VALUES (?, ?, ?, ?, ?, ?, ?)", problem_rows)
+        con.executemany("INSERT INTO meta VALUES (?, ?)", meta)  # the key last
     return len(record_rows)
-
-
-def _remove_abandoned(path: Path) -> None:
-    limit = time.time() - ABANDONED_SECONDS
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        try:
-            if tmp.stat().st_mtime < limit:
-                tmp.unlink()
-        except OSError:
-            continue
 
 
 # --- reading (the view) -----------------------------------------------------------------------------------

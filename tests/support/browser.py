@@ -23,8 +23,9 @@ WAIT = 60  # seconds for any one thing to appear in the browser
 
 
 @contextmanager
-def chromium(profile: Path, shots: Path) -> Iterator[Any]:
-    """A headless Chromium session (``driver.shots`` is where failure screenshots go)."""
+def chromium(profile: Path, shots: Path, *, performance_log: bool = False) -> Iterator[Any]:
+    """A headless Chromium session (``driver.shots`` is where failure screenshots go); ``performance_log``
+    keeps the network events for ``driver.get_log("performance")``."""
     if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
         missing("Chromium", f"{CHROMIUM} not found; `make system` installs Debian's chromium")
     if not (Path(CHROMEDRIVER).is_file() and os.access(CHROMEDRIVER, os.X_OK)):
@@ -53,6 +54,8 @@ def chromium(profile: Path, shots: Path) -> Iterator[Any]:
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     ):
         options.add_argument(arg)
+    if performance_log:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(WAIT)
     driver.shots = shots
