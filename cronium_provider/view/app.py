@@ -198,6 +198,18 @@ def _page_args(page: int, size: int) -> tuple[int, int]:
     return (max(1, page) - 1) * size, size
 
 
+def _paged(total: int, offset: int, limit: int, found: list[Catalog], cache_dir: Path | None) -> dict[str, Any]:
+    """What every page of rows says about itself: its place among the pages, and the catalogs read."""
+    return {
+        "total": total,
+        "page": offset // limit + 1,
+        "pages": max(1, math.ceil(total / limit)),
+        "size": limit,
+        "folders": [c.folder for c in found],
+        "index_dir": str(cache_dir) if cache_dir else None,
+    }
+
+
 def create_app() -> FastAPI:
     """The FastAPI app the plugin mounts at ``/cronium-view``."""
     app = FastAPI(title="Cronium view", docs_url=None, redoc_url=None, openapi_url=None)
@@ -231,13 +243,8 @@ def create_app() -> FastAPI:
         for row in rows:
             row.update(runs.get(row["dag_id"]) or {"in_airflow": False, "next_run": None, "last_run_state": None})
         return {
-            "total": total,
-            "page": offset // limit + 1,
-            "pages": max(1, math.ceil(total / limit)),
-            "size": limit,
+            **_paged(total, offset, limit, found, cache_dir),
             "records": rows,
-            "folders": [c.folder for c in found],
-            "index_dir": str(cache_dir) if cache_dir else None,
             "webhook_path": WEBHOOK_PATH,
             "can_see_left_out": access.left_out,
             "can_see_findings": access.findings,
@@ -251,13 +258,8 @@ def create_app() -> FastAPI:
         offset, limit = _page_args(page, size)
         total, rows = page_of_problems(found, (q or "").strip() or None, offset, limit, severity, access.dag_ids)
         return {
-            "total": total,
-            "page": offset // limit + 1,
-            "pages": max(1, math.ceil(total / limit)),
-            "size": limit,
+            **_paged(total, offset, limit, found, cache_dir),
             "problems": rows,
-            "folders": [c.folder for c in found],
-            "index_dir": str(cache_dir) if cache_dir else None,
             "can_see_left_out": True,
             "can_see_findings": access.findings,
         }

@@ -294,36 +294,55 @@ def _allowed(con: sqlite3.Connection, dag_ids: set[str] | None, where: str) -> s
     return f"{where} AND {clause}" if where else f" WHERE {clause}"
 
 
+def _page_across(
+    found: Sequence[Catalog],
+    table: str,
+    columns: Sequence[str],
+    where: str,
+    args: list[Any],
+    order: str,
+    dag_ids: set[str] | None,
+    offset: int,
+    limit: int,
+) -> tuple[int, list[dict[str, Any]]]:
+    """The rows of ``table`` that match ``where`` over every catalog in turn (``order`` within each): their
+    total and the ``limit`` of them from ``offset``, each with its catalog's folder. ``table``, ``columns``,
+    ``where`` and ``order`` are this module's fixed text; values are always ``?`` parameters."""
+    limit = max(0, min(limit, MAX_PAGE_SIZE))
+    total = 0
+    rows: list[dict[str, Any]] = []
+    selected = ", ".join(columns)
+    for catalog in found:
+        try:
+            with connect(catalog.path) as con:
+                clause = _allowed(con, dag_ids, where)
+                count = int(con.execute(f"SELECT COUNT(*) FROM {table}{clause}", args).fetchone()[0])  # noqa: S608
+                start = offset - total
+                if count and start < count and len(rows) < limit:
+                    for values in con.execute(
+                        f"SELECT {selected} FROM {table}{clause} ORDER BY {order} LIMIT ? OFFSET ?",  # noqa: S608
+                        [*args, limit - len(rows), max(0, start)],
+                    ):
+                        rows.append({**dict(zip(columns, values, strict=True)), "folder": catalog.folder})
+                total += count
+        except (sqlite3.Error, OSError):
+            continue
+    return total, rows
+
+
 def page_of_records(
     found: Sequence[Catalog], flt: RecordFilter, dag_ids: set[str] | None, offset: int, limit: int
 ) -> tuple[int, list[dict[str, Any]]]:
     """The total of the records that match (over every catalog, in folder order) and the ``limit`` of them
     from ``offset``, ordered by kind and id within a folder; ``dag_ids``: only those DAGs' records."""
-    limit = max(0, min(limit, MAX_PAGE_SIZE))
     where, args = flt.where()
-    total = 0
-    rows: list[dict[str, Any]] = []
-    columns = ", ".join(_RECORD_COLUMNS)
-    for catalog in found:
-        try:
-            with connect(catalog.path) as con:
-                clause = _allowed(con, dag_ids, where)
-                count = int(con.execute(f"SELECT COUNT(*) FROM records{clause}", args).fetchone()[0])  # noqa: S608 - fixed text and '?' marks
-                start = offset - total
-                if count and start < count and len(rows) < limit:
-                    for values in con.execute(
-                        f"SELECT {columns} FROM records{clause} ORDER BY kind, record_id LIMIT ? OFFSET ?",  # noqa: S608
-                        [*args, limit - len(rows), max(0, start)],
-                    ):
-                        row = dict(zip(_RECORD_COLUMNS, values, strict=True))
-                        row["webhook"] = bool(row["webhook"])
-                        row["webhook_key_set"] = bool(row["webhook_key_set"])
-                        row["webhook_path"] = WEBHOOK_PATH if row["webhook"] else None
-                        row["folder"] = catalog.folder
-                        rows.append(row)
-                total += count
-        except (sqlite3.Error, OSError):
-            continue
+    total, rows = _page_across(
+        found, "records", _RECORD_COLUMNS, where, args, "kind, record_id", dag_ids, offset, limit
+    )
+    for row in rows:
+        row["webhook"] = bool(row["webhook"])
+        row["webhook_key_set"] = bool(row["webhook_key_set"])
+        row["webhook_path"] = WEBHOOK_PATH if row["webhook"] else None
     return total, rows
 
 
@@ -339,7 +358,6 @@ def page_of_problems(
     the message or the field; ``severity``: ``error`` (left out only) or ``warning`` alone; ``dag_ids``:
     only the problems of the records whose DAG (the one they have or would have) is among those (none of a
     server or a whole file)."""
-    limit = max(0, min(limit, MAX_PAGE_SIZE))
     clauses: list[str] = []
     args: list[Any] = []
     if text:
@@ -350,28 +368,8 @@ def page_of_problems(
         clauses.append("severity = ?")
         args.append(severity)
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-    total = 0
-    rows: list[dict[str, Any]] = []
-    columns = ", ".join(_PROBLEM_COLUMNS)
-    for catalog in found:
-        try:
-            with connect(catalog.path) as con:
-                clause = _allowed(con, dag_ids, where)
-                count = int(con.execute(f"SELECT COUNT(*) FROM problems{clause}", args).fetchone()[0])  # noqa: S608
-                start = offset - total
-                if count and start < count and len(rows) < limit:
-                    for values in con.execute(
-                        f"SELECT {columns} FROM problems{clause} "  # noqa: S608
-                        "ORDER BY severity = 'warning', file, kind, record_id LIMIT ? OFFSET ?",
-                        [*args, limit - len(rows), max(0, start)],
-                    ):
-                        row = dict(zip(_PROBLEM_COLUMNS, values, strict=True))
-                        row["folder"] = catalog.folder
-                        rows.append(row)
-                total += count
-        except (sqlite3.Error, OSError):
-            continue
-    return total, rows
+    order = "severity = 'warning', file, kind, record_id"
+    return _page_across(found, "problems", _PROBLEM_COLUMNS, where, args, order, dag_ids, offset, limit)
 
 
 def merged_needs(found: Iterable[Catalog]) -> Needs:
