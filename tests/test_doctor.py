@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +249,25 @@ def test_record_notes_follow_the_differences_table(tmp_path: Path) -> None:
     assert "cronium-airflow reset-counter 2" in limit.fix
     assert any(m.startswith("alwaysEvents[0]: the message gets the facts of the run") for m in by_event["event 3"])
     assert any(m.startswith("tool rate limits") for m in by_event["event 3"])
+
+
+def test_the_image_note_names_debians_packages_only_for_the_runtime_image(tmp_path: Path) -> None:
+    """The container note tells the runtime image's Debian package versions; for an image the person chose
+    ([cronium] image_python here) it says the packages are that image's own, not versions it cannot know."""
+    write(tmp_path, "py.json", script_event(1, type="PYTHON", content="print(1)"))
+    write(tmp_path, "sh.json", script_event(2))
+    records = load_records([tmp_path])
+    settings = replace(CroniumSettings(), image_python="registry.local/team/python:3.12")
+
+    def image_note(notes: list[Finding], subject: str) -> str:
+        return next(n.message for n in notes if n.subject == subject and "script in a container" in n.message)
+
+    default = record_notes(records, CroniumSettings())
+    chosen = record_notes(records, settings)
+    assert "requests 2.28" in image_note(default, "event 1") and "requests 2.28" in image_note(chosen, "event 2")
+    python = image_note(chosen, "event 1")
+    assert "the image is registry.local/team/python:3.12, an image of your choice" in python
+    assert "requests 2.28" not in python
 
 
 def _notes_by_record(folder: Path) -> dict[str, list[str]]:
@@ -529,6 +549,33 @@ def test_plan_writes_a_record_names_control_characters_as_escapes(tmp_path: Path
     assert "\x1b" not in proc.stdout
     assert not any(line.startswith("error:") for line in proc.stdout.splitlines()), proc.stdout
     assert "report\\nerror: forged line\\x1b[2K" in proc.stdout.splitlines()[0]
+
+
+@pytest.mark.airflow
+def test_a_connection_variable_airflow_cannot_read_is_named_as_such(
+    tmp_path: Path, home: Path, airflow_db: Path
+) -> None:
+    """An AIRFLOW_CONN_* variable that is set but is no connection Airflow can read: Airflow logs it and
+    finds no connection; doctor says the variable is set and unreadable, and how to write it (not "does not
+    exist", which would send the person to `airflow connections add` while the variable still wins)."""
+    folder = tmp_path / "records"
+    folder.mkdir()
+    write(folder, "slack.json", slack_event(4711, 4711))
+    write(folder, "server.json", {"kind": "server", "id": 4712, "name": "box", "address": "127.0.0.1", "port": 2299})
+    write(folder, "remote.json", script_event(4713, runLocation="REMOTE", serverId=4712))
+    env = {
+        **doctor_env(home, RUNTIME_IMAGE),
+        "AIRFLOW_CONN_CRONIUM_TOOL_4711": '{"conn_type": "slackwebhook", "port": "not a port"',
+        "AIRFLOW_CONN_CRONIUM_SERVER_4712": '{"conn_type": ["ssh"]}',
+    }
+    proc = cronium("doctor", str(folder), "--json", env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    found = {f["subject"]: f for f in json.loads(proc.stdout)["findings"] if f["severity"] == "error"}
+    for conn_id in ("cronium_tool_4711", "cronium_server_4712"):
+        finding = found[f"connection {conn_id}"]
+        variable = f"$AIRFLOW_CONN_{conn_id.upper()}"
+        assert finding["message"].startswith(f"{variable} is set, but Airflow cannot read it"), finding
+        assert "does not exist" not in finding["message"] and variable in finding["fix"]
 
 
 def test_json_stays_json_when_doctor_cannot_run(tmp_path: Path, home: Path) -> None:

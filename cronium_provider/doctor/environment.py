@@ -176,6 +176,22 @@ def _connection(conn_id: str) -> Any | None:
         return None
 
 
+def _unreadable(conn_id: str, check: str, used_by: str) -> Finding | None:
+    """A connection Airflow finds nowhere although its ``AIRFLOW_CONN_*`` variable is set: the value is
+    neither a connection URI nor JSON Airflow can read (it logs why and reads the connection as missing)."""
+    variable = f"AIRFLOW_CONN_{conn_id.upper()}"
+    if not os.environ.get(variable):
+        return None
+    return Finding(
+        check,
+        "error",
+        f"connection {conn_id}",
+        f"${variable} is set, but Airflow cannot read it as a connection, so it has none; {used_by}",
+        f"write ${variable} as a connection URI (type://login:password@host:port) or as JSON "
+        f'({{"conn_type": ..., "host": ...}}); `airflow connections get {conn_id}` shows what Airflow reads',
+    )
+
+
 def _add_command(conn_id: str, entry: dict[str, Any]) -> str:
     conn_type = entry.get("conn_type") or "slackwebhook|discord|smtp|http"
     extra = []
@@ -196,6 +212,9 @@ def _tool_connection(conn_id: str, entry: dict[str, Any]) -> list[Finding]:
     records: list[str] = list(entry.get("records") or [])
     tool = entry.get("tool")
     conn = _connection(conn_id)
+    unreadable = _unreadable(conn_id, "tool-connection", f"used by {_records(records)}") if conn is None else None
+    if unreadable is not None:
+        return [unreadable]
     if conn is None:
         return [
             Finding(
@@ -274,6 +293,10 @@ def _server(conn_id: str, entry: dict[str, Any], known_hosts: Path | None) -> li
     server_id = entry.get("server_id")
     sync = "cronium-airflow servers sync RECORDS_DIR --known-hosts FILE"
     conn = _connection(conn_id)
+    used_by = f"the SSH connection of server {server_id} (used by {records})"
+    unreadable = _unreadable(conn_id, "server", used_by) if conn is None else None
+    if unreadable is not None:
+        return [unreadable]
     if conn is None:
         return [
             Finding(

@@ -107,12 +107,18 @@ def _event_notes(event: Event, settings: CroniumSettings, own_dag: bool) -> list
                 if settings.script_network == NO_NETWORK
                 else f"the Docker network {settings.script_network} ([cronium] script_network)"
             )
+            image = settings.image_for(event.type.value)
+            what = (
+                "one Debian image for the three languages with Debian's packages (requests 2.28, aiohttp 3.8, "
+                "axios 1.2, Node.js 18)"
+                if image == CroniumSettings().image
+                else "an image of your choice ([cronium] image or image_<language>): its packages are its own"
+            )
             notes.append(
                 _note(
                     subject,
                     f"{event.type.value} script in a container: {network}, where Cronium gives each job an internal "
-                    f"network of its own; the image is {settings.image_for(event.type.value)}, one Debian image for "
-                    "the three languages with Debian's packages (requests 2.28, aiohttp 3.8, axios 1.2, Node.js 18), "
+                    f"network of its own; the image is {image}, {what}, "
                     "read-only root, $HOME on a tmpfs, where Cronium pins its own packages per language",
                     "set [cronium] script_network for a network, [cronium] image_"
                     f"{event.type.value.lower()} for another image",
