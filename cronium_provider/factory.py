@@ -56,7 +56,6 @@ from cronium_provider.records.source import RawRecord
 from cronium_provider.records.validation import RecordSet, validate_records
 from cronium_provider.render.dags import render_plan
 from cronium_provider.settings import CroniumSettings
-from cronium_provider.view.catalog import catalog_file, catalog_key, stored_key, write_catalog
 
 log = logging.getLogger("airflow.cronium.factory")
 
@@ -212,6 +211,9 @@ def _save_catalog(
     full parse writes it again."""
     if state is None:
         return "catalog not written: a records path is missing"
+    # imported here: a worker's one-DAG parse, before every task, never needs the catalog or the doctor's notes
+    from cronium_provider.view.catalog import catalog_file, catalog_key, stored_key, write_catalog
+
     try:
         target = catalog_file(index_file(cache_dir, [folder]))
         key = catalog_key(state.key, settings)
