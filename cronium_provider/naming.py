@@ -26,6 +26,17 @@ def workflow_dag_id(workflow_id: int) -> str:
     return f"cronium_workflow_{workflow_id}"
 
 
+def record_dag_id(kind: str | None, record_id: object) -> str | None:
+    """The DAG id an event or a workflow has (or would have); None for any other record or a non-integer id."""
+    if type(record_id) is not int:
+        return None
+    if kind == "event":
+        return event_dag_id(record_id)
+    if kind == "workflow":
+        return workflow_dag_id(record_id)
+    return None
+
+
 def node_task_id(node_id: str) -> str:
     """The task of a workflow node (``node_<id>``, with characters a task id cannot hold replaced)."""
     return "node_" + _TASK_ID_UNSAFE.sub("_", node_id)

@@ -42,7 +42,7 @@ from cronium_provider.config import read_settings
 from cronium_provider.doctor.environment import environment_findings
 from cronium_provider.doctor.findings import Finding
 from cronium_provider.factory import index_dir
-from cronium_provider.naming import VIEW_URL_PREFIX, event_dag_id, workflow_dag_id
+from cronium_provider.naming import VIEW_URL_PREFIX, record_dag_id
 from cronium_provider.view.catalog import (
     MAX_PAGE_SIZE,
     WEBHOOK_PATH,
@@ -182,9 +182,7 @@ def _may_read_note(note: Finding, dag_ids: set[str] | None) -> bool:
     if dag_ids is None:
         return True
     kind, _, record_id = note.subject.partition(" ")
-    if kind not in KINDS or not record_id.isdigit():
-        return False
-    return (event_dag_id if kind == "event" else workflow_dag_id)(int(record_id)) in dag_ids
+    return record_id.isdigit() and record_dag_id(kind, int(record_id)) in dag_ids
 
 
 def _ui_base(request: Request) -> str:

@@ -34,7 +34,7 @@ from typing import Any
 
 from cronium_provider.doctor.findings import Finding, Needs
 from cronium_provider.doctor.records import needs, record_notes
-from cronium_provider.naming import WEBHOOK_ROUTE_PREFIX, WEBHOOK_URL_PREFIX, event_dag_id, workflow_dag_id
+from cronium_provider.naming import WEBHOOK_ROUTE_PREFIX, WEBHOOK_URL_PREFIX, record_dag_id
 from cronium_provider.plan.models import DagPlan, Plan
 from cronium_provider.records.errors import RecordError
 from cronium_provider.records.index import replacing_database
@@ -45,7 +45,6 @@ from cronium_provider.settings import CroniumSettings
 
 CATALOG_FORMAT = 2
 CATALOG_GLOB = "catalog-*.sqlite"
-ABANDONED_SECONDS = 3600
 # the path a Cronium caller posts to, with the key left out: the key lives only in the record file
 WEBHOOK_PATH = f"{WEBHOOK_URL_PREFIX}{WEBHOOK_ROUTE_PREFIX}{{webhookKey}}"
 MAX_PAGE_SIZE = 500
@@ -104,9 +103,7 @@ def _record_row(records: RecordSet, dag: DagPlan) -> tuple[Any, ...]:
 def _problem_row(problem: RecordError) -> tuple[Any, ...]:
     record_id = None if problem.record_id is None else str(problem.record_id)
     # the DAG the record has or would have: a user who may read some DAGs only sees the problems of those
-    dag_id = None
-    if isinstance(problem.record_id, int) and problem.kind in ("event", "workflow"):
-        dag_id = (event_dag_id if problem.kind == "event" else workflow_dag_id)(problem.record_id)
+    dag_id = record_dag_id(problem.kind, problem.record_id)
     return (problem.severity, problem.path, problem.kind, record_id, problem.field, problem.message, dag_id)
 
 
