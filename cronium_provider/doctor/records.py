@@ -16,6 +16,7 @@ from pathlib import Path
 from cronium_provider.doctor.findings import Finding, Needs
 from cronium_provider.naming import tool_conn_id
 from cronium_provider.plan.build import DEFAULT_RETRY_DELAY_SECONDS, build_plan
+from cronium_provider.plan.models import Plan
 from cronium_provider.plan.specs import (
     ContainerScriptSpec,
     SendMessageSpec,
@@ -250,28 +251,31 @@ def record_notes(records: RecordSet, settings: CroniumSettings) -> list[Finding]
     ]
 
 
-def _tasks(records: RecordSet, settings: CroniumSettings) -> list[tuple[str, bool, TaskSpec]]:
-    """Each task of the DAGs the records build: its record (``event 12``), and whether that DAG's Cronium
-    variables (and so its tools) are scoped by owner."""
+def _plan(records: RecordSet, settings: CroniumSettings) -> Plan:
     try:
-        plan = build_plan(records, settings)
+        return build_plan(records, settings)
     except ScheduleError:  # a bad [cronium] timezone: the names and needs do not depend on it
-        plan = build_plan(records, replace(settings, timezone="UTC"))
+        return build_plan(records, replace(settings, timezone="UTC"))
+
+
+def _tasks(plan: Plan) -> list[tuple[str, bool, TaskSpec]]:
+    """Each task of the plan's DAGs: its record (``event 12``), and whether that DAG's Cronium variables (and
+    so its tools) are scoped by owner."""
     return [
         (f"{dag.kind} {dag.record_id}", dag.variables_scope == "owner", task) for dag in plan.dags for task in dag.tasks
     ]
 
 
-def needs(records: RecordSet, settings: CroniumSettings) -> Needs:
+def needs(records: RecordSet, settings: CroniumSettings, plan: Plan | None = None) -> Needs:
     """The tool connections, servers, pools and container runs the valid records need (as their DAGs' tasks
-    name them)."""
+    name them). ``plan``: the records' plan when the caller has built it already (the DAG file's parse)."""
     found = Needs()
 
     def add(items: list[str], record: str) -> None:
         if record not in items:
             items.append(record)
 
-    for record, scoped, task in _tasks(records, settings):
+    for record, scoped, task in _tasks(plan or _plan(records, settings)):
         if isinstance(task, ToolActionSpec | SendMessageSpec) and task.tool_id is not None:
             conn_id = tool_conn_id(task.tool_id)
             tool = task.tool_type.lower() if isinstance(task, ToolActionSpec) else None
