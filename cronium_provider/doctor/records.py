@@ -40,23 +40,13 @@ from cronium_provider.records.models import (
 from cronium_provider.records.schedules import ScheduleError
 from cronium_provider.records.validation import RecordSet
 from cronium_provider.settings import NO_NETWORK, CroniumSettings
+from cronium_provider.tools.catalogue import TOOL_CONN_TYPES
 
 DIFFERENCES = "Differences from Cronium in the docs (docs/differences.md)"
 # A script that uses the SDK's classes (``cronium.Cronium()``, ``AsyncCronium``, ``new Cronium()``)
 _SDK_CLASS = re.compile(r"\b(?:Async)?Cronium\s*\(")
 # The languages with SDK classes (apps/runtime/runtime-helpers/{python/cronium.py,nodejs/cronium.js}; Bash has none)
 _SDK_LANGUAGES = (EventType.PYTHON, EventType.NODEJS)
-# The connection type each tool is made with (``airflow connections add --conn-type``)
-TOOL_CONN_TYPES = {
-    "slack": "slackwebhook",
-    "discord": "discord",
-    "email": "smtp",
-    "teams": "http",
-    "webhook": "http",
-    "google-sheets": "cronium_google_sheets",
-    "trello": "cronium_trello",
-    "notion": "cronium_notion",
-}
 
 
 def _note(subject: str, message: str, fix: str = f"nothing to do; see {DIFFERENCES}") -> Finding:
