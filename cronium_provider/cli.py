@@ -15,13 +15,16 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from cronium_provider.naming import CRONIUM_DEFAULT_CONN_ID
 from cronium_provider.plan.build import build_plan
 from cronium_provider.records.schedules import ScheduleError
 from cronium_provider.records.validation import RecordSet, load_records
 from cronium_provider.settings import CroniumSettings
+
+if TYPE_CHECKING:
+    from cronium_provider.doctor.findings import Finding
 
 
 def _summary(records: RecordSet) -> dict[str, Any]:
@@ -440,24 +443,9 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     if records is not None:
         findings += environment_findings(needs(records, settings), settings)
         findings += record_notes(records, settings)
-    counts = {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "note")}
+    counts = _severity_counts(findings)
     if args.json:
-        data: dict[str, Any] = {
-            "findings": [f.to_json() for f in findings],
-            "errors": counts["error"],
-            "warnings": counts["warning"],
-            "notes": counts["note"],
-            "records_dir": str(folder),
-            "parse_seconds": round(seconds, 3),
-            "records": {
-                "events": len(records.events) if records else 0,
-                "workflows": len(records.workflows) if records else 0,
-                "servers": len(records.servers) if records else 0,
-            },
-            "ok": not (counts["error"] or counts["warning"]),
-        }
-        json.dump(data, out, indent=2)
-        out.write("\n")
+        _doctor_json(out, findings, str(folder), records, seconds)
     else:
         for finding in sorted(findings, key=lambda f: ("error", "warning", "note").index(f.severity)):
             out.write(finding.line() + "\n")
@@ -482,20 +470,38 @@ def _doctor_cannot_run(args: argparse.Namespace, out: TextIO, message: str, fix:
         return 2
     from cronium_provider.doctor.findings import Finding
 
-    finding = Finding("settings", "error", "cronium-airflow doctor", message, fix)
+    _doctor_json(out, [Finding("settings", "error", "cronium-airflow doctor", message, fix)], args.records_dir)
+    return 2
+
+
+def _severity_counts(findings: list[Finding]) -> dict[str, int]:
+    return {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "note")}
+
+
+def _doctor_json(
+    out: TextIO,
+    findings: list[Finding],
+    records_dir: str | None,
+    records: RecordSet | None = None,
+    seconds: float = 0.0,
+) -> None:
+    counts = _severity_counts(findings)
     data = {
-        "findings": [finding.to_json()],
-        "errors": 1,
-        "warnings": 0,
-        "notes": 0,
-        "records_dir": args.records_dir,
-        "parse_seconds": 0.0,
-        "records": {"events": 0, "workflows": 0, "servers": 0},
-        "ok": False,
+        "findings": [f.to_json() for f in findings],
+        "errors": counts["error"],
+        "warnings": counts["warning"],
+        "notes": counts["note"],
+        "records_dir": records_dir,
+        "parse_seconds": round(seconds, 3),
+        "records": {
+            "events": len(records.events) if records else 0,
+            "workflows": len(records.workflows) if records else 0,
+            "servers": len(records.servers) if records else 0,
+        },
+        "ok": not (counts["error"] or counts["warning"]),
     }
     json.dump(data, out, indent=2)
     out.write("\n")
-    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

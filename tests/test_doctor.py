@@ -24,36 +24,20 @@ from cronium_provider.records.validation import load_records
 from cronium_provider.settings import CroniumSettings
 from tests.conftest import RUNTIME_IMAGE, airflow_env, venv_bin
 from tests.support.terminal import run_on_terminal
+from tests.test_records import bash_event, write
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPersonsHostKeyPersonsHostKeyPersonsHostKe"
 ABSENT_IMAGE = "cronium-runtime:doctor-absent"
 TOOL_CONN, SERVER_CONN = "cronium_tool_4701", "cronium_server_4702"
 
 
-def write(folder: Path, name: str, record: dict[str, Any]) -> None:
-    (folder / name).write_text(json.dumps(record))
-
-
-def script_event(event_id: int, **fields: Any) -> dict[str, Any]:
-    return {
-        "kind": "event",
-        "id": event_id,
-        "name": f"event {event_id}",
-        "type": "BASH",
-        "status": "ACTIVE",
-        "triggerType": "MANUAL",
-        "content": "echo hi",
-        **fields,
-    }
-
-
 def slack_event(event_id: int, tool_id: int) -> dict[str, Any]:
     config = {"toolType": "slack", "actionId": "slack-send-message", "toolId": tool_id, "parameters": {"text": "x"}}
-    return {**script_event(event_id), "type": "TOOL_ACTION", "content": None, "toolActionConfig": config}
+    return {**bash_event(event_id), "type": "TOOL_ACTION", "content": None, "toolActionConfig": config}
 
 
 def http_event(event_id: int, **fields: Any) -> dict[str, Any]:
-    return {**script_event(event_id), "type": "HTTP_REQUEST", "httpUrl": "http://127.0.0.1:9/x", **fields}
+    return {**bash_event(event_id), "type": "HTTP_REQUEST", "httpUrl": "http://127.0.0.1:9/x", **fields}
 
 
 def airflow(*args: str) -> None:
@@ -111,10 +95,10 @@ def test_three_problems_each_with_its_fix_then_none_once_fixed(
     cleanup += [TOOL_CONN, SERVER_CONN]
     folder = tmp_path / "records"
     folder.mkdir()
-    write(folder, "local.json", script_event(4700))
+    write(folder, "local.json", bash_event(4700))
     write(folder, "slack.json", slack_event(4701, 4701))
     write(folder, "server.json", {"kind": "server", "id": 4702, "name": "box", "address": "127.0.0.1", "port": 2299})
-    write(folder, "remote.json", script_event(4703, runLocation="REMOTE", serverId=4702))
+    write(folder, "remote.json", bash_event(4703, runLocation="REMOTE", serverId=4702))
     synced = cronium("servers", "sync", str(folder), env=doctor_env(home, ABSENT_IMAGE))
     assert synced.returncode == 0, synced.stdout + synced.stderr
 
@@ -207,12 +191,12 @@ def test_a_missing_records_folder_is_an_error_with_its_fix(tmp_path: Path, home:
 
 # -- the records half (no Airflow) ---------------------------------------------------------------------
 def test_needs_name_what_the_records_need(tmp_path: Path) -> None:
-    write(tmp_path, "local.json", script_event(1, type="PYTHON"))
-    write(tmp_path, "local2.json", script_event(2))
+    write(tmp_path, "local.json", bash_event(1, type="PYTHON"))
+    write(tmp_path, "local2.json", bash_event(2))
     write(tmp_path, "slack.json", {**slack_event(3, 30), "userId": "u1"})
     write(tmp_path, "server.json", {"kind": "server", "id": 5, "name": "box", "address": "10.0.0.5"})
     always = [{"type": "SEND_MESSAGE", "toolId": 31, "message": "done"}]
-    write(tmp_path, "remote.json", script_event(4, runLocation="REMOTE", serverId=5, alwaysEvents=always))
+    write(tmp_path, "remote.json", bash_event(4, runLocation="REMOTE", serverId=5, alwaysEvents=always))
     found = needs(load_records([tmp_path]), CroniumSettings())
     assert found.container_records == ["event 1", "event 2"]
     assert found.container_languages == {"PYTHON": ["event 1"], "BASH": ["event 2"]}
@@ -254,8 +238,8 @@ def test_record_notes_follow_the_differences_table(tmp_path: Path) -> None:
 def test_the_image_note_names_debians_packages_only_for_the_runtime_image(tmp_path: Path) -> None:
     """The container note tells the runtime image's Debian package versions; for an image the person chose
     ([cronium] image_python here) it says the packages are that image's own, not versions it cannot know."""
-    write(tmp_path, "py.json", script_event(1, type="PYTHON", content="print(1)"))
-    write(tmp_path, "sh.json", script_event(2))
+    write(tmp_path, "py.json", bash_event(1, type="PYTHON", content="print(1)"))
+    write(tmp_path, "sh.json", bash_event(2))
     records = load_records([tmp_path])
     settings = replace(CroniumSettings(), image_python="registry.local/team/python:3.12")
 
@@ -282,11 +266,11 @@ def test_sdk_class_note_only_where_the_sdk_has_classes(tmp_path: Path) -> None:
     291; nodejs/cronium.js:47-72), which need CRONIUM_EXECUTION_TOKEN; Bash's helper has none
     (runtime-helpers/bash/cronium.sh). On a server Cronium's runner writes only a ``cronium`` class of helper
     functions (apps/runner/cronium-runner/internal/helpers/discovery.go:54-66, 206-230): no Cronium() at all."""
-    write(tmp_path, "bash.json", script_event(1, content='echo "Cronium() rocks"'))
+    write(tmp_path, "bash.json", bash_event(1, content='echo "Cronium() rocks"'))
     write(tmp_path, "server.json", {"kind": "server", "id": 5, "name": "box", "address": "10.0.0.5"})
     remote = "import cronium\nc = cronium.Cronium()\n"
-    write(tmp_path, "remote.json", script_event(2, type="PYTHON", content=remote, runLocation="REMOTE", serverId=5))
-    write(tmp_path, "local.json", script_event(3, type="NODEJS", content="const c = new Cronium();"))
+    write(tmp_path, "remote.json", bash_event(2, type="PYTHON", content=remote, runLocation="REMOTE", serverId=5))
+    write(tmp_path, "local.json", bash_event(3, type="NODEJS", content="const c = new Cronium();"))
     notes = _notes_by_record(tmp_path)
     assert not any("SDK's classes" in m for m in notes.get("event 1", []))
     [on_server] = [m for m in notes["event 2"] if "SDK's classes" in m]
@@ -303,10 +287,10 @@ def test_output_and_rate_limit_notes_only_for_messages_that_are_sent(tmp_path: P
     (event-handlers.ts:43-59, 89-100, success and failure actions only)."""
     no_tool = [{"type": "SEND_MESSAGE", "message": "{{cronium.event.output}}"}]
     empty = [{"type": "SEND_MESSAGE", "toolId": 9, "message": ""}]
-    write(tmp_path, "noop.json", script_event(1, failEvents=no_tool, successEvents=empty))
+    write(tmp_path, "noop.json", bash_event(1, failEvents=no_tool, successEvents=empty))
     always = [{"type": "SEND_MESSAGE", "toolId": 9, "message": "{{cronium.event.output}}"}]
-    write(tmp_path, "always.json", script_event(2, alwaysEvents=always))
-    write(tmp_path, "sent.json", script_event(3, failEvents=always))
+    write(tmp_path, "always.json", bash_event(2, alwaysEvents=always))
+    write(tmp_path, "sent.json", bash_event(3, failEvents=always))
     notes = _notes_by_record(tmp_path)
     assert not any(m.startswith(("output:", "tool rate limits")) for m in notes.get("event 1", []))
     assert not any(m.startswith("output:") for m in notes["event 2"])
@@ -350,7 +334,7 @@ def test_a_scheduled_workflow_notes_its_runs_overlap(tmp_path: Path) -> None:
     """Cronium's workflow executor starts a run on every schedule slot, with no guard against the last one
     still running (apps/cronium-app/src/lib/workflow-executor.ts:157-160, executeWorkflow at :173-215 returns at
     once and runs in the background); the provider's workflow DAG overlaps up to [cronium] max_active_runs."""
-    write(tmp_path, "event.json", script_event(1))
+    write(tmp_path, "event.json", bash_event(1))
     workflow = {
         "kind": "workflow",
         "name": "nightly",
@@ -376,8 +360,8 @@ def test_an_event_run_only_by_a_workflow_gets_no_notes_of_its_own_dag(tmp_path: 
     the workflow; the event's own slots are scheduler.ts:396-507's), and the provider counts maxExecutions only in
     the event's own DAG, so neither the maxExecutions note nor the overlap note applies to it."""
     bad_schedule = {"triggerType": "SCHEDULE", "customSchedule": "not a cron"}
-    write(tmp_path, "capped.json", script_event(1, maxExecutions=3, **bad_schedule))
-    write(tmp_path, "overlapping.json", script_event(2, **bad_schedule))
+    write(tmp_path, "capped.json", bash_event(1, maxExecutions=3, **bad_schedule))
+    write(tmp_path, "overlapping.json", bash_event(2, **bad_schedule))
     nodes = [{"id": f"n{i}", "type": "eventNode", "data": {"eventId": i}} for i in (1, 2)]
     workflow = {"kind": "workflow", "id": 9, "name": "w", "status": "ACTIVE", "triggerType": "MANUAL"}
     write(tmp_path, "workflow.json", {**workflow, "nodes": nodes, "edges": []})
@@ -562,7 +546,7 @@ def test_a_connection_variable_airflow_cannot_read_is_named_as_such(
     folder.mkdir()
     write(folder, "slack.json", slack_event(4711, 4711))
     write(folder, "server.json", {"kind": "server", "id": 4712, "name": "box", "address": "127.0.0.1", "port": 2299})
-    write(folder, "remote.json", script_event(4713, runLocation="REMOTE", serverId=4712))
+    write(folder, "remote.json", bash_event(4713, runLocation="REMOTE", serverId=4712))
     env = {
         **doctor_env(home, RUNTIME_IMAGE),
         "AIRFLOW_CONN_CRONIUM_TOOL_4711": '{"conn_type": "slackwebhook", "port": "not a port"',

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from cronium_provider.doctor.findings import Finding, Needs
 from cronium_provider.settings import CroniumSettings
+from cronium_provider.tools.catalogue import HTTP_TOOLS
 
 TIMEOUT_SECONDS = 0.5  # per call to Docker or Redis
 DOCKER_CHECK_SECONDS = 3.0  # the whole Docker check (an ssh:// daemon's own waits are paramiko's, 15 s and more)
@@ -195,7 +196,7 @@ def _unreadable(conn_id: str, check: str, used_by: str) -> Finding | None:
 def _add_command(conn_id: str, entry: dict[str, Any]) -> str:
     conn_type = entry.get("conn_type") or "slackwebhook|discord|smtp|http"
     extra = []
-    if entry.get("tool") in ("teams", "webhook"):
+    if entry.get("tool") in HTTP_TOOLS:
         extra.append(f'"tool_type": "{entry["tool"]}"')
     owners = sorted({o for o in (entry.get("owners") or {}).values() if o})
     if len(owners) == 1:

@@ -16,6 +16,7 @@ from pathlib import Path
 from cronium_provider.doctor.findings import Finding, Needs
 from cronium_provider.naming import tool_conn_id
 from cronium_provider.plan.build import DEFAULT_RETRY_DELAY_SECONDS, build_plan
+from cronium_provider.plan.models import Plan
 from cronium_provider.plan.specs import (
     ContainerScriptSpec,
     SendMessageSpec,
@@ -39,23 +40,13 @@ from cronium_provider.records.models import (
 from cronium_provider.records.schedules import ScheduleError
 from cronium_provider.records.validation import RecordSet
 from cronium_provider.settings import NO_NETWORK, CroniumSettings
+from cronium_provider.tools.catalogue import TOOL_CONN_TYPES
 
 DIFFERENCES = "Differences from Cronium in the docs (docs/differences.md)"
 # A script that uses the SDK's classes (``cronium.Cronium()``, ``AsyncCronium``, ``new Cronium()``)
 _SDK_CLASS = re.compile(r"\b(?:Async)?Cronium\s*\(")
 # The languages with SDK classes (apps/runtime/runtime-helpers/{python/cronium.py,nodejs/cronium.js}; Bash has none)
 _SDK_LANGUAGES = (EventType.PYTHON, EventType.NODEJS)
-# The connection type each tool is made with (``airflow connections add --conn-type``)
-TOOL_CONN_TYPES = {
-    "slack": "slackwebhook",
-    "discord": "discord",
-    "email": "smtp",
-    "teams": "http",
-    "webhook": "http",
-    "google-sheets": "cronium_google_sheets",
-    "trello": "cronium_trello",
-    "notion": "cronium_notion",
-}
 
 
 def _note(subject: str, message: str, fix: str = f"nothing to do; see {DIFFERENCES}") -> Finding:
@@ -250,28 +241,31 @@ def record_notes(records: RecordSet, settings: CroniumSettings) -> list[Finding]
     ]
 
 
-def _tasks(records: RecordSet, settings: CroniumSettings) -> list[tuple[str, bool, TaskSpec]]:
-    """Each task of the DAGs the records build: its record (``event 12``), and whether that DAG's Cronium
-    variables (and so its tools) are scoped by owner."""
+def _plan(records: RecordSet, settings: CroniumSettings) -> Plan:
     try:
-        plan = build_plan(records, settings)
+        return build_plan(records, settings)
     except ScheduleError:  # a bad [cronium] timezone: the names and needs do not depend on it
-        plan = build_plan(records, replace(settings, timezone="UTC"))
+        return build_plan(records, replace(settings, timezone="UTC"))
+
+
+def _tasks(plan: Plan) -> list[tuple[str, bool, TaskSpec]]:
+    """Each task of the plan's DAGs: its record (``event 12``), and whether that DAG's Cronium variables (and
+    so its tools) are scoped by owner."""
     return [
         (f"{dag.kind} {dag.record_id}", dag.variables_scope == "owner", task) for dag in plan.dags for task in dag.tasks
     ]
 
 
-def needs(records: RecordSet, settings: CroniumSettings) -> Needs:
+def needs(records: RecordSet, settings: CroniumSettings, plan: Plan | None = None) -> Needs:
     """The tool connections, servers, pools and container runs the valid records need (as their DAGs' tasks
-    name them)."""
+    name them). ``plan``: the records' plan when the caller has built it already (the DAG file's parse)."""
     found = Needs()
 
     def add(items: list[str], record: str) -> None:
         if record not in items:
             items.append(record)
 
-    for record, scoped, task in _tasks(records, settings):
+    for record, scoped, task in _tasks(plan or _plan(records, settings)):
         if isinstance(task, ToolActionSpec | SendMessageSpec) and task.tool_id is not None:
             conn_id = tool_conn_id(task.tool_id)
             tool = task.tool_type.lower() if isinstance(task, ToolActionSpec) else None

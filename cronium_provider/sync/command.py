@@ -118,11 +118,7 @@ def run_sync(
 
             hook_factory = CroniumHook
         hook = hook_factory(conn_id, timeout=timeout)
-        snapshot = (
-            hook.fetch_snapshot(with_workflows=with_workflows, progress=progress)
-            if progress is not None
-            else hook.fetch_snapshot(with_workflows=with_workflows)
-        )
+        snapshot = hook.fetch_snapshot(with_workflows=with_workflows, progress=progress)
     except Exception as exc:
         hint = ""
         if getattr(exc, "status", None) in (401, 403):

@@ -27,6 +27,22 @@ DEFAULT_ACTION = {
 # event-handlers.ts:253-266); the provider's generic webhook is its own message tool.
 MESSAGE_TOOLS = ("email", "slack", "discord", "teams", "webhook")
 
+# The Airflow connection types a tool connection may have, each with its tool
+CONN_TYPE_TOOLS = {
+    "slackwebhook": "slack",
+    "discord": "discord",
+    "smtp": "email",
+    "email": "email",
+    "cronium_google_sheets": "google-sheets",
+    "cronium_trello": "trello",
+    "cronium_notion": "notion",
+}
+HTTP_TOOLS = ("teams", "webhook")  # an ``http`` connection serves one of these, named by its extra ``tool_type``
+# The connection type each tool is made with (``airflow connections add --conn-type``): its first one above
+TOOL_CONN_TYPES = {tool: conn_type for conn_type, tool in reversed(CONN_TYPE_TOOLS.items())} | dict.fromkeys(
+    HTTP_TOOLS, "http"
+)
+
 
 # Action ids Cronium's default tool templates use for the tool's one message action
 # (apps/cronium-app/src/lib/default-tool-action-templates.ts:21-41: ``send-message`` for Slack and Discord).

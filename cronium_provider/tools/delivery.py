@@ -19,18 +19,8 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 from cronium_provider.exceptions import ToolActionError, ToolHTTPError
 from cronium_provider.limits import deeper_than
 from cronium_provider.tools import google_sheets, notion
-from cronium_provider.tools.catalogue import unsupported_reason
+from cronium_provider.tools.catalogue import CONN_TYPE_TOOLS, HTTP_TOOLS, unsupported_reason
 
-CONN_TYPE_TOOLS = {
-    "slackwebhook": "slack",
-    "discord": "discord",
-    "smtp": "email",
-    "email": "email",
-    "cronium_google_sheets": "google-sheets",
-    "cronium_trello": "trello",
-    "cronium_notion": "notion",
-}
-HTTP_TOOLS = ("teams", "webhook")  # an ``http`` connection serves one of these, named by its extra ``tool_type``
 # The keys of a tool connection's extra that are the provider's, not the tool's: never sent as headers.
 TOOL_TYPE_KEY = "tool_type"
 OWNER_KEY = "owner"  # the Cronium user (``userId``) the tool belongs to

@@ -130,7 +130,7 @@ def write_catalog(path: Path, key: str, folder: Path, records: RecordSet, plan: 
         ("folder", str(folder)),
         ("written_at", str(time.time())),
         ("notes", json.dumps(notes)),
-        ("needs", json.dumps(needs(records, settings).to_json())),
+        ("needs", json.dumps(needs(records, settings, plan).to_json())),
         ("key", key),
     ]
     with replacing_database(path) as con:
