@@ -22,10 +22,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests import test_workflows
 from tests.conftest import _free_port, airflow_env, venv_bin
 from tests.support.http_receiver import HttpReceiver, json_answer, text_answer
 from tests.test_event_dags import Factory, new_id
+from tests.test_workflows import WorkflowBuilder
 
+wf = test_workflows.wf  # the fixture of the workflow tests: a records folder and its workflow
 _tool_ids = itertools.count(new_id())
 
 
@@ -339,14 +342,11 @@ def test_rate_limit_holds_across_four_task_processes(
 
 @pytest.mark.docker
 def test_a_failing_workflow_node_sends_its_slack_message(
-    tmp_path: Path, capfd, monkeypatch, airflow_db, receiver: HttpReceiver
+    wf: WorkflowBuilder, monkeypatch, receiver: HttpReceiver
 ) -> None:
-    from tests.test_workflows import WorkflowBuilder, ok
+    from tests.test_workflows import ok
 
     slack = tool(monkeypatch, {"conn_type": "slackwebhook", "password": f"{receiver.url}/services/T000/B000/slack"})
-    folder = tmp_path / "records"
-    folder.mkdir()
-    wf = WorkflowBuilder(folder, capfd, monkeypatch)
     wf.node("fetch", 'cronium_output \'{"order": 7, "customer": "Zoë"}\'')
     wf.node(
         "charge",

@@ -19,12 +19,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests import test_workflows
 from tests.conftest import venv_bin
 from tests.support.airflow_run import run_dag
 from tests.support.http_receiver import Answer, HttpReceiver, Request, json_answer
 from tests.test_event_dags import Factory
 from tests.test_script_events import _CAPFD, _task_logs, script_dag  # noqa: F401
 from tests.test_tool_actions import factory, owner_of, tool, tool_event  # noqa: F401
+from tests.test_workflows import WorkflowBuilder
+
+wf = test_workflows.wf  # the fixture of the workflow tests: a records folder and its workflow
 
 TOKEN = "ya29.sheets-access-token-secret"
 SHEET = "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms"
@@ -394,14 +398,9 @@ def test_a_script_writes_rows_through_execute_tool_action(sheets_api: HttpReceiv
 
 @pytest.mark.docker
 def test_a_workflow_node_writes_the_previous_nodes_output(
-    tmp_path: Path, capfd, monkeypatch, airflow_db, sheets_api: HttpReceiver
+    wf: WorkflowBuilder, monkeypatch, sheets_api: HttpReceiver
 ) -> None:
-    from tests.test_workflows import WorkflowBuilder
-
     sheets = sheets_tool(monkeypatch, sheets_api)
-    folder = tmp_path / "records"
-    folder.mkdir()
-    wf = WorkflowBuilder(folder, capfd, monkeypatch)
     wf.node("fetch", 'cronium_output \'{"order": 7, "customer": "Zoë"}\'')
     wf.node(
         "log",

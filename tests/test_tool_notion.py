@@ -13,19 +13,20 @@ import itertools
 import json
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests import test_tool_actions
+from tests import test_tool_actions, test_workflows
 from tests.support.airflow_run import run_dag
 from tests.support.http_receiver import Answer, HttpReceiver, Request, json_answer
 from tests.test_event_dags import Factory
 from tests.test_script_events import _CAPFD, _task_logs, script_dag  # noqa: F401 - the fixture
 from tests.test_tool_actions import owner_of, tool, tool_event
+from tests.test_workflows import WorkflowBuilder
 
 factory = test_tool_actions.factory  # the fixture of the tool tests: a records folder and its DAG file
+wf = test_workflows.wf  # the fixture of the workflow tests: a records folder and its workflow
 
 TOKEN = "secret_notion_integration_token_0123456789"
 PARENT = "b55c9c91-384d-452b-81db-d1ef79372b75"
@@ -522,14 +523,9 @@ def test_a_script_appends_blocks_through_execute_tool_action(notion: NotionApi, 
 
 
 def test_a_workflow_node_that_is_a_notion_event_creates_its_page(
-    tmp_path: Path, capfd, monkeypatch, airflow_db, notion: NotionApi
+    wf: WorkflowBuilder, monkeypatch, notion: NotionApi
 ) -> None:
-    from tests.test_workflows import WorkflowBuilder
-
     conn = notion_tool(monkeypatch, notion)
-    folder = tmp_path / "records"
-    folder.mkdir()
-    wf = WorkflowBuilder(folder, capfd, monkeypatch)
     wf.node("fetch", """cronium_output '{"batch": "b-9"}'""")
     wf.node(
         "note",

@@ -13,15 +13,18 @@ import itertools
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests import test_workflows
 from tests.support.http_receiver import Answer, HttpReceiver, Request, json_answer, text_answer
 from tests.test_event_dags import Factory, dag_runs
 from tests.test_tool_actions import factory, owner_of, tool, tool_event  # noqa: F401 - the factory fixture
+from tests.test_workflows import WorkflowBuilder
+
+wf = test_workflows.wf  # the fixture of the workflow tests: a records folder and its workflow
 
 KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 TOKEN = "ATTA" + "9f8e7d6c5b4a" * 5
@@ -374,15 +377,11 @@ def test_a_conditional_action_runs_a_trello_event_and_a_trello_tool_sends_no_mes
 
 
 def test_a_workflow_whose_node_is_a_trello_create_card_event_builds_runs_and_plan_shows_the_tool(
-    tmp_path: Path, capfd: Any, monkeypatch: pytest.MonkeyPatch, airflow_db: Any, trello_api: HttpReceiver
+    wf: WorkflowBuilder, monkeypatch: pytest.MonkeyPatch, trello_api: HttpReceiver
 ) -> None:
     from tests.test_cli import run_cli
-    from tests.test_workflows import WorkflowBuilder
 
     trello = trello_tool(monkeypatch, trello_api)
-    folder = tmp_path / "records"
-    folder.mkdir()
-    wf = WorkflowBuilder(folder, capfd, monkeypatch)
     wf.node(
         "card",
         "",
@@ -402,10 +401,10 @@ def test_a_workflow_whose_node_is_a_trello_create_card_event_builds_runs_and_pla
     assert request.json() == {"idList": "inbox", "name": "Order 17", "pos": "bottom"}
     assert run.result.xcom("node_card")["result"]["cardId"] == CARD_ID
 
-    plan = run_cli("plan", str(folder))
+    plan = run_cli("plan", str(wf.folder))
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "  node_card            tool_action    all_success  File a card  (trello create-card)" in plan.stdout
-    details = json.loads(run_cli("plan", "--json", str(folder)).stdout)
+    details = json.loads(run_cli("plan", "--json", str(wf.folder)).stdout)
     [workflow] = [d for d in details["dags"] if d["kind"] == "workflow"]
     [node] = [t for t in workflow["tasks"] if t["task_id"] == "node_card"]
     assert {k: node["details"][k] for k in ("tool_type", "action_id", "tool_id")} == {
