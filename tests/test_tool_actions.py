@@ -24,6 +24,7 @@ import pytest
 
 from tests import test_workflows
 from tests.conftest import _free_port, airflow_env, venv_bin
+from tests.support.airflow_run import DagRunResult
 from tests.support.http_receiver import HttpReceiver, json_answer, text_answer
 from tests.test_event_dags import Factory, new_id
 from tests.test_workflows import WorkflowBuilder
@@ -82,6 +83,20 @@ def tool_event(
         toolActionConfig={"toolType": tool_type, "actionId": action_id, "toolId": tool_id, "parameters": parameters},
         **fields,
     )
+
+
+def run_tool_event(
+    factory: Factory,
+    tool_type: str,
+    action_id: str,
+    tool_id: int,
+    parameters: dict[str, Any],
+    conf: dict[str, Any] | None = None,
+    **fields: Any,
+) -> DagRunResult:
+    """One run of a new tool event (:func:`tool_event`), its records folder loaded anew, with ``conf`` as input."""
+    event = tool_event(factory, tool_type, action_id, tool_id, parameters, **fields)
+    return factory.run(factory.load(), event, conf)
 
 
 def test_slack_discord_teams_and_webhook_requests_are_what_the_services_document(

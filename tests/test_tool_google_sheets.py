@@ -25,7 +25,7 @@ from tests.support.airflow_run import run_dag
 from tests.support.http_receiver import Answer, HttpReceiver, Request, json_answer
 from tests.test_event_dags import Factory
 from tests.test_script_events import _CAPFD, _task_logs, script_dag  # noqa: F401
-from tests.test_tool_actions import factory, owner_of, tool, tool_event  # noqa: F401
+from tests.test_tool_actions import factory, owner_of, run_tool_event, tool, tool_event  # noqa: F401
 from tests.test_workflows import WorkflowBuilder
 
 wf = test_workflows.wf  # the fixture of the workflow tests: a records folder and its workflow
@@ -308,11 +308,9 @@ def test_a_refused_token_fails_at_once_naming_the_connection(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sheets = sheets_tool(monkeypatch, sheets_api)
-    event = tool_event(
+    result = run_tool_event(
         factory, "google-sheets", "read-data", sheets, {"spreadsheetId": "revoked", "range": "Sheet1!A1:C10"}
     )
-    module = factory.load()
-    result = factory.run(module, event)
     text = result.log_text()
     assert result.state == "failed"
     assert f"google-sheets refused the credential of connection cronium_tool_{sheets}" in text
@@ -328,11 +326,9 @@ def test_a_429_is_retried_after_its_retry_after_then_succeeds(
 ) -> None:
     """Google's 429 says ``Retry-After: 3``: the retry waits those 3 s, not the standard strategy's 1 s."""
     sheets = sheets_tool(monkeypatch, sheets_api)
-    event = tool_event(
+    result = run_tool_event(
         factory, "google-sheets", "read-data", sheets, {"spreadsheetId": "busy", "range": "Sheet1!A1:C10"}
     )
-    module = factory.load()
-    result = factory.run(module, event)
     assert result.state == "success", result.log_text()[-3000:]
     first, second = sheets_api.requests
     assert 2.9 <= second.received_at - first.received_at <= 6
@@ -484,10 +480,9 @@ def test_an_answer_over_max_http_response_bytes_fails_the_action_and_is_not_kept
     ).start()
     try:
         sheets = sheets_tool(monkeypatch, server)
-        event = tool_event(
+        result = run_tool_event(
             factory, "google-sheets", "read-data", sheets, {"spreadsheetId": SHEET, "range": "Sheet1!A1:C10"}
         )
-        result = factory.run(factory.load(), event)
     finally:
         server.stop()
     assert result.state == "failed"
@@ -502,10 +497,14 @@ def test_a_range_of_dots_is_refused_and_reaches_no_other_api_path(
     """A range ``..`` from a run's input would be sent as ``.../values/..`` (``requests`` unquotes ``%2E``), which
     a server reads as the spreadsheet itself (``spreadsheets.get``): it is refused, and nothing is sent."""
     sheets = sheets_tool(monkeypatch, sheets_api)
-    event = tool_event(
-        factory, "google-sheets", "read-data", sheets, {"spreadsheetId": SHEET, "range": "{{cronium.input.range}}"}
+    result = run_tool_event(
+        factory,
+        "google-sheets",
+        "read-data",
+        sheets,
+        {"spreadsheetId": SHEET, "range": "{{cronium.input.range}}"},
+        conf={"range": ".."},
     )
-    result = factory.run(factory.load(), event, {"range": ".."})
     assert result.state == "failed"
     assert "google-sheets: range '..' is a dot segment of a URL path, no A1 range" in result.log_text()
     assert sheets_api.requests == []

@@ -21,7 +21,7 @@ import pytest
 from tests import test_workflows
 from tests.support.http_receiver import Answer, HttpReceiver, Request, json_answer, text_answer
 from tests.test_event_dags import Factory, dag_runs
-from tests.test_tool_actions import factory, owner_of, tool, tool_event  # noqa: F401 - the factory fixture
+from tests.test_tool_actions import factory, owner_of, run_tool_event, tool, tool_event  # noqa: F401 - the factory fixture
 from tests.test_workflows import WorkflowBuilder
 
 wf = test_workflows.wf  # the fixture of the workflow tests: a records folder and its workflow
@@ -194,8 +194,7 @@ def test_a_card_copied_from_a_source_sends_the_url_and_source_fields_as_given(
         "idCardSource": "c1",
         "keepFromSource": ["checklists", "labels"],
     }
-    event = tool_event(factory, "trello", "create-card", trello, params)
-    result = factory.run(factory.load(), event)
+    result = run_tool_event(factory, "trello", "create-card", trello, params)
     assert result.state == "success", result.log_text()[-3000:]
     [card] = trello_api.requests
     assert card.json() == {
@@ -231,8 +230,14 @@ def test_a_card_id_is_one_path_segment_of_trellos_url(
 ) -> None:
     """A card id from a run's input cannot reach another route of the API (``../boards/x``)."""
     trello = trello_tool(monkeypatch, trello_api)
-    event = tool_event(factory, "trello", "move-card", trello, {"cardId": "{{cronium.input.card}}", "pos": "top"})
-    result = factory.run(factory.load(), event, {"card": "../boards/b1"})
+    result = run_tool_event(
+        factory,
+        "trello",
+        "move-card",
+        trello,
+        {"cardId": "{{cronium.input.card}}", "pos": "top"},
+        conf={"card": "../boards/b1"},
+    )
     assert result.state == "failed"
     [request] = trello_api.requests
     assert urlsplit(request.path).path == "/1/cards/..%2Fboards%2Fb1"
@@ -245,8 +250,7 @@ def test_a_refused_trello_key_fails_at_once_naming_the_connection_and_never_show
 ) -> None:
     wrong_key = "0" * 32
     trello = trello_tool(monkeypatch, trello_api, key=wrong_key)
-    event = tool_event(factory, "trello", "create-card", trello, {"listId": "L", "name": "n"})
-    result = factory.run(factory.load(), event)
+    result = run_tool_event(factory, "trello", "create-card", trello, {"listId": "L", "name": "n"})
     assert result.state == "failed"
     assert len(trello_api.requests) == 1  # a refused credential is never retried
     text = result.log_text()
@@ -261,8 +265,9 @@ def test_a_card_the_token_may_not_change_fails_at_once_naming_the_connection(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     trello = trello_tool(monkeypatch, trello_api)
-    event = tool_event(factory, "trello", "move-card", trello, {"cardId": "not-yours", "destinationListId": "done"})
-    result = factory.run(factory.load(), event)
+    result = run_tool_event(
+        factory, "trello", "move-card", trello, {"cardId": "not-yours", "destinationListId": "done"}
+    )
     assert result.state == "failed"
     assert len(trello_api.requests) == 1
     assert f"trello refused the credential of connection cronium_tool_{trello}" in result.log_text()
@@ -277,8 +282,7 @@ def test_a_trello_error_answer_in_json_fails_with_its_message_as_cronium_reports
     """Cronium's Trello actions fail with the answer's ``message``, else its ``error``
     (apps/cronium-app/src/tools/plugins/trello/actions/move-card.ts:174-182)."""
     trello = trello_tool(monkeypatch, trello_api)
-    event = tool_event(factory, "trello", "move-card", trello, {"cardId": "archived", "destinationListId": "done"})
-    result = factory.run(factory.load(), event)
+    result = run_tool_event(factory, "trello", "move-card", trello, {"cardId": "archived", "destinationListId": "done"})
     assert result.state == "failed"
     assert "trello answered HTTP 400: Card is archived" in result.log_text()
     assert "CARD_ARCHIVED" not in result.log_text()
@@ -300,8 +304,7 @@ def test_a_network_error_names_no_key_or_token(
             "password": TOKEN,
         },
     )
-    event = tool_event(factory, "trello", "create-card", trello, {"listId": "L", "name": "n"})
-    result = factory.run(factory.load(), event)
+    result = run_tool_event(factory, "trello", "create-card", trello, {"listId": "L", "name": "n"})
     assert result.state == "failed"
     text = result.log_text()
     assert "trello POST /1/cards failed" in text
@@ -315,8 +318,7 @@ def test_a_trello_429_is_retried_after_its_retry_after_and_then_succeeds(
 ) -> None:
     """The standard strategy would wait 1 s; Trello's Retry-After of 2 s is waited instead."""
     trello = trello_tool(monkeypatch, trello_api, path="/busy")
-    event = tool_event(factory, "trello", "create-card", trello, {"listId": "L", "name": "Retry me"})
-    result = factory.run(factory.load(), event)
+    result = run_tool_event(factory, "trello", "create-card", trello, {"listId": "L", "name": "Retry me"})
     assert result.state == "success", result.log_text()[-3000:]
     refused, accepted = trello_api.requests
     assert 1.9 <= accepted.received_at - refused.received_at <= 4.0
@@ -330,8 +332,7 @@ def test_a_connection_of_another_type_named_as_trello_is_refused_and_sees_no_req
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     slack = tool(monkeypatch, {"conn_type": "slackwebhook", "password": f"{trello_api.url}/1/cards"})
-    event = tool_event(factory, "trello", "create-card", slack, {"listId": "L", "name": "n"})
-    result = factory.run(factory.load(), event)
+    result = run_tool_event(factory, "trello", "create-card", slack, {"listId": "L", "name": "n"})
     assert result.state == "failed"
     assert f"tool connection cronium_tool_{slack} is a slack tool" in result.log_text()
     assert trello_api.requests == []
@@ -449,8 +450,9 @@ def test_a_card_id_of_dots_stays_a_card_id_and_reaches_no_other_route(
     """A card id ``..`` from a run's input would be sent as ``/1/cards/..`` (``requests`` unquotes ``%2E``), which
     a server reads as ``/1/``: it is refused, and nothing is sent."""
     trello = trello_tool(monkeypatch, trello_api)
-    event = tool_event(factory, "trello", "move-card", trello, {"cardId": "{{cronium.input.card}}", "pos": "top"})
-    result = factory.run(factory.load(), event, {"card": ".."})
+    result = run_tool_event(
+        factory, "trello", "move-card", trello, {"cardId": "{{cronium.input.card}}", "pos": "top"}, conf={"card": ".."}
+    )
     assert result.state == "failed"
     assert "trello: id '..' is a dot segment of a URL path, no Trello id" in result.log_text()
     assert trello_api.requests == []
@@ -465,8 +467,7 @@ def test_an_answer_over_max_http_response_bytes_fails_the_action_and_is_not_kept
     server = HttpReceiver(routes={"POST /1/cards": lambda r: (200, {"Content-Type": "application/json"}, huge)}).start()
     try:
         trello = trello_tool(monkeypatch, server)
-        event = tool_event(factory, "trello", "create-card", trello, {"listId": "L", "name": "n"})
-        result = factory.run(factory.load(), event)
+        result = run_tool_event(factory, "trello", "create-card", trello, {"listId": "L", "name": "n"})
     finally:
         server.stop()
     assert result.state == "failed"
