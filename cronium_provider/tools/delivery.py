@@ -464,9 +464,6 @@ def message_parameters(
     without one is titled ``Event <name>`` (apps/cronium-app/src/lib/scheduler/event-handlers.ts:319-342).
     Every text of them is then rendered as a template (the message and the subject are templates)."""
     tool = tool_type.lower()
-    if tool == "google-sheets":
-        # Cronium's SEND_MESSAGE knows only email, Slack, Discord and Teams (event-handlers.ts:252-265)
-        raise ToolActionError(f"Tool type {tool_type} does not support send message actions")
     if tool == "email":
         default_subject = f"Event {'Success' if succeeded else 'Failure'}: {event_name}"
         return {"to": addresses or "", "subject": subject or default_subject, "body": message}
