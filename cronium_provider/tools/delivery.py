@@ -129,25 +129,22 @@ def json_list(action_id: str, params: Mapping[str, Any], key: str) -> list[Any] 
     value = params.get(key)
     if value is None or value == "":
         return None
+    too_deep = f"{action_id} '{key}': {key} JSON nests more than {MAX_JSON_DEPTH} levels of lists and objects"
     parsed = value
     if isinstance(value, str):
-        if len(value.encode("utf-8", errors="replace")) > MAX_JSON_TEXT_BYTES:
+        size = len(value.encode("utf-8", errors="replace"))
+        if size > MAX_JSON_TEXT_BYTES:
             raise ToolActionError(
-                f"{action_id} '{key}': {key} JSON is {len(value.encode('utf-8', errors='replace'))} bytes, above "
-                f"the limit of {MAX_JSON_TEXT_BYTES}"
+                f"{action_id} '{key}': {key} JSON is {size} bytes, above the limit of {MAX_JSON_TEXT_BYTES}"
             )
         try:
             parsed = json.loads(value)
         except RecursionError:
-            raise ToolActionError(
-                f"{action_id} '{key}': {key} JSON nests more than {MAX_JSON_DEPTH} levels of lists and objects"
-            ) from None
+            raise ToolActionError(too_deep) from None
         except ValueError as exc:
             raise ToolActionError(f"{action_id} '{key}': Failed to parse {key} JSON: {exc}") from None
     if deeper_than(parsed, MAX_JSON_DEPTH):
-        raise ToolActionError(
-            f"{action_id} '{key}': {key} JSON nests more than {MAX_JSON_DEPTH} levels of lists and objects"
-        )
+        raise ToolActionError(too_deep)
     if isinstance(parsed, Mapping) and isinstance(parsed.get(key), list):
         return list(parsed[key])
     if isinstance(parsed, list):
