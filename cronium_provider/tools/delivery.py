@@ -18,7 +18,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from cronium_provider.exceptions import ToolActionError, ToolHTTPError
 from cronium_provider.limits import deeper_than
-from cronium_provider.tools import google_sheets, notion
+from cronium_provider.tools import google_sheets, notion, trello
 from cronium_provider.tools.catalogue import unsupported_reason
 
 CONN_TYPE_TOOLS = {
@@ -241,8 +241,6 @@ def validate(tool_type: str, action_id: str, params: Mapping[str, Any]) -> None:
             if not params.get(name):
                 raise ToolActionError(f"send-email needs '{name}'")
     if tool == "trello":
-        from cronium_provider.tools import trello
-
         trello.validate(action_id, params)
     if tool == "notion":
         notion.validate(action_id, params)
@@ -439,9 +437,7 @@ def sender(tool_type: str, action_id: str) -> Callable[[str, Mapping[str, Any]],
     if tool == "google-sheets":
         return lambda conn_id, params: google_sheets.send(conn_id, params, action_id)
     if tool == "trello":
-        from cronium_provider.tools.trello import send_trello
-
-        return lambda conn_id, params: send_trello(conn_id, params, action_id)
+        return lambda conn_id, params: trello.send_trello(conn_id, params, action_id)
     if tool == "notion":
         return notion.sender(action_id)
     return send_webhook
