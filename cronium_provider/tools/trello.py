@@ -95,8 +95,7 @@ def parse(action_id: str, params: Mapping[str, Any]) -> Any:
     try:
         parsed = MODELS[action_id].model_validate(dict(params))
     except ValidationError as exc:
-        problems = "; ".join(f"'{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors()[:5])
-        raise ToolActionError(f"trello {action_id}: {problems}") from None
+        raise ToolActionError.of_schema(f"trello {action_id}", exc, most=5) from None
     if isinstance(parsed, MoveCard) and not (
         parsed.destinationListId or parsed.destinationBoardId or parsed.pos is not None
     ):
