@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from cronium_provider.exceptions import ToolActionError, ToolHTTPError
-from cronium_provider.limits import deeper_than
+from cronium_provider.limits import MAX_JSON_DEPTH, MAX_JSON_TEXT_BYTES, deeper_than
 from cronium_provider.tools import google_sheets, notion, trello
 from cronium_provider.tools.catalogue import unsupported_reason
 
@@ -35,10 +35,6 @@ HTTP_TOOLS = ("teams", "webhook")  # an ``http`` connection serves one of these,
 TOOL_TYPE_KEY = "tool_type"
 OWNER_KEY = "owner"  # the Cronium user (``userId``) the tool belongs to
 DISCORD_CONTENT_LIMIT = 2000
-# Slack's ``blocks`` and Discord's ``embeds`` given as JSON text: at most this long and this deep (Slack takes 50
-# blocks, Discord 10 embeds of 6000 characters: an honest list is a few KiB, a few levels deep)
-MAX_JSON_TEXT_BYTES = 256 * 1024
-MAX_JSON_DEPTH = 64
 TEAMS_DEFAULT_COLOR = "0078D4"
 
 
