@@ -100,6 +100,12 @@ def trello_tool(monkeypatch: pytest.MonkeyPatch, api: HttpReceiver, *, key: str 
     )
 
 
+@pytest.fixture
+def trello(monkeypatch: pytest.MonkeyPatch, trello_api: HttpReceiver) -> int:
+    """The id of a Trello tool whose connection holds the right key and token and points at ``trello_api``."""
+    return trello_tool(monkeypatch, trello_api)
+
+
 def assert_trello_request(request: Request, method: str, path: str) -> None:
     assert (request.method, urlsplit(request.path).path) == (method, path)
     assert query(request) == {"key": [KEY], "token": [TOKEN]}
@@ -109,9 +115,8 @@ def assert_trello_request(request: Request, method: str, path: str) -> None:
 def test_each_trello_action_of_an_event_sends_what_trello_documents_and_returns_cronium_result(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    trello: int,
 ) -> None:
-    trello = trello_tool(monkeypatch, trello_api)
     create = tool_event(
         factory,
         "trello",
@@ -183,10 +188,9 @@ def test_each_trello_action_of_an_event_sends_what_trello_documents_and_returns_
 def test_a_card_copied_from_a_source_sends_the_url_and_source_fields_as_given(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    trello: int,
 ) -> None:
     """create-card.ts:205-216: ``urlSource`` goes as written (no ``/`` added), ``keepFromSource`` joined by commas."""
-    trello = trello_tool(monkeypatch, trello_api)
     params = {
         "listId": "L",
         "name": "Copy",
@@ -210,9 +214,8 @@ def test_a_card_copied_from_a_source_sends_the_url_and_source_fields_as_given(
 def test_trello_parameters_against_cronium_schema_fail_naming_the_parameter_and_send_nothing(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    trello: int,
 ) -> None:
-    trello = trello_tool(monkeypatch, trello_api)
     nowhere = tool_event(factory, "trello", "move-card", trello, {"cardId": CARD_ID})
     no_list = tool_event(factory, "trello", "create-card", trello, {"name": "x"})
     module = factory.load()
@@ -226,10 +229,9 @@ def test_trello_parameters_against_cronium_schema_fail_naming_the_parameter_and_
 def test_a_card_id_is_one_path_segment_of_trellos_url(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    trello: int,
 ) -> None:
     """A card id from a run's input cannot reach another route of the API (``../boards/x``)."""
-    trello = trello_tool(monkeypatch, trello_api)
     result = run_tool_event(
         factory,
         "trello",
@@ -262,9 +264,8 @@ def test_a_refused_trello_key_fails_at_once_naming_the_connection_and_never_show
 def test_a_card_the_token_may_not_change_fails_at_once_naming_the_connection(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    trello: int,
 ) -> None:
-    trello = trello_tool(monkeypatch, trello_api)
     result = run_tool_event(
         factory, "trello", "move-card", trello, {"cardId": "not-yours", "destinationListId": "done"}
     )
@@ -277,11 +278,10 @@ def test_a_card_the_token_may_not_change_fails_at_once_naming_the_connection(
 def test_a_trello_error_answer_in_json_fails_with_its_message_as_cronium_reports_it(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    trello: int,
 ) -> None:
     """Cronium's Trello actions fail with the answer's ``message``, else its ``error``
     (apps/cronium-app/src/tools/plugins/trello/actions/move-card.ts:174-182)."""
-    trello = trello_tool(monkeypatch, trello_api)
     result = run_tool_event(factory, "trello", "move-card", trello, {"cardId": "archived", "destinationListId": "done"})
     assert result.state == "failed"
     assert "trello answered HTTP 400: Card is archived" in result.log_text()
@@ -341,12 +341,11 @@ def test_a_connection_of_another_type_named_as_trello_is_refused_and_sees_no_req
 def test_a_conditional_action_runs_a_trello_event_and_a_trello_tool_sends_no_message(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    trello: int,
 ) -> None:
     """Cronium's conditional actions reach Trello as a SCRIPT action whose target is a Trello event; a
     SEND_MESSAGE through a Trello tool is refused by Cronium's handler ("does not support send message actions",
     apps/cronium-app/src/lib/scheduler/event-handlers.ts:253-266) and sends nothing."""
-    trello = trello_tool(monkeypatch, trello_api)
     card = tool_event(
         factory, "trello", "create-card", trello, {"listId": "L", "name": "After {{cronium.event.name}}"}, name="card"
     )
@@ -378,11 +377,10 @@ def test_a_conditional_action_runs_a_trello_event_and_a_trello_tool_sends_no_mes
 
 
 def test_a_workflow_whose_node_is_a_trello_create_card_event_builds_runs_and_plan_shows_the_tool(
-    wf: WorkflowBuilder, monkeypatch: pytest.MonkeyPatch, trello_api: HttpReceiver
+    wf: WorkflowBuilder, trello: int, trello_api: HttpReceiver
 ) -> None:
     from tests.test_cli import run_cli
 
-    trello = trello_tool(monkeypatch, trello_api)
     wf.node(
         "card",
         "",
@@ -417,12 +415,11 @@ def test_a_workflow_whose_node_is_a_trello_create_card_event_builds_runs_and_pla
 
 @pytest.mark.docker
 def test_a_scripts_execute_tool_action_creates_a_trello_card_after_it_ends(
-    trello_api: HttpReceiver, monkeypatch: pytest.MonkeyPatch, capfd: Any, airflow_db: Any
+    trello_api: HttpReceiver, trello: int, capfd: Any, airflow_db: Any
 ) -> None:
     from tests.support.airflow_run import run_dag
     from tests.test_script_events import script_dag
 
-    trello = trello_tool(monkeypatch, trello_api)
     script = (
         f'cronium.execute_tool_action("trello", "create-card", {{"toolId": {trello}, "listId": "L9", '
         '"name": "From a script", "pos": "top"})\nprint("the script ended")\n'
@@ -445,11 +442,10 @@ def test_a_scripts_execute_tool_action_creates_a_trello_card_after_it_ends(
 def test_a_card_id_of_dots_stays_a_card_id_and_reaches_no_other_route(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    trello: int,
 ) -> None:
     """A card id ``..`` from a run's input would be sent as ``/1/cards/..`` (``requests`` unquotes ``%2E``), which
     a server reads as ``/1/``: it is refused, and nothing is sent."""
-    trello = trello_tool(monkeypatch, trello_api)
     result = run_tool_event(
         factory, "trello", "move-card", trello, {"cardId": "{{cronium.input.card}}", "pos": "top"}, conf={"card": ".."}
     )
