@@ -138,6 +138,12 @@ def sheets_tool(monkeypatch: pytest.MonkeyPatch, api: HttpReceiver, owner: str |
     return tool(monkeypatch, {"conn_type": "cronium_google_sheets", "host": api.url, "password": TOKEN, **extra})
 
 
+@pytest.fixture
+def sheets(monkeypatch: pytest.MonkeyPatch, sheets_api: HttpReceiver) -> int:
+    """The id of a Google Sheets tool whose connection holds the token and points at ``sheets_api``."""
+    return sheets_tool(monkeypatch, sheets_api)
+
+
 def query(request: Request) -> dict[str, list[str]]:
     return parse_qs(urlsplit(request.path).query)
 
@@ -274,9 +280,8 @@ def test_each_sheets_action_sends_googles_request_and_returns_croniums_result(
 def test_bad_sheets_parameters_fail_naming_them_and_nothing_is_sent(
     factory: Factory,  # noqa: F811 - the fixture imported above
     sheets_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    sheets: int,
 ) -> None:
-    sheets = sheets_tool(monkeypatch, sheets_api)
     no_range = tool_event(factory, "google-sheets", "read-data", sheets, {"spreadsheetId": SHEET})
     bad_values = tool_event(
         factory, "google-sheets", "write-data", sheets, {"spreadsheetId": SHEET, "range": "A1", "values": "1,2"}
@@ -305,9 +310,8 @@ def test_bad_sheets_parameters_fail_naming_them_and_nothing_is_sent(
 def test_a_refused_token_fails_at_once_naming_the_connection(
     factory: Factory,  # noqa: F811 - the fixture imported above
     sheets_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    sheets: int,
 ) -> None:
-    sheets = sheets_tool(monkeypatch, sheets_api)
     result = run_tool_event(
         factory, "google-sheets", "read-data", sheets, {"spreadsheetId": "revoked", "range": "Sheet1!A1:C10"}
     )
@@ -322,10 +326,9 @@ def test_a_refused_token_fails_at_once_naming_the_connection(
 def test_a_429_is_retried_after_its_retry_after_then_succeeds(
     factory: Factory,  # noqa: F811 - the fixture imported above
     sheets_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    sheets: int,
 ) -> None:
     """Google's 429 says ``Retry-After: 3``: the retry waits those 3 s, not the standard strategy's 1 s."""
-    sheets = sheets_tool(monkeypatch, sheets_api)
     result = run_tool_event(
         factory, "google-sheets", "read-data", sheets, {"spreadsheetId": "busy", "range": "Sheet1!A1:C10"}
     )
@@ -357,10 +360,9 @@ def test_a_connection_of_another_type_is_refused_as_a_sheets_tool(
 def test_a_send_message_action_through_a_sheets_tool_is_refused_as_cronium_does(
     factory: Factory,  # noqa: F811 - the fixture imported above
     sheets_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    sheets: int,
 ) -> None:
     """Cronium's SEND_MESSAGE knows only email, Slack, Discord and Teams tools (event-handlers.ts:252-265)."""
-    sheets = sheets_tool(monkeypatch, sheets_api)
     event = factory.event(
         name="notify",
         userId=owner_of(factory),
@@ -374,8 +376,7 @@ def test_a_send_message_action_through_a_sheets_tool_is_refused_as_cronium_does(
 
 
 @pytest.mark.docker
-def test_a_script_writes_rows_through_execute_tool_action(sheets_api: HttpReceiver, monkeypatch, airflow_db) -> None:
-    sheets = sheets_tool(monkeypatch, sheets_api)
+def test_a_script_writes_rows_through_execute_tool_action(sheets_api: HttpReceiver, sheets: int, airflow_db) -> None:
     script = (
         "cronium.execute_tool_action('google-sheets', 'write-data', "
         f"{{'toolId': {sheets}, 'spreadsheetId': '{SHEET}', 'range': 'Sheet1!A1', 'values': [['total', 42]]}})\n"
@@ -394,9 +395,8 @@ def test_a_script_writes_rows_through_execute_tool_action(sheets_api: HttpReceiv
 
 @pytest.mark.docker
 def test_a_workflow_node_writes_the_previous_nodes_output(
-    wf: WorkflowBuilder, monkeypatch, sheets_api: HttpReceiver
+    wf: WorkflowBuilder, sheets: int, sheets_api: HttpReceiver
 ) -> None:
-    sheets = sheets_tool(monkeypatch, sheets_api)
     wf.node("fetch", 'cronium_output \'{"order": 7, "customer": "Zoë"}\'')
     wf.node(
         "log",
@@ -492,11 +492,10 @@ def test_an_answer_over_max_http_response_bytes_fails_the_action_and_is_not_kept
 def test_a_range_of_dots_is_refused_and_reaches_no_other_api_path(
     factory: Factory,  # noqa: F811 - the fixture imported above
     sheets_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    sheets: int,
 ) -> None:
     """A range ``..`` from a run's input would be sent as ``.../values/..`` (``requests`` unquotes ``%2E``), which
     a server reads as the spreadsheet itself (``spreadsheets.get``): it is refused, and nothing is sent."""
-    sheets = sheets_tool(monkeypatch, sheets_api)
     result = run_tool_event(
         factory,
         "google-sheets",
