@@ -7,9 +7,12 @@ a hook or the command line raises one of these.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class CroniumException(AirflowException):
@@ -132,6 +135,14 @@ class HttpRequestFailed(CroniumException):
 # -- tool actions --------------------------------------------------------------------------------------
 class ToolActionError(CroniumInvalidParameter):
     """Parameters that break the action's rules (raised before anything is sent)."""
+
+    @classmethod
+    def of_schema(cls, action: str, exc: ValidationError, most: int | None = None) -> ToolActionError:
+        """``<action>: '<field.path>': <problem>; ...`` for the (first ``most``) problems of a parameters model."""
+        problems = "; ".join(
+            f"'{'.'.join(str(part) for part in error['loc'])}': {error['msg']}" for error in exc.errors()[:most]
+        )
+        return cls(f"{action}: {problems}")
 
 
 class ToolHTTPError(CroniumException):

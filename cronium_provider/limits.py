@@ -5,6 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# A tool parameter given as JSON text (Slack's ``blocks``, Discord's ``embeds``, Notion's blocks and properties):
+# at most this long and this deep (Slack takes 50 blocks, Discord 10 embeds of 6000 characters: an honest value
+# is a few KiB, a few levels deep)
+MAX_JSON_TEXT_BYTES = 256 * 1024
+MAX_JSON_DEPTH = 64
+
 
 def deeper_than(value: Any, limit: int) -> bool:
     """Whether ``value`` nests objects and lists more than ``limit`` levels deep (checked without recursion,

@@ -22,10 +22,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests import test_workflows
 from tests.conftest import _free_port, airflow_env, venv_bin
+from tests.support.airflow_run import DagRunResult
 from tests.support.http_receiver import HttpReceiver, json_answer, text_answer
 from tests.test_event_dags import Factory, new_id
+from tests.test_workflows import WorkflowBuilder
 
+wf = test_workflows.wf  # the fixture of the workflow tests: a records folder and its workflow
 _tool_ids = itertools.count(new_id())
 
 
@@ -79,6 +83,20 @@ def tool_event(
         toolActionConfig={"toolType": tool_type, "actionId": action_id, "toolId": tool_id, "parameters": parameters},
         **fields,
     )
+
+
+def run_tool_event(
+    factory: Factory,
+    tool_type: str,
+    action_id: str,
+    tool_id: int,
+    parameters: dict[str, Any],
+    conf: dict[str, Any] | None = None,
+    **fields: Any,
+) -> DagRunResult:
+    """One run of a new tool event (:func:`tool_event`), its records folder loaded anew, with ``conf`` as input."""
+    event = tool_event(factory, tool_type, action_id, tool_id, parameters, **fields)
+    return factory.run(factory.load(), event, conf)
 
 
 def test_slack_discord_teams_and_webhook_requests_are_what_the_services_document(
@@ -339,14 +357,11 @@ def test_rate_limit_holds_across_four_task_processes(
 
 @pytest.mark.docker
 def test_a_failing_workflow_node_sends_its_slack_message(
-    tmp_path: Path, capfd, monkeypatch, airflow_db, receiver: HttpReceiver
+    wf: WorkflowBuilder, monkeypatch, receiver: HttpReceiver
 ) -> None:
-    from tests.test_workflows import WorkflowBuilder, ok
+    from tests.test_workflows import ok
 
     slack = tool(monkeypatch, {"conn_type": "slackwebhook", "password": f"{receiver.url}/services/T000/B000/slack"})
-    folder = tmp_path / "records"
-    folder.mkdir()
-    wf = WorkflowBuilder(folder, capfd, monkeypatch)
     wf.node("fetch", 'cronium_output \'{"order": 7, "customer": "Zoë"}\'')
     wf.node(
         "charge",

@@ -19,12 +19,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests import test_workflows
 from tests.conftest import venv_bin
 from tests.support.airflow_run import run_dag
 from tests.support.http_receiver import Answer, HttpReceiver, Request, json_answer
 from tests.test_event_dags import Factory
 from tests.test_script_events import _CAPFD, _task_logs, script_dag  # noqa: F401
-from tests.test_tool_actions import factory, owner_of, tool, tool_event  # noqa: F401
+from tests.test_tool_actions import factory, owner_of, run_tool_event, tool, tool_event  # noqa: F401
+from tests.test_workflows import WorkflowBuilder
+
+wf = test_workflows.wf  # the fixture of the workflow tests: a records folder and its workflow
 
 TOKEN = "ya29.sheets-access-token-secret"
 SHEET = "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms"
@@ -132,6 +136,12 @@ def sheets_api() -> Iterator[HttpReceiver]:
 def sheets_tool(monkeypatch: pytest.MonkeyPatch, api: HttpReceiver, owner: str | None = None) -> int:
     extra = {"extra": json.dumps({"owner": owner})} if owner else {}
     return tool(monkeypatch, {"conn_type": "cronium_google_sheets", "host": api.url, "password": TOKEN, **extra})
+
+
+@pytest.fixture
+def sheets(monkeypatch: pytest.MonkeyPatch, sheets_api: HttpReceiver) -> int:
+    """The id of a Google Sheets tool whose connection holds the token and points at ``sheets_api``."""
+    return sheets_tool(monkeypatch, sheets_api)
 
 
 def query(request: Request) -> dict[str, list[str]]:
@@ -270,9 +280,8 @@ def test_each_sheets_action_sends_googles_request_and_returns_croniums_result(
 def test_bad_sheets_parameters_fail_naming_them_and_nothing_is_sent(
     factory: Factory,  # noqa: F811 - the fixture imported above
     sheets_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    sheets: int,
 ) -> None:
-    sheets = sheets_tool(monkeypatch, sheets_api)
     no_range = tool_event(factory, "google-sheets", "read-data", sheets, {"spreadsheetId": SHEET})
     bad_values = tool_event(
         factory, "google-sheets", "write-data", sheets, {"spreadsheetId": SHEET, "range": "A1", "values": "1,2"}
@@ -301,14 +310,11 @@ def test_bad_sheets_parameters_fail_naming_them_and_nothing_is_sent(
 def test_a_refused_token_fails_at_once_naming_the_connection(
     factory: Factory,  # noqa: F811 - the fixture imported above
     sheets_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    sheets: int,
 ) -> None:
-    sheets = sheets_tool(monkeypatch, sheets_api)
-    event = tool_event(
+    result = run_tool_event(
         factory, "google-sheets", "read-data", sheets, {"spreadsheetId": "revoked", "range": "Sheet1!A1:C10"}
     )
-    module = factory.load()
-    result = factory.run(module, event)
     text = result.log_text()
     assert result.state == "failed"
     assert f"google-sheets refused the credential of connection cronium_tool_{sheets}" in text
@@ -320,15 +326,12 @@ def test_a_refused_token_fails_at_once_naming_the_connection(
 def test_a_429_is_retried_after_its_retry_after_then_succeeds(
     factory: Factory,  # noqa: F811 - the fixture imported above
     sheets_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    sheets: int,
 ) -> None:
     """Google's 429 says ``Retry-After: 3``: the retry waits those 3 s, not the standard strategy's 1 s."""
-    sheets = sheets_tool(monkeypatch, sheets_api)
-    event = tool_event(
+    result = run_tool_event(
         factory, "google-sheets", "read-data", sheets, {"spreadsheetId": "busy", "range": "Sheet1!A1:C10"}
     )
-    module = factory.load()
-    result = factory.run(module, event)
     assert result.state == "success", result.log_text()[-3000:]
     first, second = sheets_api.requests
     assert 2.9 <= second.received_at - first.received_at <= 6
@@ -357,10 +360,9 @@ def test_a_connection_of_another_type_is_refused_as_a_sheets_tool(
 def test_a_send_message_action_through_a_sheets_tool_is_refused_as_cronium_does(
     factory: Factory,  # noqa: F811 - the fixture imported above
     sheets_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    sheets: int,
 ) -> None:
     """Cronium's SEND_MESSAGE knows only email, Slack, Discord and Teams tools (event-handlers.ts:252-265)."""
-    sheets = sheets_tool(monkeypatch, sheets_api)
     event = factory.event(
         name="notify",
         userId=owner_of(factory),
@@ -374,8 +376,7 @@ def test_a_send_message_action_through_a_sheets_tool_is_refused_as_cronium_does(
 
 
 @pytest.mark.docker
-def test_a_script_writes_rows_through_execute_tool_action(sheets_api: HttpReceiver, monkeypatch, airflow_db) -> None:
-    sheets = sheets_tool(monkeypatch, sheets_api)
+def test_a_script_writes_rows_through_execute_tool_action(sheets_api: HttpReceiver, sheets: int, airflow_db) -> None:
     script = (
         "cronium.execute_tool_action('google-sheets', 'write-data', "
         f"{{'toolId': {sheets}, 'spreadsheetId': '{SHEET}', 'range': 'Sheet1!A1', 'values': [['total', 42]]}})\n"
@@ -394,14 +395,8 @@ def test_a_script_writes_rows_through_execute_tool_action(sheets_api: HttpReceiv
 
 @pytest.mark.docker
 def test_a_workflow_node_writes_the_previous_nodes_output(
-    tmp_path: Path, capfd, monkeypatch, airflow_db, sheets_api: HttpReceiver
+    wf: WorkflowBuilder, sheets: int, sheets_api: HttpReceiver
 ) -> None:
-    from tests.test_workflows import WorkflowBuilder
-
-    sheets = sheets_tool(monkeypatch, sheets_api)
-    folder = tmp_path / "records"
-    folder.mkdir()
-    wf = WorkflowBuilder(folder, capfd, monkeypatch)
     wf.node("fetch", 'cronium_output \'{"order": 7, "customer": "Zoë"}\'')
     wf.node(
         "log",
@@ -485,10 +480,9 @@ def test_an_answer_over_max_http_response_bytes_fails_the_action_and_is_not_kept
     ).start()
     try:
         sheets = sheets_tool(monkeypatch, server)
-        event = tool_event(
+        result = run_tool_event(
             factory, "google-sheets", "read-data", sheets, {"spreadsheetId": SHEET, "range": "Sheet1!A1:C10"}
         )
-        result = factory.run(factory.load(), event)
     finally:
         server.stop()
     assert result.state == "failed"
@@ -498,15 +492,18 @@ def test_an_answer_over_max_http_response_bytes_fails_the_action_and_is_not_kept
 def test_a_range_of_dots_is_refused_and_reaches_no_other_api_path(
     factory: Factory,  # noqa: F811 - the fixture imported above
     sheets_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    sheets: int,
 ) -> None:
     """A range ``..`` from a run's input would be sent as ``.../values/..`` (``requests`` unquotes ``%2E``), which
     a server reads as the spreadsheet itself (``spreadsheets.get``): it is refused, and nothing is sent."""
-    sheets = sheets_tool(monkeypatch, sheets_api)
-    event = tool_event(
-        factory, "google-sheets", "read-data", sheets, {"spreadsheetId": SHEET, "range": "{{cronium.input.range}}"}
+    result = run_tool_event(
+        factory,
+        "google-sheets",
+        "read-data",
+        sheets,
+        {"spreadsheetId": SHEET, "range": "{{cronium.input.range}}"},
+        conf={"range": ".."},
     )
-    result = factory.run(factory.load(), event, {"range": ".."})
     assert result.state == "failed"
     assert "google-sheets: range '..' is a dot segment of a URL path, no A1 range" in result.log_text()
     assert sheets_api.requests == []

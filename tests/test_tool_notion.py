@@ -13,19 +13,20 @@ import itertools
 import json
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests import test_tool_actions
+from tests import test_tool_actions, test_workflows
 from tests.support.airflow_run import run_dag
 from tests.support.http_receiver import Answer, HttpReceiver, Request, json_answer
 from tests.test_event_dags import Factory
 from tests.test_script_events import _CAPFD, _task_logs, script_dag  # noqa: F401 - the fixture
-from tests.test_tool_actions import owner_of, tool, tool_event
+from tests.test_tool_actions import owner_of, run_tool_event, tool, tool_event
+from tests.test_workflows import WorkflowBuilder
 
 factory = test_tool_actions.factory  # the fixture of the tool tests: a records folder and its DAG file
+wf = test_workflows.wf  # the fixture of the workflow tests: a records folder and its workflow
 
 TOKEN = "secret_notion_integration_token_0123456789"
 PARENT = "b55c9c91-384d-452b-81db-d1ef79372b75"
@@ -410,10 +411,9 @@ def test_bad_notion_parameters_fail_naming_them_and_send_nothing(
 
 def test_a_refused_token_fails_at_once_naming_the_connection(factory: Factory, notion: NotionApi, monkeypatch) -> None:
     conn = notion_tool(monkeypatch, notion)
-    event = tool_event(
+    result = run_tool_event(
         factory, "notion", "update-database", conn, {"databaseId": "d", "pageId": DENIED, "properties": {}}
     )
-    result = factory.run(factory.load(), event)
     assert result.state == "failed"
     assert calls(notion) == [("PATCH", f"/v1/pages/{DENIED}")]  # sent once: never retried
     text = result.log_text()
@@ -425,10 +425,9 @@ def test_a_429_is_retried_after_its_retry_after_and_then_succeeds(
     factory: Factory, notion: NotionApi, monkeypatch
 ) -> None:
     conn = notion_tool(monkeypatch, notion)
-    event = tool_event(
+    result = run_tool_event(
         factory, "notion", "update-database", conn, {"databaseId": "d", "pageId": BUSY, "properties": {}}
     )
-    result = factory.run(factory.load(), event)
     assert result.state == "success", result.log_text()[-3000:]
     first, second = notion.requests
     assert (first.path, second.path) == (f"/v1/pages/{BUSY}", f"/v1/pages/{BUSY}")
@@ -459,8 +458,7 @@ def test_a_connection_of_another_type_named_as_the_notion_tool_is_refused(
     factory: Factory, notion: NotionApi, monkeypatch
 ) -> None:
     slack = tool(monkeypatch, {"conn_type": "slackwebhook", "password": f"{notion.url}/v1/pages"})
-    event = tool_event(factory, "notion", "create-page", slack, {"parentId": PARENT, "title": "t"})
-    result = factory.run(factory.load(), event)
+    result = run_tool_event(factory, "notion", "create-page", slack, {"parentId": PARENT, "title": "t"})
     assert result.state == "failed" and notion.requests == []
     assert f"cronium_tool_{slack}" in result.log_text()
 
@@ -522,14 +520,9 @@ def test_a_script_appends_blocks_through_execute_tool_action(notion: NotionApi, 
 
 
 def test_a_workflow_node_that_is_a_notion_event_creates_its_page(
-    tmp_path: Path, capfd, monkeypatch, airflow_db, notion: NotionApi
+    wf: WorkflowBuilder, monkeypatch, notion: NotionApi
 ) -> None:
-    from tests.test_workflows import WorkflowBuilder
-
     conn = notion_tool(monkeypatch, notion)
-    folder = tmp_path / "records"
-    folder.mkdir()
-    wf = WorkflowBuilder(folder, capfd, monkeypatch)
     wf.node("fetch", """cronium_output '{"batch": "b-9"}'""")
     wf.node(
         "note",
@@ -570,8 +563,7 @@ def test_an_answer_over_max_http_response_bytes_fails_the_action_and_is_not_kept
     server.start()
     try:
         conn = tool(monkeypatch, {"conn_type": "cronium_notion", "host": server.url, "password": TOKEN})
-        event = tool_event(factory, "notion", "search-content", conn, {"query": "notes"})
-        result = factory.run(factory.load(), event)
+        result = run_tool_event(factory, "notion", "search-content", conn, {"query": "notes"})
     finally:
         server.stop()
     assert result.state == "failed"

@@ -13,15 +13,18 @@ import itertools
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests import test_workflows
 from tests.support.http_receiver import Answer, HttpReceiver, Request, json_answer, text_answer
 from tests.test_event_dags import Factory, dag_runs
-from tests.test_tool_actions import factory, owner_of, tool, tool_event  # noqa: F401 - the factory fixture
+from tests.test_tool_actions import factory, owner_of, run_tool_event, tool, tool_event  # noqa: F401 - the factory fixture
+from tests.test_workflows import WorkflowBuilder
+
+wf = test_workflows.wf  # the fixture of the workflow tests: a records folder and its workflow
 
 KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 TOKEN = "ATTA" + "9f8e7d6c5b4a" * 5
@@ -97,6 +100,12 @@ def trello_tool(monkeypatch: pytest.MonkeyPatch, api: HttpReceiver, *, key: str 
     )
 
 
+@pytest.fixture
+def trello(monkeypatch: pytest.MonkeyPatch, trello_api: HttpReceiver) -> int:
+    """The id of a Trello tool whose connection holds the right key and token and points at ``trello_api``."""
+    return trello_tool(monkeypatch, trello_api)
+
+
 def assert_trello_request(request: Request, method: str, path: str) -> None:
     assert (request.method, urlsplit(request.path).path) == (method, path)
     assert query(request) == {"key": [KEY], "token": [TOKEN]}
@@ -106,9 +115,8 @@ def assert_trello_request(request: Request, method: str, path: str) -> None:
 def test_each_trello_action_of_an_event_sends_what_trello_documents_and_returns_cronium_result(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    trello: int,
 ) -> None:
-    trello = trello_tool(monkeypatch, trello_api)
     create = tool_event(
         factory,
         "trello",
@@ -180,10 +188,9 @@ def test_each_trello_action_of_an_event_sends_what_trello_documents_and_returns_
 def test_a_card_copied_from_a_source_sends_the_url_and_source_fields_as_given(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    trello: int,
 ) -> None:
     """create-card.ts:205-216: ``urlSource`` goes as written (no ``/`` added), ``keepFromSource`` joined by commas."""
-    trello = trello_tool(monkeypatch, trello_api)
     params = {
         "listId": "L",
         "name": "Copy",
@@ -191,8 +198,7 @@ def test_a_card_copied_from_a_source_sends_the_url_and_source_fields_as_given(
         "idCardSource": "c1",
         "keepFromSource": ["checklists", "labels"],
     }
-    event = tool_event(factory, "trello", "create-card", trello, params)
-    result = factory.run(factory.load(), event)
+    result = run_tool_event(factory, "trello", "create-card", trello, params)
     assert result.state == "success", result.log_text()[-3000:]
     [card] = trello_api.requests
     assert card.json() == {
@@ -208,9 +214,8 @@ def test_a_card_copied_from_a_source_sends_the_url_and_source_fields_as_given(
 def test_trello_parameters_against_cronium_schema_fail_naming_the_parameter_and_send_nothing(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    trello: int,
 ) -> None:
-    trello = trello_tool(monkeypatch, trello_api)
     nowhere = tool_event(factory, "trello", "move-card", trello, {"cardId": CARD_ID})
     no_list = tool_event(factory, "trello", "create-card", trello, {"name": "x"})
     module = factory.load()
@@ -224,12 +229,17 @@ def test_trello_parameters_against_cronium_schema_fail_naming_the_parameter_and_
 def test_a_card_id_is_one_path_segment_of_trellos_url(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    trello: int,
 ) -> None:
     """A card id from a run's input cannot reach another route of the API (``../boards/x``)."""
-    trello = trello_tool(monkeypatch, trello_api)
-    event = tool_event(factory, "trello", "move-card", trello, {"cardId": "{{cronium.input.card}}", "pos": "top"})
-    result = factory.run(factory.load(), event, {"card": "../boards/b1"})
+    result = run_tool_event(
+        factory,
+        "trello",
+        "move-card",
+        trello,
+        {"cardId": "{{cronium.input.card}}", "pos": "top"},
+        conf={"card": "../boards/b1"},
+    )
     assert result.state == "failed"
     [request] = trello_api.requests
     assert urlsplit(request.path).path == "/1/cards/..%2Fboards%2Fb1"
@@ -242,8 +252,7 @@ def test_a_refused_trello_key_fails_at_once_naming_the_connection_and_never_show
 ) -> None:
     wrong_key = "0" * 32
     trello = trello_tool(monkeypatch, trello_api, key=wrong_key)
-    event = tool_event(factory, "trello", "create-card", trello, {"listId": "L", "name": "n"})
-    result = factory.run(factory.load(), event)
+    result = run_tool_event(factory, "trello", "create-card", trello, {"listId": "L", "name": "n"})
     assert result.state == "failed"
     assert len(trello_api.requests) == 1  # a refused credential is never retried
     text = result.log_text()
@@ -255,11 +264,11 @@ def test_a_refused_trello_key_fails_at_once_naming_the_connection_and_never_show
 def test_a_card_the_token_may_not_change_fails_at_once_naming_the_connection(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    trello: int,
 ) -> None:
-    trello = trello_tool(monkeypatch, trello_api)
-    event = tool_event(factory, "trello", "move-card", trello, {"cardId": "not-yours", "destinationListId": "done"})
-    result = factory.run(factory.load(), event)
+    result = run_tool_event(
+        factory, "trello", "move-card", trello, {"cardId": "not-yours", "destinationListId": "done"}
+    )
     assert result.state == "failed"
     assert len(trello_api.requests) == 1
     assert f"trello refused the credential of connection cronium_tool_{trello}" in result.log_text()
@@ -269,13 +278,11 @@ def test_a_card_the_token_may_not_change_fails_at_once_naming_the_connection(
 def test_a_trello_error_answer_in_json_fails_with_its_message_as_cronium_reports_it(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    trello: int,
 ) -> None:
     """Cronium's Trello actions fail with the answer's ``message``, else its ``error``
     (apps/cronium-app/src/tools/plugins/trello/actions/move-card.ts:174-182)."""
-    trello = trello_tool(monkeypatch, trello_api)
-    event = tool_event(factory, "trello", "move-card", trello, {"cardId": "archived", "destinationListId": "done"})
-    result = factory.run(factory.load(), event)
+    result = run_tool_event(factory, "trello", "move-card", trello, {"cardId": "archived", "destinationListId": "done"})
     assert result.state == "failed"
     assert "trello answered HTTP 400: Card is archived" in result.log_text()
     assert "CARD_ARCHIVED" not in result.log_text()
@@ -297,8 +304,7 @@ def test_a_network_error_names_no_key_or_token(
             "password": TOKEN,
         },
     )
-    event = tool_event(factory, "trello", "create-card", trello, {"listId": "L", "name": "n"})
-    result = factory.run(factory.load(), event)
+    result = run_tool_event(factory, "trello", "create-card", trello, {"listId": "L", "name": "n"})
     assert result.state == "failed"
     text = result.log_text()
     assert "trello POST /1/cards failed" in text
@@ -312,8 +318,7 @@ def test_a_trello_429_is_retried_after_its_retry_after_and_then_succeeds(
 ) -> None:
     """The standard strategy would wait 1 s; Trello's Retry-After of 2 s is waited instead."""
     trello = trello_tool(monkeypatch, trello_api, path="/busy")
-    event = tool_event(factory, "trello", "create-card", trello, {"listId": "L", "name": "Retry me"})
-    result = factory.run(factory.load(), event)
+    result = run_tool_event(factory, "trello", "create-card", trello, {"listId": "L", "name": "Retry me"})
     assert result.state == "success", result.log_text()[-3000:]
     refused, accepted = trello_api.requests
     assert 1.9 <= accepted.received_at - refused.received_at <= 4.0
@@ -327,8 +332,7 @@ def test_a_connection_of_another_type_named_as_trello_is_refused_and_sees_no_req
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     slack = tool(monkeypatch, {"conn_type": "slackwebhook", "password": f"{trello_api.url}/1/cards"})
-    event = tool_event(factory, "trello", "create-card", slack, {"listId": "L", "name": "n"})
-    result = factory.run(factory.load(), event)
+    result = run_tool_event(factory, "trello", "create-card", slack, {"listId": "L", "name": "n"})
     assert result.state == "failed"
     assert f"tool connection cronium_tool_{slack} is a slack tool" in result.log_text()
     assert trello_api.requests == []
@@ -337,12 +341,11 @@ def test_a_connection_of_another_type_named_as_trello_is_refused_and_sees_no_req
 def test_a_conditional_action_runs_a_trello_event_and_a_trello_tool_sends_no_message(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    trello: int,
 ) -> None:
     """Cronium's conditional actions reach Trello as a SCRIPT action whose target is a Trello event; a
     SEND_MESSAGE through a Trello tool is refused by Cronium's handler ("does not support send message actions",
     apps/cronium-app/src/lib/scheduler/event-handlers.ts:253-266) and sends nothing."""
-    trello = trello_tool(monkeypatch, trello_api)
     card = tool_event(
         factory, "trello", "create-card", trello, {"listId": "L", "name": "After {{cronium.event.name}}"}, name="card"
     )
@@ -374,15 +377,10 @@ def test_a_conditional_action_runs_a_trello_event_and_a_trello_tool_sends_no_mes
 
 
 def test_a_workflow_whose_node_is_a_trello_create_card_event_builds_runs_and_plan_shows_the_tool(
-    tmp_path: Path, capfd: Any, monkeypatch: pytest.MonkeyPatch, airflow_db: Any, trello_api: HttpReceiver
+    wf: WorkflowBuilder, trello: int, trello_api: HttpReceiver
 ) -> None:
     from tests.test_cli import run_cli
-    from tests.test_workflows import WorkflowBuilder
 
-    trello = trello_tool(monkeypatch, trello_api)
-    folder = tmp_path / "records"
-    folder.mkdir()
-    wf = WorkflowBuilder(folder, capfd, monkeypatch)
     wf.node(
         "card",
         "",
@@ -402,10 +400,10 @@ def test_a_workflow_whose_node_is_a_trello_create_card_event_builds_runs_and_pla
     assert request.json() == {"idList": "inbox", "name": "Order 17", "pos": "bottom"}
     assert run.result.xcom("node_card")["result"]["cardId"] == CARD_ID
 
-    plan = run_cli("plan", str(folder))
+    plan = run_cli("plan", str(wf.folder))
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "  node_card            tool_action    all_success  File a card  (trello create-card)" in plan.stdout
-    details = json.loads(run_cli("plan", "--json", str(folder)).stdout)
+    details = json.loads(run_cli("plan", "--json", str(wf.folder)).stdout)
     [workflow] = [d for d in details["dags"] if d["kind"] == "workflow"]
     [node] = [t for t in workflow["tasks"] if t["task_id"] == "node_card"]
     assert {k: node["details"][k] for k in ("tool_type", "action_id", "tool_id")} == {
@@ -417,12 +415,11 @@ def test_a_workflow_whose_node_is_a_trello_create_card_event_builds_runs_and_pla
 
 @pytest.mark.docker
 def test_a_scripts_execute_tool_action_creates_a_trello_card_after_it_ends(
-    trello_api: HttpReceiver, monkeypatch: pytest.MonkeyPatch, capfd: Any, airflow_db: Any
+    trello_api: HttpReceiver, trello: int, capfd: Any, airflow_db: Any
 ) -> None:
     from tests.support.airflow_run import run_dag
     from tests.test_script_events import script_dag
 
-    trello = trello_tool(monkeypatch, trello_api)
     script = (
         f'cronium.execute_tool_action("trello", "create-card", {{"toolId": {trello}, "listId": "L9", '
         '"name": "From a script", "pos": "top"})\nprint("the script ended")\n'
@@ -445,13 +442,13 @@ def test_a_scripts_execute_tool_action_creates_a_trello_card_after_it_ends(
 def test_a_card_id_of_dots_stays_a_card_id_and_reaches_no_other_route(
     factory: Factory,  # noqa: F811
     trello_api: HttpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
+    trello: int,
 ) -> None:
     """A card id ``..`` from a run's input would be sent as ``/1/cards/..`` (``requests`` unquotes ``%2E``), which
     a server reads as ``/1/``: it is refused, and nothing is sent."""
-    trello = trello_tool(monkeypatch, trello_api)
-    event = tool_event(factory, "trello", "move-card", trello, {"cardId": "{{cronium.input.card}}", "pos": "top"})
-    result = factory.run(factory.load(), event, {"card": ".."})
+    result = run_tool_event(
+        factory, "trello", "move-card", trello, {"cardId": "{{cronium.input.card}}", "pos": "top"}, conf={"card": ".."}
+    )
     assert result.state == "failed"
     assert "trello: id '..' is a dot segment of a URL path, no Trello id" in result.log_text()
     assert trello_api.requests == []
@@ -466,8 +463,7 @@ def test_an_answer_over_max_http_response_bytes_fails_the_action_and_is_not_kept
     server = HttpReceiver(routes={"POST /1/cards": lambda r: (200, {"Content-Type": "application/json"}, huge)}).start()
     try:
         trello = trello_tool(monkeypatch, server)
-        event = tool_event(factory, "trello", "create-card", trello, {"listId": "L", "name": "n"})
-        result = factory.run(factory.load(), event)
+        result = run_tool_event(factory, "trello", "create-card", trello, {"listId": "L", "name": "n"})
     finally:
         server.stop()
     assert result.state == "failed"

@@ -17,18 +17,14 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from cronium_provider.exceptions import ToolActionError, ToolHTTPError
-from cronium_provider.limits import deeper_than
-from cronium_provider.tools import google_sheets, notion
+from cronium_provider.limits import MAX_JSON_DEPTH, MAX_JSON_TEXT_BYTES, deeper_than
+from cronium_provider.tools import google_sheets, notion, trello
 from cronium_provider.tools.catalogue import CONN_TYPE_TOOLS, HTTP_TOOLS, unsupported_reason
 
 # The keys of a tool connection's extra that are the provider's, not the tool's: never sent as headers.
 TOOL_TYPE_KEY = "tool_type"
 OWNER_KEY = "owner"  # the Cronium user (``userId``) the tool belongs to
 DISCORD_CONTENT_LIMIT = 2000
-# Slack's ``blocks`` and Discord's ``embeds`` given as JSON text: at most this long and this deep (Slack takes 50
-# blocks, Discord 10 embeds of 6000 characters: an honest list is a few KiB, a few levels deep)
-MAX_JSON_TEXT_BYTES = 256 * 1024
-MAX_JSON_DEPTH = 64
 TEAMS_DEFAULT_COLOR = "0078D4"
 
 
@@ -119,25 +115,22 @@ def json_list(action_id: str, params: Mapping[str, Any], key: str) -> list[Any] 
     value = params.get(key)
     if value is None or value == "":
         return None
+    too_deep = f"{action_id} '{key}': {key} JSON nests more than {MAX_JSON_DEPTH} levels of lists and objects"
     parsed = value
     if isinstance(value, str):
-        if len(value.encode("utf-8", errors="replace")) > MAX_JSON_TEXT_BYTES:
+        size = len(value.encode("utf-8", errors="replace"))
+        if size > MAX_JSON_TEXT_BYTES:
             raise ToolActionError(
-                f"{action_id} '{key}': {key} JSON is {len(value.encode('utf-8', errors='replace'))} bytes, above "
-                f"the limit of {MAX_JSON_TEXT_BYTES}"
+                f"{action_id} '{key}': {key} JSON is {size} bytes, above the limit of {MAX_JSON_TEXT_BYTES}"
             )
         try:
             parsed = json.loads(value)
         except RecursionError:
-            raise ToolActionError(
-                f"{action_id} '{key}': {key} JSON nests more than {MAX_JSON_DEPTH} levels of lists and objects"
-            ) from None
+            raise ToolActionError(too_deep) from None
         except ValueError as exc:
             raise ToolActionError(f"{action_id} '{key}': Failed to parse {key} JSON: {exc}") from None
     if deeper_than(parsed, MAX_JSON_DEPTH):
-        raise ToolActionError(
-            f"{action_id} '{key}': {key} JSON nests more than {MAX_JSON_DEPTH} levels of lists and objects"
-        )
+        raise ToolActionError(too_deep)
     if isinstance(parsed, Mapping) and isinstance(parsed.get(key), list):
         return list(parsed[key])
     if isinstance(parsed, list):
@@ -234,8 +227,6 @@ def validate(tool_type: str, action_id: str, params: Mapping[str, Any]) -> None:
             if not params.get(name):
                 raise ToolActionError(f"send-email needs '{name}'")
     if tool == "trello":
-        from cronium_provider.tools import trello
-
         trello.validate(action_id, params)
     if tool == "notion":
         notion.validate(action_id, params)
@@ -432,9 +423,7 @@ def sender(tool_type: str, action_id: str) -> Callable[[str, Mapping[str, Any]],
     if tool == "google-sheets":
         return lambda conn_id, params: google_sheets.send(conn_id, params, action_id)
     if tool == "trello":
-        from cronium_provider.tools.trello import send_trello
-
-        return lambda conn_id, params: send_trello(conn_id, params, action_id)
+        return lambda conn_id, params: trello.send_trello(conn_id, params, action_id)
     if tool == "notion":
         return notion.sender(action_id)
     return send_webhook
@@ -454,9 +443,6 @@ def message_parameters(
     without one is titled ``Event <name>`` (apps/cronium-app/src/lib/scheduler/event-handlers.ts:319-342).
     Every text of them is then rendered as a template (the message and the subject are templates)."""
     tool = tool_type.lower()
-    if tool == "google-sheets":
-        # Cronium's SEND_MESSAGE knows only email, Slack, Discord and Teams (event-handlers.ts:252-265)
-        raise ToolActionError(f"Tool type {tool_type} does not support send message actions")
     if tool == "email":
         default_subject = f"Event {'Success' if succeeded else 'Failure'}: {event_name}"
         return {"to": addresses or "", "subject": subject or default_subject, "body": message}

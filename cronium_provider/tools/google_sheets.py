@@ -86,10 +86,7 @@ def parse(action_id: str, params: Mapping[str, Any]) -> Any:
     try:
         return MODELS[action_id].model_validate(dict(params))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"'{'.'.join(str(part) for part in error['loc'])}': {error['msg']}" for error in exc.errors()
-        )
-        raise ToolActionError(f"google-sheets {action_id}: {problems}") from None
+        raise ToolActionError.of_schema(f"google-sheets {action_id}", exc) from None
 
 
 def validate(action_id: str, params: Mapping[str, Any]) -> None:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cronium_provider.exceptions import ToolActionError, ToolHTTPError
-from cronium_provider.limits import deeper_than
+from cronium_provider.limits import MAX_JSON_DEPTH, MAX_JSON_TEXT_BYTES, deeper_than
 
 ACTIONS = ("create-page", "update-database", "search-content", "manage-blocks")
 ACTION_NAMES = {
@@ -30,8 +30,6 @@ TEXT_BLOCKS = ("paragraph", "heading_1", "heading_2", "heading_3", "bulleted_lis
 PAGE_BLOCKS = (*TEXT_BLOCKS, "toggle", "to_do", "divider", "code")  # create-page.ts:7-19
 MANAGED_BLOCKS = (*PAGE_BLOCKS, "callout", "bookmark", "equation", "table_of_contents")  # manage-blocks.ts:17-33
 NOTION_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-MAX_JSON_TEXT_BYTES = 256 * 1024
-MAX_JSON_DEPTH = 64
 
 
 def _fail(action: str, message: str) -> ToolActionError:

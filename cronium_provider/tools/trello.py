@@ -90,16 +90,12 @@ def _position(value: str | float | None) -> str | float | None:
 
 
 def parse(action_id: str, params: Mapping[str, Any]) -> Any:
-    """The action's parameters checked against Cronium's schema; :class:`ToolActionError` naming the parameter."""
+    """The action's parameters checked against Cronium's schema and its move-card rule (a destination);
+    :class:`ToolActionError` naming the parameter."""
     try:
-        return MODELS[action_id].model_validate(dict(params))
+        parsed = MODELS[action_id].model_validate(dict(params))
     except ValidationError as exc:
-        problems = "; ".join(f"'{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors()[:5])
-        raise ToolActionError(f"trello {action_id}: {problems}") from None
-
-
-def validate(action_id: str, params: Mapping[str, Any]) -> None:
-    parsed = parse(action_id, params)
+        raise ToolActionError.of_schema(f"trello {action_id}", exc, most=5) from None
     if isinstance(parsed, MoveCard) and not (
         parsed.destinationListId or parsed.destinationBoardId or parsed.pos is not None
     ):
@@ -108,6 +104,11 @@ def validate(action_id: str, params: Mapping[str, Any]) -> None:
             "trello move-card: No destination specified for card move (give 'destinationListId', "
             "'destinationBoardId' or 'pos')"
         )
+    return parsed
+
+
+def validate(action_id: str, params: Mapping[str, Any]) -> None:
+    parse(action_id, params)
 
 
 def create_card_body(p: CreateCard) -> dict[str, Any]:
@@ -148,9 +149,8 @@ def send_trello(conn_id: str, params: Mapping[str, Any], action_id: str) -> dict
     """One Trello action through the ``cronium_trello`` connection ``conn_id``; Cronium's result object."""
     from cronium_provider.hooks.trello import TrelloHook, path_segment
 
-    validate(action_id, params)
-    hook = TrelloHook(trello_conn_id=conn_id)
     parsed = parse(action_id, params)
+    hook = TrelloHook(trello_conn_id=conn_id)
     if isinstance(parsed, CreateCard):
         card = hook.request("POST", "/1/cards", create_card_body(parsed))
         return {"success": True, "cardId": card.get("id"), "url": card.get("url")}  # create-card.ts:290-294
